@@ -1,0 +1,132 @@
+//! Command-line interface (clap). Parsing only: the work is in the library.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use posaudit::output::Format;
+use posaudit::scan::FailOn;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "posaudit",
+    version,
+    about = "Risk and compliance checks for POS merchant acquiring: YAML rules over merchant applications and transaction exports",
+    after_help = "Exit codes: 0 clean (nothing at or above --fail-on), 1 findings at or above --fail-on, 2 usage, input or internal error, 3 invalid rules."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan applications and transaction exports and write findings.
+    Scan(ScanArgs),
+    /// Work with the rule pack.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Generate synthetic inputs with planted violations (same seed, same bytes).
+    Gen(GenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    #[arg(long, default_value_t = 40)]
+    pub merchants: usize,
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+    /// Transactions per day across all merchants.
+    #[arg(long = "txns-per-day", default_value_t = 240)]
+    pub txns_per_day: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: posaudit::gen::GenFormat,
+    /// First day of the period.
+    #[arg(long, value_parser = parse_date, default_value = "2026-11-01")]
+    pub start: NaiveDate,
+    /// Share of merchants with one planted violation each.
+    #[arg(long, default_value_t = 0.05)]
+    pub violations: f64,
+    /// Append a few unparseable transaction rows to the last day.
+    #[arg(long = "bad-rows")]
+    pub bad_rows: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Rule folder (repeatable). Default: ./rules, else the pack built into the binary.
+    #[arg(long = "rules", value_name = "DIR")]
+    pub rules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// List the rules: id, family, severity, title.
+    List(RulesArgs),
+    /// Show one rule in full: conditions, parameters, basis and message.
+    Explain {
+        id: String,
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+    /// Check the pack without reading data (exit 3 on errors).
+    Check {
+        /// Rule folders (default: ./rules, else the built-in pack).
+        dirs: Vec<PathBuf>,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Folder holding the inputs under their conventional names
+    /// (applications.csv, transactions.csv or transactions/, fees.csv,
+    /// fee_changes.csv, or .parquet; mapping.yaml if present).
+    pub dir: Option<PathBuf>,
+    /// Applications file (overrides the folder's).
+    #[arg(long, value_name = "FILE")]
+    pub applications: Option<PathBuf>,
+    /// Transactions: a file, a folder or a glob of daily exports (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub transactions: Vec<PathBuf>,
+    /// Fees file (optional input).
+    #[arg(long, value_name = "FILE")]
+    pub fees: Option<PathBuf>,
+    /// Fee changes file (optional input).
+    #[arg(long = "fee-changes", value_name = "FILE")]
+    pub fee_changes: Option<PathBuf>,
+    /// Column mapping (YAML): header renames, amount unit, formats, encoding, delimiter.
+    #[arg(long, value_name = "FILE")]
+    pub mapping: Option<PathBuf>,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = "posaudit-out")]
+    pub out: PathBuf,
+    /// Findings formats, comma-separated or repeated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "jsonl")]
+    pub format: Vec<Format>,
+    /// The date expiry and age checks use (YYYY-MM-DD). Default: today in Asia/Shanghai.
+    #[arg(long = "as-of", value_name = "DATE", value_parser = parse_date)]
+    pub as_of: Option<NaiveDate>,
+    /// Exit 1 when a finding is at or above this severity (info, low, medium, high, critical, or never).
+    #[arg(long = "fail-on", default_value = "high")]
+    pub fail_on: FailOn,
+    /// Worker threads for reading and rules (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print nothing on success.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))
+}

@@ -1,0 +1,131 @@
+//! The engine: prepare the frames once, then evaluate every rule's plan in
+//! parallel and collect findings in a deterministic order.
+//!
+//! Threads: rules run as rayon tasks *inside polars' own pool*, so rule-level
+//! and operator-level parallelism share one set of N worker threads (N =
+//! `--threads`, else the number of cores). A second pool for rules would
+//! run up to 2N busy threads on N cores; one pool with work stealing keeps
+//! every core busy without oversubscribing.
+
+pub mod hits;
+pub mod plan;
+pub mod prepare;
+
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::findings::model::{disambiguate, sort};
+use crate::findings::Finding;
+use crate::input::FileStats;
+use crate::rules::load::{LoadedRule, RulePack};
+use crate::rules::validate::missing_column;
+use plan::{clean_polars_error, PlanContext};
+use prepare::Prepared;
+
+/// What happened to one rule in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleRun {
+    pub rule_id: String,
+    pub status: RuleStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub findings: usize,
+    /// Rows of the rule's source.
+    pub rows: usize,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStatus {
+    Ran,
+    Skipped,
+    Failed,
+}
+
+/// Run `f` on polars' thread pool (see the module comment).
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    polars_core::runtime::THREAD_POOL.install(f)
+}
+
+fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate) -> (Vec<Finding>, RuleRun) {
+    let started = Instant::now();
+    let rule = &lr.rule;
+    let done = |status, reason: Option<String>, findings: &Vec<Finding>, rows| RuleRun {
+        rule_id: rule.id.clone(),
+        status,
+        reason,
+        findings: findings.len(),
+        rows,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    };
+    let Some(base) = prepared.frames.get(&rule.source) else {
+        let v = vec![];
+        let r = done(
+            RuleStatus::Skipped,
+            Some(format!("needs the {} input, which was not given", rule.source)),
+            &v,
+            0,
+        );
+        return (v, r);
+    };
+    let schema = base.schema().clone();
+    let ctx = PlanContext { schema: &schema, as_of };
+    // Resolve on an empty frame first: an optional column the data lacks
+    // skips the rule with a reason instead of failing the run.
+    let probe = plan::build(rule, DataFrame::empty_with_schema(&schema).lazy(), &ctx)
+        .map_err(|e| e.message)
+        .and_then(|lf| {
+            lf.collect().map_err(|e| match missing_column(&e) {
+                Some(c) => format!("column `{c}` is absent from the {} input", rule.source),
+                None => clean_polars_error(&e),
+            })
+        });
+    if let Err(reason) = probe {
+        let v = vec![];
+        let status = if reason.contains("is absent") {
+            RuleStatus::Skipped
+        } else {
+            RuleStatus::Failed
+        };
+        let r = done(status, Some(reason), &v, base.height());
+        return (v, r);
+    }
+    let result = plan::build(rule, base.clone().lazy(), &ctx)
+        .map_err(|e| e.message)
+        .and_then(|lf| lf.collect().map_err(|e| clean_polars_error(&e)));
+    match result {
+        Ok(hits) => {
+            let findings = if rule.is_grouped() {
+                hits::group_findings(lr, &hits, files)
+            } else {
+                hits::row_findings(lr, &hits, files)
+            };
+            let r = done(RuleStatus::Ran, None, &findings, base.height());
+            (findings, r)
+        }
+        Err(e) => {
+            let v = vec![];
+            let r = done(RuleStatus::Failed, Some(e), &v, base.height());
+            (v, r)
+        }
+    }
+}
+
+/// Evaluate all rules; findings come back sorted, runs in rule-id order.
+pub fn run(pack: &RulePack, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate) -> (Vec<Finding>, Vec<RuleRun>) {
+    let results: Vec<(Vec<Finding>, RuleRun)> = in_pool(|| pack.rules.par_iter().map(|lr| run_one(lr, prepared, files, as_of)).collect());
+    let mut findings = Vec::new();
+    let mut runs = Vec::new();
+    for (f, r) in results {
+        findings.extend(f);
+        runs.push(r);
+    }
+    sort(&mut findings);
+    disambiguate(&mut findings);
+    (findings, runs)
+}

@@ -1,0 +1,7 @@
+//! Findings: the model, fingerprints, masking and message templates.
+
+pub mod mask;
+pub mod message;
+pub mod model;
+
+pub use model::{Finding, Source};

@@ -1,0 +1,131 @@
+//! The mapping file: how a real export differs from the canonical contract
+//! (header names, amount unit, datetime format, encoding, delimiter, enum
+//! spellings), per input.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::contract::InputKind;
+use super::values::AmountUnit;
+use super::InputError;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    #[serde(default)]
+    pub applications: InputMapping,
+    #[serde(default)]
+    pub transactions: InputMapping,
+    #[serde(default)]
+    pub fees: InputMapping,
+    #[serde(default)]
+    pub fee_changes: InputMapping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// UTF-8 (a BOM is skipped).
+    #[default]
+    Utf8,
+    Gbk,
+    Gb18030,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputMapping {
+    /// Header in the file -> canonical column name.
+    #[serde(default)]
+    pub columns: HashMap<String, String>,
+    #[serde(default)]
+    pub amount_unit: AmountUnit,
+    /// chrono format for datetime columns, e.g. `%Y%m%d%H%M%S`.
+    pub datetime_format: Option<String>,
+    /// chrono format for date columns, e.g. `%Y%m%d`.
+    pub date_format: Option<String>,
+    #[serde(default)]
+    pub encoding: Encoding,
+    /// One character; `\t` for tab.
+    pub delimiter: Option<String>,
+    /// Per column, value in the file -> canonical value (e.g. 消费 -> purchase).
+    #[serde(default)]
+    pub values: HashMap<String, HashMap<String, String>>,
+}
+
+impl Mapping {
+    pub fn load(path: &Path) -> Result<Mapping, InputError> {
+        let text = std::fs::read_to_string(path).map_err(|e| InputError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let m: Mapping = serde_yaml::from_str(&text).map_err(|e| InputError::Mapping {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        for kind in InputKind::ALL {
+            m.get(kind).validate(kind, path)?;
+        }
+        Ok(m)
+    }
+
+    pub fn get(&self, kind: InputKind) -> &InputMapping {
+        match kind {
+            InputKind::Applications => &self.applications,
+            InputKind::Transactions => &self.transactions,
+            InputKind::Fees => &self.fees,
+            InputKind::FeeChanges => &self.fee_changes,
+        }
+    }
+}
+
+impl InputMapping {
+    fn validate(&self, kind: InputKind, path: &Path) -> Result<(), InputError> {
+        let bad = |message: String| InputError::Mapping {
+            path: PathBuf::from(path),
+            message,
+        };
+        for target in self.columns.values().chain(self.values.keys()) {
+            if kind.column(target).is_none() {
+                return Err(bad(format!(
+                    "{kind}: `{target}` is not a column of the {kind} input (see the data contract)"
+                )));
+            }
+        }
+        if let Some(d) = &self.delimiter {
+            self.delimiter_byte()
+                .ok_or_else(|| bad(format!("{kind}: delimiter `{d}` must be one ASCII character")))?;
+        }
+        Ok(())
+    }
+
+    pub fn delimiter_byte(&self) -> Option<u8> {
+        match self.delimiter.as_deref() {
+            None => Some(b','),
+            Some("\\t") | Some("tab") => Some(b'\t'),
+            Some(d) if d.len() == 1 && d.is_ascii() => Some(d.as_bytes()[0]),
+            Some(_) => None,
+        }
+    }
+
+    /// The canonical name for a header as written in the file: the mapping
+    /// first, then the header itself, compared without case, blanks or BOM.
+    pub fn canonical(&self, kind: InputKind, header: &str) -> Option<&'static str> {
+        let h = normalise_header(header);
+        let target = self
+            .columns
+            .iter()
+            .find(|(from, _)| normalise_header(from) == h)
+            .map(|(_, to)| to.as_str())
+            .unwrap_or(h.as_str());
+        kind.columns().iter().find(|c| c.name.eq_ignore_ascii_case(target)).map(|c| c.name)
+    }
+}
+
+pub fn normalise_header(h: &str) -> String {
+    h.trim_start_matches('\u{feff}')
+        .trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}' || c == '*' || c == '`')
+        .to_string()
+}

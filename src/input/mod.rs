@@ -1,0 +1,292 @@
+//! Inputs: finding the files, reading them through the mapping, and
+//! accounting for every row (accepted or rejected with a reason).
+
+pub mod contract;
+pub mod mapping;
+pub mod read;
+pub mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+pub use contract::InputKind;
+use mapping::Mapping;
+pub use read::{FileStats, Header, LINE_COL, SRC_COL};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not readable as CSV: {message}")]
+    Csv { path: PathBuf, message: String },
+    #[error("{path}: not readable as Parquet: {message}")]
+    Parquet { path: PathBuf, message: String },
+    #[error("{path}: required column `{column}` of the {input} input is missing (rename it in a mapping file if the export calls it something else)")]
+    MissingColumn { path: PathBuf, input: InputKind, column: String },
+    #[error("{path}: column `{column}` appears twice")]
+    DuplicateColumn { path: PathBuf, column: String },
+    #[error("mapping file {path}: {message}")]
+    Mapping { path: PathBuf, message: String },
+    #[error("no {input} input: {hint}")]
+    Missing { input: InputKind, hint: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("internal error while reading inputs: {0}")]
+    Internal(String),
+}
+
+/// A row that was not checked, and why. Values of sensitive columns are
+/// masked before they get here.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RejectedRow {
+    pub input: InputKind,
+    pub file: String,
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl RejectedRow {
+    pub fn new(input: InputKind, file: &str, line: u64, column: &str, value: &str, reason: String) -> Self {
+        let cleaned = values::clean(value);
+        let masked = crate::findings::mask::mask_value(column, cleaned);
+        // Reasons quote the value; quote the masked one for sensitive columns.
+        let reason = if masked != cleaned {
+            reason.replace(cleaned, &masked)
+        } else {
+            reason
+        };
+        RejectedRow {
+            input,
+            file: file.to_string(),
+            line,
+            column: column.to_string(),
+            value: masked,
+            reason,
+        }
+    }
+}
+
+/// Which files make up each input.
+#[derive(Debug, Clone, Default)]
+pub struct InputPlan {
+    pub files: BTreeMap<InputKind, Vec<PathBuf>>,
+    /// Reference tables found beside the inputs (file name -> path).
+    pub reference: BTreeMap<String, PathBuf>,
+    pub mapping: Option<PathBuf>,
+    /// Files in a scanned folder that are none of the above.
+    pub ignored: Vec<PathBuf>,
+}
+
+/// Reference table names a scanned folder may hold to replace the pack's.
+pub const REFERENCE_TABLES: &[&str] = &["terminal_models.csv", "mcc.csv", "merchant_type_limits.csv"];
+
+fn is_data_file(p: &Path) -> bool {
+    matches!(
+        p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+        Some("csv" | "parquet" | "pq" | "txt")
+    )
+}
+
+fn sorted_dir(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| InputError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// Expand a `--transactions` argument: a file, a folder of files, or a glob.
+pub fn expand_path(arg: &Path) -> Result<Vec<PathBuf>, InputError> {
+    if arg.is_dir() {
+        return Ok(sorted_dir(arg)?.into_iter().filter(|p| p.is_file() && is_data_file(p)).collect());
+    }
+    if arg.exists() {
+        return Ok(vec![arg.to_path_buf()]);
+    }
+    let pattern = arg.to_string_lossy();
+    if pattern.contains(['*', '?', '[']) {
+        let mut v: Vec<PathBuf> = glob::glob(&pattern)
+            .map_err(|e| InputError::Usage(format!("bad glob `{pattern}`: {e}")))?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        v.sort();
+        if v.is_empty() {
+            return Err(InputError::Usage(format!("no file matches `{pattern}`")));
+        }
+        return Ok(v);
+    }
+    Err(InputError::Io {
+        path: arg.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+    })
+}
+
+impl InputPlan {
+    /// Find the inputs in a folder by their conventional names:
+    /// `applications.csv`, `transactions.csv` or `transactions/` or
+    /// `transactions_*.csv`, `fees.csv`, `fee_changes.csv` (or `.parquet`),
+    /// reference tables by their names, and `mapping.yaml`.
+    pub fn discover(dir: &Path) -> Result<InputPlan, InputError> {
+        if !dir.is_dir() {
+            return Err(InputError::Usage(format!("{} is not a folder", dir.display())));
+        }
+        let mut plan = InputPlan::default();
+        for path in sorted_dir(dir)? {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+            let stem = path.file_stem().and_then(|n| n.to_str()).unwrap_or("").to_ascii_lowercase();
+            if path.is_dir() {
+                if stem == "transactions" {
+                    plan.files.entry(InputKind::Transactions).or_default().extend(expand_path(&path)?);
+                } else {
+                    plan.ignored.push(path);
+                }
+                continue;
+            }
+            if REFERENCE_TABLES.contains(&name.as_str()) {
+                plan.reference.insert(name, path);
+                continue;
+            }
+            if name == "mapping.yaml" || name == "mapping.yml" {
+                plan.mapping = Some(path);
+                continue;
+            }
+            let kind = if !is_data_file(&path) {
+                None
+            } else if stem.starts_with("transactions") {
+                Some(InputKind::Transactions)
+            } else {
+                InputKind::ALL
+                    .into_iter()
+                    .find(|k| *k != InputKind::Transactions && stem == k.name())
+            };
+            match kind {
+                Some(k) => plan.files.entry(k).or_default().push(path),
+                None => plan.ignored.push(path),
+            }
+        }
+        Ok(plan)
+    }
+
+    pub fn check_required(&self) -> Result<(), InputError> {
+        for kind in [InputKind::Applications, InputKind::Transactions] {
+            if self.files.get(&kind).is_none_or(|v| v.is_empty()) {
+                return Err(InputError::Missing {
+                    input: kind,
+                    hint: format!(
+                        "put `{}.csv` in the scanned folder or pass --{}",
+                        kind.name(),
+                        kind.name().replace('_', "-")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything read from the inputs.
+pub struct Loaded {
+    pub frames: BTreeMap<InputKind, DataFrame>,
+    pub headers: BTreeMap<InputKind, Vec<Header>>,
+    /// One entry per file, in `_src` order.
+    pub stats: Vec<FileStats>,
+    pub rejected: Vec<RejectedRow>,
+}
+
+impl Loaded {
+    pub fn totals(&self, kind: InputKind) -> (u64, u64, u64) {
+        self.stats
+            .iter()
+            .filter(|s| s.input == kind)
+            .fold((0, 0, 0), |a, s| (a.0 + s.rows_read, a.1 + s.rows_accepted, a.2 + s.rows_rejected))
+    }
+}
+
+/// Read every header first (cheap), so that a missing column stops the run
+/// before any data is parsed.
+pub fn read_headers(plan: &InputPlan, mapping: &Mapping) -> Result<BTreeMap<InputKind, Vec<Header>>, InputError> {
+    let mut out = BTreeMap::new();
+    for (kind, files) in &plan.files {
+        let hs = files
+            .iter()
+            .map(|p| read::read_header(*kind, p, mapping.get(*kind)))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.insert(*kind, hs);
+    }
+    Ok(out)
+}
+
+/// Parse all files in parallel (the caller runs this inside the one thread
+/// pool) and concatenate each input's files in file order.
+pub fn load(plan: &InputPlan, mapping: &Mapping, headers: BTreeMap<InputKind, Vec<Header>>) -> Result<Loaded, InputError> {
+    let jobs: Vec<(InputKind, &PathBuf, &Header)> = plan
+        .files
+        .iter()
+        .flat_map(|(k, files)| files.iter().zip(&headers[k]).map(move |(p, h)| (*k, p, h)))
+        .collect();
+    let parsed = jobs
+        .par_iter()
+        .enumerate()
+        .map(|(i, (kind, path, header))| {
+            let display = path.to_string_lossy().to_string();
+            read::read_file(*kind, path, &display, i as u32, header, mapping.get(*kind))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
+    let mut stats = Vec::new();
+    let mut rejected = Vec::new();
+    for ((kind, _, _), file) in jobs.iter().zip(parsed) {
+        stats.push(file.stats);
+        rejected.extend(file.rejected);
+        match frames.get_mut(kind) {
+            None => {
+                frames.insert(*kind, file.df);
+            }
+            Some(df) => {
+                let aligned = align(df, file.df).map_err(|e| InputError::Internal(e.to_string()))?;
+                df.vstack_mut_owned(aligned).map_err(|e| InputError::Internal(e.to_string()))?;
+            }
+        }
+    }
+    for df in frames.values_mut() {
+        df.rechunk_mut_par();
+    }
+    Ok(Loaded {
+        frames,
+        headers,
+        stats,
+        rejected,
+    })
+}
+
+/// Files of one input can differ in optional and extra columns: give the
+/// new frame exactly the first frame's columns (nulls where it lacks one).
+fn align(first: &mut DataFrame, next: DataFrame) -> PolarsResult<DataFrame> {
+    for c in next.columns() {
+        if !first.schema().contains(c.name()) {
+            let nulls = Column::full_null(c.name().clone(), first.height(), c.dtype());
+            first.with_column(nulls)?;
+        }
+    }
+    let h = next.height();
+    let cols = first
+        .columns()
+        .iter()
+        .map(|c| match next.column(c.name()) {
+            Ok(n) => n.cast(c.dtype()),
+            Err(_) => Ok(Column::full_null(c.name().clone(), h, c.dtype())),
+        })
+        .collect::<PolarsResult<Vec<_>>>()?;
+    DataFrame::new(h, cols)
+}

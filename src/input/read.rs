@@ -1,0 +1,563 @@
+//! Reading one input file (CSV or Parquet) into a typed polars frame, row
+//! by row, so that every row is either accepted or rejected with its line
+//! and reason. Two hidden columns, `_src` (file index) and `_line`, carry
+//! each row's origin to the findings.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::contract::{ColType, ColumnSpec, InputKind, Sign};
+use super::mapping::{Encoding, InputMapping};
+use super::values::{self, Expiry};
+use super::{InputError, RejectedRow};
+
+pub const SRC_COL: &str = "_src";
+pub const LINE_COL: &str = "_line";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Csv,
+    Parquet,
+}
+
+impl FileFormat {
+    pub fn of(path: &Path) -> FileFormat {
+        match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()) {
+            Some(e) if e == "parquet" || e == "pq" => FileFormat::Parquet,
+            _ => FileFormat::Csv,
+        }
+    }
+}
+
+/// What a file's header says: where each contract column sits, and which
+/// columns are extra (kept as text, usable by rules).
+#[derive(Debug, Clone)]
+pub struct Header {
+    /// For each contract column of the input, its position in the file.
+    pub positions: Vec<Option<usize>>,
+    /// Extra columns: (position, name as written).
+    pub extras: Vec<(usize, String)>,
+}
+
+impl Header {
+    pub fn has(&self, kind: InputKind, column: &str) -> bool {
+        kind.columns()
+            .iter()
+            .position(|c| c.name == column)
+            .is_some_and(|i| self.positions[i].is_some())
+    }
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> InputError {
+    InputError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Decode a file to a UTF-8 reader according to the mapping's encoding.
+fn open_text(path: &Path, encoding: Encoding) -> Result<Box<dyn Read + Send>, InputError> {
+    let f = File::open(path).map_err(|e| io_err(path, e))?;
+    let enc = match encoding {
+        Encoding::Utf8 => encoding_rs::UTF_8,
+        Encoding::Gbk => encoding_rs::GBK,
+        Encoding::Gb18030 => encoding_rs::GB18030,
+    };
+    let reader = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(enc))
+        .bom_override(true)
+        .build(BufReader::with_capacity(1 << 20, f));
+    Ok(Box::new(reader))
+}
+
+fn csv_reader(path: &Path, mapping: &InputMapping) -> Result<csv::Reader<Box<dyn Read + Send>>, InputError> {
+    Ok(csv::ReaderBuilder::new()
+        .delimiter(mapping.delimiter_byte().unwrap_or(b','))
+        .flexible(true)
+        .from_reader(open_text(path, mapping.encoding)?))
+}
+
+/// Match headers to the contract; a missing required column is an error
+/// that names the file and the column.
+pub fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &InputMapping) -> Result<Header, InputError> {
+    let specs = kind.columns();
+    let mut positions = vec![None; specs.len()];
+    let mut extras = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        match mapping.canonical(kind, name) {
+            Some(canon) => {
+                let idx = specs
+                    .iter()
+                    .position(|c| c.name == canon)
+                    .expect("canonical name is a contract column");
+                if positions[idx].is_some() {
+                    return Err(InputError::DuplicateColumn {
+                        path: path.to_path_buf(),
+                        column: canon.to_string(),
+                    });
+                }
+                positions[idx] = Some(i);
+            }
+            None => {
+                let n = super::mapping::normalise_header(name);
+                if !n.is_empty() {
+                    extras.push((i, n));
+                }
+            }
+        }
+    }
+    if let Some(missing) = specs.iter().zip(&positions).find(|(s, p)| !s.optional && p.is_none()) {
+        return Err(InputError::MissingColumn {
+            path: path.to_path_buf(),
+            input: kind,
+            column: missing.0.name.to_string(),
+        });
+    }
+    Ok(Header { positions, extras })
+}
+
+pub fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) -> Result<Header, InputError> {
+    let names: Vec<String> = match FileFormat::of(path) {
+        FileFormat::Csv => {
+            let mut rdr = csv_reader(path, mapping)?;
+            let rec = rdr.headers().map_err(|e| InputError::Csv {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            rec.iter().map(str::to_string).collect()
+        }
+        FileFormat::Parquet => {
+            let f = File::open(path).map_err(|e| io_err(path, e))?;
+            let schema = ParquetReader::new(f).schema().map_err(|e| InputError::Parquet {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            schema.iter_names().map(|n| n.to_string()).collect()
+        }
+    };
+    resolve_header(kind, path, &names, mapping)
+}
+
+/// Per-file counts for the summary and the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileStats {
+    pub input: InputKind,
+    pub file: String,
+    pub sha256: String,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+}
+
+pub struct ParsedFile {
+    pub df: DataFrame,
+    pub stats: FileStats,
+    pub rejected: Vec<RejectedRow>,
+}
+
+/// A column under construction. Money and rates are integers (fen,
+/// millionths) until the end, when they become exact decimals.
+enum Builder {
+    Str(StringChunkedBuilder),
+    I64(Vec<Option<i64>>),
+    F64(Vec<Option<f64>>),
+    Date(Vec<Option<i32>>),
+    Expiry(Vec<Option<i32>>, Vec<Option<bool>>),
+}
+
+/// A parsed cell, before the whole row is known to be good.
+enum Cell<'a> {
+    Null,
+    Str(&'a str),
+    I64(i64),
+    F64(f64),
+    Date(i32),
+    Expiry(Option<i32>, bool),
+}
+
+struct RowParser<'m> {
+    kind: InputKind,
+    specs: &'static [ColumnSpec],
+    mapping: &'m InputMapping,
+    builders: Vec<Builder>,
+    extras: Vec<StringChunkedBuilder>,
+    src: Vec<u32>,
+    lines: Vec<u64>,
+}
+
+impl<'m> RowParser<'m> {
+    fn new(kind: InputKind, header: &Header, mapping: &'m InputMapping, capacity: usize) -> Self {
+        let specs = kind.columns();
+        let builders = specs
+            .iter()
+            .map(|s| match s.ty {
+                ColType::Str | ColType::List | ColType::Enum(_) => Builder::Str(StringChunkedBuilder::new(s.name.into(), capacity)),
+                ColType::Int | ColType::Money(_) | ColType::Rate | ColType::Number | ColType::DateTime => {
+                    Builder::I64(Vec::with_capacity(capacity))
+                }
+                ColType::Coord => Builder::F64(Vec::with_capacity(capacity)),
+                ColType::Date => Builder::Date(Vec::with_capacity(capacity)),
+                ColType::Expiry => Builder::Expiry(Vec::with_capacity(capacity), Vec::with_capacity(capacity)),
+            })
+            .collect();
+        let extras = header
+            .extras
+            .iter()
+            .map(|(_, n)| StringChunkedBuilder::new(n.as_str().into(), capacity))
+            .collect();
+        RowParser {
+            kind,
+            specs,
+            mapping,
+            builders,
+            extras,
+            src: Vec::with_capacity(capacity),
+            lines: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn parse_cell<'a>(&self, spec: &ColumnSpec, raw: &'a str) -> Result<Cell<'a>, String>
+    where
+        'm: 'a,
+    {
+        let s = values::clean(raw);
+        if s.is_empty() {
+            return if spec.required_value {
+                Err("value is empty but required".into())
+            } else {
+                Ok(Cell::Null)
+            };
+        }
+        let m: &'m InputMapping = self.mapping;
+        let s: &'a str = match m.values.get(spec.name).and_then(|vm| vm.get(s)) {
+            Some(v) => v.as_str(),
+            None => s,
+        };
+        Ok(match spec.ty {
+            ColType::Str | ColType::List => Cell::Str(s),
+            ColType::Enum(allowed) => {
+                if allowed.contains(&s) {
+                    Cell::Str(s)
+                } else {
+                    return Err(format!("`{s}` is not one of {}", allowed.join(", ")));
+                }
+            }
+            ColType::Int => Cell::I64(values::parse_int(s)?),
+            ColType::Money(sign) => {
+                let v = values::parse_money(s, m.amount_unit)?;
+                if sign == Sign::Positive && v < 0 {
+                    return Err(format!("`{s}` is negative"));
+                }
+                Cell::I64(v)
+            }
+            ColType::Rate => {
+                let v = values::parse_rate(s)?;
+                if v < 0 {
+                    return Err(format!("`{s}` is a negative rate"));
+                }
+                Cell::I64(v)
+            }
+            ColType::Number => Cell::I64(values::parse_number6(s)?),
+            ColType::Coord => Cell::F64(values::parse_coord(s)?),
+            ColType::Date => Cell::Date(values::days_since_epoch(values::parse_date(s, m.date_format.as_deref())?)),
+            ColType::DateTime => Cell::I64(values::parse_datetime(s, m.datetime_format.as_deref())?),
+            ColType::Expiry => match values::parse_expiry(s, m.date_format.as_deref())? {
+                Expiry::Permanent => Cell::Expiry(None, true),
+                Expiry::Date(d) => Cell::Expiry(Some(values::days_since_epoch(d)), false),
+            },
+        })
+    }
+
+    /// Parse one row; on success append it, on failure return the reason.
+    fn push<'a>(
+        &mut self,
+        header: &Header,
+        field: impl Fn(usize) -> Option<&'a str>,
+        src: u32,
+        line: u64,
+    ) -> Result<(), (String, String, String)>
+    where
+        'm: 'a,
+    {
+        let mut scratch: Vec<Cell<'a>> = Vec::with_capacity(self.specs.len());
+        for (spec, pos) in self.specs.iter().zip(&header.positions) {
+            let raw = pos.and_then(&field).unwrap_or("");
+            if pos.is_none() {
+                scratch.push(Cell::Null);
+                continue;
+            }
+            match self.parse_cell(spec, raw) {
+                Ok(c) => scratch.push(c),
+                Err(reason) => return Err((spec.name.to_string(), raw.to_string(), reason)),
+            }
+        }
+        for (b, cell) in self.builders.iter_mut().zip(scratch.drain(..)) {
+            match (b, cell) {
+                (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
+                (Builder::Str(b), _) => b.append_null(),
+                (Builder::I64(v), Cell::I64(x)) => v.push(Some(x)),
+                (Builder::I64(v), _) => v.push(None),
+                (Builder::F64(v), Cell::F64(x)) => v.push(Some(x)),
+                (Builder::F64(v), _) => v.push(None),
+                (Builder::Date(v), Cell::Date(x)) => v.push(Some(x)),
+                (Builder::Date(v), _) => v.push(None),
+                (Builder::Expiry(d, p), Cell::Expiry(x, perm)) => {
+                    d.push(x);
+                    p.push(Some(perm));
+                }
+                (Builder::Expiry(d, p), _) => {
+                    d.push(None);
+                    p.push(None);
+                }
+            }
+        }
+        for (b, (pos, _)) in self.extras.iter_mut().zip(&header.extras) {
+            match field(*pos).map(values::clean).filter(|s| !s.is_empty()) {
+                Some(s) => b.append_value(s),
+                None => b.append_null(),
+            }
+        }
+        self.src.push(src);
+        self.lines.push(line);
+        Ok(())
+    }
+
+    fn finish(self, header: &Header) -> PolarsResult<DataFrame> {
+        let height = self.src.len();
+        let mut cols: Vec<Column> = Vec::with_capacity(self.builders.len() + 2);
+        for ((spec, b), pos) in self.specs.iter().zip(self.builders).zip(&header.positions) {
+            // Optional columns absent from the file stay absent from the
+            // frame, so that rules needing them are skipped, not run on nulls.
+            if pos.is_none() {
+                continue;
+            }
+            let name: PlSmallStr = spec.name.into();
+            match b {
+                Builder::Str(b) => cols.push(b.finish().into_series().into_column()),
+                Builder::I64(v) => {
+                    let ca = Int64Chunked::from_iter_options(name.clone(), v.into_iter());
+                    let s = match spec.ty {
+                        ColType::Money(_) => decimal_from_scaled(ca, 2)?,
+                        ColType::Rate | ColType::Number => decimal_from_scaled(ca, 6)?,
+                        ColType::DateTime => ca.into_datetime(TimeUnit::Milliseconds, None).into_series(),
+                        _ => ca.into_series(),
+                    };
+                    cols.push(s.into_column());
+                }
+                Builder::F64(v) => cols.push(Float64Chunked::from_iter_options(name, v.into_iter()).into_series().into_column()),
+                Builder::Date(v) => cols.push(
+                    Int32Chunked::from_iter_options(name, v.into_iter())
+                        .into_date()
+                        .into_series()
+                        .into_column(),
+                ),
+                Builder::Expiry(d, p) => {
+                    cols.push(
+                        Int32Chunked::from_iter_options(name, d.into_iter())
+                            .into_date()
+                            .into_series()
+                            .into_column(),
+                    );
+                    let pname = format!("{}_permanent", spec.name);
+                    cols.push(
+                        BooleanChunked::from_iter_options(pname.into(), p.into_iter())
+                            .into_series()
+                            .into_column(),
+                    );
+                }
+            }
+        }
+        for b in self.extras {
+            cols.push(b.finish().into_series().into_column());
+        }
+        cols.push(UInt32Chunked::from_vec(SRC_COL.into(), self.src).into_series().into_column());
+        cols.push(UInt64Chunked::from_vec(LINE_COL.into(), self.lines).into_series().into_column());
+        let _ = self.kind;
+        DataFrame::new(height, cols)
+    }
+}
+
+/// Integer units (fen, millionths) to an exact Decimal(18, scale).
+pub fn decimal_from_scaled(ca: Int64Chunked, scale: usize) -> PolarsResult<Series> {
+    let name = ca.name().clone();
+    let wide: Int128Chunked = ca.iter().map(|v| v.map(|x| x as i128)).collect();
+    Ok(wide.with_name(name).into_decimal(18, scale)?.into_series())
+}
+
+/// A reader that hashes every byte it passes on, so a file is read once
+/// for both its digest and its rows.
+struct Hashing<R> {
+    inner: R,
+    hasher: std::sync::Arc<std::sync::Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.lock().expect("hasher lock").update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn read_file(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+) -> Result<ParsedFile, InputError> {
+    match FileFormat::of(path) {
+        FileFormat::Csv => read_csv(kind, path, display, src, header, mapping),
+        FileFormat::Parquet => read_parquet(kind, path, display, src, header, mapping),
+    }
+}
+
+fn read_csv(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+) -> Result<ParsedFile, InputError> {
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
+    let f = File::open(path).map_err(|e| io_err(path, e))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let raw = Hashing {
+        inner: f,
+        hasher: hasher.clone(),
+    };
+    let enc = match mapping.encoding {
+        Encoding::Utf8 => encoding_rs::UTF_8,
+        Encoding::Gbk => encoding_rs::GBK,
+        Encoding::Gb18030 => encoding_rs::GB18030,
+    };
+    let text = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(enc))
+        .bom_override(true)
+        .build(BufReader::with_capacity(1 << 20, raw));
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(mapping.delimiter_byte().unwrap_or(b','))
+        .flexible(true)
+        .from_reader(text);
+    // A rough row estimate from the file size avoids regrowing builders.
+    let capacity = (size / 120).min(50_000_000) as usize;
+    let mut parser = RowParser::new(kind, header, mapping, capacity);
+    let mut rejected = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let mut read = 0u64;
+    let csv_err = |e: csv::Error| InputError::Csv {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    rdr.headers().map_err(csv_err)?;
+    loop {
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                // A broken record (bad UTF-8, say) rejects that row only.
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                read += 1;
+                rejected.push(RejectedRow::new(kind, display, line, "", "", format!("unreadable row: {e}")));
+                continue;
+            }
+        }
+        read += 1;
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.iter().all(|f| values::clean(f).is_empty()) {
+            rejected.push(RejectedRow::new(kind, display, line, "", "", "empty row".to_string()));
+            continue;
+        }
+        let rec = &record;
+        if let Err((column, value, reason)) = parser.push(header, |i| rec.get(i), src, line) {
+            rejected.push(RejectedRow::new(kind, display, line, &column, &value, reason));
+        }
+    }
+    let df = parser.finish(header).map_err(|e| InputError::Internal(e.to_string()))?;
+    let digest = hex(&hasher.lock().expect("hasher lock").clone().finalize());
+    Ok(finish_file(kind, display, digest, read, df, rejected))
+}
+
+fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: DataFrame, rejected: Vec<RejectedRow>) -> ParsedFile {
+    let stats = FileStats {
+        input: kind,
+        file: display.to_string(),
+        sha256,
+        rows_read: read,
+        rows_accepted: df.height() as u64,
+        rows_rejected: rejected.len() as u64,
+    };
+    debug_assert_eq!(stats.rows_read, stats.rows_accepted + stats.rows_rejected);
+    ParsedFile { df, stats, rejected }
+}
+
+fn read_parquet(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+) -> Result<ParsedFile, InputError> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let digest = hex(&Sha256::digest(&bytes));
+    let pq_err = |e: PolarsError| InputError::Parquet {
+        path: PathBuf::from(path),
+        message: e.to_string(),
+    };
+    let raw = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(pq_err)?;
+    // Parquet columns go through the same text parser as CSV, so that both
+    // formats accept and reject exactly the same values.
+    let strings: Vec<Option<StringChunked>> = (0..raw.width())
+        .map(|i| {
+            let c = &raw.columns()[i];
+            let s = c.as_materialized_series();
+            let s = match s.dtype() {
+                DataType::Datetime(_, _) => s
+                    .cast(&DataType::String)
+                    .ok()?
+                    .str()
+                    .ok()?
+                    .apply_values(|v| std::borrow::Cow::Owned(v.get(..19).unwrap_or(v).to_string()))
+                    .into_series(),
+                _ => s.cast(&DataType::String).ok()?,
+            };
+            s.str().ok().cloned()
+        })
+        .collect();
+    let mut parser = RowParser::new(kind, header, mapping, raw.height());
+    let mut rejected = Vec::new();
+    for row in 0..raw.height() {
+        let line = row as u64 + 1;
+        let field = |i: usize| strings.get(i).and_then(|c| c.as_ref()).and_then(|c| c.get(row));
+        if let Err((column, value, reason)) = parser.push(header, field, src, line) {
+            rejected.push(RejectedRow::new(kind, display, line, &column, &value, reason));
+        }
+    }
+    let df = parser.finish(header).map_err(|e| InputError::Internal(e.to_string()))?;
+    Ok(finish_file(kind, display, digest, raw.height() as u64, df, rejected))
+}
+
+/// An empty frame with every contract column of the input (optional ones
+/// included) and the given extra columns: the schema rules are checked against.
+pub fn empty_frame(kind: InputKind, extras: &[String]) -> PolarsResult<DataFrame> {
+    let header = Header {
+        positions: (0..kind.columns().len()).map(Some).collect(),
+        extras: extras
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (kind.columns().len() + i, n.clone()))
+            .collect(),
+    };
+    RowParser::new(kind, &header, &InputMapping::default(), 0).finish(&header)
+}

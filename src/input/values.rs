@@ -1,0 +1,252 @@
+//! Parsing one cell of text into its typed value. Every function returns a
+//! reason on failure; the caller turns it into a rejected row.
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+/// The unit money columns are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AmountUnit {
+    #[default]
+    Yuan,
+    Fen,
+}
+
+/// Strip what spreadsheet exports wrap around values: surrounding blanks,
+/// WeChat's leading backtick, a leading apostrophe and `="..."`.
+pub fn clean(raw: &str) -> &str {
+    let mut s = raw.trim();
+    if let Some(inner) = s.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
+        s = inner;
+    }
+    s = s.trim_start_matches(['`', '\'']);
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}')
+}
+
+/// Money to integer fen. Yuan may carry at most two decimals; fen must be whole.
+pub fn parse_money(s: &str, unit: AmountUnit) -> Result<i64, String> {
+    let s = s.replace(',', "");
+    match unit {
+        AmountUnit::Fen => s.parse::<i64>().map_err(|_| format!("`{s}` is not a whole number of fen")),
+        AmountUnit::Yuan => {
+            let fixed = parse_fixed(&s, 2).ok_or_else(|| format!("`{s}` is not an amount in yuan with at most 2 decimals"))?;
+            i64::try_from(fixed).map_err(|_| format!("`{s}` is too large"))
+        }
+    }
+}
+
+/// A fraction to integer millionths (0.0060 -> 6000). `0.60%` is accepted.
+pub fn parse_rate(s: &str) -> Result<i64, String> {
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(p) => (p.trim(), 4),
+        None => (s, 6),
+    };
+    let v = parse_fixed(num, scale).ok_or_else(|| format!("`{s}` is not a rate (a fraction such as 0.0060, or 0.60%)"))?;
+    i64::try_from(v).map_err(|_| format!("`{s}` is too large"))
+}
+
+/// A decimal number to integer millionths (rates or amounts in fee_changes).
+pub fn parse_number6(s: &str) -> Result<i64, String> {
+    let v = parse_fixed(&s.replace(',', ""), 6).ok_or_else(|| format!("`{s}` is not a number with at most 6 decimals"))?;
+    i64::try_from(v).map_err(|_| format!("`{s}` is too large"))
+}
+
+/// Parse a decimal string exactly into an integer scaled by 10^scale.
+/// Returns None on anything that is not plain decimal notation or has more
+/// significant decimals than `scale` (trailing zeros beyond it are fine).
+pub fn parse_fixed(s: &str, scale: u32) -> Option<i128> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (int_part, frac_part) = match body.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (body, ""),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return None;
+    }
+    if !int_part.bytes().all(|b| b.is_ascii_digit()) || !frac_part.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac_trim = frac_part.trim_end_matches('0');
+    if frac_trim.len() > scale as usize || int_part.len() > 30 {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for b in int_part.bytes() {
+        v = v * 10 + (b - b'0') as i128;
+    }
+    let mut frac: i128 = 0;
+    for b in frac_trim.bytes() {
+        frac = frac * 10 + (b - b'0') as i128;
+    }
+    frac *= 10i128.pow(scale - frac_trim.len() as u32);
+    let v = v * 10i128.pow(scale) + frac;
+    Some(if neg { -v } else { v })
+}
+
+pub fn parse_coord(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("`{s}` is not a coordinate"))
+}
+
+pub fn parse_int(s: &str) -> Result<i64, String> {
+    s.parse::<i64>().map_err(|_| format!("`{s}` is not a whole number"))
+}
+
+const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
+    Some(d) => d,
+    None => panic!(),
+};
+
+pub fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - EPOCH).num_days() as i32
+}
+
+pub fn date_from_days(days: i32) -> NaiveDate {
+    EPOCH + chrono::Duration::days(days as i64)
+}
+
+pub fn millis_of(dt: NaiveDateTime) -> i64 {
+    dt.and_utc().timestamp_millis()
+}
+
+pub fn datetime_from_millis(ms: i64) -> NaiveDateTime {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.naive_utc())
+        .unwrap_or_default()
+}
+
+/// Date formats tried in order when no format is configured.
+const DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%Y%m%d", "%Y.%m.%d", "%Y/%m/%d", "%Y年%m月%d日"];
+
+pub fn parse_date(s: &str, format: Option<&str>) -> Result<NaiveDate, String> {
+    if let Some(f) = format {
+        return NaiveDate::parse_from_str(s, f).map_err(|_| format!("`{s}` is not a date in the format `{f}`"));
+    }
+    DATE_FORMATS
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
+        .ok_or_else(|| format!("`{s}` is not a date (expected YYYY-MM-DD)"))
+}
+
+/// Datetime in milliseconds. The contract's `YYYY-MM-DD HH:MM:SS` takes a
+/// hand-written fast path: chrono's generic parser dominates a scan's read
+/// time otherwise.
+pub fn parse_datetime(s: &str, format: Option<&str>) -> Result<i64, String> {
+    if let Some(f) = format {
+        return NaiveDateTime::parse_from_str(s, f)
+            .map(millis_of)
+            .map_err(|_| format!("`{s}` is not a date-time in the format `{f}`"));
+    }
+    fast_datetime(s)
+        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok())
+        .or_else(|| NaiveDateTime::parse_from_str(s, "%Y/%m/%d %H:%M:%S").ok())
+        .map(millis_of)
+        .ok_or_else(|| format!("`{s}` is not a date-time (expected YYYY-MM-DD HH:MM:SS)"))
+}
+
+fn fast_datetime(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter()
+            .try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32))
+    };
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)
+}
+
+/// A validity end date, or "no expiry".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    Date(NaiveDate),
+    Permanent,
+}
+
+/// The "no expiry" spellings seen in real exports (domain research §3.5).
+const PERMANENT: &[&str] = &[
+    "长期",
+    "永久",
+    "永久有效",
+    "长期有效",
+    "permanent",
+    "forever",
+    "long",
+    "00000000",
+    "99991231",
+];
+
+pub fn parse_expiry(s: &str, format: Option<&str>) -> Result<Expiry, String> {
+    if PERMANENT.iter().any(|p| p.eq_ignore_ascii_case(s)) {
+        return Ok(Expiry::Permanent);
+    }
+    let d = parse_date(s, format).map_err(|_| format!("`{s}` is neither a date nor a no-expiry marker such as 长期 or permanent"))?;
+    // Systems write "never" as a far-future date (2099-12-30, 4000-01-01).
+    if chrono::Datelike::year(&d) >= 2099 {
+        return Ok(Expiry::Permanent);
+    }
+    Ok(Expiry::Date(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_exact() {
+        assert_eq!(parse_money("123.45", AmountUnit::Yuan), Ok(12345));
+        assert_eq!(parse_money("0.1", AmountUnit::Yuan), Ok(10));
+        assert_eq!(parse_money("500", AmountUnit::Yuan), Ok(50000));
+        assert_eq!(parse_money("1,000.00", AmountUnit::Yuan), Ok(100000));
+        assert_eq!(parse_money("12.340", AmountUnit::Yuan), Ok(1234));
+        assert!(parse_money("12.345", AmountUnit::Yuan).is_err());
+        assert!(parse_money("abc", AmountUnit::Yuan).is_err());
+        assert!(parse_money("1e5", AmountUnit::Yuan).is_err());
+        assert_eq!(parse_money("12345", AmountUnit::Fen), Ok(12345));
+        assert!(parse_money("123.4", AmountUnit::Fen).is_err());
+        assert_eq!(parse_money("-3.00", AmountUnit::Yuan), Ok(-300));
+    }
+
+    #[test]
+    fn rates_take_fractions_and_percent() {
+        assert_eq!(parse_rate("0.0060"), Ok(6000));
+        assert_eq!(parse_rate("0.60%"), Ok(6000));
+        assert_eq!(parse_rate("0.0038"), Ok(3800));
+        assert!(parse_rate("0.0000001").is_err());
+    }
+
+    #[test]
+    fn datetimes_parse_with_and_without_format() {
+        let ms = parse_datetime("2026-11-26 13:45:10", None).unwrap();
+        assert_eq!(datetime_from_millis(ms).to_string(), "2026-11-26 13:45:10");
+        let ms2 = parse_datetime("20261126134510", Some("%Y%m%d%H%M%S")).unwrap();
+        assert_eq!(ms, ms2);
+        assert!(parse_datetime("2026-02-30 10:00:00", None).is_err());
+        assert!(parse_datetime("yesterday", None).is_err());
+    }
+
+    #[test]
+    fn expiry_sentinels() {
+        assert_eq!(parse_expiry("长期", None), Ok(Expiry::Permanent));
+        assert_eq!(parse_expiry("permanent", None), Ok(Expiry::Permanent));
+        assert_eq!(parse_expiry("2099-12-30", None), Ok(Expiry::Permanent));
+        assert_eq!(
+            parse_expiry("2030-05-01", None),
+            Ok(Expiry::Date(NaiveDate::from_ymd_opt(2030, 5, 1).unwrap()))
+        );
+        assert!(parse_expiry("soon", None).is_err());
+    }
+
+    #[test]
+    fn cleaning_strips_export_wrappers() {
+        assert_eq!(clean("`4200001234"), "4200001234");
+        assert_eq!(clean("=\"00123\""), "00123");
+        assert_eq!(clean("  x \u{3000}"), "x");
+    }
+}

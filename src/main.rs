@@ -1,0 +1,177 @@
+//! The `posaudit` binary: parse the command line, run the library, turn
+//! errors into messages and exit codes.
+
+mod cli;
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, RulesCommand};
+use posaudit::rules::model::yaml_scalar_text;
+use posaudit::scan::{self, exit, ScanOptions};
+use posaudit::{output, Error};
+
+/// Today in Asia/Shanghai (UTC+8, no daylight saving).
+fn today_shanghai() -> chrono::NaiveDate {
+    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+}
+
+fn threads(requested: Option<usize>) -> usize {
+    let n = requested
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    // polars sizes its one pool from this variable on first use; rules run
+    // inside that pool (see engine), so this caps the whole process.
+    std::env::set_var("POLARS_MAX_THREADS", n.to_string());
+    n
+}
+
+fn run(cli: Cli) -> Result<i32, Error> {
+    match cli.command {
+        Command::Scan(a) => {
+            let opts = ScanOptions {
+                dir: a.dir,
+                applications: a.applications,
+                transactions: a.transactions,
+                fees: a.fees,
+                fee_changes: a.fee_changes,
+                mapping: a.mapping,
+                rules: a.rules.rules,
+                out: a.out,
+                formats: a.format,
+                as_of: a.as_of.unwrap_or_else(today_shanghai),
+                fail_on: a.fail_on,
+                threads: threads(a.threads),
+            };
+            let outcome = scan::scan(&opts)?;
+            for w in &outcome.warnings {
+                eprintln!("warning: {w}");
+            }
+            if !a.quiet || outcome.exit_code == exit::ERROR {
+                print!("{}", output::summary::render(&outcome.manifest, &outcome.runs));
+            }
+            Ok(outcome.exit_code)
+        }
+        Command::Gen(g) => {
+            let opts = posaudit::gen::GenOptions {
+                merchants: g.merchants,
+                days: g.days,
+                txns_per_day: g.txns_per_day,
+                seed: g.seed,
+                out: g.out,
+                format: g.format,
+                start: g.start,
+                violation_share: g.violations,
+                bad_rows: g.bad_rows,
+            };
+            let started = std::time::Instant::now();
+            let s = posaudit::gen::generate(&opts).map_err(|e| Error::Output(opts.out.clone(), e))?;
+            println!(
+                "wrote {} merchants and {} transactions in {} files to {} ({:.1} s)",
+                s.merchants,
+                s.transactions,
+                s.files.len(),
+                opts.out.display(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(exit::CLEAN)
+        }
+        Command::Rules(RulesCommand::List(r)) => {
+            let pack = scan::load_pack(&r.rules)?;
+            println!("{:<14} {:<20} {:<9} title", "id", "family", "severity");
+            for lr in &pack.rules {
+                let rule = &lr.rule;
+                println!(
+                    "{:<14} {:<20} {:<9} {}",
+                    rule.id,
+                    rule.family.name(),
+                    rule.severity.name(),
+                    rule.title
+                );
+            }
+            println!(
+                "\n{} rules from {} (digest {})",
+                pack.rules.len(),
+                pack.dirs.join(", "),
+                &pack.digest[..12]
+            );
+            Ok(exit::CLEAN)
+        }
+        Command::Rules(RulesCommand::Explain { id, rules }) => {
+            let pack = scan::load_pack(&rules.rules)?;
+            let lr = pack
+                .rules
+                .iter()
+                .find(|r| r.rule.id.eq_ignore_ascii_case(&id))
+                .ok_or_else(|| Error::Usage(format!("no rule `{id}` in the pack (see `posaudit rules list`)")))?;
+            let r = &lr.rule;
+            println!("{} — {}", r.id, r.title);
+            println!("  family:    {}", r.family.name());
+            println!("  severity:  {}", r.severity.name());
+            println!("  source:    {}", r.source);
+            if let Some(w) = &r.where_ {
+                println!("  where:     {w}");
+            }
+            if !r.group_by.is_empty() {
+                println!("  group by:  {}", r.group_by.join(", "));
+            }
+            if let Some(w) = &r.window {
+                println!("  window:    {w} (calendar)");
+            }
+            if let Some(w) = &r.rolling {
+                println!("  rolling:   {w}");
+            }
+            for (k, v) in &r.measures {
+                println!("  measure:   {k} = {v}");
+            }
+            if let Some(h) = &r.having {
+                println!("  having:    {h}");
+            }
+            for (k, v) in &r.params {
+                println!("  parameter: {k} = {}", yaml_scalar_text(v));
+            }
+            println!("  evidence:  {}", r.evidence.join(", "));
+            println!("  message:   {}", r.message);
+            let mark = r.basis.mark.map(|m| format!(" [{m:?}]")).unwrap_or_default();
+            println!("  basis{mark}: {}", r.basis.text);
+            if !r.basis.sources.is_empty() {
+                println!("  sources:   {}", r.basis.sources.join(", "));
+            }
+            println!("  file:      {}", lr.file);
+            Ok(exit::CLEAN)
+        }
+        Command::Rules(RulesCommand::Check { dirs, strict }) => {
+            let pack = scan::load_pack(&dirs)?;
+            let warnings = scan::check_pack(&pack, &BTreeMap::new(), today_shanghai())?;
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+            if strict && !warnings.is_empty() {
+                eprintln!("error: {} warnings and --strict", warnings.len());
+                return Ok(exit::INVALID_RULES);
+            }
+            println!("{} rules OK ({} warnings)", pack.rules.len(), warnings.len());
+            Ok(exit::CLEAN)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap exits 2 for usage errors; --help and --version are not errors.
+            return ExitCode::from(if e.use_stderr() { exit::ERROR as u8 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Findings in JSON Lines, CSV and Parquet.
+
+use std::io::Write;
+
+use polars::prelude::*;
+
+use crate::findings::Finding;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    Parquet,
+}
+
+impl Format {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "findings.jsonl",
+            Format::Csv => "findings.csv",
+            Format::Parquet => "findings.parquet",
+        }
+    }
+}
+
+pub fn write_jsonl(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()> {
+    for f in findings {
+        serde_json::to_writer(&mut *w, f)?;
+        w.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+const FLAT_COLUMNS: [&str; 14] = [
+    "fingerprint",
+    "rule_id",
+    "family",
+    "severity",
+    "merchant_id",
+    "entity_kind",
+    "entity_id",
+    "txn_ids",
+    "evidence",
+    "message",
+    "basis",
+    "source_input",
+    "source_file",
+    "source_line",
+];
+
+/// One finding as flat text fields (lists joined with `;`, evidence as JSON).
+fn flat(f: &Finding) -> [String; 14] {
+    [
+        f.fingerprint.clone(),
+        f.rule_id.clone(),
+        f.family.name().to_string(),
+        f.severity.name().to_string(),
+        f.merchant_id.clone().unwrap_or_default(),
+        f.entity_kind.clone(),
+        f.entity_id.clone(),
+        f.txn_ids.join(";"),
+        serde_json::to_string(&f.evidence).unwrap_or_default(),
+        f.message.clone(),
+        f.basis.clone(),
+        f.source.as_ref().map(|s| s.input.name().to_string()).unwrap_or_default(),
+        f.source.as_ref().map(|s| s.file.clone()).unwrap_or_default(),
+        f.source.as_ref().map(|s| s.line.to_string()).unwrap_or_default(),
+    ]
+}
+
+pub fn write_csv(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()> {
+    let mut c = csv::Writer::from_writer(w);
+    c.write_record(FLAT_COLUMNS)?;
+    for f in findings {
+        c.write_record(flat(f))?;
+    }
+    c.flush()?;
+    Ok(())
+}
+
+pub fn findings_frame(findings: &[Finding]) -> PolarsResult<DataFrame> {
+    let rows: Vec<[String; 14]> = findings.iter().map(flat).collect();
+    let cols = FLAT_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            if *name == "source_line" {
+                let v: Vec<Option<u64>> = rows.iter().map(|r| r[i].parse().ok()).collect();
+                UInt64Chunked::from_iter_options((*name).into(), v.into_iter())
+                    .into_series()
+                    .into_column()
+            } else {
+                let v: Vec<Option<&str>> = rows.iter().map(|r| Some(r[i].as_str()).filter(|s| !s.is_empty())).collect();
+                StringChunked::from_iter_options((*name).into(), v.into_iter())
+                    .into_series()
+                    .into_column()
+            }
+        })
+        .collect();
+    DataFrame::new(rows.len(), cols)
+}
+
+pub fn write_parquet(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()> {
+    let mut df = findings_frame(findings).map_err(std::io::Error::other)?;
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf).finish(&mut df).map_err(std::io::Error::other)?;
+    w.write_all(&buf)
+}

@@ -1,0 +1,272 @@
+//! Loading rule files: one rule per YAML file or a list of them, from one
+//! or more folders, with errors that point at file, line, rule and field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::model::Rule;
+
+/// One problem with the rule pack.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleIssue {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub rule_id: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RuleIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ":")?;
+        if let Some(id) = &self.rule_id {
+            write!(f, " rule {id}:")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, " field `{field}`:")?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct RuleErrors(pub Vec<RuleIssue>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A rule with where it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedRule {
+    pub rule: Rule,
+    pub file: String,
+    /// The file's text, to find a field's line for later errors.
+    pub text: std::sync::Arc<String>,
+}
+
+impl LoadedRule {
+    pub fn issue(&self, field: Option<&str>, message: impl Into<String>) -> RuleIssue {
+        let (line, column) = field
+            .and_then(|f| locate(&self.text, &self.rule.id, f))
+            .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+        RuleIssue {
+            file: self.file.clone(),
+            line,
+            column,
+            rule_id: Some(self.rule.id.clone()),
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+}
+
+/// The rule pack: rules sorted by id, plus what identifies it.
+#[derive(Debug, Clone, Default)]
+pub struct RulePack {
+    pub rules: Vec<LoadedRule>,
+    pub files: Vec<String>,
+    /// sha256 over every file's path and bytes, in path order.
+    pub digest: String,
+    pub dirs: Vec<String>,
+}
+
+/// Line and column (1-based) of `field:` inside the rule with this id.
+pub fn locate(text: &str, rule_id: &str, field: &str) -> Option<(usize, usize)> {
+    let top = field.split(['.', '[']).next().unwrap_or(field);
+    let lines: Vec<&str> = text.lines().collect();
+    let is_id_line = |l: &str| {
+        let t = l.trim_start().trim_start_matches('-').trim_start();
+        t.strip_prefix("id:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == rule_id)
+    };
+    let start = lines.iter().position(|l| is_id_line(l)).unwrap_or(0);
+    // A rule in a list ends where the next list item starts.
+    let indent_of_item = lines[start].len() - lines[start].trim_start().len();
+    for (i, l) in lines.iter().enumerate().skip(start) {
+        if i > start
+            && l.trim_start().starts_with("- ")
+            && l.len() - l.trim_start().len() < indent_of_item.max(1)
+            && lines[start].trim_start().starts_with('-')
+        {
+            break;
+        }
+        if i > start && l.trim_start().starts_with("id:") && l.len() - l.trim_start().len() <= indent_of_item + 2 && !is_id_line(l) {
+            break;
+        }
+        let t = l.trim_start().trim_start_matches("- ");
+        if t.starts_with(&format!("{top}:")) {
+            let col = l.find(top).unwrap_or(0) + 1;
+            return Some((i + 1, col));
+        }
+    }
+    None
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            yaml_files(&p, out)?;
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn yaml_error(file: &str, rule_id: Option<String>, e: &serde_yaml::Error) -> RuleIssue {
+    let loc = e.location();
+    // serde_yaml appends " at line X column Y"; the location is shown up front.
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    let field = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+        .map(str::to_string);
+    RuleIssue {
+        file: file.to_string(),
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        rule_id,
+        field,
+        message: msg,
+    }
+}
+
+/// Load every `.yaml`/`.yml` file under the folders. All problems are
+/// collected, not just the first.
+pub fn load(dirs: &[PathBuf]) -> Result<RulePack, RuleErrors> {
+    let mut issues = Vec::new();
+    let mut texts = Vec::new();
+    for dir in dirs {
+        let mut paths = Vec::new();
+        if let Err(e) = yaml_files(dir, &mut paths) {
+            issues.push(RuleIssue {
+                file: dir.display().to_string(),
+                line: None,
+                column: None,
+                rule_id: None,
+                field: None,
+                message: format!("cannot read the rules folder: {e}"),
+            });
+            continue;
+        }
+        for path in paths {
+            match std::fs::read_to_string(&path) {
+                Ok(t) => texts.push((path.display().to_string(), t)),
+                Err(e) => issues.push(RuleIssue {
+                    file: path.display().to_string(),
+                    line: None,
+                    column: None,
+                    rule_id: None,
+                    field: None,
+                    message: e.to_string(),
+                }),
+            }
+        }
+    }
+    load_texts(texts, dirs.iter().map(|d| d.display().to_string()).collect(), issues)
+}
+
+/// The pack built into the binary (the repository's `rules/` at build time),
+/// used when no `--rules` is given and there is no `./rules`.
+pub fn load_builtin() -> Result<RulePack, RuleErrors> {
+    fn walk(d: &include_dir::Dir<'static>, out: &mut Vec<(String, String)>) {
+        for f in d.files() {
+            if matches!(f.path().extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                out.push((
+                    format!("(built-in)/rules/{}", f.path().display()),
+                    f.contents_utf8().unwrap_or("").to_string(),
+                ));
+            }
+        }
+        for sub in d.dirs() {
+            walk(sub, out);
+        }
+    }
+    let mut texts = Vec::new();
+    walk(&BUILTIN, &mut texts);
+    texts.sort();
+    load_texts(texts, vec!["(built-in)/rules".to_string()], vec![])
+}
+
+static BUILTIN: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/rules");
+
+/// Parse rule files given as (name, text), in the given order.
+pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: Vec<RuleIssue>) -> Result<RulePack, RuleErrors> {
+    let mut rules: Vec<LoadedRule> = Vec::new();
+    let mut hasher = Sha256::new();
+    let mut files = Vec::new();
+    for (file, text) in texts {
+        hasher.update(file.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        files.push(file.clone());
+        let value: serde_yaml::Value = match serde_yaml::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                issues.push(yaml_error(&file, None, &e));
+                continue;
+            }
+        };
+        let text = std::sync::Arc::new(text);
+        let parsed: Result<Vec<Rule>, serde_yaml::Error> = match &value {
+            serde_yaml::Value::Sequence(_) => serde_yaml::from_str(&text),
+            serde_yaml::Value::Null => Ok(vec![]),
+            _ => serde_yaml::from_str::<Rule>(&text).map(|r| vec![r]),
+        };
+        match parsed {
+            Ok(rs) => rules.extend(rs.into_iter().map(|rule| LoadedRule {
+                rule,
+                file: file.clone(),
+                text: text.clone(),
+            })),
+            Err(e) => {
+                let id = match &value {
+                    serde_yaml::Value::Mapping(m) => m.get("id").and_then(|v| v.as_str()).map(str::to_string),
+                    _ => None,
+                };
+                issues.push(yaml_error(&file, id, &e));
+            }
+        }
+    }
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for r in &rules {
+        if let Some(first) = seen.get(&r.rule.id) {
+            issues.push(r.issue(Some("id"), format!("duplicate rule id (first defined in {first})")));
+        } else {
+            seen.insert(r.rule.id.clone(), r.file.clone());
+        }
+    }
+    if !issues.is_empty() {
+        return Err(RuleErrors(issues));
+    }
+    rules.sort_by(|a, b| a.rule.id.cmp(&b.rule.id));
+    let digest = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(RulePack {
+        rules,
+        files,
+        digest,
+        dirs,
+    })
+}

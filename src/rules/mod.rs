@@ -1,0 +1,6 @@
+//! Rules: the YAML model, loading with located errors, and validation
+//! against the inputs' schema.
+
+pub mod load;
+pub mod model;
+pub mod validate;

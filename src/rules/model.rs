@@ -1,0 +1,224 @@
+//! The rule format: what one YAML rule says.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::input::InputKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    DocumentValidity,
+    TransactionLimits,
+    FeeTransparency,
+    SuspiciousPatterns,
+}
+
+impl Family {
+    pub const ALL: [Family; 4] = [
+        Family::DocumentValidity,
+        Family::TransactionLimits,
+        Family::FeeTransparency,
+        Family::SuspiciousPatterns,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::DocumentValidity => "document_validity",
+            Family::TransactionLimits => "transaction_limits",
+            Family::FeeTransparency => "fee_transparency",
+            Family::SuspiciousPatterns => "suspicious_patterns",
+        }
+    }
+}
+
+/// Ordered from least to most severe, so `>=` compares as users expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.name() == s)
+            .ok_or_else(|| format!("`{s}` is not a severity (info, low, medium, high, critical)"))
+    }
+}
+
+/// Why a rule exists: the text, how strong the evidence is (V verified, R
+/// reported, I inference, M memory) and the source keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Basis {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<Mark>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mark {
+    V,
+    R,
+    I,
+    M,
+}
+
+/// A rule as written in YAML. Unknown keys are errors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub family: Family,
+    pub severity: Severity,
+    pub basis: Basis,
+    /// The input the rule reads. Transaction, fee and fee-change rules also
+    /// see the merchant's application columns.
+    pub source: InputKind,
+    /// Row condition (SQL). Omitted: every row.
+    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    pub where_: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    /// Calendar window: `1d` (day) or `1M` (month).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// Sliding window ending at each row: `10m`, `2h`, `30d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling: Option<String>,
+    /// Time column for windows (default: the input's own time column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_column: Option<String>,
+    /// Named aggregates (SQL), usable in `having` and the message.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub measures: IndexMap<String, String>,
+    /// Group condition over aggregates (SQL), e.g. `SUM(amount) > 500`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub having: Option<String>,
+    /// Columns shown with each finding.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    /// Message template: `{name}` takes a column, measure or parameter.
+    pub message: String,
+    /// Tunable values, written `${name}` in SQL and `{name}` in messages.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub params: IndexMap<String, serde_yaml::Value>,
+    /// What a group finding is about (e.g. `card`, `merchant`); rows use the input's entity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+}
+
+impl Rule {
+    pub fn is_grouped(&self) -> bool {
+        !self.group_by.is_empty() || self.window.is_some() || self.rolling.is_some() || self.having.is_some()
+    }
+
+    pub fn time_column(&self) -> &str {
+        self.time_column.as_deref().unwrap_or_else(|| self.source.time_column())
+    }
+
+    pub fn param_text(&self, name: &str) -> Option<String> {
+        self.params.get(name).map(yaml_scalar_text)
+    }
+
+    /// Substitute `${param}` (and the built-in `${as_of}`) in SQL text.
+    pub fn expand(&self, sql: &str, as_of: chrono::NaiveDate) -> Result<String, String> {
+        let mut out = String::with_capacity(sql.len());
+        let mut rest = sql;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after.find('}').ok_or_else(|| "unclosed `${`".to_string())?;
+            let name = after[..end].trim();
+            if name == "as_of" {
+                out.push_str(&format!("'{as_of}'"));
+            } else {
+                let v = self
+                    .params
+                    .get(name)
+                    .ok_or_else(|| format!("unknown parameter `${{{name}}}` (declare it under `params`)"))?;
+                out.push_str(&yaml_sql_literal(v));
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+pub fn yaml_scalar_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_yaml::Value::Null => String::new(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// A parameter as a SQL literal: numbers bare, strings quoted, lists as a
+/// comma-separated literal list for `IN (...)`.
+fn yaml_sql_literal(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        serde_yaml::Value::Sequence(items) => items.iter().map(yaml_sql_literal).collect::<Vec<_>>().join(", "),
+        other => yaml_scalar_text(other),
+    }
+}
+
+/// A parsed window length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calendar {
+    Day,
+    Month,
+}
+
+pub fn parse_calendar(s: &str) -> Result<Calendar, String> {
+    match s.trim() {
+        "1d" => Ok(Calendar::Day),
+        "1M" | "1mo" => Ok(Calendar::Month),
+        other => Err(format!(
+            "`{other}` is not a calendar window (use 1d or 1M; use `rolling` for sliding windows)"
+        )),
+    }
+}
+
+/// A sliding window length as a polars duration string (`10m`, `2h`, `30d`).
+pub fn parse_rolling(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let ok_num = num.parse::<u32>().is_ok_and(|n| n > 0);
+    let unit = match unit {
+        "s" => "s",
+        "m" => "m",
+        "h" => "h",
+        "d" => "d",
+        _ => "",
+    };
+    if !ok_num || unit.is_empty() {
+        return Err(format!("`{s}` is not a rolling window (a number and s, m, h or d: 10m, 2h, 30d)"));
+    }
+    Ok(format!("{num}{unit}"))
+}

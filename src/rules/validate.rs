@@ -1,0 +1,201 @@
+//! Checking rules against the inputs' schema without reading data: each
+//! expression is resolved on an empty frame with the exact columns (input,
+//! derived and joined) the rule will see.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use super::load::{LoadedRule, RuleIssue, RulePack};
+use super::model::{parse_calendar, parse_rolling};
+use crate::engine::plan::{self, clean_polars_error, PlanContext, BUILTIN_MEASURES};
+use crate::engine::prepare::Prepared;
+use crate::findings::message::placeholders;
+use crate::input::InputKind;
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub errors: Vec<RuleIssue>,
+    pub warnings: Vec<RuleIssue>,
+}
+
+/// The column a polars "not found" error names, if that is what it is.
+pub fn missing_column(e: &PolarsError) -> Option<String> {
+    if !matches!(e, PolarsError::ColumnNotFound(_)) && !e.to_string().contains("not found") {
+        return None;
+    }
+    let s = e.to_string();
+    let start = s.find('"')? + 1;
+    let end = start + s[start..].find('"')?;
+    Some(s[start..end].to_string())
+}
+
+fn sql_check(lr: &LoadedRule, field: &str, text: &str, as_of: NaiveDate, apply: impl Fn(Expr) -> LazyFrame) -> Option<RuleIssue> {
+    let expanded = match lr.rule.expand(text, as_of) {
+        Ok(t) => t,
+        Err(m) => return Some(lr.issue(Some(field), m)),
+    };
+    let expr = match polars::sql::sql_expr(&expanded) {
+        Ok(e) => e,
+        Err(e) => return Some(lr.issue(Some(field), format!("SQL does not parse: {}", clean_polars_error(&e)))),
+    };
+    match apply(expr).collect() {
+        Ok(_) => None,
+        Err(e) => Some(lr.issue(
+            Some(field),
+            match missing_column(&e) {
+                Some(c) => format!(
+                    "unknown column `{c}` (not in the {} input, a derived column or a joined application column)",
+                    lr.rule.source
+                ),
+                None => clean_polars_error(&e),
+            },
+        )),
+    }
+}
+
+/// Check one rule against the schema of its source.
+pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &mut Report) {
+    let rule = &lr.rule;
+    let empty = DataFrame::empty_with_schema(schema);
+    let before = report.errors.len();
+    let has = |c: &str| schema.contains(c);
+
+    if rule.id.trim().is_empty() {
+        report.errors.push(lr.issue(Some("id"), "rule id is empty"));
+    }
+    if let Some(w) = &rule.where_ {
+        let df = empty.clone();
+        if let Some(i) = sql_check(lr, "where", w, as_of, |e| df.clone().lazy().filter(e)) {
+            report.errors.push(i);
+        }
+    }
+    for k in &rule.group_by {
+        if !has(k) {
+            report.errors.push(lr.issue(Some("group_by"), format!("unknown column `{k}`")));
+        }
+    }
+    if rule.window.is_some() && rule.rolling.is_some() {
+        report.errors.push(lr.issue(
+            Some("rolling"),
+            "a rule has either a calendar `window` or a `rolling` window, not both",
+        ));
+    }
+    if let Some(w) = &rule.window {
+        if let Err(m) = parse_calendar(w) {
+            report.errors.push(lr.issue(Some("window"), m));
+        }
+    }
+    if let Some(r) = &rule.rolling {
+        if let Err(m) = parse_rolling(r) {
+            report.errors.push(lr.issue(Some("rolling"), m));
+        }
+    }
+    if (rule.window.is_some() || rule.rolling.is_some()) && !has(rule.time_column()) {
+        report
+            .errors
+            .push(lr.issue(Some("time_column"), format!("unknown column `{}`", rule.time_column())));
+    }
+    let agg_check = |field: &str, text: &str| {
+        let df = empty.clone();
+        sql_check(lr, field, text, as_of, move |e| {
+            df.clone().lazy().group_by([lit(1).alias("__k")]).agg([e.alias("__v")])
+        })
+    };
+    for (name, text) in &rule.measures {
+        if let Some(i) = agg_check(&format!("measures.{name}"), text) {
+            report.errors.push(i);
+        }
+    }
+    if let Some(h) = &rule.having {
+        if let Some(i) = agg_check("having", h) {
+            report.errors.push(i);
+        }
+    }
+    let grouped = rule.is_grouped();
+    let known = |name: &str| -> bool {
+        has(name)
+            || rule.params.contains_key(name)
+            || (grouped
+                && (BUILTIN_MEASURES.contains(&name)
+                    || rule.measures.contains_key(name)
+                    || matches!(name, "day" | "month" | "merchant_ids" | "txn_count")))
+            || name == "entity_id"
+    };
+    for e in &rule.evidence {
+        if !known(e) {
+            report.errors.push(lr.issue(Some("evidence"), format!("unknown column `{e}`")));
+        }
+    }
+    for p in placeholders(&rule.message) {
+        if !known(&p) {
+            report.warnings.push(lr.issue(
+                Some("message"),
+                format!("placeholder `{{{p}}}` is never filled (no column, measure or parameter of that name)"),
+            ));
+        }
+    }
+    let sql_texts: Vec<&str> = rule
+        .where_
+        .iter()
+        .chain(rule.having.iter())
+        .map(String::as_str)
+        .chain(rule.measures.values().map(String::as_str))
+        .collect();
+    for name in rule.params.keys() {
+        let token = format!("${{{name}}}");
+        if !sql_texts.iter().any(|t| t.contains(&token)) {
+            report.errors.push(lr.issue(
+                Some(&format!("params.{name}")),
+                format!("parameter `{name}` is not used by any condition (write it as ${{{name}}} in `where`, `having` or a measure)"),
+            ));
+        }
+    }
+    // The whole plan, for what the parts above cannot see (types across parts).
+    if report.errors.len() == before {
+        let ctx = PlanContext { schema, as_of };
+        match plan::build(rule, empty.lazy(), &ctx) {
+            Err(e) => report.errors.push(lr.issue(Some(&e.field), e.message)),
+            Ok(lf) => {
+                if let Err(e) = lf.collect() {
+                    report
+                        .errors
+                        .push(lr.issue(None, format!("the rule's plan does not resolve: {}", clean_polars_error(&e))));
+                }
+            }
+        }
+    }
+}
+
+/// Check every rule. `schemas` holds each source's full schema: every
+/// contract column, optional ones included, so that a rule naming an
+/// optional column is valid (it is skipped at run time if the column is absent).
+pub fn check(pack: &RulePack, schemas: &BTreeMap<InputKind, SchemaRef>, as_of: NaiveDate) -> Report {
+    let mut report = Report::default();
+    for lr in &pack.rules {
+        match schemas.get(&lr.rule.source) {
+            Some(schema) => check_rule(lr, schema, as_of, &mut report),
+            None => report
+                .errors
+                .push(lr.issue(Some("source"), format!("no schema for input `{}`", lr.rule.source))),
+        }
+    }
+    report
+}
+
+/// Full schemas from empty contract frames, with the extra columns the
+/// actual files have.
+pub fn contract_schemas(extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveDate) -> PolarsResult<BTreeMap<InputKind, SchemaRef>> {
+    let frames = InputKind::ALL
+        .iter()
+        .map(|k| {
+            Ok((
+                *k,
+                crate::input::read::empty_frame(*k, extras.get(k).map(Vec::as_slice).unwrap_or(&[]))?,
+            ))
+        })
+        .collect::<PolarsResult<BTreeMap<_, _>>>()?;
+    let prepared: Prepared = crate::engine::prepare::prepare(frames, as_of)?;
+    Ok(prepared.frames.iter().map(|(k, df)| (*k, df.schema().clone())).collect())
+}

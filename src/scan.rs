@@ -1,0 +1,237 @@
+//! `posaudit scan`: the whole run, from finding the inputs to the exit code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+
+use crate::engine::{self, prepare, RuleStatus};
+use crate::findings::Finding;
+use crate::input::mapping::Mapping;
+use crate::input::{self, InputError, InputKind, InputPlan};
+use crate::output::manifest::{totals, Counts, Manifest, RulesInfo};
+use crate::output::{self, atomic::Staged, Format};
+use crate::rules::load::{self, RuleErrors, RuleIssue};
+use crate::rules::model::Severity;
+use crate::rules::validate;
+use crate::Error;
+
+/// The exit codes, frozen: schedulers and CI act on them.
+pub mod exit {
+    pub const CLEAN: i32 = 0;
+    pub const FINDINGS: i32 = 1;
+    pub const ERROR: i32 = 2;
+    pub const INVALID_RULES: i32 = 3;
+}
+
+/// The severity at or above which findings fail the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Never,
+    At(Severity),
+}
+
+impl std::str::FromStr for FailOn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "never" || s == "none" {
+            return Ok(FailOn::Never);
+        }
+        s.parse::<Severity>().map(FailOn::At).map_err(|e| format!("{e}, or never"))
+    }
+}
+
+impl std::fmt::Display for FailOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailOn::Never => f.write_str("never"),
+            FailOn::At(s) => f.write_str(s.name()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub dir: Option<PathBuf>,
+    pub applications: Option<PathBuf>,
+    pub transactions: Vec<PathBuf>,
+    pub fees: Option<PathBuf>,
+    pub fee_changes: Option<PathBuf>,
+    pub mapping: Option<PathBuf>,
+    /// Rule folders; empty means the default (./rules, else built in).
+    pub rules: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub formats: Vec<Format>,
+    pub as_of: NaiveDate,
+    pub fail_on: FailOn,
+    pub threads: usize,
+}
+
+pub struct ScanOutcome {
+    pub exit_code: i32,
+    pub manifest: Manifest,
+    pub runs: Vec<engine::RuleRun>,
+    pub findings: Vec<Finding>,
+    pub warnings: Vec<RuleIssue>,
+}
+
+/// Which files to read: the folder's conventional names, then flags.
+pub fn plan_inputs(opts: &ScanOptions) -> Result<InputPlan, InputError> {
+    let mut plan = match &opts.dir {
+        Some(d) => InputPlan::discover(d)?,
+        None => InputPlan::default(),
+    };
+    let mut set = |kind: InputKind, paths: Vec<PathBuf>| {
+        if !paths.is_empty() {
+            plan.files.insert(kind, paths);
+        }
+    };
+    set(InputKind::Applications, opts.applications.iter().cloned().collect());
+    let mut txns = Vec::new();
+    for t in &opts.transactions {
+        txns.extend(input::expand_path(t)?);
+    }
+    set(InputKind::Transactions, txns);
+    set(InputKind::Fees, opts.fees.iter().cloned().collect());
+    set(InputKind::FeeChanges, opts.fee_changes.iter().cloned().collect());
+    if let Some(m) = &opts.mapping {
+        plan.mapping = Some(m.clone());
+    }
+    for (kind, files) in &plan.files {
+        for f in files {
+            if !f.is_file() {
+                return Err(InputError::Io {
+                    path: f.clone(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("{kind} file not found")),
+                });
+            }
+        }
+    }
+    plan.check_required()?;
+    Ok(plan)
+}
+
+/// Check a loaded pack against the inputs' schema (no data read); the
+/// warnings come back, errors become `Error::Rules`.
+pub fn check_pack(pack: &load::RulePack, extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveDate) -> Result<Vec<RuleIssue>, Error> {
+    let schemas = validate::contract_schemas(extras, as_of).map_err(|e| Error::Internal(e.to_string()))?;
+    let report = validate::check(pack, &schemas, as_of);
+    if !report.errors.is_empty() {
+        return Err(Error::Rules(RuleErrors(report.errors)));
+    }
+    Ok(report.warnings)
+}
+
+/// The pack from the given folders, or the default one.
+pub fn load_pack(dirs: &[PathBuf]) -> Result<load::RulePack, Error> {
+    if !dirs.is_empty() {
+        return load::load(dirs).map_err(Error::Rules);
+    }
+    let local = PathBuf::from("rules");
+    if local.is_dir() {
+        load::load(&[local]).map_err(Error::Rules)
+    } else {
+        load::load_builtin().map_err(Error::Rules)
+    }
+}
+
+pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
+    let started = Instant::now();
+    // Rules first: a broken pack is reported before anything is read.
+    let pack = load_pack(&opts.rules)?;
+    let plan = plan_inputs(opts).map_err(Error::Input)?;
+    let mapping = match &plan.mapping {
+        Some(p) => Mapping::load(p).map_err(Error::Input)?,
+        None => Mapping::default(),
+    };
+    let headers = input::read_headers(&plan, &mapping).map_err(Error::Input)?;
+    let extras: BTreeMap<InputKind, Vec<String>> = headers
+        .iter()
+        .map(|(k, hs)| {
+            let mut names: Vec<String> = hs.iter().flat_map(|h| h.extras.iter().map(|(_, n)| n.clone())).collect();
+            names.sort();
+            names.dedup();
+            (*k, names)
+        })
+        .collect();
+    let warnings = check_pack(&pack, &extras, opts.as_of)?;
+
+    let loaded = engine::in_pool(|| input::load(&plan, &mapping, headers)).map_err(Error::Input)?;
+    let stats = loaded.stats.clone();
+    let rejected = loaded.rejected;
+    let prepared = engine::in_pool(|| prepare::prepare(loaded.frames, opts.as_of)).map_err(|e| Error::Internal(e.to_string()))?;
+    let (findings, runs) = engine::run(&pack, &prepared, &stats, opts.as_of);
+
+    let failed = runs.iter().any(|r| r.status == RuleStatus::Failed);
+    let exit_code = if failed {
+        exit::ERROR
+    } else if match opts.fail_on {
+        FailOn::Never => false,
+        FailOn::At(s) => findings.iter().any(|f| f.severity >= s),
+    } {
+        exit::FINDINGS
+    } else {
+        exit::CLEAN
+    };
+
+    let mut staged = Staged::new(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
+    let mut outputs = Vec::new();
+    let out_err = |p: &Path, e| Error::Output(p.to_path_buf(), e);
+    let mut formats = opts.formats.clone();
+    formats.sort();
+    formats.dedup();
+    for f in &formats {
+        let path = staged
+            .write(f.file_name(), |w| match f {
+                Format::Jsonl => output::findings_out::write_jsonl(&findings, w),
+                Format::Csv => output::findings_out::write_csv(&findings, w),
+                Format::Parquet => output::findings_out::write_parquet(&findings, w),
+            })
+            .map_err(|e| out_err(&opts.out, e))?;
+        outputs.push(path.display().to_string());
+    }
+    let path = staged
+        .write("rejected.csv", |w| output::write_rejected(&rejected, w))
+        .map_err(|e| out_err(&opts.out, e))?;
+    outputs.push(path.display().to_string());
+    let manifest_path = opts.out.join("manifest.json");
+    outputs.push(manifest_path.display().to_string());
+
+    let manifest = Manifest {
+        tool: "posaudit",
+        version: env!("CARGO_PKG_VERSION"),
+        as_of: opts.as_of.to_string(),
+        rules: RulesInfo {
+            dirs: pack.dirs.clone(),
+            files: pack.files.clone(),
+            digest: pack.digest.clone(),
+            count: pack.rules.len(),
+        },
+        totals: totals(&stats),
+        inputs: stats,
+        ignored_files: plan.ignored.iter().map(|p| p.display().to_string()).collect(),
+        mapping: plan.mapping.as_ref().map(|p| p.display().to_string()),
+        rule_runs: runs.clone(),
+        findings: Counts::of(&findings),
+        outputs,
+        threads: opts.threads,
+        fail_on: opts.fail_on.to_string(),
+        exit_code,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    };
+    staged
+        .write("manifest.json", |w| {
+            serde_json::to_writer_pretty(&mut *w, &manifest)?;
+            w.write_all(b"\n")
+        })
+        .map_err(|e| out_err(&opts.out, e))?;
+    staged.commit().map_err(|e| out_err(&opts.out, e))?;
+    Ok(ScanOutcome {
+        exit_code,
+        manifest,
+        runs,
+        findings,
+        warnings,
+    })
+}
