@@ -79,7 +79,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::List(r)) => {
-            let pack = scan::load_pack(&r.rules)?;
+            let pack = scan::load_pack(&r.rules).into_result().map_err(Error::Rules)?;
             println!("{:<14} {:<20} {:<9} title", "id", "family", "severity");
             for lr in &pack.rules {
                 let rule = &lr.rule;
@@ -100,7 +100,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::Explain { id, rules }) => {
-            let pack = scan::load_pack(&rules.rules)?;
+            let pack = scan::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
             let lr = pack
                 .rules
                 .iter()
@@ -143,8 +143,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::Check { dirs, strict }) => {
-            let pack = scan::load_pack(&dirs)?;
-            let warnings = scan::check_pack(&pack, &BTreeMap::new(), today_shanghai())?;
+            let (pack, warnings) = scan::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;
             for w in &warnings {
                 eprintln!("warning: {w}");
             }

@@ -112,34 +112,45 @@ pub fn plan_inputs(opts: &ScanOptions) -> Result<InputPlan, InputError> {
     Ok(plan)
 }
 
-/// Check a loaded pack against the inputs' schema (no data read); the
-/// warnings come back, errors become `Error::Rules`.
-pub fn check_pack(pack: &load::RulePack, extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveDate) -> Result<Vec<RuleIssue>, Error> {
-    let schemas = validate::contract_schemas(extras, as_of).map_err(|e| Error::Internal(e.to_string()))?;
-    let report = validate::check(pack, &schemas, as_of);
-    if !report.errors.is_empty() {
-        return Err(Error::Rules(RuleErrors(report.errors)));
-    }
-    Ok(report.warnings)
-}
-
-/// The pack from the given folders, or the default one.
-pub fn load_pack(dirs: &[PathBuf]) -> Result<load::RulePack, Error> {
+/// The pack from the given folders, or the default one (./rules, else the
+/// pack built into the binary). Parse problems come back with the rules
+/// that did parse.
+pub fn load_pack(dirs: &[PathBuf]) -> load::Loaded {
     if !dirs.is_empty() {
-        return load::load(dirs).map_err(Error::Rules);
+        return load::load(dirs);
     }
     let local = PathBuf::from("rules");
     if local.is_dir() {
-        load::load(&[local]).map_err(Error::Rules)
+        load::load(&[local])
     } else {
-        load::load_builtin().map_err(Error::Rules)
+        load::load_builtin()
     }
+}
+
+/// Load and fully check a pack: parse and schema problems reported together.
+pub fn checked_pack(
+    dirs: &[PathBuf],
+    extras: &BTreeMap<InputKind, Vec<String>>,
+    as_of: NaiveDate,
+) -> Result<(load::RulePack, Vec<RuleIssue>), Error> {
+    let loaded = load_pack(dirs);
+    let schemas = validate::contract_schemas(extras, as_of).map_err(|e| Error::Internal(e.to_string()))?;
+    let report = validate::check(&loaded.pack, &schemas, as_of);
+    let mut errors = loaded.issues;
+    errors.extend(report.errors);
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        return Err(Error::Rules(RuleErrors(errors)));
+    }
+    Ok((loaded.pack, report.warnings))
 }
 
 pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
     let started = Instant::now();
-    // Rules first: a broken pack is reported before anything is read.
-    let pack = load_pack(&opts.rules)?;
+    // A pack that does not parse is reported before anything is read.
+    if !load_pack(&opts.rules).issues.is_empty() {
+        checked_pack(&opts.rules, &BTreeMap::new(), opts.as_of)?;
+    }
     let plan = plan_inputs(opts).map_err(Error::Input)?;
     let mapping = match &plan.mapping {
         Some(p) => Mapping::load(p).map_err(Error::Input)?,
@@ -155,7 +166,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
             (*k, names)
         })
         .collect();
-    let warnings = check_pack(&pack, &extras, opts.as_of)?;
+    let (pack, warnings) = checked_pack(&opts.rules, &extras, opts.as_of)?;
 
     let loaded = engine::in_pool(|| input::load(&plan, &mapping, headers)).map_err(Error::Input)?;
     let stats = loaded.stats.clone();

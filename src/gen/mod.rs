@@ -615,6 +615,8 @@ pub struct GenSummary {
     pub merchants: usize,
     pub transactions: u64,
     pub files: Vec<PathBuf>,
+    /// Which merchant carries which planted pattern.
+    pub planted: Vec<(String, Plant)>,
 }
 
 pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
@@ -623,6 +625,7 @@ pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
     std::fs::create_dir_all(opts.out.join("transactions"))?;
     let mut summary = GenSummary {
         merchants: merchants.len(),
+        planted: merchants.iter().filter_map(|m| m.plant.map(|p| (m.id.clone(), p))).collect(),
         ..Default::default()
     };
     let app_path = opts.out.join("applications.csv");

@@ -139,10 +139,22 @@ fn yaml_error(file: &str, rule_id: Option<String>, e: &serde_yaml::Error) -> Rul
     // serde_yaml appends " at line X column Y"; the location is shown up front.
     let msg = e.to_string();
     let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-    let field = msg
-        .strip_prefix("unknown field `")
-        .and_then(|r| r.split('`').next())
-        .map(str::to_string);
+    // Errors that are not about a known field are YAML syntax errors.
+    let msg = if e.location().is_some() && !msg.contains('`') && !msg.contains(':') {
+        format!("YAML syntax: {msg}")
+    } else {
+        msg
+    };
+    // serde names the field either as "unknown field `x`" or as a "x: ..." path prefix.
+    let (field, msg) = match msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+        Some(f) => (Some(f.to_string()), msg.clone()),
+        None => match msg.split_once(": ") {
+            Some((path, rest)) if !path.is_empty() && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c)) => {
+                (Some(path.to_string()), rest.to_string())
+            }
+            _ => (None, msg.clone()),
+        },
+    };
     RuleIssue {
         file: file.to_string(),
         line: loc.as_ref().map(|l| l.line()),
@@ -155,7 +167,7 @@ fn yaml_error(file: &str, rule_id: Option<String>, e: &serde_yaml::Error) -> Rul
 
 /// Load every `.yaml`/`.yml` file under the folders. All problems are
 /// collected, not just the first.
-pub fn load(dirs: &[PathBuf]) -> Result<RulePack, RuleErrors> {
+pub fn load(dirs: &[PathBuf]) -> Loaded {
     let mut issues = Vec::new();
     let mut texts = Vec::new();
     for dir in dirs {
@@ -190,7 +202,7 @@ pub fn load(dirs: &[PathBuf]) -> Result<RulePack, RuleErrors> {
 
 /// The pack built into the binary (the repository's `rules/` at build time),
 /// used when no `--rules` is given and there is no `./rules`.
-pub fn load_builtin() -> Result<RulePack, RuleErrors> {
+pub fn load_builtin() -> Loaded {
     fn walk(d: &include_dir::Dir<'static>, out: &mut Vec<(String, String)>) {
         for f in d.files() {
             if matches!(f.path().extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
@@ -213,7 +225,7 @@ pub fn load_builtin() -> Result<RulePack, RuleErrors> {
 static BUILTIN: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/rules");
 
 /// Parse rule files given as (name, text), in the given order.
-pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: Vec<RuleIssue>) -> Result<RulePack, RuleErrors> {
+pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: Vec<RuleIssue>) -> Loaded {
     let mut rules: Vec<LoadedRule> = Vec::new();
     let mut hasher = Sha256::new();
     let mut files = Vec::new();
@@ -258,15 +270,32 @@ pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: V
             seen.insert(r.rule.id.clone(), r.file.clone());
         }
     }
-    if !issues.is_empty() {
-        return Err(RuleErrors(issues));
-    }
     rules.sort_by(|a, b| a.rule.id.cmp(&b.rule.id));
     let digest = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(RulePack {
-        rules,
-        files,
-        digest,
-        dirs,
-    })
+    Loaded {
+        pack: RulePack {
+            rules,
+            files,
+            digest,
+            dirs,
+        },
+        issues,
+    }
+}
+
+/// The rules that parsed, and the problems with those that did not, so
+/// that one run reports every problem in the pack.
+pub struct Loaded {
+    pub pack: RulePack,
+    pub issues: Vec<RuleIssue>,
+}
+
+impl Loaded {
+    pub fn into_result(self) -> Result<RulePack, RuleErrors> {
+        if self.issues.is_empty() {
+            Ok(self.pack)
+        } else {
+            Err(RuleErrors(self.issues))
+        }
+    }
 }

@@ -1,0 +1,560 @@
+//! End-to-end tests: the real binary on real files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use posaudit::gen::{generate, GenFormat, GenOptions, Plant};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_posaudit");
+const AS_OF: &str = "2026-11-20";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn posaudit(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).current_dir(root()).output().expect("run posaudit")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn scan(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["scan", dir.to_str().unwrap(), "--as-of", AS_OF, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    posaudit(&args)
+}
+
+fn findings(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("findings.jsonl"))
+        .expect("findings.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn by_rule(fs: &[Value]) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for f in fs {
+        *m.entry(f["rule_id"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    m
+}
+
+fn gen_opts(out: &Path, violations: f64) -> GenOptions {
+    GenOptions {
+        merchants: 40,
+        days: 14,
+        txns_per_day: 240,
+        seed: 42,
+        out: out.to_path_buf(),
+        format: GenFormat::Csv,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+        violation_share: violations,
+        bad_rows: true,
+    }
+}
+
+fn rule_for(p: Plant) -> &'static str {
+    match p {
+        Plant::BadUscc => "DOC-USCC-01",
+        Plant::ExpiredLicense => "DOC-LIC-01",
+        Plant::BadId => "DOC-ID-01",
+        Plant::MinorRep => "DOC-ID-03",
+        Plant::MicroTriplet => "DOC-XW-01",
+        Plant::StaticQr => "LIM-QR-01",
+        Plant::PersonalLarge => "LIM-AML-01",
+        Plant::FeeOvercharge => "FEE-REC-01",
+        Plant::SimFee => "FEE-SIM-01",
+        Plant::Split => "SUS-SPLIT-01",
+        Plant::SecondClearing => "SUS-2Q-01",
+        Plant::MccJump => "SUS-MCC-01",
+        Plant::DuplicateTxn => "SUS-DUP-01",
+    }
+}
+
+/// Merchants a finding is about: its merchant, or those in its evidence.
+fn merchants_of(f: &Value) -> Vec<String> {
+    match f["merchant_id"].as_str() {
+        Some(m) => vec![m.to_string()],
+        None => f["evidence"]["merchant_ids"]
+            .as_str()
+            .unwrap_or("")
+            .split(';')
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+#[test]
+fn every_planted_violation_is_found_on_exactly_its_merchants_and_clean_merchants_have_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let summary = generate(&gen_opts(&data, 0.4)).unwrap();
+    let out = tmp.path().join("out");
+    let o = scan(&data, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let fs = findings(&out);
+
+    let mut expected: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (m, p) in &summary.planted {
+        expected.entry(rule_for(*p)).or_default().insert(m.clone());
+    }
+    assert_eq!(expected.len(), Plant::ALL.len(), "every pattern is planted");
+    let mut actual: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for f in &fs {
+        let rule = f["rule_id"].as_str().unwrap();
+        let key = expected.keys().find(|k| **k == rule).copied().unwrap_or("unexpected");
+        actual.entry(key).or_default().extend(merchants_of(f));
+    }
+    assert_eq!(actual, expected);
+    let planted: BTreeSet<&String> = summary.planted.iter().map(|(m, _)| m).collect();
+    for f in &fs {
+        for m in merchants_of(f) {
+            assert!(planted.contains(&m), "clean merchant {m} has a finding: {f}");
+        }
+    }
+}
+
+#[test]
+fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = scan(&root().join("fixtures/demo"), &out, &["--format", "jsonl,csv,parquet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let fs = findings(&out);
+    let expected: BTreeMap<String, usize> = [
+        ("DOC-ID-01", 2),
+        ("DOC-ID-03", 1),
+        ("DOC-LIC-01", 2),
+        ("DOC-USCC-01", 2),
+        ("DOC-XW-01", 1),
+        ("FEE-REC-01", 3),
+        ("FEE-SIM-01", 1),
+        ("LIM-AML-01", 1),
+        ("LIM-QR-01", 1),
+        ("SUS-2Q-01", 2),
+        ("SUS-DUP-01", 1),
+        ("SUS-MCC-01", 3),
+        ("SUS-SPLIT-01", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(by_rule(&fs), expected);
+    let families: BTreeSet<&str> = fs.iter().map(|f| f["family"].as_str().unwrap()).collect();
+    assert_eq!(families.len(), 4, "{families:?}");
+
+    // A split-transaction finding names its three transactions and explains itself.
+    let split = fs.iter().find(|f| f["rule_id"] == "SUS-SPLIT-01").unwrap();
+    assert_eq!(split["txn_ids"].as_array().unwrap().len(), 3);
+    assert_eq!(split["evidence"]["count"], "3");
+    assert!(split["message"].as_str().unwrap().contains("3 credit purchases"), "{split}");
+    assert!(split["source"]["file"].as_str().unwrap().ends_with(".csv"));
+
+    // The fee finding shows the contract's fee next to the charged one, exactly.
+    let fee = fs.iter().find(|f| f["rule_id"] == "FEE-REC-01").unwrap();
+    let ev = &fee["evidence"];
+    let charged: f64 = ev["fee"].as_str().unwrap().parse().unwrap();
+    let expected_fee: f64 = ev["expected_fee"].as_str().unwrap().parse().unwrap();
+    assert!(charged - expected_fee > 3.0, "{fee}");
+    assert_eq!(ev["contract_rate_applied"], "0.006");
+
+    // Rejected rows: file, line, column and reason.
+    let rejected = std::fs::read_to_string(out.join("rejected.csv")).unwrap();
+    let lines: Vec<&str> = rejected.lines().collect();
+    assert_eq!(lines[0], "input,file,line,column,value,reason");
+    assert_eq!(lines.len(), 4, "{rejected}");
+    assert!(
+        lines[1].contains("2026-11-14.csv,245,amount,-50.00,`-50.00` is negative"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].contains(",246,txn_time,2026-11-31 10:00:00,"), "{}", lines[2]);
+    assert!(lines[3].contains(",247,txn_type,cashback,"), "{}", lines[3]);
+
+    // Counts reconcile per file and per input, in the manifest and the summary.
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    for f in m["inputs"].as_array().unwrap() {
+        let (r, a, j) = (
+            f["rows_read"].as_u64().unwrap(),
+            f["rows_accepted"].as_u64().unwrap(),
+            f["rows_rejected"].as_u64().unwrap(),
+        );
+        assert_eq!(r, a + j, "{f}");
+        assert_eq!(f["sha256"].as_str().unwrap().len(), 64);
+    }
+    let t = &m["totals"]["transactions"];
+    assert_eq!(t["rows_rejected"], 3);
+    assert_eq!(t["rows_read"].as_u64().unwrap(), t["rows_accepted"].as_u64().unwrap() + 3);
+    assert_eq!(m["as_of"], AS_OF);
+    assert_eq!(m["findings"]["total"].as_u64().unwrap() as usize, fs.len());
+    assert_eq!(m["rules"]["digest"].as_str().unwrap().len(), 64);
+    assert_eq!(m["exit_code"], 1);
+    assert!(
+        stdout(&o).contains("3384 rows read =       3381 accepted +      3 rejected"),
+        "{}",
+        stdout(&o)
+    );
+
+    // CSV and Parquet carry the same findings.
+    let csv_rows = std::fs::read_to_string(out.join("findings.csv")).unwrap();
+    assert_eq!(csv::Reader::from_reader(csv_rows.as_bytes()).records().count(), fs.len());
+    assert!(std::fs::metadata(out.join("findings.parquet")).unwrap().len() > 0);
+    // Nothing half-written is left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn reruns_are_byte_identical_whatever_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let demo = root().join("fixtures/demo");
+    scan(&demo, &a, &["--format", "jsonl,csv,parquet", "--threads", "1"]);
+    scan(&demo, &b, &["--format", "jsonl,csv,parquet", "--threads", "2"]);
+    for f in ["findings.jsonl", "findings.csv", "findings.parquet", "rejected.csv"] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+}
+
+#[test]
+fn card_and_id_numbers_never_appear_unmasked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let demo = root().join("fixtures/demo");
+    let o = scan(&demo, &out, &["--format", "jsonl,csv"]);
+    let mut secrets = BTreeSet::new();
+    let mut apps = csv::Reader::from_path(demo.join("applications.csv")).unwrap();
+    let h = apps.headers().unwrap().clone();
+    let (id_col, acct_col) = (
+        h.iter().position(|c| c == "legal_rep_id_number").unwrap(),
+        h.iter().position(|c| c == "settlement_account_number").unwrap(),
+    );
+    for r in apps.records() {
+        let r = r.unwrap();
+        secrets.insert(r[id_col].to_string());
+        secrets.insert(r[acct_col].to_string());
+    }
+    for day in std::fs::read_dir(demo.join("transactions")).unwrap() {
+        let mut rdr = csv::Reader::from_path(day.unwrap().path()).unwrap();
+        for r in rdr.records().flatten() {
+            if let Some(acct) = r.get(18).filter(|a| a.len() >= 12) {
+                secrets.insert(acct.to_string());
+            }
+        }
+    }
+    let mut texts = vec![stdout(&o)];
+    for f in ["findings.jsonl", "findings.csv", "rejected.csv", "manifest.json"] {
+        texts.push(std::fs::read_to_string(out.join(f)).unwrap());
+    }
+    for s in &secrets {
+        for t in &texts {
+            assert!(!t.contains(s.as_str()), "unmasked {s} in output");
+        }
+    }
+    // And the masked forms are there, so the check above is not vacuous.
+    let all = texts.join("\n");
+    assert!(all.contains("**********"), "masked ID numbers expected");
+    assert!(all.contains("******"), "masked card numbers expected");
+}
+
+fn write_rule(dir: &Path, name: &str, body: &str) {
+    std::fs::write(dir.join(name), body).unwrap();
+}
+
+const GOOD_HEAD: &str = "title: t\nfamily: transaction_limits\nseverity: low\nbasis: {text: x}\nsource: transactions\n";
+
+fn bad_rules_message(file: &str, body: &str) -> (Option<i32>, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    write_rule(tmp.path(), file, body);
+    let out = tmp.path().join("out");
+    let o = posaudit(&[
+        "scan",
+        "fixtures/demo",
+        "--rules",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!out.join("findings.jsonl").exists(), "no data is scanned with invalid rules");
+    let err = stderr(&o).replace(tmp.path().to_str().unwrap(), "RULES");
+    (o.status.code(), err)
+}
+
+#[test]
+fn each_kind_of_bad_rule_is_named_with_file_line_rule_and_field() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown_key.yaml",
+            format!("id: T-1\n{GOOD_HEAD}wher: \"amount > 1\"\nmessage: m\n"),
+            "RULES/unknown_key.yaml:7:1: rule T-1: field `wher`: unknown field `wher`, expected one of",
+        ),
+        (
+            "unknown_column.yaml",
+            format!("id: T-2\n{GOOD_HEAD}where: \"amout > 1\"\nmessage: m\n"),
+            "RULES/unknown_column.yaml:7:1: rule T-2: field `where`: unknown column `amout`",
+        ),
+        (
+            "bad_sql.yaml",
+            format!("id: T-3\n{GOOD_HEAD}where: \"amount >> AND 1\"\nmessage: m\n"),
+            "RULES/bad_sql.yaml:7:1: rule T-3: field `where`: SQL does not parse",
+        ),
+        (
+            "bad_having.yaml",
+            format!("id: T-4\n{GOOD_HEAD}group_by: [merchant_id]\nhaving: \"SUM(amunt) > 5\"\nmessage: m\n"),
+            "RULES/bad_having.yaml:8:1: rule T-4: field `having`: unknown column `amunt`",
+        ),
+        (
+            "bad_value.yaml",
+            "id: T-5\ntitle: t\nfamily: transaction_limits\nseverity: urgent\nbasis: {text: x}\nsource: transactions\nmessage: m\n"
+                .to_string(),
+            "RULES/bad_value.yaml:4:11: rule T-5: field `severity`: unknown variant `urgent`",
+        ),
+        (
+            "syntax.yaml",
+            "id: T-6\ntitle: [unclosed\n".to_string(),
+            "RULES/syntax.yaml:3:1: YAML syntax:",
+        ),
+        (
+            "unused_param.yaml",
+            format!("id: T-7\n{GOOD_HEAD}params:\n  limit: 5\nwhere: \"amount > 1\"\nmessage: m\n"),
+            "RULES/unused_param.yaml:7:1: rule T-7: field `params.limit`: parameter `limit` is not used by any condition",
+        ),
+        (
+            "bad_window.yaml",
+            format!("id: T-8\n{GOOD_HEAD}group_by: [merchant_id]\nwindow: 2w\nmessage: m\n"),
+            "RULES/bad_window.yaml:8:1: rule T-8: field `window`: `2w` is not a calendar window",
+        ),
+    ];
+    for (file, body, expected) in cases {
+        let (code, err) = bad_rules_message(file, &body);
+        assert_eq!(code, Some(3), "{file}: {err}");
+        assert!(err.contains(expected), "{file}: expected `{expected}` in:\n{err}");
+    }
+}
+
+#[test]
+fn duplicate_rule_ids_are_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let body = format!("id: T-DUP\n{GOOD_HEAD}message: m\n");
+    write_rule(tmp.path(), "a.yaml", &body);
+    write_rule(tmp.path(), "b.yaml", &body);
+    let o = posaudit(&["rules", "check", tmp.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("b.yaml:1:1: rule T-DUP: field `id`: duplicate rule id (first defined in"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn missing_required_column_stops_before_any_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&gen_opts(&data, 0.0)).unwrap();
+    let apps = std::fs::read_to_string(data.join("applications.csv")).unwrap();
+    std::fs::write(data.join("applications.csv"), apps.replacen("merchant_type", "merchant_kind", 1)).unwrap();
+    let out = tmp.path().join("out");
+    let o = scan(&data, &out, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("applications.csv: required column `merchant_type` of the applications input is missing"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.join("findings.jsonl").exists());
+}
+
+#[test]
+fn missing_input_and_usage_errors_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = scan(tmp.path(), &tmp.path().join("out"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no applications input"), "{}", stderr(&o));
+    let o = posaudit(&["scan", "fixtures/demo", "--as-of", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = posaudit(&["scan", "fixtures/demo", "--fail-on", "urgent"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn fail_on_sets_the_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = root().join("fixtures/demo");
+    assert_eq!(
+        scan(&demo, &tmp.path().join("a"), &["--fail-on", "critical"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(scan(&demo, &tmp.path().join("b"), &["--fail-on", "never"]).status.code(), Some(0));
+    // Clean data: exit 0 at the default threshold, and no findings at all.
+    let data = tmp.path().join("clean");
+    let mut opts = gen_opts(&data, 0.0);
+    opts.bad_rows = false;
+    generate(&opts).unwrap();
+    let out = tmp.path().join("c");
+    let o = scan(&data, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(findings(&out).is_empty(), "{:?}", by_rule(&findings(&out)));
+}
+
+#[test]
+fn rules_needing_an_absent_optional_input_are_skipped_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&gen_opts(&data, 0.4)).unwrap();
+    std::fs::remove_file(data.join("fees.csv")).unwrap();
+    let out = tmp.path().join("out");
+    let o = scan(&data, &out, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("FEE-SIM-01     skipped: needs the fees input, which was not given"),
+        "{}",
+        stdout(&o)
+    );
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let run = m["rule_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule_id"] == "FEE-SIM-01")
+        .unwrap();
+    assert_eq!(run["status"], "skipped");
+}
+
+/// A real-world export: Chinese headers, amounts in fen, compact times,
+/// `|` delimiter, GBK encoding. Through a mapping it gives the same
+/// findings as the canonical files.
+#[test]
+fn mapped_gbk_export_gives_the_same_findings_as_canonical_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let canon = tmp.path().join("canon");
+    let mut opts = gen_opts(&canon, 0.4);
+    opts.bad_rows = false;
+    generate(&opts).unwrap();
+    let mapped = tmp.path().join("mapped");
+    std::fs::create_dir_all(mapped.join("transactions")).unwrap();
+    for f in ["applications.csv", "fees.csv", "fee_changes.csv"] {
+        std::fs::copy(canon.join(f), mapped.join(f)).unwrap();
+    }
+    let headers = [
+        ("txn_id", "交易流水号"),
+        ("merchant_id", "商户编号"),
+        ("txn_time", "交易时间"),
+        ("amount", "交易金额(分)"),
+        ("fee", "手续费(分)"),
+    ];
+    for day in std::fs::read_dir(canon.join("transactions")).unwrap() {
+        let path = day.unwrap().path();
+        let mut rdr = csv::Reader::from_path(&path).unwrap();
+        let h: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+        let mut out = String::new();
+        let renamed: Vec<String> = h
+            .iter()
+            .map(|c| {
+                headers
+                    .iter()
+                    .find(|(a, _)| a == c)
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or(c.clone())
+            })
+            .collect();
+        out.push_str(&renamed.join("|"));
+        out.push('\n');
+        for r in rdr.records() {
+            let r = r.unwrap();
+            let fields: Vec<String> = h
+                .iter()
+                .zip(r.iter())
+                .map(|(c, v)| match c.as_str() {
+                    "amount" | "fee" => {
+                        let (y, f) = v.split_once('.').unwrap();
+                        (y.parse::<i64>().unwrap() * 100 + f.parse::<i64>().unwrap()).to_string()
+                    }
+                    "txn_time" => v.replace(['-', ' ', ':'], ""),
+                    _ => v.to_string(),
+                })
+                .collect();
+            out.push_str(&fields.join("|"));
+            out.push('\n');
+        }
+        let (gbk, _, _) = encoding_rs::GBK.encode(&out);
+        std::fs::write(mapped.join("transactions").join(path.file_name().unwrap()), gbk).unwrap();
+    }
+    std::fs::write(
+        mapped.join("mapping.yaml"),
+        "transactions:\n  encoding: gbk\n  delimiter: \"|\"\n  amount_unit: fen\n  datetime_format: \"%Y%m%d%H%M%S\"\n  columns:\n    交易流水号: txn_id\n    商户编号: merchant_id\n    交易时间: txn_time\n    交易金额(分): amount\n    手续费(分): fee\n",
+    )
+    .unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let oa = scan(&canon, &a, &[]);
+    let ob = scan(&mapped, &b, &[]);
+    assert_eq!(oa.status.code(), ob.status.code(), "{}", stderr(&ob));
+    let strip = |fs: Vec<Value>| -> Vec<(String, String, String)> {
+        fs.into_iter()
+            .map(|f| (f["fingerprint"].to_string(), f["message"].to_string(), f["evidence"].to_string()))
+            .collect()
+    };
+    let (fa, fb) = (strip(findings(&a)), strip(findings(&b)));
+    assert!(!fa.is_empty());
+    assert_eq!(fa, fb);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["totals"]["transactions"]["rows_rejected"], 0);
+}
+
+#[test]
+fn parquet_inputs_give_the_same_findings_as_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (c, p) = (tmp.path().join("csv"), tmp.path().join("pq"));
+    generate(&gen_opts(&c, 0.4)).unwrap();
+    let mut opts = gen_opts(&p, 0.4);
+    opts.format = GenFormat::Parquet;
+    generate(&opts).unwrap();
+    assert!(p.join("transactions/2026-11-01.parquet").exists());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    scan(&c, &a, &[]);
+    let o = scan(&p, &b, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let fp = |fs: Vec<Value>| -> Vec<String> { fs.iter().map(|f| f["fingerprint"].to_string()).collect() };
+    assert_eq!(fp(findings(&a)), fp(findings(&b)));
+}
+
+#[test]
+fn generator_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    generate(&gen_opts(&a, 0.4)).unwrap();
+    generate(&gen_opts(&b, 0.4)).unwrap();
+    for f in ["applications.csv", "fees.csv", "transactions/2026-11-07.csv"] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
+    }
+}
+
+#[test]
+fn rules_list_and_explain_print_from_the_yaml() {
+    let o = posaudit(&["rules", "list"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(
+        out.contains("LIM-QR-01      transaction_limits   medium    Static-QR payments by one payer above 500 yuan in a day"),
+        "{out}"
+    );
+    let o = posaudit(&["rules", "explain", "LIM-QR-01"]);
+    let out = stdout(&o);
+    assert!(out.contains("parameter: daily_limit = 500"), "{out}");
+    assert!(out.contains("basis [V]: 条码支付业务规范"), "{out}");
+    let o = posaudit(&["rules", "explain", "NOPE-01"]);
+    assert_eq!(o.status.code(), Some(2));
+}
