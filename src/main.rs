@@ -44,6 +44,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 as_of: a.as_of.unwrap_or_else(today_shanghai),
                 fail_on: a.fail_on,
                 threads: threads(a.threads),
+                reference: a.reference,
             };
             let outcome = scan::scan(&opts)?;
             for w in &outcome.warnings {
@@ -141,6 +142,29 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             println!("  file:      {}", lr.file);
             Ok(exit::CLEAN)
+        }
+        Command::Rules(RulesCommand::Test { dirs, filter, allow_empty }) => {
+            let (pack, _) = scan::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;
+            let refs = scan::pack_references(&dirs)?;
+            let results = posaudit::rules::testing::run_pack(&pack, &refs, filter.as_deref());
+            let failed = results.iter().filter(|r| !r.passed).count();
+            for r in &results {
+                if r.passed {
+                    println!("PASS {} :: {}", r.rule_id, r.case);
+                } else {
+                    println!("FAIL {} :: {}  ({})", r.rule_id, r.case, r.file);
+                    println!("     {}", r.detail.as_deref().unwrap_or(""));
+                    for m in &r.messages {
+                        println!("     finding: {m}");
+                    }
+                }
+            }
+            println!("{} passed, {} failed", results.len() - failed, failed);
+            if results.is_empty() && !allow_empty {
+                eprintln!("error: no test cases (add `tests:` to the rules, or pass --allow-empty)");
+                return Ok(exit::FINDINGS);
+            }
+            Ok(if failed > 0 { exit::FINDINGS } else { exit::CLEAN })
         }
         Command::Rules(RulesCommand::Check { dirs, strict }) => {
             let (pack, warnings) = scan::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;

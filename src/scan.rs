@@ -66,6 +66,8 @@ pub struct ScanOptions {
     pub as_of: NaiveDate,
     pub fail_on: FailOn,
     pub threads: usize,
+    /// Reference tables named on the command line (they replace the pack's).
+    pub reference: Vec<PathBuf>,
 }
 
 pub struct ScanOutcome {
@@ -145,6 +147,39 @@ pub fn checked_pack(
     Ok((loaded.pack, report.warnings))
 }
 
+/// The pack's own reference tables (its `reference/` folder, else built in).
+pub fn pack_references(dirs: &[PathBuf]) -> Result<input::reference::References, Error> {
+    let pack_dirs: Vec<PathBuf> = if dirs.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        dirs.to_vec()
+    };
+    input::reference::load(&BTreeMap::new(), &pack_dirs, |f| load::builtin_file(&format!("reference/{f}"))).map_err(Error::Input)
+}
+
+/// Reference tables: `--reference` files, then same-name files in the
+/// scanned folder, then the pack's `reference/` folder, then built in.
+pub fn load_references(plan: &InputPlan, opts: &ScanOptions) -> Result<input::reference::References, Error> {
+    let mut overrides = plan.reference.clone();
+    for p in &opts.reference {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        if !input::REFERENCE_TABLES.contains(&name.as_str()) {
+            return Err(Error::Usage(format!(
+                "--reference {}: the file name must be one of {}",
+                p.display(),
+                input::REFERENCE_TABLES.join(", ")
+            )));
+        }
+        overrides.insert(name, p.clone());
+    }
+    let pack_dirs: Vec<PathBuf> = if opts.rules.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        opts.rules.clone()
+    };
+    input::reference::load(&overrides, &pack_dirs, |f| load::builtin_file(&format!("reference/{f}"))).map_err(Error::Input)
+}
+
 pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
     let started = Instant::now();
     // A pack that does not parse is reported before anything is read.
@@ -171,7 +206,8 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
     let loaded = engine::in_pool(|| input::load(&plan, &mapping, headers)).map_err(Error::Input)?;
     let stats = loaded.stats.clone();
     let rejected = loaded.rejected;
-    let prepared = engine::in_pool(|| prepare::prepare(loaded.frames, opts.as_of)).map_err(|e| Error::Internal(e.to_string()))?;
+    let refs = load_references(&plan, opts)?;
+    let prepared = engine::in_pool(|| prepare::prepare(loaded.frames, &refs, opts.as_of)).map_err(|e| Error::Internal(e.to_string()))?;
     let (findings, runs) = engine::run(&pack, &prepared, &stats, opts.as_of);
 
     let failed = runs.iter().any(|r| r.status == RuleStatus::Failed);
@@ -223,6 +259,7 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
         inputs: stats,
         ignored_files: plan.ignored.iter().map(|p| p.display().to_string()).collect(),
         mapping: plan.mapping.as_ref().map(|p| p.display().to_string()),
+        reference_tables: refs.origins.clone(),
         rule_runs: runs.clone(),
         findings: Counts::of(&findings),
         outputs,

@@ -49,6 +49,14 @@ pub const DERIVED: &[DerivedDoc] = &[
     DerivedDoc { name: "effective_rate", input: "transactions", doc: "fee / amount" },
     DerivedDoc { name: "distance_km", input: "transactions", doc: "distance from the terminal's install point (needs lat, lon, install_lat, install_lon)" },
     DerivedDoc { name: "days_since_install", input: "transactions", doc: "days from the merchant's installed_at to txn_time" },
+    DerivedDoc { name: "days_since_prev_txn", input: "transactions", doc: "days since the merchant's previous approved purchase (for the first: since installation, if inside the data's period)" },
+    DerivedDoc { name: "original_found, original_amount, original_card_hash, original_merchant_id", input: "transactions", doc: "for refunds and reversals: the original transaction, looked up by original_txn_id" },
+    DerivedDoc { name: "txn_mcc_fee_class, txn_mcc_known, ...", input: "transactions", doc: "the MCC table's columns for the MCC the transaction was submitted under (mcc_fee_class etc. are the merchant's registered MCC's)" },
+    DerivedDoc { name: "notice_days", input: "fee_changes", doc: "days from notice_published_at to effective_at" },
+    DerivedDoc { name: "refund_threshold_reached_at, deposit_refunded_at, days_to_deposit_refund", input: "applications", doc: "when approved purchases reached deposit_refund_threshold, when the deposit was refunded (fees), and the days between (to --as-of while not refunded)" },
+    DerivedDoc { name: "terminal_kind, model_max_single_txn_amount, model_has_gps, terminal_model_known", input: "applications", doc: "from terminal_models.csv by terminal_model" },
+    DerivedDoc { name: "type_max_single_txn_amount, type_max_daily_amount, type_max_monthly_amount", input: "applications", doc: "from merchant_type_limits.csv by merchant_type" },
+    DerivedDoc { name: "mcc_description, mcc_fee_class, mcc_daytime, mcc_known", input: "applications", doc: "from mcc.csv by mcc" },
 ];
 
 fn strs(df: &DataFrame, name: &str) -> Option<StringChunked> {
@@ -277,4 +285,161 @@ pub fn derive_transactions(df: &mut DataFrame) -> PolarsResult<()> {
     }
     *df = std::mem::take(df).lazy().with_columns(exprs).collect()?;
     Ok(())
+}
+
+/// Refunds and their originals: whether the original is in the data, and
+/// its amount, card and merchant, so rules can compare them.
+pub fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
+    let n = df.height();
+    let ids = strs(df, "txn_id").expect("txn_id is required");
+    let orig = strs(df, "original_txn_id");
+    let amount = scaled(df, "amount").unwrap_or_else(|| vec![None; n]);
+    let card = strs(df, "card_hash");
+    let merchant = strs(df, "merchant_id").expect("merchant_id is required");
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(n);
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(id) = id {
+            first.entry(id).or_insert(i);
+        }
+    }
+    let lookup: Vec<Option<Option<usize>>> = (0..n)
+        .map(|i| orig.as_ref().and_then(|o| o.get(i)).map(|o| first.get(o).copied()))
+        .collect();
+    let add = vec![
+        bools("original_found", lookup.iter().map(|l| l.map(|f| f.is_some()))),
+        decimal_from_scaled(
+            Int64Chunked::from_iter_options("original_amount".into(), lookup.iter().map(|l| l.flatten().and_then(|j| amount[j]))),
+            2,
+        )?
+        .into_column(),
+        StringChunked::from_iter_options(
+            "original_card_hash".into(),
+            lookup
+                .iter()
+                .map(|l| l.flatten().and_then(|j| card.as_ref().and_then(|c| c.get(j)))),
+        )
+        .into_series()
+        .into_column(),
+        StringChunked::from_iter_options(
+            "original_merchant_id".into(),
+            lookup.iter().map(|l| l.flatten().and_then(|j| merchant.get(j))),
+        )
+        .into_series()
+        .into_column(),
+    ];
+    for c in add {
+        df.with_column(c)?;
+    }
+    Ok(())
+}
+
+/// Days since the merchant's previous approved purchase (the first one:
+/// since installation), for dormancy rules. Other rows get null.
+pub fn derive_gaps(df: &mut DataFrame) -> PolarsResult<()> {
+    let n = df.height();
+    let merchant = strs(df, "merchant_id").expect("merchant_id is required");
+    let time = df.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
+    let installed = df
+        .column("installed_at")
+        .ok()
+        .and_then(|c| c.as_materialized_series().datetime().ok().map(|d| d.physical().clone()));
+    let (ttype, status) = (strs(df, "txn_type"), strs(df, "status"));
+    let counts =
+        |i: usize| ttype.as_ref().and_then(|t| t.get(i)) == Some("purchase") && status.as_ref().and_then(|s| s.get(i)) == Some("approved");
+    let mut order: Vec<usize> = (0..n).filter(|i| counts(*i)).collect();
+    order.sort_by(|a, b| (merchant.get(*a), time.get(*a), a).cmp(&(merchant.get(*b), time.get(*b), b)));
+    let mut gap: Vec<Option<f64>> = vec![None; n];
+    let day_ms = 86_400_000.0;
+    // Before a merchant's first transaction in the data the gap is known
+    // only if it was installed inside the data's period; an installation
+    // before the period says nothing about activity before the period.
+    let period_start = order.iter().filter_map(|&i| time.get(i)).min().unwrap_or(i64::MIN);
+    let mut prev: Option<(Option<&str>, i64)> = None;
+    for &i in &order {
+        let (m, t) = (merchant.get(i), time.get(i).unwrap_or(0));
+        let before = match prev {
+            Some((pm, pt)) if pm == m => Some(pt),
+            _ => installed.as_ref().and_then(|c| c.get(i)).filter(|inst| *inst >= period_start),
+        };
+        gap[i] = before.map(|b| (t - b) as f64 / day_ms);
+        prev = Some((m, t));
+    }
+    df.with_column(
+        Float64Chunked::from_iter_options("days_since_prev_txn".into(), gap.into_iter())
+            .into_series()
+            .into_column(),
+    )?;
+    Ok(())
+}
+
+/// Per merchant: when approved purchases first reached the deposit refund
+/// threshold, when the deposit was refunded, and the days between them
+/// (to `as_of` while not refunded). Joined onto the applications.
+pub fn merchant_deposit_activity(txns: &DataFrame, fees: Option<&DataFrame>, as_of: NaiveDate) -> PolarsResult<DataFrame> {
+    use std::collections::BTreeMap;
+    let n = txns.height();
+    let merchant = strs(txns, "merchant_id").expect("merchant_id is required");
+    let time = txns.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
+    let amount = scaled(txns, "amount").unwrap_or_else(|| vec![None; n]);
+    let threshold = scaled(txns, "deposit_refund_threshold").unwrap_or_else(|| vec![None; n]);
+    let (ttype, status) = (strs(txns, "txn_type"), strs(txns, "status"));
+    let mut order: Vec<usize> = (0..n)
+        .filter(|&i| {
+            ttype.as_ref().and_then(|t| t.get(i)) == Some("purchase")
+                && status.as_ref().and_then(|s| s.get(i)) == Some("approved")
+                && threshold[i].is_some_and(|t| t > 0)
+        })
+        .collect();
+    order.sort_by(|a, b| (merchant.get(*a), time.get(*a), a).cmp(&(merchant.get(*b), time.get(*b), b)));
+    let mut reached: BTreeMap<String, i64> = BTreeMap::new();
+    let mut cum: BTreeMap<&str, i64> = BTreeMap::new();
+    for &i in &order {
+        let Some(m) = merchant.get(i) else { continue };
+        let c = cum.entry(m).or_insert(0);
+        *c += amount[i].unwrap_or(0);
+        if *c >= threshold[i].unwrap_or(i64::MAX) && !reached.contains_key(m) {
+            reached.insert(m.to_string(), time.get(i).unwrap_or(0));
+        }
+    }
+    let mut refunded: BTreeMap<String, i64> = BTreeMap::new();
+    if let Some(f) = fees {
+        let fm = strs(f, "merchant_id").expect("merchant_id is required");
+        let ft = f.column("charged_at")?.as_materialized_series().datetime()?.physical().clone();
+        let kind = strs(f, "charge_type").expect("charge_type is required");
+        for i in 0..f.height() {
+            if let (Some(m), Some("deposit_refund"), Some(t)) = (fm.get(i), kind.get(i), ft.get(i)) {
+                let e = refunded.entry(m.to_string()).or_insert(t);
+                *e = (*e).min(t);
+            }
+        }
+    }
+    let as_of_ms = crate::input::values::millis_of(as_of.and_hms_opt(0, 0, 0).expect("midnight"));
+    let ids: Vec<&String> = reached.keys().collect();
+    let reached_at: Vec<i64> = ids.iter().map(|m| reached[*m]).collect();
+    let refund_at: Vec<Option<i64>> = ids.iter().map(|m| refunded.get(*m).copied()).collect();
+    let days: Vec<i64> = reached_at
+        .iter()
+        .zip(&refund_at)
+        .map(|(r, f)| (f.unwrap_or(as_of_ms) - r).div_euclid(86_400_000))
+        .collect();
+    let h = ids.len();
+    DataFrame::new(
+        h,
+        vec![
+            StringChunked::from_iter_values("merchant_id".into(), ids.iter().map(|s| s.as_str()))
+                .into_series()
+                .into_column(),
+            Int64Chunked::from_vec("refund_threshold_reached_at".into(), reached_at)
+                .into_datetime(TimeUnit::Milliseconds, None)
+                .into_series()
+                .into_column(),
+            Int64Chunked::from_iter_options("deposit_refunded_at".into(), refund_at.into_iter())
+                .into_datetime(TimeUnit::Milliseconds, None)
+                .into_series()
+                .into_column(),
+            Int64Chunked::from_vec("days_to_deposit_refund".into(), days)
+                .into_series()
+                .into_column(),
+        ],
+    )
 }

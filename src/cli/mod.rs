@@ -74,6 +74,17 @@ pub enum RulesCommand {
         #[command(flatten)]
         rules: RulesArgs,
     },
+    /// Run every rule's own test cases (exit 1 on a failure).
+    Test {
+        /// Rule folders (default: ./rules, else the built-in pack).
+        dirs: Vec<PathBuf>,
+        /// Only rules whose id contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Pass even when no rule has test cases.
+        #[arg(long = "allow-empty")]
+        allow_empty: bool,
+    },
     /// Check the pack without reading data (exit 3 on errors).
     Check {
         /// Rule folders (default: ./rules, else the built-in pack).
@@ -107,6 +118,10 @@ pub struct ScanArgs {
     pub mapping: Option<PathBuf>,
     #[command(flatten)]
     pub rules: RulesArgs,
+    /// A reference table replacing the pack's (terminal_models.csv, mcc.csv or
+    /// merchant_type_limits.csv, by file name); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub reference: Vec<PathBuf>,
     /// Output folder.
     #[arg(long, value_name = "DIR", default_value = "posaudit-out")]
     pub out: PathBuf,

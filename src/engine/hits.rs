@@ -98,6 +98,8 @@ struct Parts {
     entity_id: String,
     /// Raw (unmasked) entity key: the fingerprint's input.
     key: String,
+    /// Raw key for rule tests (row id, or group key values joined with `|`).
+    test_key: String,
     txn_ids: Vec<String>,
     evidence: IndexMap<String, String>,
     /// Values for the message template besides the evidence.
@@ -129,6 +131,7 @@ fn finding(lr: &LoadedRule, p: Parts) -> Finding {
         basis: rule.basis.text.clone(),
         basis_mark: rule.basis.mark,
         source: p.source,
+        key: p.test_key,
     }
 }
 
@@ -167,7 +170,8 @@ pub fn row_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> V
                 merchant_id: merchant,
                 entity_kind: entity_kind.to_string(),
                 entity_id: id.clone(),
-                key: id,
+                key: id.clone(),
+                test_key: id,
                 txn_ids,
                 evidence,
                 values,
@@ -291,11 +295,18 @@ pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) ->
             let mut values = params(rule);
             values.insert("txn_count".into(), h.ids.len().to_string());
             let source = source_of(hits, i, rule, files);
+            let test_key = h
+                .key
+                .iter()
+                .map(|(_, v)| v.clone().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("|");
             let parts = Parts {
                 merchant_id,
                 entity_kind,
                 entity_id: shown.join("; "),
                 key,
+                test_key,
                 txn_ids,
                 evidence,
                 values,

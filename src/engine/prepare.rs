@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 
 use crate::checks;
+use crate::input::reference::{RefTable, References};
 use crate::input::{InputKind, LINE_COL, SRC_COL};
 
 /// Prefix for application columns whose name the joined input already has.
@@ -80,21 +81,75 @@ fn join_applications(base: DataFrame, apps: &DataFrame) -> PolarsResult<DataFram
         .collect()
 }
 
-pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, as_of: NaiveDate) -> PolarsResult<Prepared> {
+/// Join a reference table on `left_key`; value columns are prefixed with
+/// `prefix`, and the table's "known" flag becomes false where the key is
+/// not in the table.
+fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str) -> PolarsResult<DataFrame> {
+    let mut right: Vec<Expr> = vec![col(t.key).alias("__ref_key")];
+    for name in t.df.get_column_names() {
+        if name.as_str() != t.key {
+            right.push(col(name.as_str()).alias(format!("{prefix}{name}")));
+        }
+    }
+    let mut args = JoinArgs::new(JoinType::Left);
+    args.maintain_order = MaintainOrderJoin::Left;
+    let mut lf = df
+        .lazy()
+        .join(t.df.clone().lazy().select(right), [col(left_key)], [col("__ref_key")], args);
+    if let Some(k) = t.known {
+        let k = format!("{prefix}{k}");
+        lf = lf.with_column(col(k.as_str()).fill_null(lit(false)));
+    }
+    lf.collect()
+}
+
+pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of: NaiveDate) -> PolarsResult<Prepared> {
     let mut frames = BTreeMap::new();
     let Some(mut apps) = inputs.remove(&InputKind::Applications) else {
         return Ok(Prepared { frames });
     };
     checks::derive_applications(&mut apps, as_of)?;
+    for t in &refs.tables {
+        apps = join_reference(apps, t, t.key, "")?;
+    }
     let merchants = one_per_merchant(&apps)?;
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
         if let Some(df) = inputs.remove(&kind) {
             let mut joined = join_applications(df, &merchants)?;
-            if kind == InputKind::Transactions {
-                checks::derive_transactions(&mut joined)?;
+            match kind {
+                InputKind::Transactions => {
+                    checks::derive_transactions(&mut joined)?;
+                    checks::derive_originals(&mut joined)?;
+                    checks::derive_gaps(&mut joined)?;
+                    // The MCC the transaction was submitted under, classed too.
+                    if let Some(mcc) = refs.tables.iter().find(|t| t.key == "mcc") {
+                        joined = join_reference(joined, mcc, "mcc", "txn_")?;
+                    }
+                }
+                InputKind::FeeChanges => {
+                    joined = joined
+                        .lazy()
+                        .with_column(
+                            (col("effective_at") - col("notice_published_at"))
+                                .dt()
+                                .total_days(false)
+                                .alias("notice_days"),
+                        )
+                        .collect()?;
+                }
+                _ => {}
             }
             frames.insert(kind, joined);
         }
+    }
+    if let Some(txns) = frames.get(&InputKind::Transactions) {
+        let activity = checks::merchant_deposit_activity(txns, frames.get(&InputKind::Fees), as_of)?;
+        let mut args = JoinArgs::new(JoinType::Left);
+        args.maintain_order = MaintainOrderJoin::Left;
+        apps = apps
+            .lazy()
+            .join(activity.lazy(), [col("merchant_id")], [col("merchant_id")], args)
+            .collect()?;
     }
     frames.insert(InputKind::Applications, apps);
     Ok(Prepared { frames })

@@ -35,6 +35,10 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basis_mark: Option<Mark>,
     pub source: Option<Source>,
+    /// The raw entity key (row id, or group key values joined with `|`):
+    /// what rule tests name. Never written out: it may hold ID numbers.
+    #[serde(skip)]
+    pub key: String,
 }
 
 /// A hash of the rule id, entity kind and raw entity key: the same hit gets

@@ -1,22 +1,27 @@
 //! `posaudit gen`: realistic synthetic inputs in the data contract, with
-//! planted violations for every rule family. Same seed, same bytes.
+//! planted violations for every rule. Same seed, same bytes.
 //!
 //! Clean merchants are generated so that no shipped rule fires on them:
 //! valid documents, fees exactly as contracted, daytime trading, payers
-//! that do not repeat. Violating merchants each carry one planted pattern,
-//! cycling through `Plant::ALL`, so every pattern appears once the share of
-//! violators covers the list.
+//! that do not repeat, small partial refunds of real originals. Violating
+//! merchants each carry one pattern from `Plant::ALL` (cycling), and
+//! `Plant::rules` says which rules each pattern triggers.
 
 pub mod ids;
+pub mod merchant;
+pub mod plant;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::checks::fee::{self, Contract, Priced};
+use crate::checks::fee::{self, Priced};
+use merchant::{at, dt, Merchant};
+pub use plant::Plant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GenFormat {
@@ -33,6 +38,8 @@ pub struct GenOptions {
     pub seed: u64,
     pub out: PathBuf,
     pub format: GenFormat,
+    /// First day of the data. Plants that depend on "today" assume the
+    /// data is scanned with `--as-of` 50 days after it.
     pub start: NaiveDate,
     /// Share of merchants that carry a planted violation.
     pub violation_share: f64,
@@ -40,128 +47,15 @@ pub struct GenOptions {
     pub bad_rows: bool,
 }
 
-/// The patterns planted on violating merchants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plant {
-    BadUscc,
-    ExpiredLicense,
-    BadId,
-    MinorRep,
-    MicroTriplet,
-    StaticQr,
-    PersonalLarge,
-    FeeOvercharge,
-    SimFee,
-    Split,
-    SecondClearing,
-    MccJump,
-    DuplicateTxn,
-}
-
-impl Plant {
-    pub const ALL: [Plant; 13] = [
-        Plant::BadUscc,
-        Plant::ExpiredLicense,
-        Plant::BadId,
-        Plant::MinorRep,
-        Plant::MicroTriplet,
-        Plant::StaticQr,
-        Plant::PersonalLarge,
-        Plant::FeeOvercharge,
-        Plant::SimFee,
-        Plant::Split,
-        Plant::SecondClearing,
-        Plant::MccJump,
-        Plant::DuplicateTxn,
-    ];
-}
-
-const CITIES: &[(&str, &str, f64, f64)] = &[
-    ("310104", "3100", 31.1884, 121.4365),
-    ("110105", "1000", 39.9219, 116.4436),
-    ("440305", "5840", 22.5333, 113.9305),
-    ("330106", "3310", 30.2590, 120.1300),
-];
-const MCCS: &[(&str, &str)] = &[
-    ("5411", "超市零售"),
-    ("5812", "餐饮服务"),
-    ("5999", "日用百货零售"),
-    ("7011", "住宿服务"),
-    ("5732", "电子产品零售"),
-    ("5691", "服装零售"),
-    ("7230", "美容美发"),
-    ("5912", "药品零售"),
-];
-const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴"];
-const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "军", "杰", "涛"];
-const MODELS: &[&str] = &["LKL-A8", "LKL-V9", "LKL-Q5"];
-
-struct Merchant {
-    id: String,
-    name: String,
-    mtype: &'static str,
-    uscc: String,
-    license_expiry: String,
-    rep_name: String,
-    rep_id: String,
-    rep_id_expiry: String,
-    rep_id_start: String,
-    mobile: String,
-    acct_name: String,
-    acct_no: String,
-    acct_type: &'static str,
-    mcc: &'static str,
-    scope: &'static str,
-    city: &'static str,
-    lat: f64,
-    lon: f64,
-    sn: String,
-    model: &'static str,
-    declared_fen: i64,
-    contract: Contract,
-    sim_fee_fen: i64,
-    deposit_fen: i64,
-    docs: String,
-    channel: &'static str,
-    submitted: NaiveDateTime,
-    reviewed: NaiveDateTime,
-    signed: NaiveDateTime,
-    installed: NaiveDateTime,
-    plant: Option<Plant>,
-    weight: f64,
-}
-
-fn yuan(fen: i64) -> String {
+pub fn yuan(fen: i64) -> String {
     format!("{}{}.{:02}", if fen < 0 { "-" } else { "" }, fen.abs() / 100, fen.abs() % 100)
 }
 
-/// A rate in millionths as a fraction with at least four decimals (0.0050).
-fn rate(millionths: i64) -> String {
-    let mut s = format!("{}.{:06}", millionths / 1_000_000, millionths % 1_000_000);
-    while s.ends_with('0') && s.len() > s.find('.').unwrap_or(0) + 5 {
-        s.pop();
-    }
-    s
-}
-
-fn dt(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-fn name<R: Rng>(rng: &mut R) -> String {
-    format!(
-        "{}{}{}",
-        SURNAMES[rng.gen_range(0..SURNAMES.len())],
-        GIVEN[rng.gen_range(0..GIVEN.len())],
-        GIVEN[rng.gen_range(0..GIVEN.len())]
-    )
-}
-
 /// Log-normal amount in fen, with cents (never a round number).
-fn amount<R: Rng>(rng: &mut R, median_yuan: f64) -> i64 {
+fn amount(rng: &mut ChaCha8Rng, median_yuan: f64, max_yuan: f64) -> i64 {
     let (u1, u2): (f64, f64) = (rng.gen_range(1e-9..1.0), rng.gen());
     let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
-    let y = (median_yuan.ln() + 0.8 * z).exp().clamp(1.0, 20_000.0);
+    let y = (median_yuan.ln() + 0.8 * z).exp().clamp(1.0, max_yuan);
     let fen = (y * 100.0) as i64;
     if fen % 100 == 0 {
         fen + 37
@@ -171,10 +65,9 @@ fn amount<R: Rng>(rng: &mut R, median_yuan: f64) -> i64 {
 }
 
 /// Daytime-heavy hour: 08-21, peaking at lunch and evening.
-fn hour<R: Rng>(rng: &mut R) -> u32 {
+fn hour(rng: &mut ChaCha8Rng) -> u32 {
     const W: [u32; 14] = [3, 5, 7, 10, 12, 9, 6, 6, 7, 9, 11, 10, 6, 3];
-    let total: u32 = W.iter().sum();
-    let mut x = rng.gen_range(0..total);
+    let mut x = rng.gen_range(0..W.iter().sum::<u32>());
     for (i, w) in W.iter().enumerate() {
         if x < *w {
             return 8 + i as u32;
@@ -184,281 +77,8 @@ fn hour<R: Rng>(rng: &mut R) -> u32 {
     21
 }
 
-fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> Vec<Merchant> {
-    let n = opts.merchants;
-    let violators = if opts.violation_share <= 0.0 || n == 0 {
-        0
-    } else {
-        ((n as f64 * opts.violation_share).round() as usize).clamp(1, n)
-    };
-    let mut seq = std::collections::HashMap::<(usize, usize), u32>::new();
-    let mut out: Vec<Merchant> = Vec::with_capacity(n + 2);
-    let base = opts.start;
-    for i in 0..n {
-        let plant = (0..violators)
-            .position(|k| k * n / violators == i)
-            .map(|ord| Plant::ALL[ord % Plant::ALL.len()]);
-        let ci = rng.gen_range(0..CITIES.len());
-        let mi = rng.gen_range(0..MCCS.len());
-        let (city, city4, clat, clon) = CITIES[ci];
-        let (mcc, scope) = MCCS[mi];
-        let s = seq.entry((ci, mi)).or_insert(0);
-        *s += 1;
-        let id = format!("822{city4}{mcc}{:04}", *s % 10000);
-        let mut mtype = match rng.gen_range(0..20) {
-            0..=7 => "enterprise",
-            8..=14 => "individual_business",
-            _ => "micro",
-        };
-        match plant {
-            Some(Plant::BadUscc | Plant::ExpiredLicense) => mtype = "enterprise",
-            Some(Plant::MicroTriplet) => mtype = "micro",
-            Some(Plant::PersonalLarge) => mtype = "individual_business",
-            _ => {}
-        }
-        let rep_name = name(rng);
-        let submitted = NaiveDateTime::new(
-            base - Duration::days(rng.gen_range(60..400)),
-            NaiveTime::from_hms_opt(rng.gen_range(9..17), rng.gen_range(0..60), 0).unwrap_or_default(),
-        );
-        let age_at_submission = if plant == Some(Plant::MinorRep) {
-            17
-        } else {
-            rng.gen_range(24..58)
-        };
-        let birth =
-            NaiveDate::from_ymd_opt(submitted.year() - age_at_submission, rng.gen_range(1..13), rng.gen_range(1..29)).unwrap_or(base);
-        // Keep the birthday after the submission day in the minor case so the age is exactly 17.
-        let birth = if plant == Some(Plant::MinorRep) {
-            birth.with_month(12).and_then(|b| b.with_day(28)).unwrap_or(birth)
-        } else {
-            birth
-        };
-        let mut rep_id = ids::resident_id(rng, city, birth);
-        if plant == Some(Plant::BadId) {
-            rep_id = ids::corrupt_id(&rep_id);
-        }
-        let issue_age = rng.gen_range(26..40).min(age_at_submission.max(16));
-        let id_start = NaiveDate::from_ymd_opt(birth.year() + issue_age, rng.gen_range(1..13), rng.gen_range(1..29)).unwrap_or(base);
-        let id_start = if id_start > base { base - Duration::days(400) } else { id_start };
-        let (id_start, id_expiry) = {
-            let age = crate::checks::idcard::age_at(birth, id_start);
-            match crate::checks::idcard::term_years(age) {
-                Some(y) => {
-                    let mut start = id_start;
-                    // Keep the ID valid at the scan date.
-                    while start.with_year(start.year() + y).unwrap_or(start) < base + Duration::days(60) {
-                        start = start.with_year(start.year() + y).unwrap_or(start);
-                    }
-                    let age2 = crate::checks::idcard::age_at(birth, start);
-                    match crate::checks::idcard::term_years(age2) {
-                        Some(y2) => (start, start.with_year(start.year() + y2).unwrap_or(start).to_string()),
-                        None => (start, "长期".to_string()),
-                    }
-                }
-                None => (id_start, "长期".to_string()),
-            }
-        };
-        let prefix = if mtype == "individual_business" { "92" } else { "91" };
-        let mut uscc = if mtype == "micro" {
-            String::new()
-        } else {
-            ids::uscc(rng, prefix, city)
-        };
-        if plant == Some(Plant::BadUscc) {
-            uscc = ids::corrupt_uscc(&uscc);
-        }
-        let license_expiry = if mtype == "micro" {
-            String::new()
-        } else if plant == Some(Plant::ExpiredLicense) {
-            (base - Duration::days(10)).to_string()
-        } else if rng.gen_bool(0.5) {
-            "长期".to_string()
-        } else {
-            (base + Duration::days(rng.gen_range(400..3000))).to_string()
-        };
-        let personal = mtype != "enterprise" && (plant == Some(Plant::PersonalLarge) || rng.gen_bool(0.7));
-        let (acct_type, acct_no, acct_name) = if personal {
-            ("personal", ids::card(rng), rep_name.clone())
-        } else {
-            ("corporate", ids::corporate_account(rng), format!("{}{}有限公司", rep_name, scope))
-        };
-        let merchant_name = match mtype {
-            "micro" => format!("商户_{rep_name}"),
-            "individual_business" => format!("{rep_name}{scope}店"),
-            _ => format!("{rep_name}{scope}有限公司"),
-        };
-        let mut docs = vec!["id_front", "id_back", "bank_card", "storefront_photo"];
-        if mtype != "micro" {
-            docs.insert(0, "license");
-        }
-        let reviewed = submitted + Duration::hours(rng.gen_range(2..40));
-        let signed = reviewed + Duration::hours(rng.gen_range(1..48));
-        let installed = signed + Duration::days(rng.gen_range(1..10));
-        let sim_fee_fen = if rng.gen_bool(0.3) && plant != Some(Plant::SimFee) {
-            9900
-        } else {
-            0
-        };
-        let declared_fen = if plant == Some(Plant::PersonalLarge) {
-            300_000_000
-        } else {
-            rng.gen_range(80_000..300_000) * 100
-        };
-        out.push(Merchant {
-            id,
-            name: merchant_name,
-            mtype,
-            uscc,
-            license_expiry,
-            rep_name: rep_name.clone(),
-            rep_id,
-            rep_id_expiry: id_expiry,
-            rep_id_start: id_start.to_string(),
-            mobile: format!("1{}{:09}", [3, 5, 8][rng.gen_range(0..3)], rng.gen_range(0..1_000_000_000u64)),
-            acct_name,
-            acct_no,
-            acct_type,
-            mcc,
-            scope,
-            city,
-            lat: clat + rng.gen_range(-0.02..0.02),
-            lon: clon + rng.gen_range(-0.02..0.02),
-            sn: format!("SN{:010}", rng.gen_range(0..10_000_000_000u64)),
-            model: MODELS[rng.gen_range(0..MODELS.len())],
-            declared_fen,
-            contract: Contract {
-                rate_debit: Some([5000, 5500][rng.gen_range(0..2)]),
-                debit_cap: Some(2000),
-                rate_credit: Some(6000),
-                rate_qr: Some(3800),
-                fixed_fee: Some(0),
-            },
-            sim_fee_fen,
-            deposit_fen: 0,
-            docs: docs.join(";"),
-            channel: ["online", "branch", "agent"][rng.gen_range(0..3)],
-            submitted,
-            reviewed,
-            signed,
-            installed,
-            plant,
-            weight: (rng.gen_range(0.0f64..1.0) * 1.5).exp(),
-        });
-    }
-    // The micro-triplet holder gets two more micro merchants under the same ID.
-    let extra: Vec<Merchant> = out
-        .iter()
-        .filter(|m| m.plant == Some(Plant::MicroTriplet))
-        .flat_map(|m| {
-            (1..=2).map(move |k| Merchant {
-                id: format!("{}{}", &m.id[..11], 9000 + k),
-                name: format!("{}_{k}", m.name),
-                sn: format!("{}{k}", &m.sn[..11]),
-                acct_no: m.acct_no.clone(),
-                plant: Some(Plant::MicroTriplet),
-                ..m.clone_shallow()
-            })
-        })
-        .collect();
-    out.extend(extra);
-    out
-}
-
-impl Merchant {
-    fn clone_shallow(&self) -> Merchant {
-        Merchant {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            mtype: self.mtype,
-            uscc: self.uscc.clone(),
-            license_expiry: self.license_expiry.clone(),
-            rep_name: self.rep_name.clone(),
-            rep_id: self.rep_id.clone(),
-            rep_id_expiry: self.rep_id_expiry.clone(),
-            rep_id_start: self.rep_id_start.clone(),
-            mobile: self.mobile.clone(),
-            acct_name: self.acct_name.clone(),
-            acct_no: self.acct_no.clone(),
-            acct_type: self.acct_type,
-            mcc: self.mcc,
-            scope: self.scope,
-            city: self.city,
-            lat: self.lat,
-            lon: self.lon,
-            sn: self.sn.clone(),
-            model: self.model,
-            declared_fen: self.declared_fen,
-            contract: self.contract,
-            sim_fee_fen: self.sim_fee_fen,
-            deposit_fen: self.deposit_fen,
-            docs: self.docs.clone(),
-            channel: self.channel,
-            submitted: self.submitted,
-            reviewed: self.reviewed,
-            signed: self.signed,
-            installed: self.installed,
-            plant: self.plant,
-            weight: self.weight,
-        }
-    }
-}
-
-fn write_applications(path: &Path, merchants: &[Merchant]) -> std::io::Result<()> {
-    let mut w = csv::Writer::from_path(path)?;
-    w.write_record(crate::input::InputKind::Applications.columns().iter().map(|c| c.name))?;
-    for (i, m) in merchants.iter().enumerate() {
-        let c = &m.contract;
-        let opt = |v: Option<i64>, f: fn(i64) -> String| v.map(f).unwrap_or_default();
-        w.write_record([
-            format!("APP{:07}", i + 1),
-            m.id.clone(),
-            m.name.clone(),
-            m.mtype.to_string(),
-            m.uscc.clone(),
-            m.license_expiry.clone(),
-            m.rep_name.clone(),
-            m.rep_id.clone(),
-            m.rep_id_expiry.clone(),
-            m.rep_id_start.clone(),
-            m.mobile.clone(),
-            m.acct_name.clone(),
-            m.acct_no.clone(),
-            m.acct_type.to_string(),
-            m.mcc.to_string(),
-            m.scope.to_string(),
-            m.city.to_string(),
-            format!("{:.6}", m.lat),
-            format!("{:.6}", m.lon),
-            m.sn.clone(),
-            m.model.to_string(),
-            yuan(m.declared_fen),
-            opt(c.rate_debit, rate),
-            opt(c.debit_cap, yuan),
-            opt(c.rate_credit, rate),
-            opt(c.rate_qr, rate),
-            opt(c.fixed_fee, yuan),
-            yuan(m.sim_fee_fen),
-            yuan(m.deposit_fen),
-            String::new(),
-            m.docs.clone(),
-            m.channel.to_string(),
-            if m.channel == "agent" {
-                format!("AG{}", &m.id[3..7])
-            } else {
-                String::new()
-            },
-            dt(m.submitted),
-            dt(m.reviewed),
-            "approved".to_string(),
-            dt(m.signed),
-            dt(m.installed),
-        ])?;
-    }
-    w.flush()
-}
-
 /// One transaction row, before formatting.
+#[derive(Clone)]
 struct Txn {
     id: String,
     merchant: usize,
@@ -472,114 +92,264 @@ struct Txn {
     entry: &'static str,
     mcc: &'static str,
     fee: i64,
+    city: &'static str,
+    lat: f64,
+    lon: f64,
     original: String,
     account: String,
 }
 
-fn expected_fee(m: &Merchant, amount: i64, method: &str, card_type: &str) -> i64 {
-    let how = Priced::of(method, if card_type.is_empty() { None } else { Some(card_type) }).unwrap_or(Priced::Qr);
+fn contract_fee(m: &Merchant, amount: i64, method: &str, card_type: &str) -> i64 {
+    let how = Priced::of(method, Some(card_type).filter(|c| !c.is_empty())).unwrap_or(Priced::Qr);
     fee::expected(amount, how, &m.contract).map(|e| e.total()).unwrap_or(0)
 }
 
-fn normal_txn(rng: &mut ChaCha8Rng, m: &Merchant, mi: usize, day: NaiveDate, counter: &mut u64) -> Txn {
-    *counter += 1;
-    let time = NaiveDateTime::new(
-        day,
-        NaiveTime::from_hms_opt(hour(rng), rng.gen_range(0..60), rng.gen_range(0..60)).unwrap_or_default(),
-    );
-    let card_pay = rng.gen_bool(0.55);
-    let (method, card_type, entry) = if card_pay {
-        let ct = if rng.gen_bool(0.4) { "credit" } else { "debit" };
-        (["card"][0], ct, ["chip", "contactless", "swipe"][rng.gen_range(0..3)])
-    } else {
-        (
-            ["qr_wechat", "qr_alipay", "qr_unionpay"][rng.gen_range(0..3)],
-            "",
-            if rng.gen_bool(0.3) { "qr_static" } else { "qr_dynamic" },
-        )
-    };
-    let median = if entry == "qr_static" { 25.0 } else { 80.0 };
-    let amount = amount(rng, median).min(if entry == "qr_static" { 15_000 } else { i64::MAX });
-    let card = if card_pay { ids::mask_card(&ids::card(rng)) } else { String::new() };
-    Txn {
-        id: format!("T{}{:010}", day.format("%Y%m%d"), *counter),
-        merchant: mi,
-        time,
-        txn_type: "purchase",
-        amount,
-        method,
-        card_type,
-        card,
-        card_hash: format!("h{:016x}", rng.gen::<u64>()),
-        entry,
-        mcc: m.mcc,
-        fee: expected_fee(m, amount, method, card_type),
-        original: String::new(),
-        account: m.acct_no.clone(),
-    }
+struct Day<'a> {
+    rng: ChaCha8Rng,
+    merchants: &'a [Merchant],
+    date: NaiveDate,
+    counter: &'a mut u64,
+    txns: Vec<Txn>,
 }
 
-/// The planted transactions of one violating merchant, on its day.
-fn planted_txns(rng: &mut ChaCha8Rng, m: &Merchant, mi: usize, day: NaiveDate, counter: &mut u64, out: &mut Vec<Txn>) {
-    let at = |h: u32, min: u32| NaiveDateTime::new(day, NaiveTime::from_hms_opt(h, min, 0).unwrap_or_default());
-    match m.plant {
-        Some(Plant::StaticQr) => {
-            let payer = format!("p{:016x}", rng.gen::<u64>());
-            for k in 0..3 {
-                let mut t = normal_txn(rng, m, mi, day, counter);
-                (t.time, t.entry, t.method, t.card_type, t.card, t.amount) =
-                    (at(11 + k, 5), "qr_static", "qr_wechat", "", String::new(), 21_037);
-                t.card_hash = payer.clone();
-                t.fee = expected_fee(m, t.amount, t.method, "");
+impl Day<'_> {
+    fn next_id(&mut self) -> String {
+        *self.counter += 1;
+        format!("T{}{:010}", self.date.format("%Y%m%d"), *self.counter)
+    }
+
+    /// A clean purchase; the fee is exactly the contract's.
+    fn purchase(&mut self, mi: usize, time: NaiveDateTime) -> Txn {
+        let m = &self.merchants[mi];
+        let rng = &mut self.rng;
+        let card_pay = rng.gen_bool(0.55);
+        let (method, card_type, entry) = if card_pay {
+            let credit = m.plant == Some(Plant::CreditShare) || rng.gen_bool(0.35);
+            (
+                "card",
+                if credit { "credit" } else { "debit" },
+                ["chip", "contactless", "swipe"][rng.gen_range(0..3)],
+            )
+        } else {
+            let entry = if rng.gen_bool(0.3) { "qr_static" } else { "qr_dynamic" };
+            (["qr_wechat", "qr_alipay", "qr_unionpay"][rng.gen_range(0..3)], "", entry)
+        };
+        let amount = if entry == "qr_static" {
+            amount(rng, 25.0, 150.0)
+        } else {
+            amount(rng, 80.0, 9_000.0)
+        };
+        let card = if card_pay { ids::mask_card(&ids::card(rng)) } else { String::new() };
+        let card_hash = format!("h{:016x}", rng.gen::<u64>());
+        let id = self.next_id();
+        Txn {
+            id,
+            merchant: mi,
+            time,
+            txn_type: "purchase",
+            amount,
+            method,
+            card_type,
+            card,
+            card_hash,
+            entry,
+            mcc: m.mcc,
+            fee: contract_fee(m, amount, method, card_type),
+            city: m.city,
+            lat: m.lat,
+            lon: m.lon,
+            original: String::new(),
+            account: m.acct_no.clone(),
+        }
+    }
+
+    fn random_time(&mut self) -> NaiveDateTime {
+        let h = hour(&mut self.rng);
+        NaiveDateTime::new(
+            self.date,
+            NaiveTime::from_hms_opt(h, self.rng.gen_range(0..60), self.rng.gen_range(0..60)).unwrap_or_default(),
+        )
+    }
+
+    /// A card purchase of a given amount and card type.
+    fn card(&mut self, mi: usize, time: NaiveDateTime, amount: i64, card_type: &'static str) -> Txn {
+        let mut t = self.purchase(mi, time);
+        (t.method, t.card_type, t.entry, t.amount) = ("card", card_type, "chip", amount);
+        t.card = ids::mask_card(&ids::card(&mut self.rng));
+        t.fee = contract_fee(&self.merchants[mi], amount, "card", card_type);
+        t
+    }
+
+    fn refund_of(&mut self, original: &Txn, amount: i64, time: NaiveDateTime) -> Txn {
+        let mut r = original.clone();
+        r.id = self.next_id();
+        (r.txn_type, r.amount, r.fee, r.time, r.original) = ("refund", amount, 0, time, original.id.clone());
+        r
+    }
+
+    /// The planted transactions of merchant `mi` on its `k`-th plant day.
+    fn plant(&mut self, mi: usize, k: u32, merchants_by_plant: &HashMap<usize, Vec<usize>>) {
+        let m = &self.merchants[mi];
+        let d = self.date;
+        let mut out: Vec<Txn> = Vec::new();
+        match m.plant {
+            Some(Plant::StaticQr) => {
+                let payer = format!("p{:016x}", self.rng.gen::<u64>());
+                for h in 0..3 {
+                    let mut t = self.purchase(mi, at(d, 11 + h, 5));
+                    (t.entry, t.method, t.card_type, t.card, t.amount, t.card_hash) =
+                        ("qr_static", "qr_wechat", "", String::new(), 21_037, payer.clone());
+                    t.fee = contract_fee(m, t.amount, "qr_wechat", "");
+                    out.push(t);
+                }
+            }
+            Some(Plant::PersonalLarge) => {
+                for h in 0..12 {
+                    out.push(self.card(mi, at(d, 9 + h, 17), 4_512_345 + h as i64 * 101, "debit"));
+                }
+            }
+            Some(Plant::MicroDaily) => {
+                for h in 0..7 {
+                    out.push(self.card(mi, at(d, 9 + h, 12), 4_500_037 + h as i64 * 1_000, "debit"));
+                }
+            }
+            Some(Plant::MicroMonthly) => {
+                let _ = k;
+                for h in 0..6 {
+                    out.push(self.card(mi, at(d, 9 + h, 12), 4_500_037 + h as i64 * 1_000, "debit"));
+                }
+            }
+            Some(Plant::OverTerminalLimit) => out.push(self.card(mi, at(d, 14, 20), 2_500_037, "debit")),
+            Some(Plant::VolumeOver) => {
+                out.push(self.card(mi, at(d, 10, 20), 160_037, "debit"));
+                out.push(self.card(mi, at(d, 16, 20), 160_137, "debit"));
+            }
+            Some(Plant::FeeOvercharge) => {
+                for h in 0..3 {
+                    let mut t = self.card(mi, at(d, 10 + h, 40), 200_037 + h as i64 * 10_000, "credit");
+                    t.fee = fee::apply_rate(t.amount, 29_900) + 300;
+                    out.push(t);
+                }
+            }
+            Some(Plant::FixedAddon) => {
+                for h in 0..3 {
+                    let mut t = self.card(mi, at(d, 10 + h, 45), 30_037 + h as i64 * 7_000, "debit");
+                    t.fee += 300;
+                    out.push(t);
+                }
+            }
+            Some(Plant::DebitOverCap) => {
+                let mut t = self.card(mi, at(d, 15, 10), 1_000_037, "debit");
+                t.fee = 5_000;
                 out.push(t);
             }
-        }
-        Some(Plant::PersonalLarge) => {
-            for k in 0..6 {
-                let mut t = normal_txn(rng, m, mi, day, counter);
-                (t.time, t.method, t.card_type, t.entry, t.amount) = (at(10 + k, 17), "card", "debit", "chip", 9_012_345 + k as i64 * 101);
-                t.fee = expected_fee(m, t.amount, "card", "debit");
+            Some(Plant::Split) => {
+                let card = ids::mask_card(&ids::card(&mut self.rng));
+                let hash = format!("h{:016x}", self.rng.gen::<u64>());
+                for j in 0..3 {
+                    let amount = 45_000 + self.rng.gen_range(1..9_000);
+                    let mut t = self.card(mi, at(d, 15, 2 + 3 * j), amount, "credit");
+                    (t.card, t.card_hash) = (card.clone(), hash.clone());
+                    out.push(t);
+                }
+            }
+            Some(Plant::RoundAmounts) => {
+                for j in 0..24u32 {
+                    let yuan = [2000, 3000, 5000, 8000][j as usize % 4];
+                    out.push(self.card(mi, at(d, 8 + j / 2, 10 + (j % 2) * 30), yuan * 100, "credit"));
+                }
+            }
+            Some(Plant::UnderLimit) => {
+                let card = ids::mask_card(&ids::card(&mut self.rng));
+                let hash = format!("h{:016x}", self.rng.gen::<u64>());
+                for j in 0..3 {
+                    let mut t = self.card(mi, at(d, 11 + j, 10), 1_950_037 + j as i64 * 1_000, "debit");
+                    (t.card, t.card_hash) = (card.clone(), hash.clone());
+                    out.push(t);
+                }
+            }
+            Some(Plant::NightTrading) => {
+                for j in 0..5 {
+                    let mut t = self.purchase(mi, at(d, 2 + j % 3, 10 + j));
+                    (t.method, t.card_type, t.card, t.entry, t.amount) = ("qr_alipay", "", String::new(), "qr_dynamic", 300_037 + j as i64);
+                    t.fee = contract_fee(m, t.amount, "qr_alipay", "");
+                    out.push(t);
+                }
+            }
+            Some(Plant::RefundHeavy) => {
+                for j in 0..3 {
+                    let sale = self.card(mi, at(d, 10 + j, 0), 300_037, "debit");
+                    let refund = self.refund_of(&sale, 180_000, at(d, 18 + j, 0));
+                    out.push(sale);
+                    out.push(refund);
+                }
+            }
+            Some(Plant::RefundBad) => {
+                let sale = self.card(mi, at(d, 10, 0), 10_037, "debit");
+                let mut other_card = self.refund_of(&sale, 10_037, at(d, 12, 0));
+                other_card.card_hash = format!("h{:016x}", self.rng.gen::<u64>());
+                let mut orphan = self.refund_of(&sale, 3_000, at(d, 13, 0));
+                orphan.original.clear();
+                out.extend([sale, other_card, orphan]);
+            }
+            Some(Plant::CardHopper) => {
+                let hash = format!("h{:016x}", self.rng.gen::<u64>());
+                let mut who = vec![mi];
+                who.extend(merchants_by_plant.get(&mi).cloned().unwrap_or_default());
+                for (j, w) in who.into_iter().enumerate() {
+                    let mut t = self.card(w, at(d, 10 + j as u32, 33), 12_037 + j as i64 * 1_000, "debit");
+                    t.card_hash = hash.clone();
+                    out.push(t);
+                }
+            }
+            Some(Plant::CreditShare) => {
+                for j in 0..10 {
+                    out.push(self.card(mi, at(d, 9 + j, 50), 15_037 + j as i64 * 1_111, "credit"));
+                }
+            }
+            Some(p @ (Plant::MccJumpSame | Plant::MccJumpCheaper)) => {
+                for j in 0..3 {
+                    let mut t = self.purchase(mi, at(d, 16 + j, 20));
+                    t.mcc = if p == Plant::MccJumpSame { "5311" } else { "5411" };
+                    out.push(t);
+                }
+            }
+            Some(p @ (Plant::OtherCity | Plant::OtherProvince | Plant::FarAway)) => {
+                for j in 0..2 {
+                    let mut t = self.purchase(mi, at(d, 13 + j, 40));
+                    match p {
+                        Plant::OtherCity => t.city = "330203",
+                        Plant::OtherProvince => t.city = if m.city.starts_with("44") { "310104" } else { "440305" },
+                        _ => t.lat += 0.1,
+                    }
+                    out.push(t);
+                }
+            }
+            Some(Plant::NewSpike) => {
+                for j in 0..3 {
+                    out.push(self.card(mi, at(d, 10 + j, 5), 1_500_037 + j as i64 * 100, "debit"));
+                }
+            }
+            Some(Plant::Dormant) => {
+                for j in 0..3 {
+                    out.push(self.card(mi, at(d, 19 + j, 15), 400_037 + j as i64 * 100, "debit"));
+                }
+            }
+            Some(Plant::DuplicateTxn) => {
+                let t = self.purchase(mi, at(d, 12, 34));
                 out.push(t);
             }
-        }
-        Some(Plant::FeeOvercharge) => {
-            for k in 0..3 {
-                let mut t = normal_txn(rng, m, mi, day, counter);
-                (t.time, t.method, t.card_type, t.entry) = (at(10 + k, 40), "card", "credit", "chip");
-                t.fee = fee::apply_rate(t.amount, 29_900) + 300;
-                out.push(t);
+            Some(Plant::SecondClearing) => {
+                let other = ids::card(&mut self.rng);
+                for j in 0..2 {
+                    let mut t = self.purchase(mi, at(d, 13 + j, 30));
+                    t.account = other.clone();
+                    out.push(t);
+                }
             }
+            _ => {}
         }
-        Some(Plant::Split) => {
-            let card = ids::mask_card(&ids::card(rng));
-            let hash = format!("h{:016x}", rng.gen::<u64>());
-            for k in 0..3 {
-                let mut t = normal_txn(rng, m, mi, day, counter);
-                (t.time, t.method, t.card_type, t.entry) = (at(15, 2 + 3 * k), "card", "credit", "chip");
-                t.amount = 480_000 + rng.gen_range(1..9_000);
-                t.fee = expected_fee(m, t.amount, "card", "credit");
-                (t.card, t.card_hash) = (card.clone(), hash.clone());
-                out.push(t);
-            }
-        }
-        Some(Plant::SecondClearing) => {
-            let other = ids::card(rng);
-            for k in 0..2 {
-                let mut t = normal_txn(rng, m, mi, day, counter);
-                t.time = at(13 + k, 30);
-                t.account = other.clone();
-                out.push(t);
-            }
-        }
-        Some(Plant::MccJump) => {
-            for k in 0..3 {
-                let mut t = normal_txn(rng, m, mi, day, counter);
-                t.time = at(16 + k, 20);
-                t.mcc = if m.mcc == "5411" { "5311" } else { "5411" };
-                out.push(t);
-            }
-        }
-        _ => {}
+        self.txns.extend(out);
     }
 }
 
@@ -600,9 +370,9 @@ fn txn_line(t: &Txn, m: &Merchant, buf: &mut Vec<u8>) {
         t.entry,
         t.mcc,
         yuan(t.fee),
-        m.city,
-        m.lat,
-        m.lon,
+        t.city,
+        t.lat,
+        t.lon,
         t.original,
         t.account
     );
@@ -615,13 +385,48 @@ pub struct GenSummary {
     pub merchants: usize,
     pub transactions: u64,
     pub files: Vec<PathBuf>,
-    /// Which merchant carries which planted pattern.
+    /// Which merchant carries which planted pattern (extras included).
     pub planted: Vec<(String, Plant)>,
+}
+
+/// The day (index into the period) on which a violator plants.
+fn plant_day(mi: usize, p: Plant, days: u32) -> u32 {
+    match p {
+        Plant::Dormant => 0,
+        _ => mi as u32 % days.saturating_sub(plant::span_days(p) - 1).max(1),
+    }
+}
+
+fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, HashMap<usize, Vec<usize>>) {
+    let n = opts.merchants;
+    let violators = if opts.violation_share <= 0.0 || n == 0 {
+        0
+    } else {
+        ((n as f64 * opts.violation_share).round() as usize).clamp(1, n)
+    };
+    let mut seq = HashMap::new();
+    let mut out: Vec<Merchant> = (0..n).map(|_| merchant::random(rng, &mut seq, opts.start)).collect();
+    for ord in 0..violators {
+        let i = ord * n / violators;
+        let p = Plant::ALL[ord % Plant::ALL.len()];
+        out[i].plant = Some(p);
+        plant::apply(&mut out[i], p, rng, opts.start);
+    }
+    let mut extras_of: HashMap<usize, Vec<usize>> = HashMap::new();
+    for i in 0..n {
+        for mut e in plant::extras(&out[i], rng, opts.start) {
+            let city4 = out[i].id[3..7].to_string();
+            e.id = merchant::next_id(&mut seq, &city4, e.mcc);
+            extras_of.entry(i).or_default().push(out.len());
+            out.push(e);
+        }
+    }
+    (out, extras_of)
 }
 
 pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let merchants = make_merchants(opts, &mut rng);
+    let (merchants, extras_of) = make_merchants(opts, &mut rng);
     std::fs::create_dir_all(opts.out.join("transactions"))?;
     let mut summary = GenSummary {
         merchants: merchants.len(),
@@ -629,10 +434,10 @@ pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
         ..Default::default()
     };
     let app_path = opts.out.join("applications.csv");
-    write_applications(&app_path, &merchants)?;
+    merchant::write_applications(&app_path, &merchants)?;
     summary.files.push(app_path);
 
-    // Cumulative weights: busy merchants get more transactions.
+    // Busy merchants get more transactions: sample by cumulative weight.
     let mut cum = Vec::with_capacity(merchants.len());
     let mut acc = 0.0;
     for m in &merchants {
@@ -640,60 +445,110 @@ pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
         cum.push(acc);
     }
     let mut counter = 0u64;
-    let mut duplicate_next: Vec<Vec<u8>> = Vec::new();
+    // A dormant merchant's last sale before its silence, 35 days earlier.
+    let dormant: Vec<usize> = (0..merchants.len())
+        .filter(|&i| merchants[i].plant == Some(Plant::Dormant))
+        .collect();
+    if !dormant.is_empty() {
+        let date = opts.start - Duration::days(35);
+        let mut day = Day {
+            rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0xd0),
+            merchants: &merchants,
+            date,
+            counter: &mut counter,
+            txns: vec![],
+        };
+        for &mi in &dormant {
+            let t = day.purchase(mi, at(date, 12, 0));
+            day.txns.push(t);
+        }
+        let txns = std::mem::take(&mut day.txns);
+        let path = opts.out.join("transactions").join(format!("{}.csv", date.format("%Y-%m-%d")));
+        write_day(&path, &txns, &merchants, &[], opts.format)?;
+        summary.transactions += txns.len() as u64;
+        summary.files.push(path);
+    }
+    let mut carry: Vec<Txn> = Vec::new();
     for d in 0..opts.days {
-        let day = opts.start + Duration::days(d as i64);
-        let mut txns: Vec<Txn> = Vec::with_capacity(opts.txns_per_day + 64);
+        let date = opts.start + Duration::days(d as i64);
+        // Each day has its own stream, so one day's plants do not shift the next day's data.
+        let rng = ChaCha8Rng::seed_from_u64(opts.seed.wrapping_mul(1_000_003).wrapping_add(d as u64));
+        let mut day = Day {
+            rng,
+            merchants: &merchants,
+            date,
+            counter: &mut counter,
+            txns: Vec::with_capacity(opts.txns_per_day + 64),
+        };
         for _ in 0..opts.txns_per_day {
-            let x = rng.gen_range(0.0..acc);
+            let x = day.rng.gen_range(0.0..acc);
             let mi = cum.partition_point(|c| *c < x).min(merchants.len() - 1);
-            txns.push(normal_txn(&mut rng, &merchants[mi], mi, day, &mut counter));
+            let time = day.random_time();
+            let t = day.purchase(mi, time);
+            // About one sale in 200 gets a small partial refund later that day.
+            if day.rng.gen_bool(0.005) && time.time() < NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default() {
+                let r = day.refund_of(&t, (t.amount / 20).max(1), time + Duration::hours(2));
+                day.txns.push(r);
+            }
+            day.txns.push(t);
         }
-        // Each violator plants on one day of the period, spread by index.
         for (mi, m) in merchants.iter().enumerate() {
-            if m.plant.is_some() && (mi as u32 % opts.days.max(1)) == d {
-                planted_txns(&mut rng, m, mi, day, &mut counter, &mut txns);
+            if let Some(p) = m.plant {
+                let first = plant_day(mi, p, opts.days);
+                if d >= first && d < first + plant::span_days(p) && !extras_of.values().any(|v| v.contains(&mi)) {
+                    day.plant(mi, d - first, &extras_of);
+                }
             }
         }
+        let mut txns = std::mem::take(&mut day.txns);
         txns.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
-        let mut buf = Vec::with_capacity(txns.len() * 200);
-        buf.extend_from_slice(TXN_HEADER.as_bytes());
-        buf.push(b'\n');
-        buf.append(&mut duplicate_next.concat());
-        duplicate_next.clear();
-        for t in &txns {
-            let start = buf.len();
-            txn_line(t, &merchants[t.merchant], &mut buf);
-            let m = &merchants[t.merchant];
-            let plant_day = t.merchant as u32 % opts.days.max(1) == d;
-            if m.plant == Some(Plant::DuplicateTxn) && plant_day && duplicate_next.is_empty() && d + 1 < opts.days {
-                // The same record again in the next day's export.
-                duplicate_next.push(buf[start..].to_vec());
+        let mut extra_lines = std::mem::take(&mut carry);
+        // The duplicate: one record of the merchant again in the next day's export.
+        for (mi, m) in merchants.iter().enumerate() {
+            if m.plant == Some(Plant::DuplicateTxn) && plant_day(mi, Plant::DuplicateTxn, opts.days) == d && d + 1 < opts.days {
+                if let Some(t) = txns.iter().find(|t| t.merchant == mi) {
+                    carry.push(t.clone());
+                }
             }
         }
+        let mut bad = Vec::new();
         if opts.bad_rows && d + 1 == opts.days {
             let m = &merchants[0];
             for (id, time, ty, amount) in [
-                ("BAD1", "2026-11-14 10:00:00", "purchase", "-50.00"),
-                ("BAD2", "2026-11-31 10:00:00", "purchase", "12.30"),
-                ("BAD3", "2026-11-14 11:00:00", "cashback", "12.30"),
+                ("BAD1", format!("{date} 10:00:00"), "purchase", "-50.00"),
+                ("BAD2", format!("{} 10:00:00", date.format("%Y-02-30")), "purchase", "12.30"),
+                ("BAD3", format!("{date} 11:00:00"), "cashback", "12.30"),
             ] {
-                let _ = writeln!(
-                    buf,
+                bad.push(format!(
                     "{id},{},{},{time},{ty},approved,{amount},qr_wechat,,,hbad,qr_dynamic,{},0.05,{},,,,{}",
                     m.id, m.sn, m.mcc, m.city, m.acct_no
-                );
+                ));
             }
         }
-        summary.transactions += txns.len() as u64;
-        let path = opts.out.join("transactions").join(format!("{}.csv", day.format("%Y-%m-%d")));
-        write_file(&path, &buf, opts.format)?;
+        extra_lines.extend(txns);
+        summary.transactions += extra_lines.len() as u64;
+        let path = opts.out.join("transactions").join(format!("{}.csv", date.format("%Y-%m-%d")));
+        write_day(&path, &extra_lines, &merchants, &bad, opts.format)?;
         summary.files.push(path);
     }
     write_fees(opts, &merchants)?;
     summary.files.push(opts.out.join("fees.csv"));
     summary.files.push(opts.out.join("fee_changes.csv"));
     Ok(summary)
+}
+
+fn write_day(path: &Path, txns: &[Txn], merchants: &[Merchant], bad: &[String], format: GenFormat) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(txns.len() * 200 + 256);
+    buf.extend_from_slice(TXN_HEADER.as_bytes());
+    buf.push(b'\n');
+    for t in txns {
+        txn_line(t, &merchants[t.merchant], &mut buf);
+    }
+    for b in bad {
+        buf.extend_from_slice(b.as_bytes());
+        buf.push(b'\n');
+    }
+    write_file(path, &buf, format)
 }
 
 fn write_file(path: &Path, csv_bytes: &[u8], format: GenFormat) -> std::io::Result<()> {
@@ -741,31 +596,32 @@ fn write_fees(opts: &GenOptions, merchants: &[Merchant]) -> std::io::Result<()> 
         "description",
     ])?;
     let mut n = 0;
-    let at = NaiveDateTime::new(opts.start, NaiveTime::from_hms_opt(2, 0, 0).unwrap_or_default());
+    let mut charge = |w: &mut csv::Writer<std::fs::File>, m: &Merchant, when: NaiveDateTime, kind: &str, fen: i64, what: &str| {
+        n += 1;
+        w.write_record([
+            format!("C{n:07}"),
+            m.id.clone(),
+            m.sn.clone(),
+            dt(when),
+            kind.into(),
+            yuan(fen),
+            what.into(),
+        ])
+    };
+    let start = at(opts.start, 2, 0);
     for m in merchants {
-        if m.sim_fee_fen > 0 {
-            n += 1;
-            w.write_record([
-                format!("C{n:07}"),
-                m.id.clone(),
-                m.sn.clone(),
-                dt(at),
-                "sim_fee".into(),
-                yuan(m.sim_fee_fen),
-                "流量卡年费".into(),
-            ])?;
-        }
-        if m.plant == Some(Plant::SimFee) {
-            n += 1;
-            w.write_record([
-                format!("C{n:07}"),
-                m.id.clone(),
-                m.sn.clone(),
-                dt(at + Duration::days(3)),
-                "sim_fee".into(),
-                yuan(9900),
-                "流量费".into(),
-            ])?;
+        match m.plant {
+            Some(Plant::SimUndisclosed) => charge(&mut w, m, start + Duration::days(3), "sim_fee", 9900, "流量费")?,
+            Some(Plant::SimAbove) => charge(&mut w, m, start, "sim_fee", 9900, "流量卡年费")?,
+            Some(Plant::SimTwice) => {
+                charge(&mut w, m, start - Duration::days(200), "sim_fee", 9900, "流量卡年费")?;
+                charge(&mut w, m, start, "sim_fee", 9900, "流量卡年费")?;
+            }
+            Some(Plant::DepositUndisclosed) => charge(&mut w, m, m.installed, "deposit", 29900, "押金")?,
+            Some(Plant::DepositNotRefunded) => charge(&mut w, m, m.installed, "deposit", 29900, "押金")?,
+            Some(Plant::Membership) => charge(&mut w, m, start + Duration::days(1), "membership", 39900, "会员费")?,
+            _ if m.sim_fee_fen > 0 => charge(&mut w, m, start, "sim_fee", m.sim_fee_fen, "流量卡年费")?,
+            _ => {}
         }
     }
     w.flush()?;
@@ -778,8 +634,8 @@ fn write_fees(opts: &GenOptions, merchants: &[Merchant]) -> std::io::Result<()> 
         "new_value",
         "notice_published_at",
     ])?;
+    let eff = start - Duration::days(20);
     for m in merchants.iter().filter(|m| m.plant.is_none()).take(3) {
-        let eff = at - Duration::days(20);
         w.write_record([
             m.id.clone(),
             dt(eff),
@@ -787,6 +643,16 @@ fn write_fees(opts: &GenOptions, merchants: &[Merchant]) -> std::io::Result<()> 
             "0.0058".into(),
             "0.0060".into(),
             dt(eff - Duration::days(35)),
+        ])?;
+    }
+    for m in merchants.iter().filter(|m| m.plant == Some(Plant::ShortNotice)) {
+        w.write_record([
+            m.id.clone(),
+            dt(eff),
+            "rate_credit".into(),
+            "0.0060".into(),
+            "0.0068".into(),
+            dt(eff - Duration::days(10)),
         ])?;
     }
     w.flush()

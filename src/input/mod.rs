@@ -4,6 +4,7 @@
 pub mod contract;
 pub mod mapping;
 pub mod read;
+pub mod reference;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub enum InputError {
     Mapping { path: PathBuf, message: String },
     #[error("no {input} input: {hint}")]
     Missing { input: InputKind, hint: String },
+    #[error("reference table {source_name}: {message}")]
+    Reference { source_name: String, message: String },
     #[error("{0}")]
     Usage(String),
     #[error("internal error while reading inputs: {0}")]

@@ -19,6 +19,7 @@ pub struct Manifest {
     pub totals: BTreeMap<String, Totals>,
     pub ignored_files: Vec<String>,
     pub mapping: Option<String>,
+    pub reference_tables: Vec<crate::input::reference::RefOrigin>,
     pub rule_runs: Vec<RuleRun>,
     pub findings: Counts,
     pub outputs: Vec<String>,

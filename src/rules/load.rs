@@ -222,6 +222,11 @@ pub fn load_builtin() -> Loaded {
     load_texts(texts, vec!["(built-in)/rules".to_string()], vec![])
 }
 
+/// A file of the built-in pack by its path under `rules/` (reference tables).
+pub fn builtin_file(path: &str) -> Option<String> {
+    BUILTIN.get_file(path).and_then(|f| f.contents_utf8()).map(str::to_string)
+}
+
 static BUILTIN: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/rules");
 
 /// Parse rule files given as (name, text), in the given order.

@@ -3,4 +3,5 @@
 
 pub mod load;
 pub mod model;
+pub mod testing;
 pub mod validate;

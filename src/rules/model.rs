@@ -128,6 +128,9 @@ pub struct Rule {
     /// What a group finding is about (e.g. `card`, `merchant`); rows use the input's entity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<String>,
+    /// The rule's own cases: records that must trigger it and near misses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<super::testing::RuleTest>,
 }
 
 impl Rule {

@@ -196,6 +196,7 @@ pub fn contract_schemas(extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveD
             ))
         })
         .collect::<PolarsResult<BTreeMap<_, _>>>()?;
-    let prepared: Prepared = crate::engine::prepare::prepare(frames, as_of)?;
+    let refs = crate::input::reference::empty_references();
+    let prepared: Prepared = crate::engine::prepare::prepare(frames, &refs, as_of)?;
     Ok(prepared.frames.iter().map(|(k, df)| (*k, df.schema().clone())).collect())
 }
