@@ -135,10 +135,15 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             println!("  evidence:  {}", r.evidence.join(", "));
             println!("  message:   {}", r.message);
-            let mark = r.basis.mark.map(|m| format!(" [{m:?}]")).unwrap_or_default();
-            println!("  basis{mark}: {}", r.basis.text);
-            if !r.basis.sources.is_empty() {
-                println!("  sources:   {}", r.basis.sources.join(", "));
+            match &r.basis {
+                Some(b) => {
+                    let mark = b.mark.map(|m| format!(" [{m:?}]")).unwrap_or_default();
+                    println!("  basis{mark}: {}", b.text);
+                    if !b.sources.is_empty() {
+                        println!("  sources:   {}", b.sources.join(", "));
+                    }
+                }
+                None => println!("  basis:     (none given)"),
             }
             println!("  file:      {}", lr.file);
             Ok(exit::CLEAN)
@@ -165,6 +170,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 return Ok(exit::FINDINGS);
             }
             Ok(if failed > 0 { exit::FINDINGS } else { exit::CLEAN })
+        }
+        Command::Rules(RulesCommand::Doc { rules }) => {
+            let pack = scan::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
+            print!("{}", posaudit::rules::catalogue::markdown(&pack));
+            Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::Check { dirs, strict }) => {
             let (pack, warnings) = scan::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;

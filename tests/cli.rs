@@ -672,3 +672,86 @@ fn a_mutated_pack_fails_the_cases_that_pin_it_with_a_readable_diff() {
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).ends_with("3 passed, 0 failed\n"), "{}", stdout(&o));
 }
+
+#[test]
+fn the_rule_catalogue_is_generated_from_the_rules_and_up_to_date() {
+    let o = posaudit(&["rules", "doc"]);
+    assert_eq!(o.status.code(), Some(0));
+    let committed = std::fs::read_to_string(root().join("docs/rules.md")).unwrap();
+    assert!(
+        stdout(&o) == committed,
+        "docs/rules.md is stale: run `cargo run -- rules doc > docs/rules.md`"
+    );
+    assert!(committed.contains("### SUS-SPLIT-01") && committed.contains("- parameter `min_count` = `3`"));
+}
+
+#[test]
+fn a_rule_needing_an_absent_optional_column_is_skipped_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&gen_opts(&data, 0.5)).unwrap();
+    // Drop the terminal coordinates (lat, lon) from every daily export.
+    for day in std::fs::read_dir(data.join("transactions")).unwrap() {
+        let path = day.unwrap().path();
+        let mut rdr = csv::Reader::from_path(&path).unwrap();
+        let h = rdr.headers().unwrap().clone();
+        let keep: Vec<usize> = (0..h.len()).filter(|&i| &h[i] != "lat" && &h[i] != "lon").collect();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(keep.iter().map(|&i| &h[i])).unwrap();
+        for r in rdr.records() {
+            let r = r.unwrap();
+            w.write_record(keep.iter().map(|&i| r.get(i).unwrap_or(""))).unwrap();
+        }
+        std::fs::write(&path, w.into_inner().unwrap()).unwrap();
+    }
+    let out = tmp.path().join("out");
+    let o = scan(&data, &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("SUS-LOC-03     skipped: column `distance_km` is absent from the transactions input (derived: distance from the terminal's install point (needs lat, lon, install_lat, install_lon))"), "{}", stdout(&o));
+    assert!(!by_rule(&findings(&out)).contains_key("SUS-LOC-03"));
+    // The other location rules do not need coordinates and still run.
+    assert!(by_rule(&findings(&out)).contains_key("SUS-LOC-02"));
+}
+
+#[test]
+fn a_reference_table_in_the_scanned_folder_replaces_the_packs_and_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    generate(&gen_opts(&data, 0.5)).unwrap();
+    let out_default = tmp.path().join("a");
+    scan(&data, &out_default, &[]);
+    let before = by_rule(&findings(&out_default)).get("LIM-TERM-01").copied().unwrap_or(0);
+    std::fs::write(
+        data.join("terminal_models.csv"),
+        "terminal_model,terminal_kind,max_single_txn_amount,has_gps\nLKL-A8,smart_pos,100.00,true\nLKL-V9,traditional_pos,50000.00,true\nLKL-Q5,mpos,20000.00,false\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("b");
+    scan(&data, &out, &["--fail-on", "never"]);
+    let after = by_rule(&findings(&out)).get("LIM-TERM-01").copied().unwrap_or(0);
+    assert!(
+        after > before + 10,
+        "a 100-yuan limit on LKL-A8 must add findings: {before} -> {after}"
+    );
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let t = m["reference_tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "terminal_models.csv")
+        .unwrap();
+    assert!(t["source"].as_str().unwrap().ends_with("data/terminal_models.csv"), "{t}");
+    // A malformed table is an input error that names the table and line.
+    std::fs::write(
+        data.join("terminal_models.csv"),
+        "terminal_model,terminal_kind,max_single_txn_amount,has_gps\nLKL-A8,smart_pos,lots,true\n",
+    )
+    .unwrap();
+    let o = scan(&data, &tmp.path().join("c"), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("terminal_models.csv: line 2: `lots` is not a valid max_single_txn_amount"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -74,6 +74,11 @@ pub enum RulesCommand {
         #[command(flatten)]
         rules: RulesArgs,
     },
+    /// Print the rule catalogue (Markdown) generated from the rule files.
+    Doc {
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
     /// Run every rule's own test cases (exit 1 on a failure).
     Test {
         /// Rule folders (default: ./rules, else the built-in pack).

@@ -128,8 +128,8 @@ fn finding(lr: &LoadedRule, p: Parts) -> Finding {
         txn_ids: p.txn_ids,
         evidence: p.evidence,
         message: render(&rule.message, &values),
-        basis: rule.basis.text.clone(),
-        basis_mark: rule.basis.mark,
+        basis: rule.basis.as_ref().map(|b| b.text.clone()).unwrap_or_default(),
+        basis_mark: rule.basis.as_ref().and_then(|b| b.mark),
         source: p.source,
         key: p.test_key,
     }

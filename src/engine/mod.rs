@@ -81,7 +81,10 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
         .map_err(|e| e.message)
         .and_then(|lf| {
             lf.collect().map_err(|e| match missing_column(&e) {
-                Some(c) => format!("column `{c}` is absent from the {} input", rule.source),
+                Some(c) => match crate::checks::DERIVED.iter().find(|d| d.name == c) {
+                    Some(d) => format!("column `{c}` is absent from the {} input (derived: {})", rule.source, d.doc),
+                    None => format!("column `{c}` is absent from the {} input", rule.source),
+                },
                 None => clean_polars_error(&e),
             })
         });

@@ -1,6 +1,7 @@
 //! Rules: the YAML model, loading with located errors, and validation
 //! against the inputs' schema.
 
+pub mod catalogue;
 pub mod load;
 pub mod model;
 pub mod testing;

@@ -93,7 +93,9 @@ pub struct Rule {
     pub title: String,
     pub family: Family,
     pub severity: Severity,
-    pub basis: Basis,
+    /// Missing is allowed but warned about: a finding should say why it matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basis: Option<Basis>,
     /// The input the rule reads. Transaction, fee and fee-change rules also
     /// see the merchant's application columns.
     pub source: InputKind,

@@ -62,6 +62,11 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
     let before = report.errors.len();
     let has = |c: &str| schema.contains(c);
 
+    if rule.basis.is_none() {
+        report
+            .warnings
+            .push(lr.issue(Some("id"), "no `basis`: findings will not say why they matter"));
+    }
     if rule.id.trim().is_empty() {
         report.errors.push(lr.issue(Some("id"), "rule id is empty"));
     }
