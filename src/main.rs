@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command, RulesCommand};
+use posaudit::output::{atomic::Staged, Format, Target};
 use posaudit::rules::model::yaml_scalar_text;
 use posaudit::scan::{self, exit, ScanOptions};
 use posaudit::{output, Error};
@@ -28,6 +29,25 @@ fn threads(requested: Option<usize>) -> usize {
     n
 }
 
+/// Write `--output FORMAT=PATH` targets atomically; `allowed` says which
+/// formats the command produces.
+fn write_outputs(
+    targets: &[Target],
+    allowed: &[Format],
+    write: impl Fn(Format, &mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<(), Error> {
+    let mut staged = Staged::new(std::path::Path::new(".")).map_err(|e| Error::Output(".".into(), e))?;
+    for t in targets {
+        if !allowed.contains(&t.format) {
+            return Err(Error::Usage(format!("this command writes {:?} only, not {:?}", allowed, t.format)));
+        }
+        staged
+            .write_path(&t.path, |w| write(t.format, w))
+            .map_err(|e| Error::Output(t.path.clone(), e))?;
+    }
+    staged.commit().map_err(|e| Error::Output(".".into(), e))
+}
+
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Scan(a) => {
@@ -41,6 +61,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 rules: a.rules.rules,
                 out: a.out,
                 formats: a.format,
+                outputs: a.output,
                 as_of: a.as_of.unwrap_or_else(today_shanghai),
                 fail_on: a.fail_on,
                 threads: threads(a.threads),
@@ -148,7 +169,12 @@ fn run(cli: Cli) -> Result<i32, Error> {
             println!("  file:      {}", lr.file);
             Ok(exit::CLEAN)
         }
-        Command::Rules(RulesCommand::Test { dirs, filter, allow_empty }) => {
+        Command::Rules(RulesCommand::Test {
+            dirs,
+            filter,
+            allow_empty,
+            output,
+        }) => {
             let (pack, _) = scan::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;
             let refs = scan::pack_references(&dirs)?;
             let results = posaudit::rules::testing::run_pack(&pack, &refs, filter.as_deref());
@@ -164,6 +190,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     }
                 }
             }
+            write_outputs(&output, &[Format::Junit], |_, w| {
+                output::junit::rule_tests(&results).serialize(w).map_err(std::io::Error::other)
+            })?;
             println!("{} passed, {} failed", results.len() - failed, failed);
             if results.is_empty() && !allow_empty {
                 eprintln!("error: no test cases (add `tests:` to the rules, or pass --allow-empty)");
@@ -171,22 +200,74 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(if failed > 0 { exit::FINDINGS } else { exit::CLEAN })
         }
+        Command::Rules(RulesCommand::Diff {
+            base,
+            rules,
+            data,
+            as_of,
+            markdown,
+            json,
+            max_listed,
+        }) => {
+            let opts = ScanOptions {
+                dir: Some(data),
+                applications: None,
+                transactions: vec![],
+                fees: None,
+                fee_changes: None,
+                mapping: None,
+                rules: rules.rules,
+                out: std::path::PathBuf::from("posaudit-out"),
+                formats: vec![],
+                outputs: vec![],
+                as_of: as_of.unwrap_or_else(today_shanghai),
+                fail_on: scan::FailOn::Never,
+                threads: threads(None),
+                reference: vec![],
+            };
+            let d = scan::diff(&base, &opts)?;
+            let md = posaudit::rules::diff::markdown(&d, max_listed);
+            let mut staged = Staged::new(std::path::Path::new(".")).map_err(|e| Error::Output(".".into(), e))?;
+            if let Some(p) = &json {
+                staged
+                    .write_path(p, |w| serde_json::to_writer_pretty(w, &d).map_err(std::io::Error::other))
+                    .map_err(|e| Error::Output(p.clone(), e))?;
+            }
+            match &markdown {
+                Some(p) => {
+                    staged
+                        .write_path(p, |w| w.write_all(md.as_bytes()))
+                        .map_err(|e| Error::Output(p.clone(), e))?;
+                }
+                None => print!("{md}"),
+            }
+            staged.commit().map_err(|e| Error::Output(".".into(), e))?;
+            Ok(exit::CLEAN)
+        }
         Command::Rules(RulesCommand::Doc { rules }) => {
             let pack = scan::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
             print!("{}", posaudit::rules::catalogue::markdown(&pack));
             Ok(exit::CLEAN)
         }
-        Command::Rules(RulesCommand::Check { dirs, strict }) => {
-            let (pack, warnings) = scan::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;
-            for w in &warnings {
+        Command::Rules(RulesCommand::Check { dirs, strict, output }) => {
+            let lint = scan::lint(&dirs, today_shanghai())?;
+            for e in &lint.errors {
+                eprintln!("error: {e}");
+            }
+            for w in &lint.warnings {
                 eprintln!("warning: {w}");
             }
-            if strict && !warnings.is_empty() {
-                eprintln!("error: {} warnings and --strict", warnings.len());
-                return Ok(exit::INVALID_RULES);
-            }
-            println!("{} rules OK ({} warnings)", pack.rules.len(), warnings.len());
-            Ok(exit::CLEAN)
+            write_outputs(&output, &[Format::Sarif], |_, w| {
+                serde_json::to_writer_pretty(w, &output::sarif::lint(&lint.errors, &lint.warnings)).map_err(std::io::Error::other)
+            })?;
+            println!(
+                "{} rules: {} errors, {} warnings",
+                lint.rules,
+                lint.errors.len(),
+                lint.warnings.len()
+            );
+            let failed = !lint.errors.is_empty() || (strict && !lint.warnings.is_empty());
+            Ok(if failed { exit::INVALID_RULES } else { exit::CLEAN })
         }
     }
 }

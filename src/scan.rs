@@ -11,7 +11,7 @@ use crate::findings::Finding;
 use crate::input::mapping::Mapping;
 use crate::input::{self, InputError, InputKind, InputPlan};
 use crate::output::manifest::{totals, Counts, Manifest, RulesInfo};
-use crate::output::{self, atomic::Staged, Format};
+use crate::output::{self, atomic::Staged, Format, Target};
 use crate::rules::load::{self, RuleErrors, RuleIssue};
 use crate::rules::model::Severity;
 use crate::rules::validate;
@@ -63,6 +63,8 @@ pub struct ScanOptions {
     pub rules: Vec<PathBuf>,
     pub out: PathBuf,
     pub formats: Vec<Format>,
+    /// Extra outputs at paths of the user's choosing (`--output FORMAT=PATH`).
+    pub outputs: Vec<Target>,
     pub as_of: NaiveDate,
     pub fail_on: FailOn,
     pub threads: usize,
@@ -180,12 +182,21 @@ pub fn load_references(plan: &InputPlan, opts: &ScanOptions) -> Result<input::re
     input::reference::load(&overrides, &pack_dirs, |f| load::builtin_file(&format!("reference/{f}"))).map_err(Error::Input)
 }
 
-pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
-    let started = Instant::now();
-    // A pack that does not parse is reported before anything is read.
-    if !load_pack(&opts.rules).issues.is_empty() {
-        checked_pack(&opts.rules, &BTreeMap::new(), opts.as_of)?;
-    }
+/// Inputs read once, ready to be evaluated by one pack or several.
+pub struct ReadInputs {
+    pub plan: InputPlan,
+    pub loaded: input::Loaded,
+    /// Extra (non-contract) columns per input, for rule validation.
+    pub extras: BTreeMap<InputKind, Vec<String>>,
+}
+
+/// Find, check and parse the inputs. Headers are checked first, so a
+/// missing column stops the run before any data is parsed; `check_rules`
+/// runs between the two, when the schema is known but no data is read.
+pub fn read_inputs(
+    opts: &ScanOptions,
+    check_rules: impl FnOnce(&BTreeMap<InputKind, Vec<String>>) -> Result<(), Error>,
+) -> Result<ReadInputs, Error> {
     let plan = plan_inputs(opts).map_err(Error::Input)?;
     let mapping = match &plan.mapping {
         Some(p) => Mapping::load(p).map_err(Error::Input)?,
@@ -201,14 +212,40 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
             (*k, names)
         })
         .collect();
-    let (pack, warnings) = checked_pack(&opts.rules, &extras, opts.as_of)?;
-
+    check_rules(&extras)?;
     let loaded = engine::in_pool(|| input::load(&plan, &mapping, headers)).map_err(Error::Input)?;
-    let stats = loaded.stats.clone();
-    let rejected = loaded.rejected;
-    let refs = load_references(&plan, opts)?;
-    let prepared = engine::in_pool(|| prepare::prepare(loaded.frames, &refs, opts.as_of)).map_err(|e| Error::Internal(e.to_string()))?;
-    let (findings, runs) = engine::run(&pack, &prepared, &stats, opts.as_of);
+    Ok(ReadInputs { plan, loaded, extras })
+}
+
+/// Evaluate a pack on read inputs with the given reference tables.
+pub fn evaluate(
+    pack: &load::RulePack,
+    refs: &input::reference::References,
+    inputs: &ReadInputs,
+    as_of: NaiveDate,
+) -> Result<(Vec<Finding>, Vec<engine::RuleRun>), Error> {
+    let frames = inputs.loaded.frames.clone();
+    let prepared = engine::in_pool(|| prepare::prepare(frames, refs, as_of)).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(engine::run(pack, &prepared, &inputs.loaded.stats, as_of))
+}
+
+pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
+    let started = Instant::now();
+    // A pack that does not parse is reported before anything is read.
+    if !load_pack(&opts.rules).issues.is_empty() {
+        checked_pack(&opts.rules, &BTreeMap::new(), opts.as_of)?;
+    }
+    let mut checked = None;
+    let inputs = read_inputs(opts, |extras| {
+        checked = Some(checked_pack(&opts.rules, extras, opts.as_of)?);
+        Ok(())
+    })?;
+    let (pack, warnings) = checked.expect("rules are checked before data is read");
+    let refs = load_references(&inputs.plan, opts)?;
+    let (findings, runs) = evaluate(&pack, &refs, &inputs, opts.as_of)?;
+    let stats = inputs.loaded.stats.clone();
+    let rejected = &inputs.loaded.rejected;
+    let plan = &inputs.plan;
 
     let failed = runs.iter().any(|r| r.status == RuleStatus::Failed);
     let exit_code = if failed {
@@ -225,21 +262,35 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
     let mut staged = Staged::new(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
     let mut outputs = Vec::new();
     let out_err = |p: &Path, e| Error::Output(p.to_path_buf(), e);
-    let mut formats = opts.formats.clone();
-    formats.sort();
-    formats.dedup();
-    for f in &formats {
+    let mut targets: Vec<Target> = opts
+        .formats
+        .iter()
+        .map(|f| Target {
+            format: *f,
+            path: opts.out.join(f.file_name()),
+        })
+        .collect();
+    targets.extend(opts.outputs.iter().cloned());
+    targets.sort_by(|a, b| a.path.cmp(&b.path));
+    targets.dedup();
+    for t in &targets {
         let path = staged
-            .write(f.file_name(), |w| match f {
+            .write_path(&t.path, |w| match t.format {
                 Format::Jsonl => output::findings_out::write_jsonl(&findings, w),
                 Format::Csv => output::findings_out::write_csv(&findings, w),
                 Format::Parquet => output::findings_out::write_parquet(&findings, w),
+                Format::Sarif => {
+                    serde_json::to_writer_pretty(&mut *w, &output::sarif::scan(&findings, &pack)).map_err(std::io::Error::other)
+                }
+                Format::Junit => output::junit::scan(&runs, &findings, opts.fail_on)
+                    .serialize(&mut *w)
+                    .map_err(std::io::Error::other),
             })
-            .map_err(|e| out_err(&opts.out, e))?;
+            .map_err(|e| out_err(&t.path, e))?;
         outputs.push(path.display().to_string());
     }
     let path = staged
-        .write("rejected.csv", |w| output::write_rejected(&rejected, w))
+        .write("rejected.csv", |w| output::write_rejected(rejected, w))
         .map_err(|e| out_err(&opts.out, e))?;
     outputs.push(path.display().to_string());
     let manifest_path = opts.out.join("manifest.json");
@@ -282,4 +333,103 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
         findings,
         warnings,
     })
+}
+
+/// Everything `rules check` reports about a pack, without reading data.
+pub struct Lint {
+    pub rules: usize,
+    pub errors: Vec<RuleIssue>,
+    pub warnings: Vec<RuleIssue>,
+}
+
+/// Lint a pack: parse and schema problems, its reference tables, and
+/// whether every rule has a case that fires and one that does not.
+pub fn lint(dirs: &[PathBuf], as_of: NaiveDate) -> Result<Lint, Error> {
+    let loaded = load_pack(dirs);
+    let schemas = validate::contract_schemas(&BTreeMap::new(), as_of).map_err(|e| Error::Internal(e.to_string()))?;
+    let report = validate::check(&loaded.pack, &schemas, as_of);
+    let mut errors = loaded.issues;
+    errors.extend(report.errors);
+    if let Err(Error::Input(InputError::Reference { source_name, message })) = pack_references(dirs) {
+        errors.push(RuleIssue {
+            file: source_name,
+            line: None,
+            column: None,
+            rule_id: None,
+            field: None,
+            message: format!("reference table: {message}"),
+        });
+    }
+    for (id, (hit, miss)) in crate::rules::testing::coverage_gaps(&loaded.pack) {
+        let lr = loaded.pack.rules.iter().find(|r| r.rule.id == id).expect("rule of the pack");
+        let lacking = match (hit, miss) {
+            (false, false) => "a case that fires and a near miss that stays silent",
+            (false, true) => "a case that fires",
+            _ => "a near miss that stays silent",
+        };
+        errors.push(lr.issue(Some("tests"), format!("the rule needs {lacking} (add them under `tests`)")));
+    }
+    errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    Ok(Lint {
+        rules: loaded.pack.rules.len(),
+        errors,
+        warnings: report.warnings,
+    })
+}
+
+/// `rules diff`: run the base pack and the new pack on the same inputs.
+pub fn diff(base: &str, opts: &ScanOptions) -> Result<crate::rules::diff::PackDiff, Error> {
+    use crate::rules::diff;
+    let new_dirs: Vec<PathBuf> = if opts.rules.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        opts.rules.clone()
+    };
+    let tmp = tempfile::tempdir().map_err(|e| Error::Output(std::env::temp_dir(), e))?;
+    let base_dirs = diff::materialize_base(base, &new_dirs, tmp.path()).map_err(Error::Usage)?;
+    let base_opts = ScanOptions {
+        rules: base_dirs,
+        ..opts.clone()
+    };
+    let new_opts = ScanOptions {
+        rules: new_dirs,
+        ..opts.clone()
+    };
+    let mut packs = None;
+    let inputs = read_inputs(opts, |extras| {
+        packs = Some((
+            checked_pack(&base_opts.rules, extras, opts.as_of)?.0,
+            checked_pack(&new_opts.rules, extras, opts.as_of)?.0,
+        ));
+        Ok(())
+    })?;
+    let (base_pack, new_pack) = packs.expect("packs are checked before data is read");
+    let run = |o: &ScanOptions, pack: &load::RulePack| -> Result<(Vec<Finding>, BTreeMap<String, String>), Error> {
+        let refs = load_references(&inputs.plan, o)?;
+        let tables = refs.origins.iter().map(|r| (r.table.clone(), r.sha256.clone())).collect();
+        Ok((evaluate(pack, &refs, &inputs, opts.as_of)?.0, tables))
+    };
+    let (base_findings, base_tables) = run(&base_opts, &base_pack)?;
+    let (new_findings, new_tables) = run(&new_opts, &new_pack)?;
+    let base_label = if PathBuf::from(base).is_dir() {
+        base.to_string()
+    } else {
+        format!("git:{base}")
+    };
+    Ok(diff::compare(
+        diff::Side {
+            label: base_label,
+            pack: &base_pack,
+            findings: &base_findings,
+            tables: base_tables,
+        },
+        diff::Side {
+            label: new_opts.rules.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+            pack: &new_pack,
+            findings: &new_findings,
+            tables: new_tables,
+        },
+        &opts.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+        &opts.as_of.to_string(),
+    ))
 }

@@ -89,6 +89,31 @@ pub enum RulesCommand {
         /// Pass even when no rule has test cases.
         #[arg(long = "allow-empty")]
         allow_empty: bool,
+        /// Write the results as JUnit XML too: --output junit=PATH.
+        #[arg(long = "output", value_name = "junit=PATH")]
+        output: Vec<posaudit::output::Target>,
+    },
+    /// Show what a change to the pack does to the findings on real data.
+    Diff {
+        /// The old pack: a folder, or a git revision of the repository holding the rules.
+        #[arg(long)]
+        base: String,
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Folder with the inputs (as for `scan`).
+        data: PathBuf,
+        /// The as-of date for both runs (YYYY-MM-DD; default today in Asia/Shanghai).
+        #[arg(long = "as-of", value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Write the Markdown report here (default: standard output).
+        #[arg(long, value_name = "PATH")]
+        markdown: Option<PathBuf>,
+        /// Write the JSON report here.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+        /// Findings listed per rule and direction in the Markdown.
+        #[arg(long = "max-listed", default_value_t = 20)]
+        max_listed: usize,
     },
     /// Check the pack without reading data (exit 3 on errors).
     Check {
@@ -97,6 +122,9 @@ pub enum RulesCommand {
         /// Treat warnings as errors.
         #[arg(long)]
         strict: bool,
+        /// Write the problems as SARIF too: --output sarif=PATH.
+        #[arg(long = "output", value_name = "sarif=PATH")]
+        output: Vec<posaudit::output::Target>,
     },
 }
 
@@ -130,9 +158,13 @@ pub struct ScanArgs {
     /// Output folder.
     #[arg(long, value_name = "DIR", default_value = "posaudit-out")]
     pub out: PathBuf,
-    /// Findings formats, comma-separated or repeated.
+    /// Findings formats written into --out, comma-separated or repeated
+    /// (jsonl, csv, parquet, sarif, junit).
     #[arg(long, value_enum, value_delimiter = ',', default_value = "jsonl")]
     pub format: Vec<Format>,
+    /// Also write FORMAT to PATH (repeatable), e.g. --output sarif=findings.sarif --output junit=report.xml.
+    #[arg(long = "output", value_name = "FORMAT=PATH")]
+    pub output: Vec<posaudit::output::Target>,
     /// The date expiry and age checks use (YYYY-MM-DD). Default: today in Asia/Shanghai.
     #[arg(long = "as-of", value_name = "DATE", value_parser = parse_date)]
     pub as_of: Option<NaiveDate>,

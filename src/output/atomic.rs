@@ -21,21 +21,33 @@ impl Staged {
         })
     }
 
-    /// Write a file's whole content through `f` into a temporary file.
+    /// Write a file of the output folder through `f` into a temporary file.
     pub fn write(&mut self, name: &str, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<PathBuf> {
+        let target = self.dir.join(name);
+        self.write_path(&target, f)
+    }
+
+    /// Write a file anywhere; its temporary file sits beside it, so the
+    /// final rename stays on one file system.
+    pub fn write_path(&mut self, target: &Path, f: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<PathBuf> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)?;
+        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("output");
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
-            .tempfile_in(&self.dir)?;
+            .tempfile_in(&dir)?;
         {
             let mut w = std::io::BufWriter::new(tmp.as_file_mut());
             f(&mut w)?;
             w.flush()?;
         }
         tmp.as_file().sync_all()?;
-        let target = self.dir.join(name);
-        self.pending.push((tmp, target.clone()));
-        Ok(target)
+        self.pending.push((tmp, target.to_path_buf()));
+        Ok(target.to_path_buf())
     }
 
     /// Rename every staged file into place, in the order written (write the

@@ -11,6 +11,10 @@ pub enum Format {
     Jsonl,
     Csv,
     Parquet,
+    /// SARIF 2.1.0, for code-scanning UIs.
+    Sarif,
+    /// JUnit XML: one test per rule.
+    Junit,
 }
 
 impl Format {
@@ -19,7 +23,31 @@ impl Format {
             Format::Jsonl => "findings.jsonl",
             Format::Csv => "findings.csv",
             Format::Parquet => "findings.parquet",
+            Format::Sarif => "findings.sarif",
+            Format::Junit => "junit.xml",
         }
+    }
+}
+
+/// `FORMAT=PATH`: one output of a run, written wherever the user says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub format: Format,
+    pub path: std::path::PathBuf,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (f, p) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not FORMAT=PATH (e.g. sarif=out/findings.sarif)"))?;
+        let format = <Format as clap::ValueEnum>::from_str(f, true)
+            .map_err(|_| format!("unknown output format `{f}` (jsonl, csv, parquet, sarif, junit)"))?;
+        if p.is_empty() {
+            return Err(format!("`{s}`: the path is empty"));
+        }
+        Ok(Target { format, path: p.into() })
     }
 }
 

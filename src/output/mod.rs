@@ -3,14 +3,16 @@
 
 pub mod atomic;
 pub mod findings_out;
+pub mod junit;
 pub mod manifest;
+pub mod sarif;
 pub mod summary;
 
 use std::io::Write;
 
 use crate::input::RejectedRow;
 
-pub use findings_out::Format;
+pub use findings_out::{Format, Target};
 
 pub fn write_rejected(rows: &[RejectedRow], w: &mut dyn Write) -> std::io::Result<()> {
     let mut c = csv::Writer::from_writer(w);

@@ -2,6 +2,7 @@
 //! against the inputs' schema.
 
 pub mod catalogue;
+pub mod diff;
 pub mod load;
 pub mod model;
 pub mod testing;
