@@ -67,7 +67,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 threads: threads(a.threads),
                 reference: a.reference,
             };
-            let outcome = scan::scan(&opts)?;
+            let progress = posaudit::output::progress::Progress::new(a.quiet, a.verbose);
+            let outcome = scan::scan_with(&opts, &progress)?;
             for w in &outcome.warnings {
                 eprintln!("warning: {w}");
             }

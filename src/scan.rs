@@ -11,6 +11,7 @@ use crate::findings::Finding;
 use crate::input::mapping::Mapping;
 use crate::input::{self, InputError, InputKind, InputPlan};
 use crate::output::manifest::{totals, Counts, Manifest, RulesInfo};
+use crate::output::progress::Progress;
 use crate::output::{self, atomic::Staged, Format, Target};
 use crate::rules::load::{self, RuleErrors, RuleIssue};
 use crate::rules::model::Severity;
@@ -195,6 +196,7 @@ pub struct ReadInputs {
 /// runs between the two, when the schema is known but no data is read.
 pub fn read_inputs(
     opts: &ScanOptions,
+    progress: &Progress,
     check_rules: impl FnOnce(&BTreeMap<InputKind, Vec<String>>) -> Result<(), Error>,
 ) -> Result<ReadInputs, Error> {
     let plan = plan_inputs(opts).map_err(Error::Input)?;
@@ -213,7 +215,19 @@ pub fn read_inputs(
         })
         .collect();
     check_rules(&extras)?;
-    let loaded = engine::in_pool(|| input::load(&plan, &mapping, headers)).map_err(Error::Input)?;
+    let started = Instant::now();
+    let bar = progress.reading(input::total_bytes(&plan));
+    let loaded = engine::in_pool(|| input::load_observed(&plan, &mapping, headers, &bar)).map_err(Error::Input)?;
+    bar.finish_and_clear();
+    let rows: u64 = loaded.stats.iter().map(|s| s.rows_read).sum();
+    progress.phase(
+        "read inputs",
+        started.elapsed(),
+        &format!(
+            "({rows} rows, {:.0} rows/s)",
+            rows as f64 / started.elapsed().as_secs_f64().max(1e-9)
+        ),
+    );
     Ok(ReadInputs { plan, loaded, extras })
 }
 
@@ -223,26 +237,39 @@ pub fn evaluate(
     refs: &input::reference::References,
     inputs: &ReadInputs,
     as_of: NaiveDate,
+    progress: &Progress,
 ) -> Result<(Vec<Finding>, Vec<engine::RuleRun>), Error> {
     let frames = inputs.loaded.frames.clone();
-    let prepared = engine::in_pool(|| prepare::prepare(frames, refs, as_of)).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(engine::run(pack, &prepared, &inputs.loaded.stats, as_of))
+    let started = Instant::now();
+    let prepared = engine::in_pool(|| prepare::prepare(frames, refs, as_of, &Some(prepare::names_used(pack))))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    progress.phase("derived columns and joins", started.elapsed(), "");
+    let started = Instant::now();
+    let bar = progress.rules(pack.rules.len() as u64);
+    let result = engine::run_observed(pack, &prepared, &inputs.loaded.stats, as_of, &|r| progress.rule_done(&bar, r));
+    bar.finish_and_clear();
+    progress.phase("rules", started.elapsed(), &format!("({} rules)", pack.rules.len()));
+    Ok(result)
 }
 
 pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
+    scan_with(opts, &Progress::silent())
+}
+
+pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome, Error> {
     let started = Instant::now();
     // A pack that does not parse is reported before anything is read.
     if !load_pack(&opts.rules).issues.is_empty() {
         checked_pack(&opts.rules, &BTreeMap::new(), opts.as_of)?;
     }
     let mut checked = None;
-    let inputs = read_inputs(opts, |extras| {
+    let inputs = read_inputs(opts, progress, |extras| {
         checked = Some(checked_pack(&opts.rules, extras, opts.as_of)?);
         Ok(())
     })?;
     let (pack, warnings) = checked.expect("rules are checked before data is read");
     let refs = load_references(&inputs.plan, opts)?;
-    let (findings, runs) = evaluate(&pack, &refs, &inputs, opts.as_of)?;
+    let (findings, runs) = evaluate(&pack, &refs, &inputs, opts.as_of, progress)?;
     let stats = inputs.loaded.stats.clone();
     let rejected = &inputs.loaded.rejected;
     let plan = &inputs.plan;
@@ -396,7 +423,7 @@ pub fn diff(base: &str, opts: &ScanOptions) -> Result<crate::rules::diff::PackDi
         ..opts.clone()
     };
     let mut packs = None;
-    let inputs = read_inputs(opts, |extras| {
+    let inputs = read_inputs(opts, &Progress::silent(), |extras| {
         packs = Some((
             checked_pack(&base_opts.rules, extras, opts.as_of)?.0,
             checked_pack(&new_opts.rules, extras, opts.as_of)?.0,
@@ -407,7 +434,7 @@ pub fn diff(base: &str, opts: &ScanOptions) -> Result<crate::rules::diff::PackDi
     let run = |o: &ScanOptions, pack: &load::RulePack| -> Result<(Vec<Finding>, BTreeMap<String, String>), Error> {
         let refs = load_references(&inputs.plan, o)?;
         let tables = refs.origins.iter().map(|r| (r.table.clone(), r.sha256.clone())).collect();
-        Ok((evaluate(pack, &refs, &inputs, opts.as_of)?.0, tables))
+        Ok((evaluate(pack, &refs, &inputs, opts.as_of, &Progress::silent())?.0, tables))
     };
     let (base_findings, base_tables) = run(&base_opts, &base_pack)?;
     let (new_findings, new_tables) = run(&new_opts, &new_pack)?;

@@ -174,9 +174,12 @@ pub struct ScanArgs {
     /// Worker threads for reading and rules (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
-    /// Print nothing on success.
+    /// Print nothing on success, and no progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Log phase and per-rule timings on stderr.
+    #[arg(long, short)]
+    pub verbose: bool,
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {

@@ -121,7 +121,27 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
 
 /// Evaluate all rules; findings come back sorted, runs in rule-id order.
 pub fn run(pack: &RulePack, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate) -> (Vec<Finding>, Vec<RuleRun>) {
-    let results: Vec<(Vec<Finding>, RuleRun)> = in_pool(|| pack.rules.par_iter().map(|lr| run_one(lr, prepared, files, as_of)).collect());
+    run_observed(pack, prepared, files, as_of, &|_| {})
+}
+
+/// As `run`, telling `done` about each rule as it finishes (progress, logs).
+pub fn run_observed(
+    pack: &RulePack,
+    prepared: &Prepared,
+    files: &[FileStats],
+    as_of: NaiveDate,
+    done: &(dyn Fn(&RuleRun) + Sync),
+) -> (Vec<Finding>, Vec<RuleRun>) {
+    let results: Vec<(Vec<Finding>, RuleRun)> = in_pool(|| {
+        pack.rules
+            .par_iter()
+            .map(|lr| {
+                let r = run_one(lr, prepared, files, as_of);
+                done(&r.1);
+                r
+            })
+            .collect()
+    });
     let mut findings = Vec::new();
     let mut runs = Vec::new();
     for (f, r) in results {

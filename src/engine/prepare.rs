@@ -57,20 +57,46 @@ fn one_per_merchant(apps: &DataFrame) -> PolarsResult<DataFrame> {
     apps.take(&IdxCa::from_vec("idx".into(), idx))
 }
 
-fn join_applications(base: DataFrame, apps: &DataFrame) -> PolarsResult<DataFrame> {
+/// Which application columns the joined inputs need. `None` joins them
+/// all (rule validation needs the full schema); `Some` joins only these,
+/// which at millions of rows is the difference between gigabytes of
+/// repeated merchant strings and a few columns.
+pub type Needed = Option<std::collections::HashSet<String>>;
+
+/// Application columns derived checks on the joined inputs read, whatever
+/// the rules say.
+const DERIVED_NEEDS: &[&str] = &[
+    "contract_rate_debit",
+    "contract_debit_cap",
+    "contract_rate_credit",
+    "contract_rate_qr",
+    "contract_fixed_fee",
+    "installed_at",
+    "install_lat",
+    "install_lon",
+    "deposit_refund_threshold",
+];
+
+fn join_applications(base: DataFrame, apps: &DataFrame, needed: &Needed) -> PolarsResult<DataFrame> {
     let base_schema = base.schema().clone();
-    let mut renames: Vec<(String, String)> = Vec::new();
     let mut keep: Vec<Expr> = Vec::new();
     for name in apps.get_column_names() {
         let name = name.as_str();
         if name == SRC_COL || name == LINE_COL {
             continue;
         }
-        if name != "merchant_id" && base_schema.contains(name) {
-            renames.push((name.to_string(), format!("{APP_PREFIX}{name}")));
-            keep.push(col(name).alias(format!("{APP_PREFIX}{name}")));
+        let collides = name != "merchant_id" && base_schema.contains(name);
+        let joined_name = if collides {
+            format!("{APP_PREFIX}{name}")
         } else {
-            keep.push(col(name));
+            name.to_string()
+        };
+        let wanted = match needed {
+            None => true,
+            Some(set) => name == "merchant_id" || DERIVED_NEEDS.contains(&name) || set.contains(&joined_name),
+        };
+        if wanted {
+            keep.push(col(name).alias(joined_name));
         }
     }
     let mut args = JoinArgs::new(JoinType::Left);
@@ -103,7 +129,7 @@ fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str) -> 
     lf.collect()
 }
 
-pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of: NaiveDate) -> PolarsResult<Prepared> {
+pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of: NaiveDate, needed: &Needed) -> PolarsResult<Prepared> {
     let mut frames = BTreeMap::new();
     let Some(mut apps) = inputs.remove(&InputKind::Applications) else {
         return Ok(Prepared { frames });
@@ -115,7 +141,7 @@ pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as
     let merchants = one_per_merchant(&apps)?;
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
         if let Some(df) = inputs.remove(&kind) {
-            let mut joined = join_applications(df, &merchants)?;
+            let mut joined = join_applications(df, &merchants, needed)?;
             match kind {
                 InputKind::Transactions => {
                     checks::derive_transactions(&mut joined)?;
@@ -153,4 +179,28 @@ pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as
     }
     frames.insert(InputKind::Applications, apps);
     Ok(Prepared { frames })
+}
+
+/// The names a pack's rules use: every identifier in their SQL, keys,
+/// evidence, message and time column. Over-inclusive on purpose (a word in
+/// a string literal counts too): a missing name would skip a rule.
+pub fn names_used(pack: &crate::rules::load::RulePack) -> std::collections::HashSet<String> {
+    let ident = regex::Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").expect("valid regex");
+    let mut out = std::collections::HashSet::new();
+    for lr in &pack.rules {
+        let r = &lr.rule;
+        let texts = r
+            .where_
+            .iter()
+            .chain(r.having.iter())
+            .chain(r.measures.values())
+            .chain(std::iter::once(&r.message));
+        for t in texts {
+            out.extend(ident.find_iter(t).map(|m| m.as_str().to_string()));
+        }
+        out.extend(r.group_by.iter().cloned());
+        out.extend(r.evidence.iter().cloned());
+        out.insert(r.time_column().to_string());
+    }
+    out
 }

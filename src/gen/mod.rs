@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use chrono::{Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::checks::fee::{self, Priced};
 use merchant::{at, dt, Merchant};
@@ -108,14 +109,28 @@ struct Day<'a> {
     rng: ChaCha8Rng,
     merchants: &'a [Merchant],
     date: NaiveDate,
-    counter: &'a mut u64,
+    /// Sequence of transaction ids within the day: ids embed the date, so
+    /// days can be generated in parallel.
+    seq: u64,
+    seed: u64,
     txns: Vec<Txn>,
 }
 
 impl Day<'_> {
     fn next_id(&mut self) -> String {
-        *self.counter += 1;
-        format!("T{}{:010}", self.date.format("%Y%m%d"), *self.counter)
+        self.seq += 1;
+        format!("T{}{:010}", self.date.format("%Y%m%d"), self.seq)
+    }
+
+    /// The record a duplicate plant repeats: built from its own stream, so
+    /// the plant day and the next day write the very same row.
+    fn duplicate_record(&mut self, mi: usize, plant_date: NaiveDate) -> Txn {
+        let own = ChaCha8Rng::seed_from_u64(self.seed ^ 0xd0_0d ^ (mi as u64).wrapping_mul(0x9e37_79b9));
+        let saved = std::mem::replace(&mut self.rng, own);
+        let mut t = self.purchase(mi, at(plant_date, 12, 34));
+        t.id = format!("T{}D{mi:09}", plant_date.format("%Y%m%d"));
+        self.rng = saved;
+        t
     }
 
     /// A clean purchase; the fee is exactly the contract's.
@@ -336,7 +351,7 @@ impl Day<'_> {
                 }
             }
             Some(Plant::DuplicateTxn) => {
-                let t = self.purchase(mi, at(d, 12, 34));
+                let t = self.duplicate_record(mi, d);
                 out.push(t);
             }
             Some(Plant::SecondClearing) => {
@@ -444,7 +459,6 @@ pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
         acc += m.weight;
         cum.push(acc);
     }
-    let mut counter = 0u64;
     // A dormant merchant's last sale before its silence, 35 days earlier.
     let dormant: Vec<usize> = (0..merchants.len())
         .filter(|&i| merchants[i].plant == Some(Plant::Dormant))
@@ -455,86 +469,103 @@ pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
             rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0xd0),
             merchants: &merchants,
             date,
-            counter: &mut counter,
+            seq: 0,
+            seed: opts.seed,
             txns: vec![],
         };
         for &mi in &dormant {
             let t = day.purchase(mi, at(date, 12, 0));
             day.txns.push(t);
         }
-        let txns = std::mem::take(&mut day.txns);
         let path = opts.out.join("transactions").join(format!("{}.csv", date.format("%Y-%m-%d")));
-        write_day(&path, &txns, &merchants, &[], opts.format)?;
-        summary.transactions += txns.len() as u64;
+        write_day(&path, &day.txns, &merchants, &[], opts.format)?;
+        summary.transactions += day.txns.len() as u64;
         summary.files.push(path);
     }
-    let mut carry: Vec<Txn> = Vec::new();
-    for d in 0..opts.days {
-        let date = opts.start + Duration::days(d as i64);
-        // Each day has its own stream, so one day's plants do not shift the next day's data.
-        let rng = ChaCha8Rng::seed_from_u64(opts.seed.wrapping_mul(1_000_003).wrapping_add(d as u64));
-        let mut day = Day {
-            rng,
-            merchants: &merchants,
-            date,
-            counter: &mut counter,
-            txns: Vec::with_capacity(opts.txns_per_day + 64),
-        };
-        for _ in 0..opts.txns_per_day {
-            let x = day.rng.gen_range(0.0..acc);
-            let mi = cum.partition_point(|c| *c < x).min(merchants.len() - 1);
-            let time = day.random_time();
-            let t = day.purchase(mi, time);
-            // About one sale in 200 gets a small partial refund later that day.
-            if day.rng.gen_bool(0.005) && time.time() < NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default() {
-                let r = day.refund_of(&t, (t.amount / 20).max(1), time + Duration::hours(2));
-                day.txns.push(r);
-            }
-            day.txns.push(t);
-        }
-        for (mi, m) in merchants.iter().enumerate() {
-            if let Some(p) = m.plant {
-                let first = plant_day(mi, p, opts.days);
-                if d >= first && d < first + plant::span_days(p) && !extras_of.values().any(|v| v.contains(&mi)) {
-                    day.plant(mi, d - first, &extras_of);
-                }
-            }
-        }
-        let mut txns = std::mem::take(&mut day.txns);
-        txns.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
-        let mut extra_lines = std::mem::take(&mut carry);
-        // The duplicate: one record of the merchant again in the next day's export.
-        for (mi, m) in merchants.iter().enumerate() {
-            if m.plant == Some(Plant::DuplicateTxn) && plant_day(mi, Plant::DuplicateTxn, opts.days) == d && d + 1 < opts.days {
-                if let Some(t) = txns.iter().find(|t| t.merchant == mi) {
-                    carry.push(t.clone());
-                }
-            }
-        }
-        let mut bad = Vec::new();
-        if opts.bad_rows && d + 1 == opts.days {
-            let m = &merchants[0];
-            for (id, time, ty, amount) in [
-                ("BAD1", format!("{date} 10:00:00"), "purchase", "-50.00"),
-                ("BAD2", format!("{} 10:00:00", date.format("%Y-02-30")), "purchase", "12.30"),
-                ("BAD3", format!("{date} 11:00:00"), "cashback", "12.30"),
-            ] {
-                bad.push(format!(
-                    "{id},{},{},{time},{ty},approved,{amount},qr_wechat,,,hbad,qr_dynamic,{},0.05,{},,,,{}",
-                    m.id, m.sn, m.mcc, m.city, m.acct_no
-                ));
-            }
-        }
-        extra_lines.extend(txns);
-        summary.transactions += extra_lines.len() as u64;
-        let path = opts.out.join("transactions").join(format!("{}.csv", date.format("%Y-%m-%d")));
-        write_day(&path, &extra_lines, &merchants, &bad, opts.format)?;
+    let is_extra: std::collections::HashSet<usize> = extras_of.values().flatten().copied().collect();
+    let days: Vec<std::io::Result<(u64, PathBuf)>> = (0..opts.days)
+        .into_par_iter()
+        .map(|d| generate_day(opts, d, &merchants, &cum, acc, &extras_of, &is_extra))
+        .collect();
+    for r in days {
+        let (n, path) = r?;
+        summary.transactions += n;
         summary.files.push(path);
     }
     write_fees(opts, &merchants)?;
     summary.files.push(opts.out.join("fees.csv"));
     summary.files.push(opts.out.join("fee_changes.csv"));
     Ok(summary)
+}
+
+/// One day's export: normal sales and refunds, the plants that fall on it,
+/// the previous day's duplicate record, and (last day) the unparseable rows.
+fn generate_day(
+    opts: &GenOptions,
+    d: u32,
+    merchants: &[Merchant],
+    cum: &[f64],
+    acc: f64,
+    extras_of: &HashMap<usize, Vec<usize>>,
+    is_extra: &std::collections::HashSet<usize>,
+) -> std::io::Result<(u64, PathBuf)> {
+    let date = opts.start + Duration::days(d as i64);
+    // Each day has its own stream, so one day's plants do not shift another day's data.
+    let rng = ChaCha8Rng::seed_from_u64(opts.seed.wrapping_mul(1_000_003).wrapping_add(d as u64));
+    let mut day = Day {
+        rng,
+        merchants,
+        date,
+        seq: 0,
+        seed: opts.seed,
+        txns: Vec::with_capacity(opts.txns_per_day + 64),
+    };
+    for _ in 0..opts.txns_per_day {
+        let x = day.rng.gen_range(0.0..acc);
+        let mi = cum.partition_point(|c| *c < x).min(merchants.len() - 1);
+        let time = day.random_time();
+        let t = day.purchase(mi, time);
+        // About one sale in 200 gets a small partial refund later that day.
+        if day.rng.gen_bool(0.005) && time.time() < NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default() {
+            let r = day.refund_of(&t, (t.amount / 20).max(1), time + Duration::hours(2));
+            day.txns.push(r);
+        }
+        day.txns.push(t);
+    }
+    for (mi, m) in merchants.iter().enumerate() {
+        let Some(p) = m.plant else { continue };
+        if is_extra.contains(&mi) {
+            continue;
+        }
+        let first = plant_day(mi, p, opts.days);
+        if d >= first && d < first + plant::span_days(p) {
+            day.plant(mi, d - first, extras_of);
+        }
+        // The duplicate: the same record again in the next day's export.
+        if p == Plant::DuplicateTxn && d == first + 1 {
+            let t = day.duplicate_record(mi, date - Duration::days(1));
+            day.txns.push(t);
+        }
+    }
+    let mut txns = std::mem::take(&mut day.txns);
+    txns.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+    let mut bad = Vec::new();
+    if opts.bad_rows && d + 1 == opts.days {
+        let m = &merchants[0];
+        for (id, time, ty, amount) in [
+            ("BAD1", format!("{date} 10:00:00"), "purchase", "-50.00"),
+            ("BAD2", format!("{} 10:00:00", date.format("%Y-02-30")), "purchase", "12.30"),
+            ("BAD3", format!("{date} 11:00:00"), "cashback", "12.30"),
+        ] {
+            bad.push(format!(
+                "{id},{},{},{time},{ty},approved,{amount},qr_wechat,,,hbad,qr_dynamic,{},0.05,{},,,,{}",
+                m.id, m.sn, m.mcc, m.city, m.acct_no
+            ));
+        }
+    }
+    let path = opts.out.join("transactions").join(format!("{}.csv", date.format("%Y-%m-%d")));
+    write_day(&path, &txns, merchants, &bad, opts.format)?;
+    Ok((txns.len() as u64, path))
 }
 
 fn write_day(path: &Path, txns: &[Txn], merchants: &[Merchant], bad: &[String], format: GenFormat) -> std::io::Result<()> {

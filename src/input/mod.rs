@@ -232,6 +232,26 @@ pub fn read_headers(plan: &InputPlan, mapping: &Mapping) -> Result<BTreeMap<Inpu
 /// Parse all files in parallel (the caller runs this inside the one thread
 /// pool) and concatenate each input's files in file order.
 pub fn load(plan: &InputPlan, mapping: &Mapping, headers: BTreeMap<InputKind, Vec<Header>>) -> Result<Loaded, InputError> {
+    load_observed(plan, mapping, headers, &indicatif::ProgressBar::hidden())
+}
+
+/// Total size of the input files, for a progress bar.
+pub fn total_bytes(plan: &InputPlan) -> u64 {
+    plan.files
+        .values()
+        .flatten()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// As `load`, advancing `progress` by the bytes read.
+pub fn load_observed(
+    plan: &InputPlan,
+    mapping: &Mapping,
+    headers: BTreeMap<InputKind, Vec<Header>>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Loaded, InputError> {
     let jobs: Vec<(InputKind, &PathBuf, &Header)> = plan
         .files
         .iter()
@@ -242,7 +262,7 @@ pub fn load(plan: &InputPlan, mapping: &Mapping, headers: BTreeMap<InputKind, Ve
         .enumerate()
         .map(|(i, (kind, path, header))| {
             let display = path.to_string_lossy().to_string();
-            read::read_file(*kind, path, &display, i as u32, header, mapping.get(*kind))
+            read::read_file(*kind, path, &display, i as u32, header, mapping.get(*kind), progress)
         })
         .collect::<Result<Vec<_>, _>>()?;
 

@@ -390,15 +390,17 @@ pub fn decimal_from_scaled(ca: Int64Chunked, scale: usize) -> PolarsResult<Serie
 
 /// A reader that hashes every byte it passes on, so a file is read once
 /// for both its digest and its rows.
-struct Hashing<R> {
+struct Hashing<'p, R> {
     inner: R,
     hasher: std::sync::Arc<std::sync::Mutex<Sha256>>,
+    progress: &'p indicatif::ProgressBar,
 }
 
-impl<R: Read> Read for Hashing<R> {
+impl<R: Read> Read for Hashing<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.hasher.lock().expect("hasher lock").update(&buf[..n]);
+        self.progress.inc(n as u64);
         Ok(n)
     }
 }
@@ -414,10 +416,15 @@ pub fn read_file(
     src: u32,
     header: &Header,
     mapping: &InputMapping,
+    progress: &indicatif::ProgressBar,
 ) -> Result<ParsedFile, InputError> {
     match FileFormat::of(path) {
-        FileFormat::Csv => read_csv(kind, path, display, src, header, mapping),
-        FileFormat::Parquet => read_parquet(kind, path, display, src, header, mapping),
+        FileFormat::Csv => read_csv(kind, path, display, src, header, mapping, progress),
+        FileFormat::Parquet => {
+            let r = read_parquet(kind, path, display, src, header, mapping);
+            progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
+            r
+        }
     }
 }
 
@@ -428,6 +435,7 @@ fn read_csv(
     src: u32,
     header: &Header,
     mapping: &InputMapping,
+    progress: &indicatif::ProgressBar,
 ) -> Result<ParsedFile, InputError> {
     let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
     let f = File::open(path).map_err(|e| io_err(path, e))?;
@@ -435,6 +443,7 @@ fn read_csv(
     let raw = Hashing {
         inner: f,
         hasher: hasher.clone(),
+        progress,
     };
     let enc = match mapping.encoding {
         Encoding::Utf8 => encoding_rs::UTF_8,

@@ -5,6 +5,7 @@ pub mod atomic;
 pub mod findings_out;
 pub mod junit;
 pub mod manifest;
+pub mod progress;
 pub mod sarif;
 pub mod summary;
 

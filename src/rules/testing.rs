@@ -304,7 +304,7 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
                 r.input, r.line, r.reason, r.column
             ));
         }
-        let prepared = prepare::prepare(loaded.frames, refs, as_of).map_err(|e| e.to_string())?;
+        let prepared = prepare::prepare(loaded.frames, refs, as_of, &None).map_err(|e| e.to_string())?;
         let pack = RulePack {
             rules: vec![lr.clone()],
             ..Default::default()

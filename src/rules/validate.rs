@@ -202,6 +202,6 @@ pub fn contract_schemas(extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveD
         })
         .collect::<PolarsResult<BTreeMap<_, _>>>()?;
     let refs = crate::input::reference::empty_references();
-    let prepared: Prepared = crate::engine::prepare::prepare(frames, &refs, as_of)?;
+    let prepared: Prepared = crate::engine::prepare::prepare(frames, &refs, as_of, &None)?;
     Ok(prepared.frames.iter().map(|(k, df)| (*k, df.schema().clone())).collect())
 }
