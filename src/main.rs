@@ -66,6 +66,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 fail_on: a.fail_on,
                 threads: threads(a.threads),
                 reference: a.reference,
+                partitions: a.partitions,
             };
             let progress = posaudit::output::progress::Progress::new(a.quiet, a.verbose);
             let outcome = scan::scan_with(&opts, &progress)?;
@@ -225,6 +226,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 fail_on: scan::FailOn::Never,
                 threads: threads(None),
                 reference: vec![],
+                partitions: 1,
             };
             let d = scan::diff(&base, &opts)?;
             let md = posaudit::rules::diff::markdown(&d, max_listed);

@@ -71,6 +71,9 @@ pub struct ScanOptions {
     pub threads: usize,
     /// Reference tables named on the command line (they replace the pack's).
     pub reference: Vec<PathBuf>,
+    /// Evaluate in this many partitions, spilling parsed rows to disk
+    /// (1: everything in memory).
+    pub partitions: usize,
 }
 
 pub struct ScanOutcome {
@@ -197,6 +200,7 @@ pub struct ReadInputs {
 pub fn read_inputs(
     opts: &ScanOptions,
     progress: &Progress,
+    sink: &input::FileSink,
     check_rules: impl FnOnce(&BTreeMap<InputKind, Vec<String>>) -> Result<(), Error>,
 ) -> Result<ReadInputs, Error> {
     let plan = plan_inputs(opts).map_err(Error::Input)?;
@@ -217,7 +221,7 @@ pub fn read_inputs(
     check_rules(&extras)?;
     let started = Instant::now();
     let bar = progress.reading(input::total_bytes(&plan));
-    let loaded = engine::in_pool(|| input::load_observed(&plan, &mapping, headers, &bar)).map_err(Error::Input)?;
+    let loaded = engine::in_pool(|| input::load_with(&plan, &mapping, headers, &bar, sink)).map_err(Error::Input)?;
     bar.finish_and_clear();
     let rows: u64 = loaded.stats.iter().map(|s| s.rows_read).sum();
     progress.phase(
@@ -263,13 +267,53 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         checked_pack(&opts.rules, &BTreeMap::new(), opts.as_of)?;
     }
     let mut checked = None;
-    let inputs = read_inputs(opts, progress, |extras| {
+    let spill = if opts.partitions > 1 {
+        let pack = load_pack(&opts.rules).pack;
+        std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
+        Some(engine::partition::Spill::new(&pack, opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
+    } else {
+        None
+    };
+    let keep: &input::FileSink = &|_, _, df| Ok(Some(df));
+    let to_disk = |kind, file, df| match &spill {
+        Some(sp) => sp
+            .sink(kind, file, df)
+            .map_err(|e| InputError::Internal(format!("spilling a partition: {e}"))),
+        None => Ok(Some(df)),
+    };
+    let sink: &input::FileSink = if spill.is_some() { &to_disk } else { keep };
+    let inputs = read_inputs(opts, progress, sink, |extras| {
         checked = Some(checked_pack(&opts.rules, extras, opts.as_of)?);
         Ok(())
     })?;
     let (pack, warnings) = checked.expect("rules are checked before data is read");
     let refs = load_references(&inputs.plan, opts)?;
-    let (findings, runs) = evaluate(&pack, &refs, &inputs, opts.as_of, progress)?;
+    let (findings, runs) = match &spill {
+        None => evaluate(&pack, &refs, &inputs, opts.as_of, progress)?,
+        Some(sp) => {
+            let started = Instant::now();
+            let apps = inputs
+                .loaded
+                .frames
+                .get(&InputKind::Applications)
+                .cloned()
+                .ok_or_else(|| Error::Internal("no applications".into()))?;
+            let present = inputs.plan.files.keys().copied().collect();
+            let bar = progress.rules(pack.rules.len() as u64);
+            let r = engine::in_pool(|| {
+                let data = engine::partition::Inputs {
+                    apps: &apps,
+                    present: &present,
+                    files: &inputs.loaded.stats,
+                };
+                engine::partition::run(&pack, &refs, &data, sp, opts.as_of, &|r| progress.rule_done(&bar, r))
+            })
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            bar.finish_and_clear();
+            progress.phase("partitions", started.elapsed(), &format!("({} partitions)", sp.n));
+            r
+        }
+    };
     let stats = inputs.loaded.stats.clone();
     let rejected = &inputs.loaded.rejected;
     let plan = &inputs.plan;
@@ -423,7 +467,7 @@ pub fn diff(base: &str, opts: &ScanOptions) -> Result<crate::rules::diff::PackDi
         ..opts.clone()
     };
     let mut packs = None;
-    let inputs = read_inputs(opts, &Progress::silent(), |extras| {
+    let inputs = read_inputs(opts, &Progress::silent(), &|_, _, df| Ok(Some(df)), |extras| {
         packs = Some((
             checked_pack(&base_opts.rules, extras, opts.as_of)?.0,
             checked_pack(&new_opts.rules, extras, opts.as_of)?.0,

@@ -755,3 +755,36 @@ fn a_reference_table_in_the_scanned_folder_replaces_the_packs_and_is_recorded() 
         stderr(&o)
     );
 }
+
+#[test]
+fn partitioned_runs_give_byte_identical_findings_to_the_in_memory_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut opts = gen_opts(&data, 0.5);
+    opts.seed = 2026;
+    generate(&opts).unwrap();
+    for dir in [root().join("fixtures/demo"), data] {
+        let whole = tmp.path().join("whole");
+        let o = scan(&dir, &whole, &["--format", "jsonl,csv"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        for n in ["2", "5"] {
+            let part = tmp.path().join(format!("part{n}"));
+            let o = scan(&dir, &part, &["--format", "jsonl,csv", "--partitions", n]);
+            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+            for f in ["findings.jsonl", "findings.csv", "rejected.csv"] {
+                assert!(
+                    std::fs::read(whole.join(f)).unwrap() == std::fs::read(part.join(f)).unwrap(),
+                    "{f} differs with {n} partitions on {}",
+                    dir.display()
+                );
+            }
+            // The spill folder is gone once the run ends.
+            let left: Vec<_> = std::fs::read_dir(&part)
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name())
+                .collect();
+            assert_eq!(left.len(), 4, "{left:?}");
+        }
+    }
+}

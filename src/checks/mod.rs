@@ -335,7 +335,7 @@ pub fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
 
 /// Days since the merchant's previous approved purchase (the first one:
 /// since installation), for dormancy rules. Other rows get null.
-pub fn derive_gaps(df: &mut DataFrame) -> PolarsResult<()> {
+pub fn derive_gaps(df: &mut DataFrame, period_start: Option<i64>) -> PolarsResult<()> {
     let n = df.height();
     let merchant = strs(df, "merchant_id").expect("merchant_id is required");
     let time = df.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
@@ -353,7 +353,7 @@ pub fn derive_gaps(df: &mut DataFrame) -> PolarsResult<()> {
     // Before a merchant's first transaction in the data the gap is known
     // only if it was installed inside the data's period; an installation
     // before the period says nothing about activity before the period.
-    let period_start = order.iter().filter_map(|&i| time.get(i)).min().unwrap_or(i64::MIN);
+    let period_start = period_start.unwrap_or_else(|| order.iter().filter_map(|&i| time.get(i)).min().unwrap_or(i64::MIN));
     let mut prev: Option<(Option<&str>, i64)> = None;
     for &i in &order {
         let (m, t) = (merchant.get(i), time.get(i).unwrap_or(0));

@@ -171,6 +171,10 @@ pub struct ScanArgs {
     /// Exit 1 when a finding is at or above this severity (info, low, medium, high, critical, or never).
     #[arg(long = "fail-on", default_value = "high")]
     pub fail_on: FailOn,
+    /// Evaluate in N partitions (by merchant, card, ...), spilling parsed rows
+    /// to disk beside --out: for inputs larger than memory. Same findings.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub partitions: usize,
     /// Worker threads for reading and rules (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

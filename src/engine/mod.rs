@@ -8,6 +8,7 @@
 //! every core busy without oversubscribing.
 
 pub mod hits;
+pub mod partition;
 pub mod plan;
 pub mod prepare;
 

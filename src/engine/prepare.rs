@@ -129,7 +129,20 @@ fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str) -> 
     lf.collect()
 }
 
-pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of: NaiveDate, needed: &Needed) -> PolarsResult<Prepared> {
+pub fn prepare(inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of: NaiveDate, needed: &Needed) -> PolarsResult<Prepared> {
+    prepare_part(inputs, refs, as_of, needed, None)
+}
+
+/// As `prepare`, for one partition of the data: `period_start` (ms) is the
+/// first approved purchase of the whole data, which dormancy needs and a
+/// partition cannot see.
+pub fn prepare_part(
+    mut inputs: BTreeMap<InputKind, DataFrame>,
+    refs: &References,
+    as_of: NaiveDate,
+    needed: &Needed,
+    period_start: Option<i64>,
+) -> PolarsResult<Prepared> {
     let mut frames = BTreeMap::new();
     let Some(mut apps) = inputs.remove(&InputKind::Applications) else {
         return Ok(Prepared { frames });
@@ -146,7 +159,7 @@ pub fn prepare(mut inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as
                 InputKind::Transactions => {
                     checks::derive_transactions(&mut joined)?;
                     checks::derive_originals(&mut joined)?;
-                    checks::derive_gaps(&mut joined)?;
+                    checks::derive_gaps(&mut joined, period_start)?;
                     // The MCC the transaction was submitted under, classed too.
                     if let Some(mcc) = refs.tables.iter().find(|t| t.key == "mcc") {
                         joined = join_reference(joined, mcc, "mcc", "txn_")?;

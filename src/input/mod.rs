@@ -252,6 +252,22 @@ pub fn load_observed(
     headers: BTreeMap<InputKind, Vec<Header>>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Loaded, InputError> {
+    load_with(plan, mapping, headers, progress, &|_, _, df| Ok(Some(df)))
+}
+
+/// What to do with each parsed file: keep it in memory (`Some`), or hand
+/// it elsewhere (spill to disk) and keep nothing (`None`).
+pub type FileSink<'a> = dyn Fn(InputKind, u32, DataFrame) -> Result<Option<DataFrame>, InputError> + Sync + 'a;
+
+/// As `load_observed`, passing each parsed file through `sink` as soon as
+/// it is parsed, so a spilled file never waits in memory for the others.
+pub fn load_with(
+    plan: &InputPlan,
+    mapping: &Mapping,
+    headers: BTreeMap<InputKind, Vec<Header>>,
+    progress: &indicatif::ProgressBar,
+    sink: &FileSink,
+) -> Result<Loaded, InputError> {
     let jobs: Vec<(InputKind, &PathBuf, &Header)> = plan
         .files
         .iter()
@@ -262,22 +278,25 @@ pub fn load_observed(
         .enumerate()
         .map(|(i, (kind, path, header))| {
             let display = path.to_string_lossy().to_string();
-            read::read_file(*kind, path, &display, i as u32, header, mapping.get(*kind), progress)
+            let file = read::read_file(*kind, path, &display, i as u32, header, mapping.get(*kind), progress)?;
+            let kept = sink(*kind, i as u32, file.df)?;
+            Ok((kept, file.stats, file.rejected))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, InputError>>()?;
 
     let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
     let mut stats = Vec::new();
     let mut rejected = Vec::new();
-    for ((kind, _, _), file) in jobs.iter().zip(parsed) {
-        stats.push(file.stats);
-        rejected.extend(file.rejected);
+    for ((kind, _, _), (kept, file_stats, file_rejected)) in jobs.iter().zip(parsed) {
+        stats.push(file_stats);
+        rejected.extend(file_rejected);
+        let Some(file_df) = kept else { continue };
         match frames.get_mut(kind) {
             None => {
-                frames.insert(*kind, file.df);
+                frames.insert(*kind, file_df);
             }
             Some(df) => {
-                let aligned = align(df, file.df).map_err(|e| InputError::Internal(e.to_string()))?;
+                let aligned = align(df, file_df).map_err(|e| InputError::Internal(e.to_string()))?;
                 df.vstack_mut_owned(aligned).map_err(|e| InputError::Internal(e.to_string()))?;
             }
         }
@@ -295,7 +314,7 @@ pub fn load_observed(
 
 /// Files of one input can differ in optional and extra columns: give the
 /// new frame exactly the first frame's columns (nulls where it lacks one).
-fn align(first: &mut DataFrame, next: DataFrame) -> PolarsResult<DataFrame> {
+pub fn align(first: &mut DataFrame, next: DataFrame) -> PolarsResult<DataFrame> {
     for c in next.columns() {
         if !first.schema().contains(c.name()) {
             let nulls = Column::full_null(c.name().clone(), first.height(), c.dtype());

@@ -1,0 +1,280 @@
+//! Partitioned evaluation, for inputs larger than memory. Inputs are
+//! parsed once; each file's rows are spilled to Parquet parts by a hash of
+//! a partition key, and rules then run partition by partition. A rule is
+//! split by a key that keeps each of its groups inside one partition:
+//!
+//! - `merchant_id` for row rules and rules grouped by merchant. All inputs
+//!   are split by merchant for these, so per-merchant derived columns
+//!   (gaps between purchases, refund originals, deposit timing) see the
+//!   merchant's whole history.
+//! - the rule's first group key otherwise (a card, a transaction id).
+//! - application rules grouped across merchants run once, on all
+//!   applications (they are small).
+//!
+//! Findings are the union over partitions, sorted as in a single run, so
+//! they equal the in-memory run's byte for byte.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+use super::prepare::{names_used, prepare_part};
+use super::{RuleRun, RuleStatus};
+use crate::findings::model::{disambiguate, sort};
+use crate::findings::Finding;
+use crate::input::reference::References;
+use crate::input::{FileStats, InputKind};
+use crate::rules::load::{LoadedRule, RulePack};
+use crate::rules::model::Rule;
+
+/// How a rule is split across partitions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Split {
+    Merchant,
+    Key(String),
+    Whole,
+}
+
+pub fn split_of(rule: &Rule) -> Split {
+    if !rule.is_grouped() || rule.group_by.iter().any(|k| k == "merchant_id") {
+        Split::Merchant
+    } else if rule.source == InputKind::Applications || rule.group_by.is_empty() {
+        Split::Whole
+    } else {
+        Split::Key(rule.group_by[0].clone())
+    }
+}
+
+/// Partition of a key value: a stable hash, the same on every run.
+pub fn part_of(value: Option<&str>, n: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    (h.finish() % n as u64) as usize
+}
+
+fn parts_of(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<usize>> {
+    let s = df.column(key)?.as_materialized_series().cast(&DataType::String)?;
+    Ok(s.str()?.iter().map(|v| part_of(v, n)).collect())
+}
+
+/// Rows of `df` whose key falls in each partition.
+fn split_frame(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<DataFrame>> {
+    let parts = parts_of(df, key, n)?;
+    (0..n)
+        .map(|k| {
+            let mask: BooleanChunked = parts.iter().map(|p| *p == k).collect();
+            df.filter(&mask)
+        })
+        .collect()
+}
+
+/// Parsed rows on disk, by input, key and partition.
+pub struct Spill {
+    dir: tempfile::TempDir,
+    pub n: usize,
+    /// For each non-application input, the keys it is split by.
+    keys: BTreeMap<InputKind, BTreeSet<String>>,
+    /// First approved purchase over all transactions (ms), for dormancy.
+    period_start: AtomicI64,
+}
+
+impl Spill {
+    pub fn new(pack: &RulePack, n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
+        let mut keys: BTreeMap<InputKind, BTreeSet<String>> = BTreeMap::new();
+        for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
+            keys.entry(kind).or_default().insert("merchant_id".into());
+        }
+        for lr in &pack.rules {
+            if let Split::Key(k) = split_of(&lr.rule) {
+                keys.entry(lr.rule.source).or_default().insert(k);
+            }
+        }
+        let dir = match within {
+            Some(d) => tempfile::Builder::new().prefix(".posaudit-spill.").tempdir_in(d)?,
+            None => tempfile::tempdir()?,
+        };
+        Ok(Spill {
+            dir,
+            n: n.max(1),
+            keys,
+            period_start: AtomicI64::new(i64::MAX),
+        })
+    }
+
+    fn part_dir(&self, kind: InputKind, key: &str, k: usize) -> PathBuf {
+        self.dir.path().join(kind.name()).join(key).join(k.to_string())
+    }
+
+    /// Spill one parsed file; applications stay in memory.
+    pub fn sink(&self, kind: InputKind, file: u32, df: DataFrame) -> PolarsResult<Option<DataFrame>> {
+        if kind == InputKind::Applications {
+            return Ok(Some(df));
+        }
+        if kind == InputKind::Transactions {
+            let first = df
+                .clone()
+                .lazy()
+                .filter(col("txn_type").eq(lit("purchase")).and(col("status").eq(lit("approved"))))
+                .select([col("txn_time").min().cast(DataType::Int64)])
+                .collect()?;
+            if let Some(v) = first.column("txn_time")?.i64()?.get(0) {
+                self.period_start.fetch_min(v, Ordering::Relaxed);
+            }
+        }
+        for key in self.keys.get(&kind).into_iter().flatten() {
+            if !df.schema().contains(key) {
+                continue;
+            }
+            for (k, mut part) in split_frame(&df, key, self.n)?.into_iter().enumerate() {
+                if part.height() == 0 {
+                    continue;
+                }
+                let dir = self.part_dir(kind, key, k);
+                std::fs::create_dir_all(&dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
+                let f = std::fs::File::create(dir.join(format!("{file:08}.parquet")))
+                    .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
+                ParquetWriter::new(f).finish(&mut part)?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// One partition of an input, its files in file order (None: no rows).
+    pub fn read(&self, kind: InputKind, key: &str, k: usize) -> PolarsResult<Option<DataFrame>> {
+        let dir = self.part_dir(kind, key, k);
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(r) => r.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(_) => return Ok(None),
+        };
+        files.sort();
+        let mut out: Option<DataFrame> = None;
+        for f in files {
+            let df = ParquetReader::new(std::fs::File::open(&f).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?).finish()?;
+            match &mut out {
+                None => out = Some(df),
+                Some(acc) => {
+                    let aligned = crate::input::align(acc, df)?;
+                    acc.vstack_mut_owned(aligned)?;
+                }
+            }
+        }
+        if let Some(df) = &mut out {
+            df.rechunk_mut_par();
+        }
+        Ok(out)
+    }
+
+    pub fn period_start(&self) -> Option<i64> {
+        Some(self.period_start.load(Ordering::Relaxed)).filter(|v| *v != i64::MAX)
+    }
+}
+
+/// The empty frame of an input that has a schema but no rows here.
+fn empty_like(kind: InputKind, spill: &Spill) -> Option<DataFrame> {
+    (0..spill.n)
+        .find_map(|k| spill.read(kind, "merchant_id", k).ok().flatten())
+        .map(|df| df.clear())
+}
+
+fn sub_pack(rules: Vec<&LoadedRule>) -> RulePack {
+    RulePack {
+        rules: rules.into_iter().cloned().collect(),
+        ..Default::default()
+    }
+}
+
+/// What the partitioned run reads besides the spill.
+pub struct Inputs<'a> {
+    /// All applications (they stay in memory).
+    pub apps: &'a DataFrame,
+    /// Which inputs were given (optional ones may not be).
+    pub present: &'a BTreeSet<InputKind>,
+    pub files: &'a [FileStats],
+}
+
+/// Run the pack partition by partition.
+pub fn run(
+    pack: &RulePack,
+    refs: &References,
+    inputs: &Inputs,
+    spill: &Spill,
+    as_of: NaiveDate,
+    done: &(dyn Fn(&RuleRun) + Sync),
+) -> PolarsResult<(Vec<Finding>, Vec<RuleRun>)> {
+    let (apps, present, files) = (inputs.apps, inputs.present, inputs.files);
+    let n = spill.n;
+    let period_start = spill.period_start();
+    let mut by_split: BTreeMap<Split, Vec<&LoadedRule>> = BTreeMap::new();
+    for lr in &pack.rules {
+        by_split.entry(split_of(&lr.rule)).or_default().push(lr);
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut runs: BTreeMap<String, RuleRun> = BTreeMap::new();
+    let mut absorb = |fs: Vec<Finding>, rs: Vec<RuleRun>| {
+        findings.extend(fs);
+        for r in rs {
+            match runs.get_mut(&r.rule_id) {
+                None => {
+                    runs.insert(r.rule_id.clone(), r);
+                }
+                Some(acc) => {
+                    acc.findings += r.findings;
+                    acc.rows += r.rows;
+                    acc.elapsed_ms += r.elapsed_ms;
+                    if acc.status != RuleStatus::Ran {
+                        (acc.status, acc.reason) = (r.status, r.reason);
+                    }
+                }
+            }
+        }
+    };
+    let app_parts = parts_of(apps, "merchant_id", n)?;
+    for (split, rules) in by_split {
+        let sub = sub_pack(rules);
+        let needed = Some(names_used(&sub));
+        let partitions = if split == Split::Whole { 1 } else { n };
+        for k in 0..partitions {
+            let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
+            match &split {
+                Split::Merchant => {
+                    let mask: BooleanChunked = app_parts.iter().map(|p| *p == k).collect();
+                    frames.insert(InputKind::Applications, apps.filter(&mask)?);
+                    for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
+                        if !present.contains(&kind) {
+                            continue;
+                        }
+                        if let Some(df) = spill.read(kind, "merchant_id", k)?.or_else(|| empty_like(kind, spill)) {
+                            frames.insert(kind, df);
+                        }
+                    }
+                }
+                Split::Key(key) => {
+                    frames.insert(InputKind::Applications, apps.clone());
+                    for kind in sub.rules.iter().map(|r| r.rule.source).collect::<BTreeSet<_>>() {
+                        if let Some(df) = spill.read(kind, key, k)?.or_else(|| empty_like(kind, spill)) {
+                            frames.insert(kind, df);
+                        }
+                    }
+                }
+                Split::Whole => {
+                    frames.insert(InputKind::Applications, apps.clone());
+                }
+            }
+            let prepared = prepare_part(frames, refs, as_of, &needed, period_start)?;
+            let (fs, rs) = super::run_observed(&sub, &prepared, files, as_of, &|_| {});
+            absorb(fs, rs);
+        }
+    }
+    let mut runs: Vec<RuleRun> = runs.into_values().collect();
+    runs.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+    for r in &runs {
+        done(r);
+    }
+    sort(&mut findings);
+    disambiguate(&mut findings);
+    Ok((findings, runs))
+}
