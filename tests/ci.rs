@@ -1,6 +1,9 @@
 //! The rule-change workflow: lint, rule tests, impact diff, and the
 //! machine-readable outputs CI systems read (SARIF, JUnit).
 
+mod common;
+use common::copy_dir;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,19 +26,6 @@ fn posaudit(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 fn sarif_errors(doc: &Value) -> Vec<String> {

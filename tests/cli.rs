@@ -1,5 +1,8 @@
 //! End-to-end tests: the real binary on real files.
 
+mod common;
+use common::copy_dir;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -614,19 +617,6 @@ fn rules_list_and_explain_print_from_the_yaml() {
     assert!(out.contains("basis [V]: 条码支付业务规范"), "{out}");
     let o = posaudit(&["rules", "explain", "NOPE-01"]);
     assert_eq!(o.status.code(), Some(2));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -59,26 +59,22 @@ fn io_err(path: &Path, e: std::io::Error) -> InputError {
     }
 }
 
-/// Decode a file to a UTF-8 reader according to the mapping's encoding.
-fn open_text(path: &Path, encoding: Encoding) -> Result<Box<dyn Read + Send>, InputError> {
-    let f = File::open(path).map_err(|e| io_err(path, e))?;
-    let enc = match encoding {
+/// A CSV reader over any bytes, decoded to UTF-8 as the mapping says
+/// (a BOM is honoured) and split by its delimiter.
+fn csv_over<R: Read>(bytes: R, mapping: &InputMapping) -> csv::Reader<encoding_rs_io::DecodeReaderBytes<BufReader<R>, Vec<u8>>> {
+    let enc = match mapping.encoding {
         Encoding::Utf8 => encoding_rs::UTF_8,
         Encoding::Gbk => encoding_rs::GBK,
         Encoding::Gb18030 => encoding_rs::GB18030,
     };
-    let reader = encoding_rs_io::DecodeReaderBytesBuilder::new()
+    let text = encoding_rs_io::DecodeReaderBytesBuilder::new()
         .encoding(Some(enc))
         .bom_override(true)
-        .build(BufReader::with_capacity(1 << 20, f));
-    Ok(Box::new(reader))
-}
-
-fn csv_reader(path: &Path, mapping: &InputMapping) -> Result<csv::Reader<Box<dyn Read + Send>>, InputError> {
-    Ok(csv::ReaderBuilder::new()
+        .build(BufReader::with_capacity(1 << 20, bytes));
+    csv::ReaderBuilder::new()
         .delimiter(mapping.delimiter_byte().unwrap_or(b','))
         .flexible(true)
-        .from_reader(open_text(path, mapping.encoding)?))
+        .from_reader(text)
 }
 
 /// Match headers to the contract; a missing required column is an error
@@ -123,7 +119,7 @@ pub fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &
 pub fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) -> Result<Header, InputError> {
     let names: Vec<String> = match FileFormat::of(path) {
         FileFormat::Csv => {
-            let mut rdr = csv_reader(path, mapping)?;
+            let mut rdr = csv_over(File::open(path).map_err(|e| io_err(path, e))?, mapping);
             let rec = rdr.headers().map_err(|e| InputError::Csv {
                 path: path.to_path_buf(),
                 message: e.to_string(),
@@ -445,19 +441,7 @@ fn read_csv(
         hasher: hasher.clone(),
         progress,
     };
-    let enc = match mapping.encoding {
-        Encoding::Utf8 => encoding_rs::UTF_8,
-        Encoding::Gbk => encoding_rs::GBK,
-        Encoding::Gb18030 => encoding_rs::GB18030,
-    };
-    let text = encoding_rs_io::DecodeReaderBytesBuilder::new()
-        .encoding(Some(enc))
-        .bom_override(true)
-        .build(BufReader::with_capacity(1 << 20, raw));
-    let mut rdr = csv::ReaderBuilder::new()
-        .delimiter(mapping.delimiter_byte().unwrap_or(b','))
-        .flexible(true)
-        .from_reader(text);
+    let mut rdr = csv_over(raw, mapping);
     // A rough row estimate from the file size avoids regrowing builders.
     let capacity = (size / 120).min(50_000_000) as usize;
     let mut parser = RowParser::new(kind, header, mapping, capacity);
