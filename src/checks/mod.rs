@@ -200,21 +200,24 @@ pub fn derive_transactions(df: &mut DataFrame) -> PolarsResult<()> {
         col_or_none("contract_fixed_fee"),
     );
     let fee = col_or_none("fee");
-    let method = strs(df, "payment_method");
-    let card = strs(df, "card_type");
-    let ttype = strs(df, "txn_type");
-    let status = strs(df, "status");
+    let texts = |name: &str| -> Vec<Option<&str>> {
+        match df.column(name).ok().and_then(|c| c.as_materialized_series().str().ok()) {
+            Some(c) => c.iter().collect(),
+            None => vec![None; n],
+        }
+    };
+    let (method, card, ttype, status) = (texts("payment_method"), texts("card_type"), texts("txn_type"), texts("status"));
     let mut exp_total = Vec::with_capacity(n);
     let mut exp_rate = Vec::with_capacity(n);
     let mut exp_fixed = Vec::with_capacity(n);
     let mut rate_applied = Vec::with_capacity(n);
     for i in 0..n {
         let priced = (|| {
-            let is_sale = matches!(ttype.as_ref()?.get(i)?, "purchase" | "preauth_complete");
-            if !is_sale || status.as_ref()?.get(i)? != "approved" {
+            let is_sale = matches!(ttype[i]?, "purchase" | "preauth_complete");
+            if !is_sale || status[i]? != "approved" {
                 return None;
             }
-            let how = fee::Priced::of(method.as_ref()?.get(i)?, card.as_ref().and_then(|c| c.get(i)))?;
+            let how = fee::Priced::of(method[i]?, card[i])?;
             let contract = fee::Contract {
                 rate_debit: rd[i],
                 debit_cap: cap[i],
@@ -344,22 +347,32 @@ pub fn derive_gaps(df: &mut DataFrame, period_start: Option<i64>) -> PolarsResul
         .ok()
         .and_then(|c| c.as_materialized_series().datetime().ok().map(|d| d.physical().clone()));
     let (ttype, status) = (strs(df, "txn_type"), strs(df, "status"));
-    let counts =
-        |i: usize| ttype.as_ref().and_then(|t| t.get(i)) == Some("purchase") && status.as_ref().and_then(|s| s.get(i)) == Some("approved");
-    let mut order: Vec<usize> = (0..n).filter(|i| counts(*i)).collect();
-    order.sort_by(|a, b| (merchant.get(*a), time.get(*a), a).cmp(&(merchant.get(*b), time.get(*b), b)));
+    // Plain vectors: the sort below compares millions of pairs.
+    let merchant: Vec<Option<&str>> = merchant.iter().collect();
+    let time: Vec<Option<i64>> = time.iter().collect();
+    let installed: Option<Vec<Option<i64>>> = installed.map(|c| c.iter().collect());
+    let counts: Vec<bool> = match (&ttype, &status) {
+        (Some(t), Some(s)) => t
+            .iter()
+            .zip(s.iter())
+            .map(|(t, s)| t == Some("purchase") && s == Some("approved"))
+            .collect(),
+        _ => vec![false; n],
+    };
+    let mut order: Vec<usize> = (0..n).filter(|i| counts[*i]).collect();
+    order.sort_unstable_by(|a, b| (merchant[*a], time[*a], a).cmp(&(merchant[*b], time[*b], b)));
     let mut gap: Vec<Option<f64>> = vec![None; n];
     let day_ms = 86_400_000.0;
     // Before a merchant's first transaction in the data the gap is known
     // only if it was installed inside the data's period; an installation
     // before the period says nothing about activity before the period.
-    let period_start = period_start.unwrap_or_else(|| order.iter().filter_map(|&i| time.get(i)).min().unwrap_or(i64::MIN));
+    let period_start = period_start.unwrap_or_else(|| order.iter().filter_map(|&i| time[i]).min().unwrap_or(i64::MIN));
     let mut prev: Option<(Option<&str>, i64)> = None;
     for &i in &order {
-        let (m, t) = (merchant.get(i), time.get(i).unwrap_or(0));
+        let (m, t) = (merchant[i], time[i].unwrap_or(0));
         let before = match prev {
             Some((pm, pt)) if pm == m => Some(pt),
-            _ => installed.as_ref().and_then(|c| c.get(i)).filter(|inst| *inst >= period_start),
+            _ => installed.as_ref().and_then(|c| c[i]).filter(|inst| *inst >= period_start),
         };
         gap[i] = before.map(|b| (t - b) as f64 / day_ms);
         prev = Some((m, t));
@@ -383,12 +396,12 @@ pub fn merchant_deposit_activity(txns: &DataFrame, fees: Option<&DataFrame>, as_
     let amount = scaled(txns, "amount").unwrap_or_else(|| vec![None; n]);
     let threshold = scaled(txns, "deposit_refund_threshold").unwrap_or_else(|| vec![None; n]);
     let (ttype, status) = (strs(txns, "txn_type"), strs(txns, "status"));
+    let (ttype, status): (Vec<Option<&str>>, Vec<Option<&str>>) = match (&ttype, &status) {
+        (Some(t), Some(s)) => (t.iter().collect(), s.iter().collect()),
+        _ => (vec![None; n], vec![None; n]),
+    };
     let mut order: Vec<usize> = (0..n)
-        .filter(|&i| {
-            ttype.as_ref().and_then(|t| t.get(i)) == Some("purchase")
-                && status.as_ref().and_then(|s| s.get(i)) == Some("approved")
-                && threshold[i].is_some_and(|t| t > 0)
-        })
+        .filter(|&i| threshold[i].is_some_and(|t| t > 0) && ttype[i] == Some("purchase") && status[i] == Some("approved"))
         .collect();
     order.sort_by(|a, b| (merchant.get(*a), time.get(*a), a).cmp(&(merchant.get(*b), time.get(*b), b)));
     let mut reached: BTreeMap<String, i64> = BTreeMap::new();

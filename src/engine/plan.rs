@@ -15,6 +15,8 @@ pub const IDS: &str = "__ids";
 pub const MERCHANTS: &str = "__merchants";
 pub const WINDOW: &str = "__window";
 pub const ROW_ID: &str = "__row_id";
+/// Number of a hit window, to attach its members.
+pub const HIT_ID: &str = "__hit_id";
 
 /// Built-in measures every group finding carries.
 pub const BUILTIN_MEASURES: &[&str] = &["count", "window_start", "window_end", "sum_amount"];
@@ -107,13 +109,13 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             message: format!("column `{time}` does not exist"),
         });
     }
-    let mut keys: Vec<Expr> = rule.group_by.iter().map(|k| col(k.as_str())).collect();
-    let mut aggs: Vec<Expr> = vec![
-        len().alias("count"),
-        id_expr.clone().alias(IDS),
-        col(SRC_COL).first(),
-        col(LINE_COL).first(),
-    ];
+    let mut key_names: Vec<String> = rule.group_by.clone();
+    // Phase 1, over every group or window: the cheap aggregates and the
+    // condition. Member lists (ids, evidence values) wait for phase 2, which
+    // builds them for the groups that hit only: a rolling window's members
+    // overlap, and listing them for every window costs the window size
+    // times the rows.
+    let mut aggs: Vec<Expr> = vec![len().alias("count")];
     if ctx.schema.contains(&time) {
         aggs.push(col(time.as_str()).min().alias("window_start"));
         aggs.push(col(time.as_str()).max().alias("window_end"));
@@ -121,23 +123,30 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
     if ctx.schema.contains("amount") {
         aggs.push(col("amount").sum().alias("sum_amount"));
     }
-    if ctx.schema.contains("merchant_id") && !rule.group_by.iter().any(|k| k == "merchant_id") {
-        aggs.push(col("merchant_id").alias(MERCHANTS));
-    }
     for (name, text) in &rule.measures {
         aggs.push(sql(rule, &format!("measures.{name}"), text, ctx.as_of)?.alias(name.as_str()));
-    }
-    for e in &rule.evidence {
-        let taken = rule.group_by.contains(e) || rule.measures.contains_key(e) || BUILTIN_MEASURES.contains(&e.as_str());
-        if !taken && ctx.schema.contains(e) {
-            aggs.push(col(e.as_str()));
-        }
     }
     let having = match &rule.having {
         Some(h) => sql(rule, "having", h, ctx.as_of)?,
         None => lit(true),
     };
     aggs.push(having.alias(HIT));
+
+    let mut members: Vec<Expr> = vec![id_expr.clone().alias(IDS), col(SRC_COL).first(), col(LINE_COL).first()];
+    if ctx.schema.contains("merchant_id") && !rule.group_by.iter().any(|k| k == "merchant_id") {
+        members.push(col("merchant_id").alias(MERCHANTS));
+    }
+    for e in &rule.evidence {
+        let taken = rule.group_by.contains(e) || rule.measures.contains_key(e) || BUILTIN_MEASURES.contains(&e.as_str());
+        if !taken && ctx.schema.contains(e) {
+            members.push(col(e.as_str()));
+        }
+    }
+
+    let mut join_args = JoinArgs::new(JoinType::Inner);
+    join_args.maintain_order = MaintainOrderJoin::Left;
+    join_args.nulls_equal = true;
+    let key_cols = |names: &[String]| names.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
 
     let grouped = if let Some(r) = &rule.rolling {
         let period = parse_rolling(r).map_err(|m| PlanError {
@@ -150,13 +159,30 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             offset: polars::time::Duration::parse(&format!("-{period}")),
             closed_window: ClosedWindow::Right,
         };
-        let mut sort_by: Vec<Expr> = keys.clone();
+        let mut sort_by: Vec<Expr> = key_cols(&key_names);
         sort_by.push(col(time.as_str()));
-        aggs.push(id_expr.last().alias(WINDOW));
-        lf.sort_by_exprs(sort_by, SortMultipleOptions::default().with_maintain_order(true))
-            .rolling(col(time.as_str()), keys, options)
+        let rows = lf.sort_by_exprs(sort_by, SortMultipleOptions::default().with_maintain_order(true));
+        let hits = rows
+            .clone()
+            .rolling(col(time.as_str()), key_cols(&key_names), options)
             .agg(aggs)
+            .filter(col(HIT).eq(lit(true)))
+            .with_row_index(HIT_ID, None);
+        // A window's members: rows of its key between its first and last time.
+        let mut on: Vec<Expr> = key_cols(&key_names);
+        on.push(col(HIT_ID));
+        let mut bounds: Vec<Expr> = key_cols(&key_names);
+        bounds.extend([col(HIT_ID), col("window_start").alias("__from"), col("window_end").alias("__to")]);
+        let listed = rows
+            .join(hits.clone().select(bounds), key_cols(&key_names), key_cols(&key_names), join_args)
+            .filter(col(time.as_str()).gt_eq(col("__from")).and(col(time.as_str()).lt_eq(col("__to"))))
+            .group_by_stable([col(HIT_ID)])
+            .agg(members);
+        let mut left = JoinArgs::new(JoinType::Left);
+        left.maintain_order = MaintainOrderJoin::Left;
+        hits.join(listed, [col(HIT_ID)], [col(HIT_ID)], left)
     } else {
+        let mut rows = lf;
         if let Some(w) = &rule.window {
             let fmt = match parse_calendar(w).map_err(|m| PlanError {
                 field: "window".into(),
@@ -165,14 +191,31 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
                 Calendar::Day => "%Y-%m-%d",
                 Calendar::Month => "%Y-%m",
             };
-            lf = lf.with_column(col(time.as_str()).dt().to_string(fmt).alias(WINDOW));
-            keys.push(col(WINDOW));
+            rows = rows.with_column(col(time.as_str()).dt().to_string(fmt).alias(WINDOW));
+            key_names.push(WINDOW.to_string());
         }
         // Members of each group in time order, whatever the input order.
         if ctx.schema.contains(&time) {
-            lf = lf.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
+            rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
-        lf.group_by_stable(keys).agg(aggs)
+        let hits = rows
+            .clone()
+            .group_by_stable(key_cols(&key_names))
+            .agg(aggs)
+            .filter(col(HIT).eq(lit(true)));
+        let listed = rows
+            .join(
+                hits.clone().select(key_cols(&key_names)),
+                key_cols(&key_names),
+                key_cols(&key_names),
+                join_args,
+            )
+            .group_by_stable(key_cols(&key_names))
+            .agg(members);
+        let mut left = JoinArgs::new(JoinType::Left);
+        left.maintain_order = MaintainOrderJoin::Left;
+        left.nulls_equal = true;
+        hits.join(listed, key_cols(&key_names), key_cols(&key_names), left)
     };
-    Ok(grouped.filter(col(HIT).eq(lit(true))))
+    Ok(grouped)
 }

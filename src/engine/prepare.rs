@@ -191,8 +191,35 @@ pub fn prepare_part(
             .collect()?;
     }
     frames.insert(InputKind::Applications, apps);
+    // Keep what the rules read: at millions of rows every unused column is
+    // memory held through the whole evaluation.
+    if let Some(names) = needed {
+        for (kind, df) in frames.iter_mut() {
+            let keep: Vec<PlSmallStr> = df
+                .get_column_names()
+                .into_iter()
+                .filter(|c| names.contains(c.as_str()) || ALWAYS_KEPT.contains(&c.as_str()) || c.as_str() == kind.time_column())
+                .cloned()
+                .collect();
+            *df = df.select(keep)?;
+        }
+    }
     Ok(Prepared { frames })
 }
+
+/// Columns findings need whatever the rules say: origins, entity ids,
+/// merchant, amount (for `sum_amount`).
+const ALWAYS_KEPT: &[&str] = &[
+    SRC_COL,
+    LINE_COL,
+    "txn_id",
+    "application_id",
+    "charge_id",
+    "merchant_id",
+    "item",
+    "effective_at",
+    "amount",
+];
 
 /// The names a pack's rules use: every identifier in their SQL, keys,
 /// evidence, message and time column. Over-inclusive on purpose (a word in
