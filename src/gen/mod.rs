@@ -202,8 +202,8 @@ impl Day<'_> {
         r
     }
 
-    /// The planted transactions of merchant `mi` on its `k`-th plant day.
-    fn plant(&mut self, mi: usize, k: u32, merchants_by_plant: &HashMap<usize, Vec<usize>>) {
+    /// The planted transactions of merchant `mi` on one of its plant days.
+    fn plant(&mut self, mi: usize, merchants_by_plant: &HashMap<usize, Vec<usize>>) {
         let m = &self.merchants[mi];
         let d = self.date;
         let mut out: Vec<Txn> = Vec::new();
@@ -223,14 +223,10 @@ impl Day<'_> {
                     out.push(self.card(mi, at(d, 9 + h, 17), 4_512_345 + h as i64 * 101, "debit"));
                 }
             }
-            Some(Plant::MicroDaily) => {
-                for h in 0..7 {
-                    out.push(self.card(mi, at(d, 9 + h, 12), 4_500_037 + h as i64 * 1_000, "debit"));
-                }
-            }
-            Some(Plant::MicroMonthly) => {
-                let _ = k;
-                for h in 0..6 {
+            Some(p @ (Plant::MicroDaily | Plant::MicroMonthly)) => {
+                // 7 x 45,000 breaks the daily cap; 6 a day over 5 days, the monthly one.
+                let n = if p == Plant::MicroDaily { 7 } else { 6 };
+                for h in 0..n {
                     out.push(self.card(mi, at(d, 9 + h, 12), 4_500_037 + h as i64 * 1_000, "debit"));
                 }
             }
@@ -539,7 +535,7 @@ fn generate_day(
         }
         let first = plant_day(mi, p, opts.days);
         if d >= first && d < first + plant::span_days(p) {
-            day.plant(mi, d - first, extras_of);
+            day.plant(mi, extras_of);
         }
         // The duplicate: the same record again in the next day's export.
         if p == Plant::DuplicateTxn && d == first + 1 {

@@ -206,15 +206,6 @@ pub struct Loaded {
     pub rejected: Vec<RejectedRow>,
 }
 
-impl Loaded {
-    pub fn totals(&self, kind: InputKind) -> (u64, u64, u64) {
-        self.stats
-            .iter()
-            .filter(|s| s.input == kind)
-            .fold((0, 0, 0), |a, s| (a.0 + s.rows_read, a.1 + s.rows_accepted, a.2 + s.rows_rejected))
-    }
-}
-
 /// Read every header first (cheap), so that a missing column stops the run
 /// before any data is parsed.
 pub fn read_headers(plan: &InputPlan, mapping: &Mapping) -> Result<BTreeMap<InputKind, Vec<Header>>, InputError> {

@@ -176,7 +176,6 @@ enum Cell<'a> {
 }
 
 struct RowParser<'m> {
-    kind: InputKind,
     specs: &'static [ColumnSpec],
     mapping: &'m InputMapping,
     builders: Vec<Builder>,
@@ -206,7 +205,6 @@ impl<'m> RowParser<'m> {
             .map(|(_, n)| StringChunkedBuilder::new(n.as_str().into(), capacity))
             .collect();
         RowParser {
-            kind,
             specs,
             mapping,
             builders,
@@ -372,7 +370,6 @@ impl<'m> RowParser<'m> {
         }
         cols.push(UInt32Chunked::from_vec(SRC_COL.into(), self.src).into_series().into_column());
         cols.push(UInt64Chunked::from_vec(LINE_COL.into(), self.lines).into_series().into_column());
-        let _ = self.kind;
         DataFrame::new(height, cols)
     }
 }
