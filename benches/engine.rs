@@ -5,6 +5,10 @@
 //!
 //! `cargo bench --bench engine`
 
+/// See `posaudit::alloc` for why.
+#[global_allocator]
+static GLOBAL: posaudit::alloc::MiMalloc = posaudit::alloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -3,6 +3,10 @@
 //!
 //! `cargo run --release --example bare_read -- DIR`
 
+/// See `posaudit::alloc` for why.
+#[global_allocator]
+static GLOBAL: posaudit::alloc::MiMalloc = posaudit::alloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

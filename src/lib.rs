@@ -6,6 +6,7 @@
 //! derived columns, `engine` turns rules into polars plans and runs them,
 //! `findings` models what a hit says, and `output` writes it down.
 
+pub mod alloc;
 pub mod checks;
 pub mod engine;
 pub mod findings;

@@ -3,6 +3,10 @@
 
 mod cli;
 
+/// See `posaudit::alloc` for why.
+#[global_allocator]
+static GLOBAL: posaudit::alloc::MiMalloc = posaudit::alloc::MiMalloc;
+
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
