@@ -248,6 +248,17 @@ pub fn evaluate(
     let prepared = engine::in_pool(|| prepare::prepare(frames, refs, as_of, &Some(prepare::names_used(pack))))
         .map_err(|e| Error::Internal(e.to_string()))?;
     progress.phase("derived columns and joins", started.elapsed(), "");
+    for (step, took) in &prepared.steps {
+        progress.phase(&format!("  {step}"), *took, "");
+    }
+    for (kind, df) in &prepared.frames {
+        progress.note(&format!(
+            "  {kind}: {} rows, {} columns, {:.0} MB in memory",
+            df.height(),
+            df.width(),
+            df.estimated_size() as f64 / 1e6
+        ));
+    }
     let started = Instant::now();
     let bar = progress.rules(pack.rules.len() as u64);
     let result = engine::run_observed(pack, &prepared, &inputs.loaded.stats, as_of, &|r| progress.rule_done(&bar, r));

@@ -10,6 +10,7 @@ pub mod uscc;
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::input::contract::DOCUMENTS;
 use crate::input::read::decimal_from_scaled;
@@ -183,36 +184,45 @@ pub fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> PolarsResult
     Ok(())
 }
 
+/// A decimal column of `n` rows from integer units at `scale`.
+fn scaled_column(name: &str, scale: usize, n: usize, v: impl Fn(usize) -> Option<i64>) -> PolarsResult<Column> {
+    Ok(decimal_from_scaled(Int64Chunked::from_iter_options(name.into(), (0..n).map(v)), scale)?.into_column())
+}
+
 /// Add the transaction checks; `df` already carries the merchant's
 /// contract columns from the join.
 pub fn derive_transactions(df: &mut DataFrame) -> PolarsResult<()> {
     let n = df.height();
-    let mut add: Vec<Column> = Vec::new();
-    let amount = scaled(df, "amount").unwrap_or_else(|| vec![None; n]);
-    add.push(ints("amount_fen", amount.iter().copied()));
-
-    let col_or_none = |name: &str| scaled(df, name).unwrap_or_else(|| vec![None; n]);
-    let (rd, cap, rc, rq, fixed) = (
-        col_or_none("contract_rate_debit"),
-        col_or_none("contract_debit_cap"),
-        col_or_none("contract_rate_credit"),
-        col_or_none("contract_rate_qr"),
-        col_or_none("contract_fixed_fee"),
-    );
-    let fee = col_or_none("fee");
-    let texts = |name: &str| -> Vec<Option<&str>> {
-        match df.column(name).ok().and_then(|c| c.as_materialized_series().str().ok()) {
-            Some(c) => c.iter().collect(),
-            None => vec![None; n],
-        }
-    };
-    let (method, card, ttype, status) = (texts("payment_method"), texts("card_type"), texts("txn_type"), texts("status"));
-    let mut exp_total = Vec::with_capacity(n);
-    let mut exp_rate = Vec::with_capacity(n);
-    let mut exp_fixed = Vec::with_capacity(n);
-    let mut rate_applied = Vec::with_capacity(n);
-    for i in 0..n {
-        let priced = (|| {
+    // Column extraction and building run in parallel: at millions of rows
+    // each is a pass over memory, and they are independent.
+    let money_in = [
+        "amount",
+        "contract_rate_debit",
+        "contract_debit_cap",
+        "contract_rate_credit",
+        "contract_rate_qr",
+        "contract_fixed_fee",
+        "fee",
+    ];
+    let mut money: Vec<Vec<Option<i64>>> = money_in
+        .par_iter()
+        .map(|name| scaled(df, name).unwrap_or_else(|| vec![None; n]))
+        .collect();
+    let fee = money.pop().expect("fee");
+    let [amount, rd, cap, rc, rq, fixed] = <[Vec<Option<i64>>; 6]>::try_from(money).expect("six money columns");
+    let texts: Vec<Vec<Option<&str>>> = ["payment_method", "card_type", "txn_type", "status"]
+        .par_iter()
+        .map(
+            |name| match df.column(name).ok().and_then(|c| c.as_materialized_series().str().ok()) {
+                Some(c) => c.iter().collect(),
+                None => vec![None; n],
+            },
+        )
+        .collect();
+    let (method, card, ttype, status) = (&texts[0], &texts[1], &texts[2], &texts[3]);
+    let priced: Vec<Option<fee::Expected>> = (0..n)
+        .into_par_iter()
+        .map(|i| {
             let is_sale = matches!(ttype[i]?, "purchase" | "preauth_complete");
             if !is_sale || status[i]? != "approved" {
                 return None;
@@ -226,44 +236,36 @@ pub fn derive_transactions(df: &mut DataFrame) -> PolarsResult<()> {
                 fixed_fee: fixed[i],
             };
             fee::expected(amount[i]?, how, &contract)
-        })();
-        exp_total.push(priced.map(|e| e.total()));
-        exp_rate.push(priced.map(|e| e.rate_part));
-        exp_fixed.push(priced.map(|e| e.fixed_part));
-        rate_applied.push(priced.map(|e| e.rate));
-    }
-    let diff: Vec<Option<i64>> = fee.iter().zip(&exp_total).map(|(f, e)| Some((*f)? - (*e)?)).collect();
-    let eff: Vec<Option<f64>> = fee
-        .iter()
-        .zip(&amount)
-        .map(|(f, a)| match (f, a) {
-            (Some(f), Some(a)) if *a != 0 => Some(*f as f64 / *a as f64),
-            _ => None,
         })
         .collect();
-    let money = |name: &str, v: Vec<Option<i64>>| -> PolarsResult<Column> {
-        Ok(decimal_from_scaled(Int64Chunked::from_iter_options(name.into(), v.into_iter()), 2)?.into_column())
-    };
-    add.push(money("expected_fee", exp_total)?);
-    add.push(money("expected_rate_fee", exp_rate)?);
-    add.push(money("expected_fixed_fee", exp_fixed)?);
-    add.push(
-        decimal_from_scaled(
-            Int64Chunked::from_iter_options("contract_rate_applied".into(), rate_applied.into_iter()),
-            6,
-        )?
-        .into_column(),
-    );
-    add.push(money("fee_diff", diff)?);
-    add.push(
-        Float64Chunked::from_iter_options("effective_rate".into(), eff.into_iter())
-            .into_series()
-            .into_column(),
-    );
+    type Build<'a> = Box<dyn Fn() -> PolarsResult<Column> + Send + Sync + 'a>;
+    let (priced, amount, fee) = (&priced, &amount, &fee);
+    let builds: Vec<Build> = vec![
+        Box::new(|| Ok(ints("amount_fen", amount.iter().copied()))),
+        Box::new(|| scaled_column("expected_fee", 2, n, |i| priced[i].map(|e| e.total()))),
+        Box::new(|| scaled_column("expected_rate_fee", 2, n, |i| priced[i].map(|e| e.rate_part))),
+        Box::new(|| scaled_column("expected_fixed_fee", 2, n, |i| priced[i].map(|e| e.fixed_part))),
+        Box::new(|| scaled_column("contract_rate_applied", 6, n, |i| priced[i].map(|e| e.rate))),
+        Box::new(|| scaled_column("fee_diff", 2, n, |i| Some(fee[i]? - priced[i]?.total()))),
+        Box::new(|| {
+            let eff = fee.iter().zip(amount).map(|(f, a)| match (f, a) {
+                (Some(f), Some(a)) if *a != 0 => Some(*f as f64 / *a as f64),
+                _ => None,
+            });
+            Ok(Float64Chunked::from_iter_options("effective_rate".into(), eff)
+                .into_series()
+                .into_column())
+        }),
+    ];
+    let mut add: Vec<Column> = builds.par_iter().map(|b| b()).collect::<PolarsResult<_>>()?;
 
     let f64s = |name: &str| -> Option<Float64Chunked> { df.column(name).ok()?.as_materialized_series().f64().ok().cloned() };
     if let (Some(lat), Some(lon), Some(ilat), Some(ilon)) = (f64s("lat"), f64s("lon"), f64s("install_lat"), f64s("install_lon")) {
-        let d = (0..n).map(|i| Some(calendar::haversine_km(lat.get(i)?, lon.get(i)?, ilat.get(i)?, ilon.get(i)?)));
+        let d = lat
+            .iter()
+            .zip(lon.iter())
+            .zip(ilat.iter().zip(ilon.iter()))
+            .map(|((a, b), (c, d))| Some(calendar::haversine_km(a?, b?, c?, d?)));
         add.push(
             Float64Chunked::from_iter_options("distance_km".into(), d)
                 .into_series()
@@ -299,15 +301,21 @@ pub fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
     let amount = scaled(df, "amount").unwrap_or_else(|| vec![None; n]);
     let card = strs(df, "card_hash");
     let merchant = strs(df, "merchant_id").expect("merchant_id is required");
-    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(n);
-    for (i, id) in ids.iter().enumerate() {
-        if let Some(id) = id {
-            first.entry(id).or_insert(i);
+    // Only the ids some row refers to go in the map: refunds are few, and
+    // a map of every transaction id would hold millions of entries.
+    let orig: Vec<Option<&str>> = match &orig {
+        Some(o) => o.iter().collect(),
+        None => vec![None; n],
+    };
+    let mut first: PlHashMap<&str, Option<usize>> = orig.iter().flatten().map(|o| (*o, None)).collect();
+    if !first.is_empty() {
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(slot) = id.and_then(|id| first.get_mut(id)) {
+                slot.get_or_insert(i);
+            }
         }
     }
-    let lookup: Vec<Option<Option<usize>>> = (0..n)
-        .map(|i| orig.as_ref().and_then(|o| o.get(i)).map(|o| first.get(o).copied()))
-        .collect();
+    let lookup: Vec<Option<Option<usize>>> = orig.iter().map(|o| o.map(|o| first[o])).collect();
     let add = vec![
         bools("original_found", lookup.iter().map(|l| l.map(|f| f.is_some()))),
         decimal_from_scaled(
@@ -338,38 +346,28 @@ pub fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
 
 /// Days since the merchant's previous approved purchase (the first one:
 /// since installation), for dormancy rules. Other rows get null.
-pub fn derive_gaps(df: &mut DataFrame, period_start: Option<i64>) -> PolarsResult<()> {
+/// `merchants` codes each row's merchant (equal ids, equal codes).
+pub fn derive_gaps(df: &mut DataFrame, period_start: Option<i64>, merchants: &[u32]) -> PolarsResult<()> {
     let n = df.height();
-    let merchant = strs(df, "merchant_id").expect("merchant_id is required");
     let time = df.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
     let installed = df
         .column("installed_at")
         .ok()
         .and_then(|c| c.as_materialized_series().datetime().ok().map(|d| d.physical().clone()));
-    let (ttype, status) = (strs(df, "txn_type"), strs(df, "status"));
-    // Plain vectors: the sort below compares millions of pairs.
-    let merchant: Vec<Option<&str>> = merchant.iter().collect();
     let time: Vec<Option<i64>> = time.iter().collect();
     let installed: Option<Vec<Option<i64>>> = installed.map(|c| c.iter().collect());
-    let counts: Vec<bool> = match (&ttype, &status) {
-        (Some(t), Some(s)) => t
-            .iter()
-            .zip(s.iter())
-            .map(|(t, s)| t == Some("purchase") && s == Some("approved"))
-            .collect(),
-        _ => vec![false; n],
-    };
+    let counts = approved_purchases(df);
     let mut order: Vec<usize> = (0..n).filter(|i| counts[*i]).collect();
-    order.sort_unstable_by(|a, b| (merchant[*a], time[*a], a).cmp(&(merchant[*b], time[*b], b)));
+    order.par_sort_unstable_by_key(|&i| (merchants[i], time[i], i));
     let mut gap: Vec<Option<f64>> = vec![None; n];
     let day_ms = 86_400_000.0;
     // Before a merchant's first transaction in the data the gap is known
     // only if it was installed inside the data's period; an installation
     // before the period says nothing about activity before the period.
     let period_start = period_start.unwrap_or_else(|| order.iter().filter_map(|&i| time[i]).min().unwrap_or(i64::MIN));
-    let mut prev: Option<(Option<&str>, i64)> = None;
+    let mut prev: Option<(u32, i64)> = None;
     for &i in &order {
-        let (m, t) = (merchant[i], time[i].unwrap_or(0));
+        let (m, t) = (merchants[i], time[i].unwrap_or(0));
         let before = match prev {
             Some((pm, pt)) if pm == m => Some(pt),
             _ => installed.as_ref().and_then(|c| c[i]).filter(|inst| *inst >= period_start),
@@ -385,33 +383,46 @@ pub fn derive_gaps(df: &mut DataFrame, period_start: Option<i64>) -> PolarsResul
     Ok(())
 }
 
+/// Whether each row is an approved purchase.
+fn approved_purchases(df: &DataFrame) -> Vec<bool> {
+    match (strs(df, "txn_type"), strs(df, "status")) {
+        (Some(t), Some(s)) => t
+            .iter()
+            .zip(s.iter())
+            .map(|(t, s)| t == Some("purchase") && s == Some("approved"))
+            .collect(),
+        _ => vec![false; df.height()],
+    }
+}
+
 /// Per merchant: when approved purchases first reached the deposit refund
 /// threshold, when the deposit was refunded, and the days between them
 /// (to `as_of` while not refunded). Joined onto the applications.
-pub fn merchant_deposit_activity(txns: &DataFrame, fees: Option<&DataFrame>, as_of: NaiveDate) -> PolarsResult<DataFrame> {
+pub fn merchant_deposit_activity(
+    txns: &DataFrame,
+    merchants: &[u32],
+    fees: Option<&DataFrame>,
+    as_of: NaiveDate,
+) -> PolarsResult<DataFrame> {
     use std::collections::BTreeMap;
     let n = txns.height();
-    let merchant = strs(txns, "merchant_id").expect("merchant_id is required");
+    let ids = strs(txns, "merchant_id").expect("merchant_id is required");
+    let ids: Vec<Option<&str>> = ids.iter().collect();
     let time = txns.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
+    let time: Vec<Option<i64>> = time.iter().collect();
     let amount = scaled(txns, "amount").unwrap_or_else(|| vec![None; n]);
     let threshold = scaled(txns, "deposit_refund_threshold").unwrap_or_else(|| vec![None; n]);
-    let (ttype, status) = (strs(txns, "txn_type"), strs(txns, "status"));
-    let (ttype, status): (Vec<Option<&str>>, Vec<Option<&str>>) = match (&ttype, &status) {
-        (Some(t), Some(s)) => (t.iter().collect(), s.iter().collect()),
-        _ => (vec![None; n], vec![None; n]),
-    };
-    let mut order: Vec<usize> = (0..n)
-        .filter(|&i| threshold[i].is_some_and(|t| t > 0) && ttype[i] == Some("purchase") && status[i] == Some("approved"))
-        .collect();
-    order.sort_by(|a, b| (merchant.get(*a), time.get(*a), a).cmp(&(merchant.get(*b), time.get(*b), b)));
+    let counts = approved_purchases(txns);
+    let mut order: Vec<usize> = (0..n).filter(|&i| threshold[i].is_some_and(|t| t > 0) && counts[i]).collect();
+    order.par_sort_unstable_by_key(|&i| (merchants[i], time[i], i));
     let mut reached: BTreeMap<String, i64> = BTreeMap::new();
     let mut cum: BTreeMap<&str, i64> = BTreeMap::new();
     for &i in &order {
-        let Some(m) = merchant.get(i) else { continue };
+        let Some(m) = ids[i] else { continue };
         let c = cum.entry(m).or_insert(0);
         *c += amount[i].unwrap_or(0);
         if *c >= threshold[i].unwrap_or(i64::MAX) && !reached.contains_key(m) {
-            reached.insert(m.to_string(), time.get(i).unwrap_or(0));
+            reached.insert(m.to_string(), time[i].unwrap_or(0));
         }
     }
     let mut refunded: BTreeMap<String, i64> = BTreeMap::new();

@@ -8,6 +8,8 @@
 //! every core busy without oversubscribing.
 
 pub mod hits;
+pub mod hoist;
+pub mod keys;
 pub mod partition;
 pub mod plan;
 pub mod prepare;
@@ -75,7 +77,12 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
         return (v, r);
     };
     let schema = base.schema().clone();
-    let ctx = PlanContext { schema: &schema, as_of };
+    let ctx = PlanContext {
+        schema: &schema,
+        as_of,
+        rows: base.height(),
+        time_range: time_range(base, rule.time_column()),
+    };
     // Resolve on an empty frame first: an optional column the data lacks
     // skips the rule with a reason instead of failing the run.
     let probe = plan::build(rule, DataFrame::empty_with_schema(&schema).lazy(), &ctx)
@@ -118,6 +125,13 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
             (v, r)
         }
     }
+}
+
+/// First and last value (ms) of a date or time column.
+fn time_range(df: &DataFrame, name: &str) -> Option<(i64, i64)> {
+    let c = df.column(name).ok()?.cast(&DataType::Datetime(TimeUnit::Milliseconds, None)).ok()?;
+    let ms = c.as_materialized_series().datetime().ok()?.physical().clone();
+    Some((ms.min()?, ms.max()?))
 }
 
 /// Evaluate all rules; findings come back sorted, runs in rule-id order.

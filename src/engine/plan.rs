@@ -6,6 +6,8 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use polars::sql::sql_expr;
 
+use super::hoist::{hoist, Hoisted};
+use super::keys::code_column;
 use crate::input::{InputKind, LINE_COL, SRC_COL};
 use crate::rules::model::{parse_calendar, parse_rolling, Calendar, Rule};
 
@@ -17,6 +19,8 @@ pub const WINDOW: &str = "__window";
 pub const ROW_ID: &str = "__row_id";
 /// Number of a hit window, to attach its members.
 pub const HIT_ID: &str = "__hit_id";
+/// The single sorted index of keyed rolling windows.
+const ROLL_INDEX: &str = "__roll_index";
 
 /// Built-in measures every group finding carries.
 pub const BUILTIN_MEASURES: &[&str] = &["count", "window_start", "window_end", "sum_amount"];
@@ -69,6 +73,10 @@ pub fn row_entity(kind: InputKind) -> (&'static str, Expr) {
 pub struct PlanContext<'a> {
     pub schema: &'a Schema,
     pub as_of: NaiveDate,
+    /// Rows of the source, and the first and last value (ms) of the rule's
+    /// time column, when known: they size the rolling-window index.
+    pub rows: usize,
+    pub time_range: Option<(i64, i64)>,
 }
 
 /// Columns a row rule carries into its hits: evidence, message placeholders
@@ -131,6 +139,10 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         None => lit(true),
     };
     aggs.push(having.alias(HIT));
+    let Hoisted { aggs, columns } = hoist(aggs);
+    if !columns.is_empty() {
+        lf = lf.with_columns(columns);
+    }
 
     let mut members: Vec<Expr> = vec![id_expr.clone().alias(IDS), col(SRC_COL).first(), col(LINE_COL).first()];
     if ctx.schema.contains("merchant_id") && !rule.group_by.iter().any(|k| k == "merchant_id") {
@@ -149,28 +161,13 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
     let key_cols = |names: &[String]| names.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
 
     let grouped = if let Some(r) = &rule.rolling {
-        let period = parse_rolling(r).map_err(|m| PlanError {
+        let period_ms = parse_rolling(r).map(|p| rolling_millis(&p)).map_err(|m| PlanError {
             field: "rolling".into(),
             message: m,
         })?;
-        let options = RollingGroupOptions {
-            index_column: time.as_str().into(),
-            period: polars::time::Duration::parse(&period),
-            offset: polars::time::Duration::parse(&format!("-{period}")),
-            closed_window: ClosedWindow::Right,
-        };
-        let mut sort_by: Vec<Expr> = key_cols(&key_names);
-        sort_by.push(col(time.as_str()));
-        let rows = lf.sort_by_exprs(sort_by, SortMultipleOptions::default().with_maintain_order(true));
-        let hits = rows
-            .clone()
-            .rolling(col(time.as_str()), key_cols(&key_names), options)
-            .agg(aggs)
-            .filter(col(HIT).eq(lit(true)))
-            .with_row_index(HIT_ID, None);
+        let (rows, hits) = rolling_windows(lf.filter(col(time.as_str()).is_not_null()), &key_names, &time, period_ms, aggs, ctx);
+        let hits = hits.filter(col(HIT).eq(lit(true))).with_row_index(HIT_ID, None);
         // A window's members: rows of its key between its first and last time.
-        let mut on: Vec<Expr> = key_cols(&key_names);
-        on.push(col(HIT_ID));
         let mut bounds: Vec<Expr> = key_cols(&key_names);
         bounds.extend([col(HIT_ID), col("window_start").alias("__from"), col("window_end").alias("__to")]);
         let listed = rows
@@ -183,19 +180,27 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         hits.join(listed, [col(HIT_ID)], [col(HIT_ID)], left)
     } else {
         let mut rows = lf;
+        let mut label = None;
         if let Some(w) = &rule.window {
-            let fmt = match parse_calendar(w).map_err(|m| PlanError {
+            // The window is keyed by a date (the day, or the first of the
+            // month) and named as text only for the hits: formatting every
+            // row's time as text costs seconds at millions of rows.
+            let day = col(time.as_str()).dt().date();
+            let (key, fmt) = match parse_calendar(w).map_err(|m| PlanError {
                 field: "window".into(),
                 message: m,
             })? {
-                Calendar::Day => "%Y-%m-%d",
-                Calendar::Month => "%Y-%m",
+                Calendar::Day => (day, "%Y-%m-%d"),
+                Calendar::Month => (day.dt().truncate(lit("1mo")), "%Y-%m"),
             };
-            rows = rows.with_column(col(time.as_str()).dt().to_string(fmt).alias(WINDOW));
+            rows = rows.with_column(key.alias(WINDOW));
             key_names.push(WINDOW.to_string());
+            label = Some(fmt);
         }
-        // Members of each group in time order, whatever the input order.
-        if ctx.schema.contains(&time) {
+        let timed = ctx.schema.contains(&time);
+        // Aggregates that depend on row order see the rows in time order;
+        // the others do not need the sort.
+        if timed && rule.measures.values().chain(rule.having.iter()).any(|t| order_dependent(t)) {
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
         let hits = rows
@@ -203,19 +208,105 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             .group_by_stable(key_cols(&key_names))
             .agg(aggs)
             .filter(col(HIT).eq(lit(true)));
-        let listed = rows
-            .join(
-                hits.clone().select(key_cols(&key_names)),
-                key_cols(&key_names),
-                key_cols(&key_names),
-                join_args,
-            )
-            .group_by_stable(key_cols(&key_names))
-            .agg(members);
+        let mut members_of = rows.join(
+            hits.clone().select(key_cols(&key_names)),
+            key_cols(&key_names),
+            key_cols(&key_names),
+            join_args,
+        );
+        // Members of each group in time order, whatever the input order.
+        if timed {
+            members_of = members_of.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
+        }
+        let listed = members_of.group_by_stable(key_cols(&key_names)).agg(members);
         let mut left = JoinArgs::new(JoinType::Left);
         left.maintain_order = MaintainOrderJoin::Left;
         left.nulls_equal = true;
-        hits.join(listed, key_cols(&key_names), key_cols(&key_names), left)
+        let joined = hits.join(listed, key_cols(&key_names), key_cols(&key_names), left);
+        match label {
+            Some(fmt) => joined.with_column(col(WINDOW).dt().to_string(fmt)),
+            None => joined,
+        }
     };
     Ok(grouped)
+}
+
+/// Milliseconds of a checked rolling period (`10m`, `3d`).
+fn rolling_millis(period: &str) -> i64 {
+    let (num, unit) = period.split_at(period.len() - 1);
+    let n: i64 = num.parse().expect("parse_rolling checked the number");
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => 86_400_000,
+    };
+    n * unit_ms
+}
+
+/// Aggregates whose result depends on the order of the rows.
+fn order_dependent(text: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    ["FIRST", "LAST", "ARRAY_AGG", "STRING_AGG"].iter().any(|f| {
+        upper
+            .match_indices(f)
+            .any(|(i, _)| upper[i + f.len()..].trim_start().starts_with('('))
+    })
+}
+
+/// The rows sorted by key, then time, and one row per window ending at
+/// each of them: the keys, and `aggs` over the rows of the same key within
+/// `period_ms` before it, closed on the right.
+///
+/// Where prepare coded the keys as one integer (`keys::code_column`), the
+/// windows of all keys come from one pass over a single sorted index,
+/// code x stride + time, where the stride exceeds the data's time span
+/// plus the period, so no window reaches into another key. polars then
+/// sorts one integer column and evaluates plain-column aggregates with its
+/// sliding-window kernels. Otherwise, or if the index could overflow (more
+/// rows than it has room for), polars' own per-key rolling runs, which
+/// sorts by the key values.
+fn rolling_windows(
+    rows: LazyFrame,
+    keys: &[String],
+    time: &str,
+    period_ms: i64,
+    aggs: Vec<Expr>,
+    ctx: &PlanContext,
+) -> (LazyFrame, LazyFrame) {
+    let key_cols: Vec<Expr> = keys.iter().map(|k| col(k.as_str())).collect();
+    let (t_min, span) = ctx.time_range.map(|(lo, hi)| (lo, hi - lo)).unwrap_or((0, 0));
+    let stride = span as i128 + period_ms as i128 + 1;
+    let fits = (ctx.rows as i128 + 2) * stride < i64::MAX as i128;
+    let code = code_column(keys);
+    let stable = SortMultipleOptions::default().with_maintain_order(true);
+    if !keys.is_empty() && fits && ctx.schema.contains(&code) {
+        let millis = col(time)
+            .cast(DataType::Datetime(TimeUnit::Milliseconds, None))
+            .cast(DataType::Int64);
+        let index = col(code.as_str()).cast(DataType::Int64) * lit(stride as i64) + (millis - lit(t_min));
+        let rows = rows.with_column(index.alias(ROLL_INDEX)).sort([ROLL_INDEX], stable);
+        let options = RollingGroupOptions {
+            index_column: ROLL_INDEX.into(),
+            period: polars::time::Duration::parse(&format!("{period_ms}i")),
+            offset: polars::time::Duration::parse(&format!("-{period_ms}i")),
+            closed_window: ClosedWindow::Right,
+        };
+        let mut all: Vec<Expr> = key_cols.iter().map(|k| k.clone().first()).collect();
+        all.extend(aggs);
+        let windows = rows.clone().rolling(col(ROLL_INDEX), [], options).agg(all).drop(cols([ROLL_INDEX]));
+        (rows, windows)
+    } else {
+        let mut sort_by = key_cols.clone();
+        sort_by.push(col(time));
+        let rows = rows.sort_by_exprs(sort_by, stable);
+        let options = RollingGroupOptions {
+            index_column: time.into(),
+            period: polars::time::Duration::parse(&format!("{period_ms}ms")),
+            offset: polars::time::Duration::parse(&format!("-{period_ms}ms")),
+            closed_window: ClosedWindow::Right,
+        };
+        let windows = rows.clone().rolling(col(time), key_cols, options).agg(aggs);
+        (rows, windows)
+    }
 }

@@ -4,10 +4,13 @@
 //! schema a rule is checked against is exactly the one it runs on.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 
+use super::keys;
 use crate::checks;
 use crate::input::reference::{RefTable, References};
 use crate::input::{InputKind, LINE_COL, SRC_COL};
@@ -19,6 +22,29 @@ pub const APP_PREFIX: &str = "app_";
 #[derive(Clone, Default)]
 pub struct Prepared {
     pub frames: BTreeMap<InputKind, DataFrame>,
+    /// How long each preparation step took, for `--verbose`.
+    pub steps: Vec<(&'static str, Duration)>,
+}
+
+/// Wall time per step, in order.
+struct Laps {
+    last: Instant,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Laps {
+            last: Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.steps.push((name, now - self.last));
+        self.last = now;
+    }
 }
 
 impl Prepared {
@@ -57,11 +83,17 @@ fn one_per_merchant(apps: &DataFrame) -> PolarsResult<DataFrame> {
     apps.take(&IdxCa::from_vec("idx".into(), idx))
 }
 
-/// Which application columns the joined inputs need. `None` joins them
-/// all (rule validation needs the full schema); `Some` joins only these,
+/// Names each input's rules use. `None` keeps every column (rule
+/// validation needs the full schema); `Some` joins and keeps only these,
 /// which at millions of rows is the difference between gigabytes of
 /// repeated merchant strings and a few columns.
-pub type Needed = Option<std::collections::HashSet<String>>;
+pub type Needed = Option<HashMap<InputKind, Names>>;
+pub type Names = std::collections::HashSet<String>;
+
+/// The names `kind`'s rules use (none if no rule reads it).
+fn needed_by(needed: &Needed, kind: InputKind) -> Option<Names> {
+    needed.as_ref().map(|m| m.get(&kind).cloned().unwrap_or_default())
+}
 
 /// Application columns derived checks on the joined inputs read, whatever
 /// the rules say.
@@ -77,7 +109,7 @@ const DERIVED_NEEDS: &[&str] = &[
     "deposit_refund_threshold",
 ];
 
-fn join_applications(base: DataFrame, apps: &DataFrame, needed: &Needed) -> PolarsResult<DataFrame> {
+fn join_applications(base: DataFrame, apps: &DataFrame, needed: &Option<Names>) -> PolarsResult<DataFrame> {
     let base_schema = base.schema().clone();
     let mut keep: Vec<Expr> = Vec::new();
     for name in apps.get_column_names() {
@@ -99,12 +131,24 @@ fn join_applications(base: DataFrame, apps: &DataFrame, needed: &Needed) -> Pola
             keep.push(col(name).alias(joined_name));
         }
     }
-    let mut args = JoinArgs::new(JoinType::Left);
-    // Keep the input's row order: findings and group members follow it.
-    args.maintain_order = MaintainOrderJoin::Left;
-    base.lazy()
-        .join(apps.clone().lazy().select(keep), [col("merchant_id")], [col("merchant_id")], args)
-        .collect()
+    // A left join by hand: `merchants` has one row per merchant, so each
+    // row's application is one lookup, and gathering by those positions
+    // keeps the input's row order (findings and group members follow it)
+    // without the sort an order-keeping polars join does.
+    let right = apps.clone().lazy().select(keep).collect()?;
+    let ids = right.column("merchant_id")?.str()?.clone();
+    let at: PlHashMap<&str, IdxSize> = ids.iter().enumerate().filter_map(|(i, m)| Some((m?, i as IdxSize))).collect();
+    let wanted = base.column("merchant_id")?.str()?.clone();
+    let chunks: Vec<_> = wanted.downcast_iter().collect();
+    let positions: Vec<Vec<Option<IdxSize>>> = chunks
+        .par_iter()
+        .map(|arr| arr.iter().map(|m| m.and_then(|m| at.get(m).copied())).collect())
+        .collect();
+    let idx = IdxCa::from_iter_options("idx".into(), positions.into_iter().flatten());
+    let gathered = right.drop("merchant_id")?.take(&idx)?;
+    let mut out = base;
+    out.hstack_mut(gathered.columns())?;
+    Ok(out)
 }
 
 /// Join a reference table on `left_key`; value columns are prefixed with
@@ -144,26 +188,47 @@ pub fn prepare_part(
     period_start: Option<i64>,
 ) -> PolarsResult<Prepared> {
     let mut frames = BTreeMap::new();
+    let mut laps = Laps::new();
     let Some(mut apps) = inputs.remove(&InputKind::Applications) else {
-        return Ok(Prepared { frames });
+        return Ok(Prepared { frames, steps: laps.steps });
     };
     checks::derive_applications(&mut apps, as_of)?;
     for t in &refs.tables {
         apps = join_reference(apps, t, t.key, "")?;
     }
     let merchants = one_per_merchant(&apps)?;
+    laps.lap("application checks");
+    // Each transaction's merchant as an integer, for the per-merchant passes.
+    let mut merchant_codes: Vec<u32> = Vec::new();
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
         if let Some(df) = inputs.remove(&kind) {
-            let mut joined = join_applications(df, &merchants, needed)?;
+            let mut joined = join_applications(df, &merchants, &needed_by(needed, kind))?;
             match kind {
                 InputKind::Transactions => {
+                    laps.lap("join applications to transactions");
                     checks::derive_transactions(&mut joined)?;
+                    laps.lap("transaction checks");
                     checks::derive_originals(&mut joined)?;
-                    checks::derive_gaps(&mut joined, period_start)?;
+                    laps.lap("refund originals");
+                    let merchants = keys::codes(&[joined.column("merchant_id")?.as_materialized_series().str()?]);
+                    checks::derive_gaps(&mut joined, period_start, &merchants)?;
+                    merchant_codes = merchants;
+                    laps.lap("gaps between purchases");
+                    if let Some(names) = needed_by(needed, kind) {
+                        let mut coded: Vec<&str> = names
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|n| n.starts_with(keys::KEY_PREFIX))
+                            .collect();
+                        coded.sort_unstable();
+                        keys::add_codes(&mut joined, coded)?;
+                        laps.lap("key codes");
+                    }
                     // The MCC the transaction was submitted under, classed too.
                     if let Some(mcc) = refs.tables.iter().find(|t| t.key == "mcc") {
                         joined = join_reference(joined, mcc, "mcc", "txn_")?;
                     }
+                    laps.lap("join MCC table");
                 }
                 InputKind::FeeChanges => {
                     joined = joined
@@ -182,19 +247,21 @@ pub fn prepare_part(
         }
     }
     if let Some(txns) = frames.get(&InputKind::Transactions) {
-        let activity = checks::merchant_deposit_activity(txns, frames.get(&InputKind::Fees), as_of)?;
+        let activity = checks::merchant_deposit_activity(txns, &merchant_codes, frames.get(&InputKind::Fees), as_of)?;
         let mut args = JoinArgs::new(JoinType::Left);
         args.maintain_order = MaintainOrderJoin::Left;
         apps = apps
             .lazy()
             .join(activity.lazy(), [col("merchant_id")], [col("merchant_id")], args)
             .collect()?;
+        laps.lap("deposit activity");
     }
     frames.insert(InputKind::Applications, apps);
     // Keep what the rules read: at millions of rows every unused column is
     // memory held through the whole evaluation.
-    if let Some(names) = needed {
+    if needed.is_some() {
         for (kind, df) in frames.iter_mut() {
+            let names = needed_by(needed, *kind).unwrap_or_default();
             let keep: Vec<PlSmallStr> = df
                 .get_column_names()
                 .into_iter()
@@ -204,7 +271,8 @@ pub fn prepare_part(
             *df = df.select(keep)?;
         }
     }
-    Ok(Prepared { frames })
+    laps.lap("fees, fee changes, projection");
+    Ok(Prepared { frames, steps: laps.steps })
 }
 
 /// Columns findings need whatever the rules say: origins, entity ids,
@@ -224,11 +292,12 @@ const ALWAYS_KEPT: &[&str] = &[
 /// The names a pack's rules use: every identifier in their SQL, keys,
 /// evidence, message and time column. Over-inclusive on purpose (a word in
 /// a string literal counts too): a missing name would skip a rule.
-pub fn names_used(pack: &crate::rules::load::RulePack) -> std::collections::HashSet<String> {
+pub fn names_used(pack: &crate::rules::load::RulePack) -> HashMap<InputKind, Names> {
     let ident = regex::Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").expect("valid regex");
-    let mut out = std::collections::HashSet::new();
+    let mut all: HashMap<InputKind, Names> = HashMap::new();
     for lr in &pack.rules {
         let r = &lr.rule;
+        let out = all.entry(r.source).or_default();
         let texts = r
             .where_
             .iter()
@@ -239,8 +308,12 @@ pub fn names_used(pack: &crate::rules::load::RulePack) -> std::collections::Hash
             out.extend(ident.find_iter(t).map(|m| m.as_str().to_string()));
         }
         out.extend(r.group_by.iter().cloned());
+        // Rolling rules sort by their keys: integer codes sort faster.
+        if r.rolling.is_some() {
+            out.insert(keys::code_column(&r.group_by));
+        }
         out.extend(r.evidence.iter().cloned());
         out.insert(r.time_column().to_string());
     }
-    out
+    all
 }

@@ -159,7 +159,12 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
     }
     // The whole plan, for what the parts above cannot see (types across parts).
     if report.errors.len() == before {
-        let ctx = PlanContext { schema, as_of };
+        let ctx = PlanContext {
+            schema,
+            as_of,
+            rows: 0,
+            time_range: None,
+        };
         match plan::build(rule, empty.lazy(), &ctx) {
             Err(e) => report.errors.push(lr.issue(Some(&e.field), e.message)),
             Ok(lf) => {
