@@ -89,6 +89,42 @@ fn ints(name: &str, v: impl Iterator<Item = Option<i64>>) -> Column {
     Int64Chunked::from_iter_options(name.into(), v).into_series().into_column()
 }
 
+/// Each row's merchant application, as a position in the one-per-merchant
+/// applications (`None`: no application), so checks read contract terms
+/// per merchant instead of joined onto every row.
+pub struct AppRows<'a> {
+    pub apps: &'a DataFrame,
+    pub at: Vec<Option<IdxSize>>,
+}
+
+impl AppRows<'_> {
+    /// An application column's values, one per row, through `get`.
+    fn column<T: Copy>(&self, per_app: Option<Vec<Option<T>>>) -> PerRow<'_, T> {
+        PerRow { at: &self.at, per_app }
+    }
+}
+
+/// An application value looked up for a row.
+struct PerRow<'a, T> {
+    at: &'a [Option<IdxSize>],
+    per_app: Option<Vec<Option<T>>>,
+}
+
+impl<T: Copy> PerRow<'_, T> {
+    fn get(&self, row: usize) -> Option<T> {
+        self.per_app.as_ref()?[self.at[row]? as usize]
+    }
+}
+
+fn times_ms(df: &DataFrame, name: &str) -> Option<Vec<Option<i64>>> {
+    let c = df.column(name).ok()?.as_materialized_series().datetime().ok()?.physical().clone();
+    Some(c.iter().collect())
+}
+
+fn floats(df: &DataFrame, name: &str) -> Option<Vec<Option<f64>>> {
+    Some(df.column(name).ok()?.as_materialized_series().f64().ok()?.iter().collect())
+}
+
 /// Add the application checks. `as_of` fixes "today" for expiry and age.
 pub fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> PolarsResult<()> {
     let n = df.height();
@@ -189,27 +225,24 @@ fn scaled_column(name: &str, scale: usize, n: usize, v: impl Fn(usize) -> Option
     Ok(decimal_from_scaled(Int64Chunked::from_iter_options(name.into(), (0..n).map(v)), scale)?.into_column())
 }
 
-/// Add the transaction checks; `df` already carries the merchant's
-/// contract columns from the join.
-pub fn derive_transactions(df: &mut DataFrame) -> PolarsResult<()> {
+/// Add the transaction checks; `app` says each row's application, whose
+/// contract terms price the row.
+pub fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsResult<()> {
     let n = df.height();
+    let contract = |name: &str| app.column(scaled(app.apps, name));
+    let (rd, cap, rc, rq, fixed) = (
+        contract("contract_rate_debit"),
+        contract("contract_debit_cap"),
+        contract("contract_rate_credit"),
+        contract("contract_rate_qr"),
+        contract("contract_fixed_fee"),
+    );
     // Column extraction and building run in parallel: at millions of rows
     // each is a pass over memory, and they are independent.
-    let money_in = [
-        "amount",
-        "contract_rate_debit",
-        "contract_debit_cap",
-        "contract_rate_credit",
-        "contract_rate_qr",
-        "contract_fixed_fee",
-        "fee",
-    ];
-    let mut money: Vec<Vec<Option<i64>>> = money_in
-        .par_iter()
-        .map(|name| scaled(df, name).unwrap_or_else(|| vec![None; n]))
-        .collect();
-    let fee = money.pop().expect("fee");
-    let [amount, rd, cap, rc, rq, fixed] = <[Vec<Option<i64>>; 6]>::try_from(money).expect("six money columns");
+    let (amount, fee) = rayon::join(
+        || scaled(df, "amount").unwrap_or_else(|| vec![None; n]),
+        || scaled(df, "fee").unwrap_or_else(|| vec![None; n]),
+    );
     let texts: Vec<Vec<Option<&str>>> = ["payment_method", "card_type", "txn_type", "status"]
         .par_iter()
         .map(
@@ -229,11 +262,11 @@ pub fn derive_transactions(df: &mut DataFrame) -> PolarsResult<()> {
             }
             let how = fee::Priced::of(method[i]?, card[i])?;
             let contract = fee::Contract {
-                rate_debit: rd[i],
-                debit_cap: cap[i],
-                rate_credit: rc[i],
-                rate_qr: rq[i],
-                fixed_fee: fixed[i],
+                rate_debit: rd.get(i),
+                debit_cap: cap.get(i),
+                rate_credit: rc.get(i),
+                rate_qr: rq.get(i),
+                fixed_fee: fixed.get(i),
             };
             fee::expected(amount[i]?, how, &contract)
         })
@@ -259,35 +292,38 @@ pub fn derive_transactions(df: &mut DataFrame) -> PolarsResult<()> {
     ];
     let mut add: Vec<Column> = builds.par_iter().map(|b| b()).collect::<PolarsResult<_>>()?;
 
-    let f64s = |name: &str| -> Option<Float64Chunked> { df.column(name).ok()?.as_materialized_series().f64().ok().cloned() };
-    if let (Some(lat), Some(lon), Some(ilat), Some(ilon)) = (f64s("lat"), f64s("lon"), f64s("install_lat"), f64s("install_lon")) {
-        let d = lat
-            .iter()
-            .zip(lon.iter())
-            .zip(ilat.iter().zip(ilon.iter()))
-            .map(|((a, b), (c, d))| Some(calendar::haversine_km(a?, b?, c?, d?)));
+    let (ilat, ilon) = (
+        app.column(floats(app.apps, "install_lat")),
+        app.column(floats(app.apps, "install_lon")),
+    );
+    if let (Some(lat), Some(lon), Some(_), Some(_)) = (floats(df, "lat"), floats(df, "lon"), &ilat.per_app, &ilon.per_app) {
+        let d: Vec<Option<f64>> = (0..n)
+            .into_par_iter()
+            .map(|i| Some(calendar::haversine_km(lat[i]?, lon[i]?, ilat.get(i)?, ilon.get(i)?)))
+            .collect();
         add.push(
-            Float64Chunked::from_iter_options("distance_km".into(), d)
+            Float64Chunked::from_iter_options("distance_km".into(), d.into_iter())
                 .into_series()
                 .into_column(),
         );
+    }
+    let installed = app.column(times_ms(app.apps, "installed_at"));
+    if installed.per_app.is_some() {
+        let time = times_ms(df, "txn_time").unwrap_or_else(|| vec![None; n]);
+        // Whole days, truncated toward zero, as polars' `total_days`.
+        add.push(ints(
+            "days_since_install",
+            (0..n).map(|i| Some((time[i]? - installed.get(i)?) / 86_400_000)),
+        ));
     }
     for c in add {
         df.with_column(c)?;
     }
     // Calendar parts come from polars' own temporal kernels.
-    let mut exprs = vec![
+    let exprs = vec![
         col("txn_time").dt().date().alias("txn_date"),
         col("txn_time").dt().hour().cast(DataType::Int32).alias("hour"),
     ];
-    if df.schema().contains("installed_at") {
-        exprs.push(
-            (col("txn_time") - col("installed_at"))
-                .dt()
-                .total_days(false)
-                .alias("days_since_install"),
-        );
-    }
     *df = std::mem::take(df).lazy().with_columns(exprs).collect()?;
     Ok(())
 }
@@ -347,15 +383,10 @@ pub fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
 /// Days since the merchant's previous approved purchase (the first one:
 /// since installation), for dormancy rules. Other rows get null.
 /// `merchants` codes each row's merchant (equal ids, equal codes).
-pub fn derive_gaps(df: &mut DataFrame, period_start: Option<i64>, merchants: &[u32]) -> PolarsResult<()> {
+pub fn derive_gaps(df: &mut DataFrame, app: &AppRows, period_start: Option<i64>, merchants: &[u32]) -> PolarsResult<()> {
     let n = df.height();
-    let time = df.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
-    let installed = df
-        .column("installed_at")
-        .ok()
-        .and_then(|c| c.as_materialized_series().datetime().ok().map(|d| d.physical().clone()));
-    let time: Vec<Option<i64>> = time.iter().collect();
-    let installed: Option<Vec<Option<i64>>> = installed.map(|c| c.iter().collect());
+    let time = times_ms(df, "txn_time").unwrap_or_else(|| vec![None; n]);
+    let installed = app.column(times_ms(app.apps, "installed_at"));
     let counts = approved_purchases(df);
     let mut order: Vec<usize> = (0..n).filter(|i| counts[*i]).collect();
     order.par_sort_unstable_by_key(|&i| (merchants[i], time[i], i));
@@ -370,7 +401,7 @@ pub fn derive_gaps(df: &mut DataFrame, period_start: Option<i64>, merchants: &[u
         let (m, t) = (merchants[i], time[i].unwrap_or(0));
         let before = match prev {
             Some((pm, pt)) if pm == m => Some(pt),
-            _ => installed.as_ref().and_then(|c| c[i]).filter(|inst| *inst >= period_start),
+            _ => installed.get(i).filter(|inst| *inst >= period_start),
         };
         gap[i] = before.map(|b| (t - b) as f64 / day_ms);
         prev = Some((m, t));
@@ -400,6 +431,7 @@ fn approved_purchases(df: &DataFrame) -> Vec<bool> {
 /// (to `as_of` while not refunded). Joined onto the applications.
 pub fn merchant_deposit_activity(
     txns: &DataFrame,
+    app: &AppRows,
     merchants: &[u32],
     fees: Option<&DataFrame>,
     as_of: NaiveDate,
@@ -411,9 +443,9 @@ pub fn merchant_deposit_activity(
     let time = txns.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
     let time: Vec<Option<i64>> = time.iter().collect();
     let amount = scaled(txns, "amount").unwrap_or_else(|| vec![None; n]);
-    let threshold = scaled(txns, "deposit_refund_threshold").unwrap_or_else(|| vec![None; n]);
+    let threshold = app.column(scaled(app.apps, "deposit_refund_threshold"));
     let counts = approved_purchases(txns);
-    let mut order: Vec<usize> = (0..n).filter(|&i| threshold[i].is_some_and(|t| t > 0) && counts[i]).collect();
+    let mut order: Vec<usize> = (0..n).filter(|&i| threshold.get(i).is_some_and(|t| t > 0) && counts[i]).collect();
     order.par_sort_unstable_by_key(|&i| (merchants[i], time[i], i));
     let mut reached: BTreeMap<String, i64> = BTreeMap::new();
     let mut cum: BTreeMap<&str, i64> = BTreeMap::new();
@@ -421,7 +453,7 @@ pub fn merchant_deposit_activity(
         let Some(m) = ids[i] else { continue };
         let c = cum.entry(m).or_insert(0);
         *c += amount[i].unwrap_or(0);
-        if *c >= threshold[i].unwrap_or(i64::MAX) && !reached.contains_key(m) {
+        if *c >= threshold.get(i).unwrap_or(i64::MAX) && !reached.contains_key(m) {
             reached.insert(m.to_string(), time[i].unwrap_or(0));
         }
     }

@@ -95,48 +95,33 @@ fn needed_by(needed: &Needed, kind: InputKind) -> Option<Names> {
     needed.as_ref().map(|m| m.get(&kind).cloned().unwrap_or_default())
 }
 
-/// Application columns derived checks on the joined inputs read, whatever
-/// the rules say.
-const DERIVED_NEEDS: &[&str] = &[
-    "contract_rate_debit",
-    "contract_debit_cap",
-    "contract_rate_credit",
-    "contract_rate_qr",
-    "contract_fixed_fee",
-    "installed_at",
-    "install_lat",
-    "install_lon",
-    "deposit_refund_threshold",
-];
-
-fn join_applications(base: DataFrame, apps: &DataFrame, needed: &Option<Names>) -> PolarsResult<DataFrame> {
+/// Join the application columns `needed` names onto `base` (all of them
+/// for `None`), and say which application each row has.
+///
+/// A left join by hand: `merchants` has one row per merchant, so each
+/// row's application is one lookup, and gathering by those positions keeps
+/// the input's row order (findings and group members follow it) without
+/// the sort an order-keeping polars join does. Derived checks read contract
+/// terms through the positions rather than as joined columns, which at
+/// millions of rows would be gigabytes of repeated values.
+fn join_applications(base: DataFrame, merchants: &DataFrame, needed: &Option<Names>) -> PolarsResult<(DataFrame, Vec<Option<IdxSize>>)> {
     let base_schema = base.schema().clone();
     let mut keep: Vec<Expr> = Vec::new();
-    for name in apps.get_column_names() {
+    for name in merchants.get_column_names() {
         let name = name.as_str();
-        if name == SRC_COL || name == LINE_COL {
+        if name == SRC_COL || name == LINE_COL || name == "merchant_id" {
             continue;
         }
-        let collides = name != "merchant_id" && base_schema.contains(name);
-        let joined_name = if collides {
+        let joined_name = if base_schema.contains(name) {
             format!("{APP_PREFIX}{name}")
         } else {
             name.to_string()
         };
-        let wanted = match needed {
-            None => true,
-            Some(set) => name == "merchant_id" || DERIVED_NEEDS.contains(&name) || set.contains(&joined_name),
-        };
-        if wanted {
+        if needed.as_ref().is_none_or(|set| set.contains(&joined_name)) {
             keep.push(col(name).alias(joined_name));
         }
     }
-    // A left join by hand: `merchants` has one row per merchant, so each
-    // row's application is one lookup, and gathering by those positions
-    // keeps the input's row order (findings and group members follow it)
-    // without the sort an order-keeping polars join does.
-    let right = apps.clone().lazy().select(keep).collect()?;
-    let ids = right.column("merchant_id")?.str()?.clone();
+    let ids = merchants.column("merchant_id")?.str()?.clone();
     let at: PlHashMap<&str, IdxSize> = ids.iter().enumerate().filter_map(|(i, m)| Some((m?, i as IdxSize))).collect();
     let wanted = base.column("merchant_id")?.str()?.clone();
     let chunks: Vec<_> = wanted.downcast_iter().collect();
@@ -144,11 +129,14 @@ fn join_applications(base: DataFrame, apps: &DataFrame, needed: &Option<Names>) 
         .par_iter()
         .map(|arr| arr.iter().map(|m| m.and_then(|m| at.get(m).copied())).collect())
         .collect();
-    let idx = IdxCa::from_iter_options("idx".into(), positions.into_iter().flatten());
-    let gathered = right.drop("merchant_id")?.take(&idx)?;
+    let positions: Vec<Option<IdxSize>> = positions.into_iter().flatten().collect();
     let mut out = base;
-    out.hstack_mut(gathered.columns())?;
-    Ok(out)
+    if !keep.is_empty() {
+        let idx = IdxCa::from_iter_options("idx".into(), positions.iter().copied());
+        let gathered = merchants.clone().lazy().select(keep).collect()?.take(&idx)?;
+        out.hstack_mut(gathered.columns())?;
+    }
+    Ok((out, positions))
 }
 
 /// Join a reference table on `left_key`; value columns are prefixed with
@@ -200,19 +188,22 @@ pub fn prepare_part(
     laps.lap("application checks");
     // Each transaction's merchant as an integer, for the per-merchant passes.
     let mut merchant_codes: Vec<u32> = Vec::new();
+    let mut txn_apps: Vec<Option<IdxSize>> = Vec::new();
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
         if let Some(df) = inputs.remove(&kind) {
-            let mut joined = join_applications(df, &merchants, &needed_by(needed, kind))?;
+            let (mut joined, at) = join_applications(df, &merchants, &needed_by(needed, kind))?;
+            let app = checks::AppRows { apps: &merchants, at };
             match kind {
                 InputKind::Transactions => {
                     laps.lap("join applications to transactions");
-                    checks::derive_transactions(&mut joined)?;
+                    checks::derive_transactions(&mut joined, &app)?;
                     laps.lap("transaction checks");
                     checks::derive_originals(&mut joined)?;
                     laps.lap("refund originals");
-                    let merchants = keys::codes(&[joined.column("merchant_id")?.as_materialized_series().str()?]);
-                    checks::derive_gaps(&mut joined, period_start, &merchants)?;
-                    merchant_codes = merchants;
+                    let codes = keys::codes(&[joined.column("merchant_id")?.as_materialized_series().str()?]);
+                    checks::derive_gaps(&mut joined, &app, period_start, &codes)?;
+                    merchant_codes = codes;
+                    txn_apps = app.at;
                     laps.lap("gaps between purchases");
                     if let Some(names) = needed_by(needed, kind) {
                         let mut coded: Vec<&str> = names
@@ -247,7 +238,16 @@ pub fn prepare_part(
         }
     }
     if let Some(txns) = frames.get(&InputKind::Transactions) {
-        let activity = checks::merchant_deposit_activity(txns, &merchant_codes, frames.get(&InputKind::Fees), as_of)?;
+        let activity = checks::merchant_deposit_activity(
+            txns,
+            &checks::AppRows {
+                apps: &merchants,
+                at: txn_apps,
+            },
+            &merchant_codes,
+            frames.get(&InputKind::Fees),
+            as_of,
+        )?;
         let mut args = JoinArgs::new(JoinType::Left);
         args.maintain_order = MaintainOrderJoin::Left;
         apps = apps
