@@ -3,17 +3,25 @@
 # 30 daily files), scans each with the full shipped rule pack as CSV and as
 # Parquet, and prints wall time, rows per second and peak memory next to a
 # bare polars read of the same files (the floor: every input is parsed once).
+# Each size is also scanned with --partitions, and the partitioned findings
+# are compared with the in-memory findings byte for byte.
 #
 #   benches/scale.sh [WORKDIR]          default WORKDIR: /tmp/posaudit-scale
-#   SIZES="1 10" FORMATS="csv parquet" THREADS=2 benches/scale.sh
+#   SIZES="1 10" FORMATS="csv parquet" THREADS=2 PARTITIONS=8 benches/scale.sh
+#   SIZES=100 FORMATS=csv benches/scale.sh   # 100M rows, 1,000,000 merchants:
+#                                            # about 19 GB of CSV, partitioned only
 #
-# Generated data is kept in WORKDIR and reused on the next run.
+# Sizes are millions of rows. Up to 10M the data has 100,000 merchants; above,
+# 10,000 merchants per million rows. Sizes of 100M and more run partitioned
+# only (PARTITIONS x size / 10 partitions), since in memory they would not
+# fit this machine. Generated data is kept in WORKDIR and reused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-${TMPDIR:-/tmp}/posaudit-scale}
 sizes=${SIZES:-"1 10"}
 formats=${FORMATS:-"csv parquet"}
 threads=${THREADS:-$(nproc)}
+parts=${PARTITIONS:-8}
 mkdir -p "$work"
 
 cargo build --release --quiet --bin posaudit --example bare_read
@@ -32,24 +40,43 @@ measure() {
   rm -f "$log"
 }
 
+row() { # size format mode rows bare_s bare_mib scan_s scan_mib check
+  printf '%-5s %-8s %-14s %12d %10s %10s %10.2f %12.0f %10d %10s %s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" \
+    "$(echo "$4 / $7" | bc -l)" "$8" "$( [ "$5" = - ] && echo - || printf '%.2f' "$(echo "$7 / $5" | bc -l)")" "$9"
+}
+
 printf '%s\n' "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, threads=$threads"
-printf '%-5s %-8s %12s %10s %10s %10s %12s %10s %10s\n' size format rows bare_s bare_MiB scan_s rows_per_s scan_MiB scan/bare
+printf '%-5s %-8s %-14s %12s %10s %10s %10s %12s %10s %10s %s\n' size format mode rows bare_s bare_MiB scan_s rows_per_s scan_MiB scan/bare findings
 for m in $sizes; do
   per_day=$(( m * 1000000 / 30 ))
+  merchants=$(( m <= 10 ? 100000 : m * 10000 ))
   for fmt in $formats; do
     dir=$work/${m}M-$fmt
     if [ ! -f "$dir/.complete" ]; then
       rm -rf "$dir"
-      gen_s=$( { /usr/bin/time -f '%e' "$bin" gen --merchants 100000 --days 30 --txns-per-day "$per_day" \
+      gen_s=$( { /usr/bin/time -f '%e' "$bin" gen --merchants "$merchants" --days 30 --txns-per-day "$per_day" \
         --seed 7 --violations 0.02 --format "$fmt" --start 2026-10-01 --out "$dir" >/dev/null; } 2>&1 )
       echo "generated $dir in ${gen_s} s" >&2
       touch "$dir/.complete"
     fi
     rows=$(( per_day * 30 ))
-    read -r bare_s bare_mib < <(measure "$bare" "$dir")
-    read -r scan_s scan_mib < <(measure "$bin" scan "$dir" --as-of 2026-11-20 --fail-on never --quiet \
-      --threads "$threads" --out "$work/out-${m}M-$fmt")
-    printf '%-5s %-8s %12d %10.2f %10d %10.2f %12.0f %10d %10.2f\n' "${m}M" "$fmt" "$rows" "$bare_s" "$bare_mib" \
-      "$scan_s" "$(echo "$rows / $scan_s" | bc -l)" "$scan_mib" "$(echo "$scan_s / $bare_s" | bc -l)"
+    scan=("$bin" scan "$dir" --as-of 2026-11-20 --fail-on never --quiet --threads "$threads")
+    memory=$work/out-${m}M-$fmt
+    if [ "$m" -lt 100 ]; then
+      read -r bare_s bare_mib < <(measure "$bare" "$dir")
+      read -r scan_s scan_mib < <(measure "${scan[@]}" --out "$memory")
+      row "${m}M" "$fmt" "in memory" "$rows" "$bare_s" "$bare_mib" "$scan_s" "$scan_mib" \
+        "$(wc -l < "$memory/findings.jsonl")"
+    else
+      bare_s=- bare_mib=-
+    fi
+    n=$(( m < 10 ? parts : parts * m / 10 ))
+    split=$work/out-${m}M-$fmt-p$n
+    read -r scan_s scan_mib < <(measure "${scan[@]}" --partitions "$n" --out "$split")
+    check=$(wc -l < "$split/findings.jsonl")
+    if [ -f "$memory/findings.jsonl" ] && [ "$m" -lt 100 ]; then
+      if cmp -s "$memory/findings.jsonl" "$split/findings.jsonl"; then check="$check, equal"; else check="$check, DIFFERENT"; fi
+    fi
+    row "${m}M" "$fmt" "$n partitions" "$rows" "$bare_s" "$bare_mib" "$scan_s" "$scan_mib" "$check"
   done
 done

@@ -35,6 +35,26 @@ pub fn hoist(aggs: Vec<Expr>) -> Hoisted {
     Hoisted { aggs, columns }
 }
 
+/// `COUNT(DISTINCT c)` counts distinct codes instead of distinct values
+/// where `code_of(c)` names a code column: the same count (codes are one
+/// per value, null included), over integers instead of text.
+pub fn distinct_over_codes(aggs: Vec<Expr>, code_of: impl Fn(&str) -> Option<String>) -> Vec<Expr> {
+    aggs.into_iter()
+        .map(|e| {
+            e.map_expr(|node| match node {
+                Expr::Agg(AggExpr::NUnique(input)) => match input.as_ref() {
+                    Expr::Column(c) => match code_of(c.as_str()) {
+                        Some(code) => Expr::Agg(AggExpr::NUnique(Arc::new(col(code)))),
+                        None => Expr::Agg(AggExpr::NUnique(input)),
+                    },
+                    _ => Expr::Agg(AggExpr::NUnique(input)),
+                },
+                other => other,
+            })
+        })
+        .collect()
+}
+
 /// The column standing for `input`, reusing one already made for an equal
 /// expression (a measure and `having` often repeat the same CASE).
 fn column_for(input: &Arc<Expr>, found: &mut Vec<Expr>) -> Arc<Expr> {

@@ -37,6 +37,9 @@ pub fn codes(columns: &[&StringChunked]) -> Vec<u32> {
 pub fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a str>) -> PolarsResult<()> {
     for name in columns {
         let Some(keys) = name.strip_prefix(KEY_PREFIX) else { continue };
+        if df.schema().contains(name) {
+            continue;
+        }
         let texts: Option<Vec<&StringChunked>> = keys
             .split(',')
             .map(|k| df.column(k).ok().and_then(|c| c.as_materialized_series().str().ok()))

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use polars::sql::sql_expr;
 
-use super::hoist::{hoist, Hoisted};
+use super::hoist::{distinct_over_codes, hoist, Hoisted};
 use super::keys::code_column;
 use crate::input::{InputKind, LINE_COL, SRC_COL};
 use crate::rules::model::{parse_calendar, parse_rolling, Calendar, Rule};
@@ -139,6 +139,10 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         None => lit(true),
     };
     aggs.push(having.alias(HIT));
+    let aggs = distinct_over_codes(aggs, |c| {
+        let code = code_column(&[c.to_string()]);
+        ctx.schema.contains(&code).then_some(code)
+    });
     let Hoisted { aggs, columns } = hoist(aggs);
     if !columns.is_empty() {
         lf = lf.with_columns(columns);
@@ -186,6 +190,18 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
     } else {
         let mut rows = lf;
         let mut label = None;
+        // Group by the keys' integer code where prepare made one (merchant
+        // ids): grouping integers is cheaper than grouping text. The keys
+        // themselves come back as each group's first value.
+        let code = code_column(&rule.group_by);
+        let coded = !rule.group_by.is_empty() && ctx.schema.contains(&code);
+        let mut group_names: Vec<String> = if coded { vec![code.clone()] } else { rule.group_by.clone() };
+        let mut all: Vec<Expr> = if coded {
+            key_cols(&rule.group_by).into_iter().map(|k| k.first()).collect()
+        } else {
+            vec![]
+        };
+        all.extend(aggs);
         if let Some(w) = &rule.window {
             // The window is keyed by a date (the day, or the first of the
             // month) and named as text only for the hits: formatting every
@@ -200,6 +216,7 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             };
             rows = rows.with_column(key.alias(WINDOW));
             key_names.push(WINDOW.to_string());
+            group_names.push(WINDOW.to_string());
             label = Some(fmt);
         }
         let timed = ctx.schema.contains(&time);
@@ -208,26 +225,21 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         if timed && rule.measures.values().chain(rule.having.iter()).any(|t| order_dependent(t)) {
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
-        let hits = rows
-            .clone()
-            .group_by_stable(key_cols(&key_names))
-            .agg(aggs)
-            .filter(col(HIT).eq(lit(true)));
-        let mut members_of = rows.join(
-            hits.clone().select(key_cols(&key_names)),
-            key_cols(&key_names),
-            key_cols(&key_names),
-            join_args,
-        );
+        let by = key_cols(&group_names);
+        let hits = rows.clone().group_by_stable(by.clone()).agg(all).filter(col(HIT).eq(lit(true)));
+        let mut members_of = rows.join(hits.clone().select(by.clone()), by.clone(), by.clone(), join_args);
         // Members of each group in time order, whatever the input order.
         if timed {
             members_of = members_of.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
-        let listed = members_of.group_by_stable(key_cols(&key_names)).agg(members);
+        let listed = members_of.group_by_stable(by.clone()).agg(members);
         let mut left = JoinArgs::new(JoinType::Left);
         left.maintain_order = MaintainOrderJoin::Left;
         left.nulls_equal = true;
-        let joined = hits.join(listed, key_cols(&key_names), key_cols(&key_names), left);
+        let mut joined = hits.join(listed, by.clone(), by, left);
+        if coded {
+            joined = joined.drop(cols([code.as_str()]));
+        }
         match label {
             Some(fmt) => joined.with_column(col(WINDOW).dt().to_string(fmt)),
             None => joined,

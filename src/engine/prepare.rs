@@ -202,6 +202,11 @@ pub fn prepare_part(
                     laps.lap("refund originals");
                     let codes = keys::codes(&[joined.column("merchant_id")?.as_materialized_series().str()?]);
                     checks::derive_gaps(&mut joined, &app, period_start, &codes)?;
+                    let merchant_code = keys::code_column(&["merchant_id".to_string()]);
+                    if needed_by(needed, kind).is_some_and(|n| n.contains(&merchant_code)) {
+                        let c = UInt32Chunked::from_slice(merchant_code.as_str().into(), &codes);
+                        joined.with_column(c.into_series().into_column())?;
+                    }
                     merchant_codes = codes;
                     txn_apps = app.at;
                     laps.lap("gaps between purchases");
@@ -311,6 +316,11 @@ pub fn names_used(pack: &crate::rules::load::RulePack) -> HashMap<InputKind, Nam
         // Rolling rules sort by their keys: integer codes sort faster.
         if r.rolling.is_some() {
             out.insert(keys::code_column(&r.group_by));
+        }
+        // Merchant codes are made anyway (gaps between purchases), so
+        // grouped transaction rules group and count merchants by code.
+        if r.source == InputKind::Transactions && r.is_grouped() {
+            out.insert(keys::code_column(&["merchant_id".to_string()]));
         }
         out.extend(r.evidence.iter().cloned());
         out.insert(r.time_column().to_string());
