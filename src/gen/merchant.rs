@@ -106,10 +106,15 @@ pub fn at(d: NaiveDate, h: u32, m: u32) -> NaiveDateTime {
 /// day of the data period; documents stay valid well past it.
 /// The next merchant number for a city and MCC: acquirer 822, the city's
 /// 4-digit area, the MCC, a sequence.
+/// A 15-digit merchant code: institution (822), area, MCC, sequence. A
+/// city and MCC hold 9,999 merchants under one institution code; the next
+/// ones take the next institution code (823, ...), so codes stay unique at
+/// any scale (a million merchants fill some city and MCC pairs).
 pub fn next_id(seq: &mut std::collections::HashMap<(String, String), u32>, city4: &str, mcc: &str) -> String {
     let s = seq.entry((city4.to_string(), mcc.to_string())).or_insert(0);
     *s += 1;
-    format!("822{city4}{mcc}{:04}", *s % 10000)
+    let (institution, n) = (822 + (*s - 1) / 9999, (*s - 1) % 9999 + 1);
+    format!("{institution}{city4}{mcc}{n:04}")
 }
 
 pub fn random(rng: &mut ChaCha8Rng, seq: &mut std::collections::HashMap<(String, String), u32>, start: NaiveDate) -> Merchant {
@@ -284,4 +289,19 @@ pub fn write_applications(path: &std::path::Path, merchants: &[Merchant]) -> std
         ])?;
     }
     w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn merchant_codes_stay_unique_past_9999_per_city_and_mcc() {
+        let mut seq = std::collections::HashMap::new();
+        let ids: Vec<String> = (0..25_000).map(|_| super::next_id(&mut seq, "3100", "5411")).collect();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        assert_eq!(ids[0], "822310054110001");
+        assert_eq!(ids[9_998], "822310054119999");
+        assert_eq!(ids[9_999], "823310054110001");
+        assert!(ids.iter().all(|i| i.len() == 15));
+    }
 }
