@@ -154,6 +154,26 @@ mod tests {
     }
 
     #[test]
+    fn distinct_counts_over_codes_equal_distinct_counts_over_values() {
+        let mut df = df!(
+            "k" => ["a", "a", "a", "b", "b"],
+            "m" => [Some("x"), None, Some("y"), Some("x"), Some("x")],
+        )
+        .unwrap();
+        let codes = crate::engine::keys::codes(&[df.column("m").unwrap().str().unwrap()]);
+        df.with_column(UInt32Chunked::from_vec("m_code".into(), codes).into_series().into_column())
+            .unwrap();
+        let count = vec![sql_expr("COUNT(DISTINCT m)").unwrap().alias("n")];
+        let coded = distinct_over_codes(count.clone(), |c| (c == "m").then(|| "m_code".to_string()));
+        assert!(format!("{:?}", coded[0]).contains("m_code"));
+        let run = |aggs: Vec<Expr>| df.clone().lazy().group_by_stable([col("k")]).agg(aggs).collect().unwrap();
+        let (plain, via_codes) = (run(count), run(coded));
+        assert_eq!(plain, via_codes);
+        let n = plain.column("n").unwrap().cast(&DataType::Int64).unwrap();
+        assert_eq!(n.i64().unwrap().to_vec(), vec![Some(2), Some(1)], "nulls are not counted");
+    }
+
+    #[test]
     fn aggregates_of_aggregates_are_left_alone() {
         let aggs = vec![sql_expr("COUNT(DISTINCT k)").unwrap().alias("n"), len().alias("count")];
         let h = hoist(aggs);

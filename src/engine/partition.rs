@@ -233,6 +233,9 @@ pub fn run(
         }
     };
     let app_parts = parts_of(apps, "merchant_id", n)?;
+    // Application checks once, not once per partition: rules split by card
+    // or transaction see every application in every partition.
+    let apps = &super::prepare::derive_applications(apps.clone(), refs, as_of)?;
     for (split, rules) in by_split {
         let sub = sub_pack(rules);
         let needed = Some(names_used(&sub));
@@ -264,7 +267,7 @@ pub fn run(
                     frames.insert(InputKind::Applications, apps.clone());
                 }
             }
-            let prepared = prepare_part(frames, refs, as_of, &needed, period_start)?;
+            let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
             let (fs, rs) = super::run_observed(&sub, &prepared, files, as_of, &|_| {});
             absorb(fs, rs);
         }

@@ -162,27 +162,38 @@ fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str) -> 
 }
 
 pub fn prepare(inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of: NaiveDate, needed: &Needed) -> PolarsResult<Prepared> {
-    prepare_part(inputs, refs, as_of, needed, None)
+    prepare_part(inputs, refs, as_of, needed, None, false)
+}
+
+/// The application checks and reference-table columns, added to parsed
+/// applications.
+pub fn derive_applications(mut apps: DataFrame, refs: &References, as_of: NaiveDate) -> PolarsResult<DataFrame> {
+    checks::derive_applications(&mut apps, as_of)?;
+    for t in &refs.tables {
+        apps = join_reference(apps, t, t.key, "")?;
+    }
+    Ok(apps)
 }
 
 /// As `prepare`, for one partition of the data: `period_start` (ms) is the
 /// first approved purchase of the whole data, which dormancy needs and a
-/// partition cannot see.
+/// partition cannot see. `apps_derived`: the applications already went
+/// through `derive_applications` (once for all partitions).
 pub fn prepare_part(
     mut inputs: BTreeMap<InputKind, DataFrame>,
     refs: &References,
     as_of: NaiveDate,
     needed: &Needed,
     period_start: Option<i64>,
+    apps_derived: bool,
 ) -> PolarsResult<Prepared> {
     let mut frames = BTreeMap::new();
     let mut laps = Laps::new();
     let Some(mut apps) = inputs.remove(&InputKind::Applications) else {
         return Ok(Prepared { frames, steps: laps.steps });
     };
-    checks::derive_applications(&mut apps, as_of)?;
-    for t in &refs.tables {
-        apps = join_reference(apps, t, t.key, "")?;
+    if !apps_derived {
+        apps = derive_applications(apps, refs, as_of)?;
     }
     let merchants = one_per_merchant(&apps)?;
     laps.lap("application checks");
