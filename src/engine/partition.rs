@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use super::prepare::{names_used, prepare_part};
 use super::{RuleRun, RuleStatus};
@@ -61,15 +62,15 @@ fn parts_of(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<usize>> {
     Ok(s.str()?.iter().map(|v| part_of(v, n)).collect())
 }
 
-/// Rows of `df` whose key falls in each partition.
+/// Rows of `df` whose key falls in each partition, in their order. One
+/// pass sorts row numbers into partitions (a mask per partition would
+/// read the whole frame once per partition).
 fn split_frame(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<DataFrame>> {
-    let parts = parts_of(df, key, n)?;
-    (0..n)
-        .map(|k| {
-            let mask: BooleanChunked = parts.iter().map(|p| *p == k).collect();
-            df.filter(&mask)
-        })
-        .collect()
+    let mut rows: Vec<Vec<IdxSize>> = vec![Vec::new(); n];
+    for (i, p) in parts_of(df, key, n)?.into_iter().enumerate() {
+        rows[p].push(i as IdxSize);
+    }
+    rows.into_par_iter().map(|r| df.take(&IdxCa::from_vec("idx".into(), r))).collect()
 }
 
 /// Parsed rows on disk, by input, key and partition.
@@ -129,16 +130,17 @@ impl Spill {
             if !df.schema().contains(key) {
                 continue;
             }
-            for (k, mut part) in split_frame(&df, key, self.n)?.into_iter().enumerate() {
-                if part.height() == 0 {
-                    continue;
-                }
-                let dir = self.part_dir(kind, key, k);
-                std::fs::create_dir_all(&dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
-                let f = std::fs::File::create(dir.join(format!("{file:08}.parquet")))
-                    .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
-                ParquetWriter::new(f).finish(&mut part)?;
-            }
+            split_frame(&df, key, self.n)?
+                .into_par_iter()
+                .enumerate()
+                .filter(|(_, part)| part.height() > 0)
+                .try_for_each(|(k, mut part)| {
+                    let dir = self.part_dir(kind, key, k);
+                    std::fs::create_dir_all(&dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
+                    let f = std::fs::File::create(dir.join(format!("{file:08}.parquet")))
+                        .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
+                    ParquetWriter::new(f).finish(&mut part).map(|_| ())
+                })?;
         }
         Ok(None)
     }
