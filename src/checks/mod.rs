@@ -243,24 +243,27 @@ pub fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsResult<()
         || scaled(df, "amount").unwrap_or_else(|| vec![None; n]),
         || scaled(df, "fee").unwrap_or_else(|| vec![None; n]),
     );
-    let texts: Vec<Vec<Option<&str>>> = ["payment_method", "card_type", "txn_type", "status"]
-        .par_iter()
-        .map(
-            |name| match df.column(name).ok().and_then(|c| c.as_materialized_series().str().ok()) {
-                Some(c) => c.iter().collect(),
-                None => vec![None; n],
-            },
-        )
-        .collect();
-    let (method, card, ttype, status) = (&texts[0], &texts[1], &texts[2], &texts[3]);
+    // Text columns in one chunk each, read by row number in parallel (a
+    // copy of each as a vector of string slices would be gigabytes).
+    let one_chunk =
+        |name: &str| -> Option<StringChunked> { Some(df.column(name).ok()?.as_materialized_series().str().ok()?.rechunk().into_owned()) };
+    let (method, card, ttype, status) = (
+        one_chunk("payment_method"),
+        one_chunk("card_type"),
+        one_chunk("txn_type"),
+        one_chunk("status"),
+    );
+    fn text(a: &Option<StringChunked>, i: usize) -> Option<&str> {
+        a.as_ref()?.get(i)
+    }
     let priced: Vec<Option<fee::Expected>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let is_sale = matches!(ttype[i]?, "purchase" | "preauth_complete");
-            if !is_sale || status[i]? != "approved" {
+            let is_sale = matches!(text(&ttype, i)?, "purchase" | "preauth_complete");
+            if !is_sale || text(&status, i)? != "approved" {
                 return None;
             }
-            let how = fee::Priced::of(method[i]?, card[i])?;
+            let how = fee::Priced::of(text(&method, i)?, text(&card, i))?;
             let contract = fee::Contract {
                 rate_debit: rd.get(i),
                 debit_cap: cap.get(i),

@@ -21,7 +21,11 @@ pub fn code_column(keys: &[String]) -> String {
 /// codes (null is a value like any other).
 pub fn codes(columns: &[&StringChunked]) -> Vec<u32> {
     let n = columns.first().map_or(0, |c| c.len());
-    let mut code = vec![0u32; n];
+    codes_from(vec![0u32; n], columns)
+}
+
+/// As `codes`, refining codes already made for leading key columns.
+fn codes_from(mut code: Vec<u32>, columns: &[&StringChunked]) -> Vec<u32> {
     for c in columns {
         let mut seen: PlHashMap<(u32, Option<&str>), u32> = PlHashMap::with_capacity(1 << 16);
         for (slot, v) in code.iter_mut().zip(c.iter()) {
@@ -40,12 +44,25 @@ pub fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a s
         if df.schema().contains(name) {
             continue;
         }
+        let keys: Vec<&str> = keys.split(',').collect();
         let texts: Option<Vec<&StringChunked>> = keys
-            .split(',')
+            .iter()
             .map(|k| df.column(k).ok().and_then(|c| c.as_materialized_series().str().ok()))
             .collect();
         let Some(texts) = texts else { continue };
-        let coded = UInt32Chunked::from_vec(name.into(), codes(&texts));
+        // A pair starting with an already coded key (merchant ids are)
+        // refines that key's codes: one text column hashed instead of two.
+        let leading = df.column(&code_column(&[keys[0].to_string()])).ok().and_then(|c| {
+            c.as_materialized_series()
+                .u32()
+                .ok()
+                .map(|c| c.into_no_null_iter().collect::<Vec<u32>>())
+        });
+        let coded = match leading {
+            Some(start) if keys.len() > 1 && start.len() == df.height() => codes_from(start, &texts[1..]),
+            _ => codes(&texts),
+        };
+        let coded = UInt32Chunked::from_vec(name.into(), coded);
         df.with_column(coded.into_series().into_column())?;
     }
     Ok(())
@@ -63,6 +80,28 @@ mod tests {
     fn equal_values_share_a_code() {
         let s = texts(&[Some("b"), Some("a"), None, Some("b"), Some("a"), None]);
         assert_eq!(codes(&[&s]), vec![0, 1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn pairs_refined_from_a_coded_key_group_as_pairs() {
+        let m = texts(&[Some("m1"), Some("m1"), Some("m2"), Some("m1"), Some("m2")]);
+        let c = texts(&[Some("c1"), Some("c2"), Some("c1"), Some("c1"), Some("c1")]);
+        let mut df = DataFrame::new(
+            5,
+            vec![
+                m.clone().with_name("m".into()).into_column(),
+                c.clone().with_name("c".into()).into_column(),
+            ],
+        )
+        .unwrap();
+        add_codes(&mut df, ["__key_m"]).unwrap();
+        add_codes(&mut df, ["__key_m,c"]).unwrap();
+        let pair: Vec<u32> = df.column("__key_m,c").unwrap().u32().unwrap().into_no_null_iter().collect();
+        // Rows 0 and 3 are (m1, c1); rows 2 and 4 are (m2, c1); row 1 differs.
+        assert_eq!(pair[0], pair[3]);
+        assert_eq!(pair[2], pair[4]);
+        let distinct: std::collections::HashSet<u32> = pair.iter().copied().collect();
+        assert_eq!(distinct.len(), 3);
     }
 
     #[test]

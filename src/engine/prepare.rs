@@ -98,12 +98,10 @@ fn needed_by(needed: &Needed, kind: InputKind) -> Option<Names> {
 /// Join the application columns `needed` names onto `base` (all of them
 /// for `None`), and say which application each row has.
 ///
-/// A left join by hand: `merchants` has one row per merchant, so each
-/// row's application is one lookup, and gathering by those positions keeps
-/// the input's row order (findings and group members follow it) without
-/// the sort an order-keeping polars join does. Derived checks read contract
-/// terms through the positions rather than as joined columns, which at
-/// millions of rows would be gigabytes of repeated values.
+/// `merchants` has one row per merchant, so each row's application is one
+/// lookup. Derived checks read contract terms through the positions
+/// rather than as joined columns, which at millions of rows would be
+/// gigabytes of repeated values.
 fn join_applications(base: DataFrame, merchants: &DataFrame, needed: &Option<Names>) -> PolarsResult<(DataFrame, Vec<Option<IdxSize>>)> {
     let base_schema = base.schema().clone();
     let mut keep: Vec<Expr> = Vec::new();
@@ -121,21 +119,8 @@ fn join_applications(base: DataFrame, merchants: &DataFrame, needed: &Option<Nam
             keep.push(col(name).alias(joined_name));
         }
     }
-    let ids = merchants.column("merchant_id")?.str()?.clone();
-    let at: PlHashMap<&str, IdxSize> = ids.iter().enumerate().filter_map(|(i, m)| Some((m?, i as IdxSize))).collect();
-    let wanted = base.column("merchant_id")?.str()?.clone();
-    let chunks: Vec<_> = wanted.downcast_iter().collect();
-    let positions: Vec<Vec<Option<IdxSize>>> = chunks
-        .par_iter()
-        .map(|arr| arr.iter().map(|m| m.and_then(|m| at.get(m).copied())).collect())
-        .collect();
-    let positions: Vec<Option<IdxSize>> = positions.into_iter().flatten().collect();
-    let mut out = base;
-    if !keep.is_empty() {
-        let idx = IdxCa::from_iter_options("idx".into(), positions.iter().copied());
-        let gathered = merchants.clone().lazy().select(keep).collect()?.take(&idx)?;
-        out.hstack_mut(gathered.columns())?;
-    }
+    let positions = positions_in(base.column("merchant_id")?.str()?, merchants.column("merchant_id")?.str()?);
+    let out = gather_onto(base, merchants, keep, &positions)?;
     Ok((out, positions))
 }
 
@@ -143,22 +128,46 @@ fn join_applications(base: DataFrame, merchants: &DataFrame, needed: &Option<Nam
 /// `prefix`, and the table's "known" flag becomes false where the key is
 /// not in the table.
 fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str) -> PolarsResult<DataFrame> {
-    let mut right: Vec<Expr> = vec![col(t.key).alias("__ref_key")];
-    for name in t.df.get_column_names() {
-        if name.as_str() != t.key {
-            right.push(col(name.as_str()).alias(format!("{prefix}{name}")));
-        }
-    }
-    let mut args = JoinArgs::new(JoinType::Left);
-    args.maintain_order = MaintainOrderJoin::Left;
-    let mut lf = df
-        .lazy()
-        .join(t.df.clone().lazy().select(right), [col(left_key)], [col("__ref_key")], args);
+    let values: Vec<Expr> =
+        t.df.get_column_names()
+            .into_iter()
+            .filter(|name| name.as_str() != t.key)
+            .map(|name| col(name.as_str()).alias(format!("{prefix}{name}")))
+            .collect();
+    let positions = positions_in(df.column(left_key)?.str()?, t.df.column(t.key)?.str()?);
+    let mut out = gather_onto(df, &t.df, values, &positions)?;
     if let Some(k) = t.known {
         let k = format!("{prefix}{k}");
-        lf = lf.with_column(col(k.as_str()).fill_null(lit(false)));
+        let known = out.column(&k)?.bool()?.fill_null_with_values(false)?;
+        out.with_column(known.into_series().into_column())?;
     }
-    lf.collect()
+    Ok(out)
+}
+
+/// For each value of `left`, its row in `right`, whose values are unique
+/// (one application per merchant, one reference row per key).
+fn positions_in(left: &StringChunked, right: &StringChunked) -> Vec<Option<IdxSize>> {
+    let at: PlHashMap<&str, IdxSize> = right.iter().enumerate().filter_map(|(i, v)| Some((v?, i as IdxSize))).collect();
+    let chunks: Vec<_> = left.downcast_iter().collect();
+    let found: Vec<Vec<Option<IdxSize>>> = chunks
+        .par_iter()
+        .map(|arr| arr.iter().map(|v| v.and_then(|v| at.get(v).copied())).collect())
+        .collect();
+    found.into_iter().flatten().collect()
+}
+
+/// A left join by hand: `columns` of `right`, row `at[i]` for row i of
+/// `left` (null where `None`). Gathering by position keeps `left`'s row
+/// order (findings and group members follow it) without the sort an
+/// order-keeping polars join does.
+fn gather_onto(mut left: DataFrame, right: &DataFrame, columns: Vec<Expr>, at: &[Option<IdxSize>]) -> PolarsResult<DataFrame> {
+    if columns.is_empty() {
+        return Ok(left);
+    }
+    let idx = IdxCa::from_iter_options("idx".into(), at.iter().copied());
+    let gathered = right.clone().lazy().select(columns).collect()?.take(&idx)?;
+    left.hstack_mut(gathered.columns())?;
+    Ok(left)
 }
 
 pub fn prepare(inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of: NaiveDate, needed: &Needed) -> PolarsResult<Prepared> {
