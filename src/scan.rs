@@ -235,15 +235,17 @@ pub fn read_inputs(
     Ok(ReadInputs { plan, loaded, extras })
 }
 
-/// Evaluate a pack on read inputs with the given reference tables.
+/// Evaluate a pack on parsed input frames with the given reference tables.
+/// The frames are consumed: columns no rule reads are freed before the
+/// rules run (give a clone to evaluate the same inputs again).
 pub fn evaluate(
     pack: &load::RulePack,
     refs: &input::reference::References,
-    inputs: &ReadInputs,
+    frames: BTreeMap<InputKind, polars::prelude::DataFrame>,
+    stats: &[input::FileStats],
     as_of: NaiveDate,
     progress: &Progress,
 ) -> Result<(Vec<Finding>, Vec<engine::RuleRun>), Error> {
-    let frames = inputs.loaded.frames.clone();
     let started = Instant::now();
     let prepared = engine::in_pool(|| prepare::prepare(frames, refs, as_of, &Some(prepare::names_used(pack))))
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -261,7 +263,7 @@ pub fn evaluate(
     }
     let started = Instant::now();
     let bar = progress.rules(pack.rules.len() as u64);
-    let result = engine::run_observed(pack, &prepared, &inputs.loaded.stats, as_of, &|r| progress.rule_done(&bar, r));
+    let result = engine::run_observed(pack, &prepared, stats, as_of, &|r| progress.rule_done(&bar, r));
     bar.finish_and_clear();
     progress.phase("rules", started.elapsed(), &format!("({} rules)", pack.rules.len()));
     Ok(result)
@@ -293,14 +295,17 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         None => Ok(Some(df)),
     };
     let sink: &input::FileSink = if spill.is_some() { &to_disk } else { keep };
-    let inputs = read_inputs(opts, progress, sink, |extras| {
+    let mut inputs = read_inputs(opts, progress, sink, |extras| {
         checked = Some(checked_pack(&opts.rules, extras, opts.as_of)?);
         Ok(())
     })?;
     let (pack, warnings) = checked.expect("rules are checked before data is read");
     let refs = load_references(&inputs.plan, opts)?;
     let (findings, runs) = match &spill {
-        None => evaluate(&pack, &refs, &inputs, opts.as_of, progress)?,
+        None => {
+            let frames = std::mem::take(&mut inputs.loaded.frames);
+            evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress)?
+        }
         Some(sp) => {
             let started = Instant::now();
             let apps = inputs
@@ -489,7 +494,11 @@ pub fn diff(base: &str, opts: &ScanOptions) -> Result<crate::rules::diff::PackDi
     let run = |o: &ScanOptions, pack: &load::RulePack| -> Result<(Vec<Finding>, BTreeMap<String, String>), Error> {
         let refs = load_references(&inputs.plan, o)?;
         let tables = refs.origins.iter().map(|r| (r.table.clone(), r.sha256.clone())).collect();
-        Ok((evaluate(pack, &refs, &inputs, opts.as_of, &Progress::silent())?.0, tables))
+        let frames = inputs.loaded.frames.clone();
+        Ok((
+            evaluate(pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent())?.0,
+            tables,
+        ))
     };
     let (base_findings, base_tables) = run(&base_opts, &base_pack)?;
     let (new_findings, new_tables) = run(&new_opts, &new_pack)?;
