@@ -117,7 +117,7 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             message: format!("column `{time}` does not exist"),
         });
     }
-    let mut key_names: Vec<String> = rule.group_by.clone();
+    let key_names: &[String] = &rule.group_by;
     // Phase 1, over every group or window: the cheap aggregates and the
     // condition. Member lists (ids, evidence values) wait for phase 2, which
     // builds them for the groups that hit only: a rolling window's members
@@ -170,16 +170,16 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             message: m,
         })?;
         let rows = lf.filter(col(time.as_str()).is_not_null());
-        let hits = rolling_windows(rows.clone(), &key_names, &time, period_ms, aggs, ctx)
+        let hits = rolling_windows(rows.clone(), key_names, &time, period_ms, aggs, ctx)
             .filter(col(HIT).eq(lit(true)))
             .with_row_index(HIT_ID, None);
         // A window's members: rows of its key between its first and last
         // time, in time order. They come from the unsorted rows, so the
         // sort for the windows moves only the columns the windows read.
-        let mut bounds: Vec<Expr> = key_cols(&key_names);
+        let mut bounds: Vec<Expr> = key_cols(key_names);
         bounds.extend([col(HIT_ID), col("window_start").alias("__from"), col("window_end").alias("__to")]);
         let listed = rows
-            .join(hits.clone().select(bounds), key_cols(&key_names), key_cols(&key_names), join_args)
+            .join(hits.clone().select(bounds), key_cols(key_names), key_cols(key_names), join_args)
             .filter(col(time.as_str()).gt_eq(col("__from")).and(col(time.as_str()).lt_eq(col("__to"))))
             .sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true))
             .group_by_stable([col(HIT_ID)])
@@ -215,7 +215,6 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
                 Calendar::Month => (day.dt().truncate(lit("1mo")), "%Y-%m"),
             };
             rows = rows.with_column(key.alias(WINDOW));
-            key_names.push(WINDOW.to_string());
             group_names.push(WINDOW.to_string());
             label = Some(fmt);
         }
