@@ -254,20 +254,18 @@ fn rules_diff_reports_exactly_the_findings_a_threshold_change_moves() {
         .collect();
     assert!(!base_loc.is_empty());
 
-    let d = diff_json(
-        &[
-            "rules",
-            "diff",
-            "--base",
-            "rules",
-            "--rules",
-            new.to_str().unwrap(),
-            "fixtures/demo",
-            "--as-of",
-            "2026-11-20",
-        ],
-        &root(),
-    );
+    let diff_args = [
+        "rules",
+        "diff",
+        "--base",
+        "rules",
+        "--rules",
+        new.to_str().unwrap(),
+        "fixtures/demo",
+        "--as-of",
+        "2026-11-20",
+    ];
+    let d = diff_json(&diff_args, &root());
     assert_eq!(d["added"], 0);
     assert_eq!(d["removed"].as_u64().unwrap() as usize, base_loc.len());
     for r in d["rules"].as_array().unwrap() {
@@ -291,17 +289,7 @@ fn rules_diff_reports_exactly_the_findings_a_threshold_change_moves() {
         }
     }
     // The Markdown for the pull request names the rule and the counts.
-    let o = posaudit(&[
-        "rules",
-        "diff",
-        "--base",
-        "rules",
-        "--rules",
-        new.to_str().unwrap(),
-        "fixtures/demo",
-        "--as-of",
-        "2026-11-20",
-    ]);
+    let o = posaudit(&diff_args);
     let md = text(&o.stdout);
     assert!(
         md.contains(&format!(

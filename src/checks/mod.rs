@@ -70,8 +70,12 @@ fn dates(df: &DataFrame, name: &str) -> Option<Vec<Option<NaiveDate>>> {
 }
 
 fn datetimes_as_dates(df: &DataFrame, name: &str) -> Option<Vec<Option<NaiveDate>>> {
-    let c = df.column(name).ok()?.as_materialized_series().datetime().ok()?.physical().clone();
-    Some(c.iter().map(|v| v.map(|ms| datetime_from_millis(ms).date())).collect())
+    Some(
+        times_ms(df, name)?
+            .into_iter()
+            .map(|v| v.map(|ms| datetime_from_millis(ms).date()))
+            .collect(),
+    )
 }
 
 /// Integer units of a decimal column (fen for money, millionths for rates).
