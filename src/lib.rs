@@ -8,6 +8,7 @@
 
 pub mod alloc;
 pub mod checks;
+pub mod cleanup;
 pub mod engine;
 pub mod findings;
 pub mod gen;

@@ -23,6 +23,12 @@ fn today_shanghai() -> chrono::NaiveDate {
     (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
 }
 
+/// Print warnings and errors with ID and card numbers masked by shape: an
+/// error may quote a value from the data.
+fn say(prefix: &str, text: &dyn std::fmt::Display) {
+    eprintln!("{prefix}: {}", posaudit::findings::mask::scrub(&text.to_string()));
+}
+
 fn threads(requested: Option<usize>) -> usize {
     let n = requested
         .filter(|n| *n > 0)
@@ -71,11 +77,12 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 threads: threads(a.threads),
                 reference: a.reference,
                 partitions: a.partitions,
+                max_findings: a.max_findings,
             };
             let progress = posaudit::output::progress::Progress::new(a.quiet, a.verbose);
             let outcome = scan::scan_with(&opts, &progress)?;
             for w in &outcome.warnings {
-                eprintln!("warning: {w}");
+                say("warning", w);
             }
             if !a.quiet || outcome.exit_code == exit::ERROR {
                 print!("{}", output::summary::render(&outcome.manifest, &outcome.runs));
@@ -231,6 +238,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 threads: threads(None),
                 reference: vec![],
                 partitions: 1,
+                max_findings: scan::DEFAULT_MAX_FINDINGS,
             };
             let d = scan::diff(&base, &opts)?;
             let md = posaudit::rules::diff::markdown(&d, max_listed);
@@ -259,10 +267,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Rules(RulesCommand::Check { dirs, strict, output }) => {
             let lint = scan::lint(&dirs, today_shanghai())?;
             for e in &lint.errors {
-                eprintln!("error: {e}");
+                say("error", e);
             }
             for w in &lint.warnings {
-                eprintln!("warning: {w}");
+                say("warning", w);
             }
             write_outputs(&output, &[Format::Sarif], |_, w| {
                 serde_json::to_writer_pretty(w, &output::sarif::lint(&lint.errors, &lint.warnings)).map_err(std::io::Error::other)
@@ -280,6 +288,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
 }
 
 fn main() -> ExitCode {
+    posaudit::cleanup::install();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -291,7 +300,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("error: {e}");
+            say("error", &e);
             ExitCode::from(e.exit_code() as u8)
         }
     }

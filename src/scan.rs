@@ -74,6 +74,49 @@ pub struct ScanOptions {
     /// Evaluate in this many partitions, spilling parsed rows to disk
     /// (1: everything in memory).
     pub partitions: usize,
+    /// Findings one rule, and the whole run, may produce (see `--max-findings`).
+    pub max_findings: usize,
+}
+
+/// The default of `--max-findings`.
+pub const DEFAULT_MAX_FINDINGS: usize = 1_000_000;
+
+/// Every output path of a scan, each once: two outputs at one path would
+/// overwrite each other.
+fn output_targets(opts: &ScanOptions) -> Result<Vec<Target>, Error> {
+    let mut targets: Vec<Target> = opts
+        .formats
+        .iter()
+        .map(|f| Target {
+            format: *f,
+            path: opts.out.join(f.file_name()),
+        })
+        .collect();
+    targets.extend(opts.outputs.iter().cloned());
+    targets.sort_by(|a, b| a.path.cmp(&b.path));
+    targets.dedup();
+    let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut seen: BTreeMap<PathBuf, Format> = BTreeMap::new();
+    for fixed in ["rejected.csv", "manifest.json"] {
+        seen.insert(key(&opts.out.join(fixed)), Format::Jsonl);
+    }
+    for t in &targets {
+        let k = key(&t.path);
+        if let Some(other) = seen.get(&k) {
+            let what = if k.ends_with("rejected.csv") || k.ends_with("manifest.json") {
+                "a file every scan writes".to_string()
+            } else {
+                format!("the {} output", format!("{other:?}").to_lowercase())
+            };
+            return Err(Error::Usage(format!(
+                "--output {}={}: that path is already {what}; give each output its own path",
+                format!("{:?}", t.format).to_lowercase(),
+                t.path.display()
+            )));
+        }
+        seen.insert(k, t.format);
+    }
+    Ok(targets)
 }
 
 pub struct ScanOutcome {
@@ -275,6 +318,8 @@ pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
 
 pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome, Error> {
     let started = Instant::now();
+    let targets = output_targets(opts)?;
+    engine::set_max_hits(opts.max_findings);
     // A pack that does not parse is reported before anything is read.
     if !load_pack(&opts.rules).issues.is_empty() {
         checked_pack(&opts.rules, &BTreeMap::new(), opts.as_of)?;
@@ -330,6 +375,13 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             r
         }
     };
+    if findings.len() > opts.max_findings {
+        return Err(Error::Usage(format!(
+            "the rules found {} findings, more than --max-findings ({}); nothing was written. Check the rules that found most (run with --verbose), or raise the limit",
+            findings.len(),
+            opts.max_findings
+        )));
+    }
     let stats = inputs.loaded.stats.clone();
     let rejected = &inputs.loaded.rejected;
     let plan = &inputs.plan;
@@ -349,17 +401,6 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut staged = Staged::new(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
     let mut outputs = Vec::new();
     let out_err = |p: &Path, e| Error::Output(p.to_path_buf(), e);
-    let mut targets: Vec<Target> = opts
-        .formats
-        .iter()
-        .map(|f| Target {
-            format: *f,
-            path: opts.out.join(f.file_name()),
-        })
-        .collect();
-    targets.extend(opts.outputs.iter().cloned());
-    targets.sort_by(|a, b| a.path.cmp(&b.path));
-    targets.dedup();
     for t in &targets {
         let path = staged
             .write_path(&t.path, |w| match t.format {

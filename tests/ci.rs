@@ -214,11 +214,20 @@ fn rules_test_writes_one_junit_case_per_rule_case() {
         xml.contains(r#"<testcase name="three payments of 200 in a day" classname="rules.LIM-QR-01"/>"#),
         "{xml}"
     );
-    // No cases at all fails unless allowed.
+    // A folder without rules is invalid rules: a gate that checks nothing.
     let empty = tempfile::tempdir().unwrap();
     copy_dir(&root().join("rules/reference"), &empty.path().join("reference"));
     let o = posaudit(&["rules", "test", empty.path().to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("no rule files"), "{}", text(&o.stderr));
+    // Rules without cases fail unless allowed.
+    std::fs::write(
+        empty.path().join("r.yaml"),
+        "id: SUS-T-01\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nbasis: {text: t}\nsource: transactions\nwhere: amount > 1\nmessage: \"{txn_id}\"\n",
+    )
+    .unwrap();
+    let o = posaudit(&["rules", "test", empty.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let o = posaudit(&["rules", "test", empty.path().to_str().unwrap(), "--allow-empty"]);
     assert_eq!(o.status.code(), Some(0));
 }

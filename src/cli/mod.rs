@@ -173,17 +173,45 @@ pub struct ScanArgs {
     pub fail_on: FailOn,
     /// Evaluate in N partitions (by merchant, card, ...), spilling parsed rows
     /// to disk beside --out: for inputs larger than memory. Same findings.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// At most 1024.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_partitions)]
     pub partitions: usize,
-    /// Worker threads for reading and rules (default: all cores).
-    #[arg(long, value_name = "N")]
+    /// Worker threads for reading and rules (default: all cores; at most 256).
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
+    /// Stop a rule that hits more than N times, and the run when all rules
+    /// together find more than N: a flood of findings is a mis-configured
+    /// rule or wrong input, and holding millions of findings takes gigabytes.
+    #[arg(long = "max-findings", value_name = "N", default_value_t = posaudit::scan::DEFAULT_MAX_FINDINGS)]
+    pub max_findings: usize,
     /// Print nothing on success, and no progress bars.
     #[arg(long, short)]
     pub quiet: bool,
     /// Log phase and per-rule timings on stderr.
     #[arg(long, short)]
     pub verbose: bool,
+}
+
+/// The most threads `--threads` takes: more than the cores gains nothing,
+/// and thousands exhaust the process limit.
+pub const MAX_THREADS: usize = 256;
+/// The most partitions `--partitions` takes.
+pub const MAX_PARTITIONS: usize = 1024;
+
+fn bounded(s: &str, min: usize, max: usize) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|_| format!("`{s}` is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("must be between {min} and {max}"));
+    }
+    Ok(n)
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    bounded(s, 1, MAX_THREADS)
+}
+
+fn parse_partitions(s: &str) -> Result<usize, String> {
+    bounded(s, 1, MAX_PARTITIONS)
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {

@@ -21,7 +21,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::findings::model::{disambiguate, sort};
+use crate::findings::model::finish;
 use crate::findings::Finding;
 use crate::input::FileStats;
 use crate::rules::load::{LoadedRule, RulePack};
@@ -50,6 +50,14 @@ pub enum RuleStatus {
     Failed,
 }
 
+/// The most hits one rule may have before it is stopped (see
+/// `scan --max-findings`). Process-wide: it bounds memory, like threads.
+static MAX_HITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+pub fn set_max_hits(n: usize) {
+    MAX_HITS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Run `f` on polars' thread pool (see the module comment).
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     polars_core::runtime::THREAD_POOL.install(f)
@@ -58,10 +66,11 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate) -> (Vec<Finding>, RuleRun) {
     let started = Instant::now();
     let rule = &lr.rule;
+    // A failure reason may quote data (polars errors do): mask it by shape.
     let done = |status, reason: Option<String>, findings: &Vec<Finding>, rows| RuleRun {
         rule_id: rule.id.clone(),
         status,
-        reason,
+        reason: reason.map(|r| crate::findings::mask::scrub(&r).into_owned()),
         findings: findings.len(),
         rows,
         elapsed_ms: started.elapsed().as_millis() as u64,
@@ -110,6 +119,16 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
         .map_err(|e| e.message)
         .and_then(|lf| lf.collect().map_err(|e| clean_polars_error(&e)));
     match result {
+        Ok(hits) if hits.height() > MAX_HITS.load(std::sync::atomic::Ordering::Relaxed) => {
+            let v = vec![];
+            let reason = format!(
+                "the rule hit {} times, more than --max-findings allows ({}): check its condition and parameters, or raise the limit",
+                hits.height(),
+                MAX_HITS.load(std::sync::atomic::Ordering::Relaxed)
+            );
+            let r = done(RuleStatus::Failed, Some(reason), &v, base.height());
+            (v, r)
+        }
         Ok(hits) => {
             let findings = if rule.is_grouped() {
                 hits::group_findings(lr, &hits, files)
@@ -163,7 +182,6 @@ pub fn run_observed(
         findings.extend(f);
         runs.push(r);
     }
-    sort(&mut findings);
-    disambiguate(&mut findings);
+    finish(&mut findings);
     (findings, runs)
 }

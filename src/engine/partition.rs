@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use super::prepare::{names_used, prepare_part};
 use super::{RuleRun, RuleStatus};
-use crate::findings::model::{disambiguate, sort};
+use crate::findings::model::finish;
 use crate::findings::Finding;
 use crate::input::reference::References;
 use crate::input::{FileStats, InputKind};
@@ -75,6 +75,9 @@ fn split_frame(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<DataFram
 
 /// Parsed rows on disk, by input, key and partition.
 pub struct Spill {
+    /// Removes the folder if the process is interrupted (it holds raw,
+    /// unmasked rows); dropped before `dir`, which removes it otherwise.
+    _interrupt_guard: crate::cleanup::Registered,
     dir: tempfile::TempDir,
     pub n: usize,
     /// For each non-application input, the keys it is split by.
@@ -99,6 +102,7 @@ impl Spill {
             None => tempfile::tempdir()?,
         };
         Ok(Spill {
+            _interrupt_guard: crate::cleanup::register(dir.path()),
             dir,
             n: n.max(1),
             keys,
@@ -136,6 +140,11 @@ impl Spill {
                 .filter(|(_, part)| part.height() > 0)
                 .try_for_each(|(k, mut part)| {
                     let dir = self.part_dir(kind, key, k);
+                    // After an interruption removed the spill folder, never
+                    // create it again.
+                    if crate::cleanup::interrupted() || !self.dir.path().is_dir() {
+                        polars_bail!(ComputeError: "the spill folder is gone (interrupted)");
+                    }
                     std::fs::create_dir_all(&dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
                     let f = std::fs::File::create(dir.join(format!("{file:08}.parquet")))
                         .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
@@ -175,7 +184,8 @@ impl Spill {
     }
 }
 
-/// The empty frame of an input that has a schema but no rows here.
+/// The empty frame of an input that has a schema but no rows here: the
+/// schema of its first non-empty partition.
 fn empty_like(kind: InputKind, spill: &Spill) -> Option<DataFrame> {
     (0..spill.n)
         .find_map(|k| spill.read(kind, "merchant_id", k).ok().flatten())
@@ -238,6 +248,13 @@ pub fn run(
     // Application checks once, not once per partition: rules split by card
     // or transaction see every application in every partition.
     let apps = &super::prepare::derive_applications(apps.clone(), refs, as_of)?;
+    // Found once per input: looking them up per empty partition made many
+    // partitions cost their square.
+    let empties: BTreeMap<InputKind, Option<DataFrame>> = [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges]
+        .into_iter()
+        .map(|kind| (kind, empty_like(kind, spill)))
+        .collect();
+    let empty_of = |kind: InputKind| empties.get(&kind).cloned().flatten();
     for (split, rules) in by_split {
         let sub = sub_pack(rules);
         let needed = Some(names_used(&sub));
@@ -252,7 +269,7 @@ pub fn run(
                         if !present.contains(&kind) {
                             continue;
                         }
-                        if let Some(df) = spill.read(kind, "merchant_id", k)?.or_else(|| empty_like(kind, spill)) {
+                        if let Some(df) = spill.read(kind, "merchant_id", k)?.or_else(|| empty_of(kind)) {
                             frames.insert(kind, df);
                         }
                     }
@@ -260,7 +277,7 @@ pub fn run(
                 Split::Key(key) => {
                     frames.insert(InputKind::Applications, apps.clone());
                     for kind in sub.rules.iter().map(|r| r.rule.source).collect::<BTreeSet<_>>() {
-                        if let Some(df) = spill.read(kind, key, k)?.or_else(|| empty_like(kind, spill)) {
+                        if let Some(df) = spill.read(kind, key, k)?.or_else(|| empty_of(kind)) {
                             frames.insert(kind, df);
                         }
                     }
@@ -268,6 +285,15 @@ pub fn run(
                 Split::Whole => {
                     frames.insert(InputKind::Applications, apps.clone());
                 }
+            }
+            // A partition with no rows has no findings: evaluate only the
+            // first (so every rule reports how it ran), skip the rest.
+            let no_rows = frames
+                .iter()
+                .filter(|(kind, _)| !(matches!(split, Split::Key(_)) && **kind == InputKind::Applications))
+                .all(|(_, df)| df.height() == 0);
+            if no_rows && k > 0 {
+                continue;
             }
             let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
             let (fs, rs) = super::run_observed(&sub, &prepared, files, as_of, &|_| {});
@@ -279,7 +305,6 @@ pub fn run(
     for r in &runs {
         done(r);
     }
-    sort(&mut findings);
-    disambiguate(&mut findings);
+    finish(&mut findings);
     Ok((findings, runs))
 }

@@ -52,35 +52,88 @@ pub fn fingerprint(rule_id: &str, entity_kind: &str, key: &str) -> String {
     h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The order findings are written in: by rule, merchant, entity, fingerprint.
+/// The order findings are written in: by rule, merchant, entity and
+/// fingerprint, then by what they say and where they come from, so that
+/// two findings on repeated rows (a duplicated `txn_id`) are in the same
+/// order however the run was split: a total order.
 pub fn sort(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| {
+    let key = |f: &Finding| {
         (
-            a.rule_id.as_str(),
-            a.merchant_id.as_deref(),
-            a.entity_id.as_str(),
-            a.fingerprint.as_str(),
+            f.rule_id.clone(),
+            f.merchant_id.clone(),
+            f.entity_id.clone(),
+            f.fingerprint.clone(),
+            f.message.clone(),
+            f.source.as_ref().map(|s| (s.file.clone(), s.line)),
         )
-            .cmp(&(
-                b.rule_id.as_str(),
-                b.merchant_id.as_deref(),
-                b.entity_id.as_str(),
-                b.fingerprint.as_str(),
-            ))
-    });
+    };
+    findings.sort_by_cached_key(key);
 }
 
 /// Rows repeated in the input (a duplicated txn_id) hit a row rule twice
-/// with the same key; number the repeats so fingerprints stay unique.
+/// with the same key. Each of them gets a fingerprint of its own, made
+/// from what the finding says (message and evidence), so it does not
+/// depend on which of the rows came first; rows that are identical in
+/// every way are numbered in the (total) order of [`sort`].
 pub fn disambiguate(findings: &mut [Finding]) {
+    let mut count: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    for f in findings.iter() {
+        *count.entry(f.fingerprint.clone()).or_insert(0) += 1;
+    }
     let mut seen: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     for f in findings.iter_mut() {
-        let n = seen.entry(f.fingerprint.clone()).or_insert(0);
+        if count.get(&f.fingerprint).copied().unwrap_or(0) < 2 {
+            continue;
+        }
+        let content = format!(
+            "{}\u{1f}{}",
+            f.message,
+            f.evidence
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        );
+        let mut fp = fingerprint(&f.fingerprint, "content", &content);
+        let n = seen.entry(fp.clone()).or_insert(0);
         *n += 1;
         if *n > 1 {
-            f.fingerprint = fingerprint(&f.fingerprint, "repeat", &n.to_string());
+            fp = fingerprint(&fp, "repeat", &n.to_string());
+        }
+        f.fingerprint = fp;
+    }
+}
+
+/// Mask, by shape, every ID and card number a finding's texts may carry
+/// (see [`crate::findings::mask::scrub`]).
+pub fn scrub(findings: &mut [Finding]) {
+    use crate::findings::mask::scrub as s;
+    let fix = |t: &mut String| {
+        if let std::borrow::Cow::Owned(o) = s(t) {
+            *t = o;
+        }
+    };
+    for f in findings.iter_mut() {
+        fix(&mut f.entity_id);
+        fix(&mut f.message);
+        if let Some(m) = f.merchant_id.as_mut() {
+            fix(m);
+        }
+        for t in f.txn_ids.iter_mut() {
+            fix(t);
+        }
+        for v in f.evidence.values_mut() {
+            fix(v);
         }
     }
+}
+
+/// Everything a run does to its findings before writing them: mask by
+/// shape, order totally, make fingerprints unique.
+pub fn finish(findings: &mut [Finding]) {
+    scrub(findings);
+    sort(findings);
+    disambiguate(findings);
 }
 
 #[cfg(test)]

@@ -61,7 +61,12 @@ impl Mapping {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let m: Mapping = serde_yaml::from_str(&text).map_err(|e| InputError::Mapping {
+        Mapping::parse(&text, path)
+    }
+
+    /// A mapping from its YAML text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Mapping, InputError> {
+        let m: Mapping = serde_yaml::from_str(text).map_err(|e| InputError::Mapping {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -95,8 +100,12 @@ impl InputMapping {
             }
         }
         if let Some(d) = &self.delimiter {
-            self.delimiter_byte()
+            let b = self
+                .delimiter_byte()
                 .ok_or_else(|| bad(format!("{kind}: delimiter `{d}` must be one ASCII character")))?;
+            if matches!(b, b'"' | b'\n' | b'\r') {
+                return Err(bad(format!("{kind}: delimiter `{d}` cannot be a quote or a line break")));
+            }
         }
         Ok(())
     }

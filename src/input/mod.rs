@@ -4,6 +4,7 @@
 pub mod contract;
 pub mod mapping;
 pub mod read;
+pub mod records;
 pub mod reference;
 pub mod values;
 
@@ -29,6 +30,12 @@ pub enum InputError {
     MissingColumn { path: PathBuf, input: InputKind, column: String },
     #[error("{path}: column `{column}` appears twice")]
     DuplicateColumn { path: PathBuf, column: String },
+    #[error("{path}: column `{column}` takes a name posaudit uses for its own columns (names starting with `_` or `app_`, ending in `_permanent`, or a derived column); rename it in the file or map it in the mapping file")]
+    ReservedColumn { path: PathBuf, column: String },
+    #[error("{path}: {message}")]
+    Encoding { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    BadLink { path: PathBuf, message: String },
     #[error("mapping file {path}: {message}")]
     Mapping { path: PathBuf, message: String },
     #[error("no {input} input: {hint}")]
@@ -63,13 +70,16 @@ impl RejectedRow {
         } else {
             reason
         };
+        // Whatever the column is called, a value shaped like an ID or card
+        // number is masked (headers may be swapped or mislabelled).
+        use crate::findings::mask::scrub;
         RejectedRow {
             input,
             file: file.to_string(),
             line,
             column: column.to_string(),
-            value: masked,
-            reason,
+            value: scrub(&masked).into_owned(),
+            reason: scrub(&reason).into_owned(),
         }
     }
 }
@@ -95,16 +105,39 @@ fn is_data_file(p: &Path) -> bool {
     )
 }
 
+/// A folder's entries, sorted. An entry that cannot be followed (a broken
+/// symbolic link, a link loop, no permission) is an error naming it: a
+/// daily file must never drop out of a scan unnoticed.
 fn sorted_dir(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| InputError::Io {
-            path: dir.to_path_buf(),
-            source: e,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
+    let io = |path: &Path, e| InputError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut entries = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let path = e.map_err(|e| io(dir, e))?.path();
+        follow(&path)?;
+        entries.push(path);
+    }
     entries.sort();
     Ok(entries)
+}
+
+/// What a path leads to, or an error that says why it leads nowhere.
+fn follow(path: &Path) -> Result<std::fs::Metadata, InputError> {
+    std::fs::metadata(path).map_err(|e| {
+        let what = match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => match std::fs::read_link(path) {
+                Ok(t) => format!("symbolic link to {} cannot be followed ({e})", t.display()),
+                Err(_) => format!("symbolic link cannot be followed ({e})"),
+            },
+            _ => format!("cannot be read ({e})"),
+        };
+        InputError::BadLink {
+            path: path.to_path_buf(),
+            message: format!("{what}; remove it or fix the link"),
+        }
+    })
 }
 
 /// Expand a `--transactions` argument: a file, a folder of files, or a glob.
@@ -117,11 +150,16 @@ pub fn expand_path(arg: &Path) -> Result<Vec<PathBuf>, InputError> {
     }
     let pattern = arg.to_string_lossy();
     if pattern.contains(['*', '?', '[']) {
-        let mut v: Vec<PathBuf> = glob::glob(&pattern)
-            .map_err(|e| InputError::Usage(format!("bad glob `{pattern}`: {e}")))?
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .collect();
+        let mut v: Vec<PathBuf> = Vec::new();
+        for entry in glob::glob(&pattern).map_err(|e| InputError::Usage(format!("bad glob `{pattern}`: {e}")))? {
+            let p = entry.map_err(|e| InputError::Io {
+                path: e.path().to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            if follow(&p)?.is_file() {
+                v.push(p);
+            }
+        }
         v.sort();
         if v.is_empty() {
             return Err(InputError::Usage(format!("no file matches `{pattern}`")));

@@ -4,7 +4,7 @@
 //! each row's origin to the findings.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::contract::{ColType, ColumnSpec, InputKind, Sign};
 use super::mapping::{Encoding, InputMapping};
+use super::records::{self, Item, RecordReader, TextEncoding};
 use super::values::{self, Expiry};
 use super::{InputError, RejectedRow};
 
@@ -41,6 +42,8 @@ pub struct Header {
     pub positions: Vec<Option<usize>>,
     /// Extra columns: (position, name as written).
     pub extras: Vec<(usize, String)>,
+    /// How many fields the header has: every row must have as many.
+    pub width: usize,
 }
 
 impl Header {
@@ -59,22 +62,27 @@ fn io_err(path: &Path, e: std::io::Error) -> InputError {
     }
 }
 
-/// A CSV reader over any bytes, decoded to UTF-8 as the mapping says
-/// (a BOM is honoured) and split by its delimiter.
-fn csv_over<R: Read>(bytes: R, mapping: &InputMapping) -> csv::Reader<encoding_rs_io::DecodeReaderBytes<BufReader<R>, Vec<u8>>> {
-    let enc = match mapping.encoding {
-        Encoding::Utf8 => encoding_rs::UTF_8,
-        Encoding::Gbk => encoding_rs::GBK,
-        Encoding::Gb18030 => encoding_rs::GB18030,
-    };
-    let text = encoding_rs_io::DecodeReaderBytesBuilder::new()
-        .encoding(Some(enc))
-        .bom_override(true)
-        .build(BufReader::with_capacity(1 << 20, bytes));
-    csv::ReaderBuilder::new()
-        .delimiter(mapping.delimiter_byte().unwrap_or(b','))
-        .flexible(true)
-        .from_reader(text)
+fn text_encoding(mapping: &InputMapping) -> TextEncoding {
+    match mapping.encoding {
+        Encoding::Utf8 => TextEncoding::Utf8,
+        Encoding::Gbk => TextEncoding::Other(encoding_rs::GBK),
+        Encoding::Gb18030 => TextEncoding::Other(encoding_rs::GB18030),
+    }
+}
+
+/// Records of a CSV source, decoded as the mapping says and split by its
+/// delimiter.
+fn records<R: Read>(bytes: R, mapping: &InputMapping) -> RecordReader<R> {
+    RecordReader::new(bytes, text_encoding(mapping), mapping.delimiter_byte().unwrap_or(b','))
+}
+
+/// Names posaudit gives columns of its own: an extra column of the file
+/// may not take one.
+fn reserved(name: &str) -> bool {
+    name.starts_with('_')
+        || name.starts_with(crate::engine::prepare::APP_PREFIX)
+        || name.ends_with("_permanent")
+        || crate::checks::DERIVED.iter().any(|d| d.name == name)
 }
 
 /// Match headers to the contract; a missing required column is an error
@@ -82,7 +90,7 @@ fn csv_over<R: Read>(bytes: R, mapping: &InputMapping) -> csv::Reader<encoding_r
 pub fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &InputMapping) -> Result<Header, InputError> {
     let specs = kind.columns();
     let mut positions = vec![None; specs.len()];
-    let mut extras = Vec::new();
+    let mut extras: Vec<(usize, String)> = Vec::new();
     for (i, name) in names.iter().enumerate() {
         match mapping.canonical(kind, name) {
             Some(canon) => {
@@ -100,9 +108,22 @@ pub fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &
             }
             None => {
                 let n = super::mapping::normalise_header(name);
-                if !n.is_empty() {
-                    extras.push((i, n));
+                if n.is_empty() {
+                    continue;
                 }
+                if extras.iter().any(|(_, e)| *e == n) {
+                    return Err(InputError::DuplicateColumn {
+                        path: path.to_path_buf(),
+                        column: n,
+                    });
+                }
+                if reserved(&n) {
+                    return Err(InputError::ReservedColumn {
+                        path: path.to_path_buf(),
+                        column: n,
+                    });
+                }
+                extras.push((i, n));
             }
         }
     }
@@ -113,18 +134,40 @@ pub fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &
             column: missing.0.name.to_string(),
         });
     }
-    Ok(Header { positions, extras })
+    Ok(Header {
+        positions,
+        extras,
+        width: names.len(),
+    })
+}
+
+/// The first 64 KiB of a file, to check its encoding before reading it.
+fn head_of(path: &Path) -> Result<Vec<u8>, InputError> {
+    let f = File::open(path).map_err(|e| io_err(path, e))?;
+    let mut head = Vec::with_capacity(1 << 16);
+    f.take(1 << 16).read_to_end(&mut head).map_err(|e| io_err(path, e))?;
+    Ok(head)
 }
 
 pub fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) -> Result<Header, InputError> {
     let names: Vec<String> = match FileFormat::of(path) {
         FileFormat::Csv => {
-            let mut rdr = csv_over(File::open(path).map_err(|e| io_err(path, e))?, mapping);
-            let rec = rdr.headers().map_err(|e| InputError::Csv {
+            records::sniff(&head_of(path)?, text_encoding(mapping)).map_err(|message| InputError::Encoding {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                message,
             })?;
-            rec.iter().map(str::to_string).collect()
+            let mut rdr = records(File::open(path).map_err(|e| io_err(path, e))?, mapping);
+            let csv_err = |message: String| InputError::Csv {
+                path: path.to_path_buf(),
+                message,
+            };
+            match rdr.next_item().map_err(|e| io_err(path, e))? {
+                None => return Err(csv_err("the file is empty: no header row".into())),
+                Some(Item::Rejected { line, reason }) => {
+                    return Err(csv_err(format!("line {line}: the header row is unreadable: {reason}")))
+                }
+                Some(Item::Record { .. }) => (0..rdr.len()).map(|i| rdr.field(i).unwrap_or("").to_string()).collect(),
+            }
         }
         FileFormat::Parquet => {
             let f = File::open(path).map_err(|e| io_err(path, e))?;
@@ -438,44 +481,113 @@ fn read_csv(
         hasher: hasher.clone(),
         progress,
     };
-    let mut rdr = csv_over(raw, mapping);
+    let (df, read, rejected) = parse_csv(kind, raw, size, display, src, header, mapping).map_err(|e| match e {
+        ParseError::Io(e) => io_err(path, e),
+        ParseError::Frame(e) => InputError::Internal(e.to_string()),
+    })?;
+    let digest = hex(&hasher.lock().expect("hasher lock").clone().finalize());
+    Ok(finish_file(kind, display, digest, read, df, rejected))
+}
+
+enum ParseError {
+    Io(std::io::Error),
+    Frame(PolarsError),
+}
+
+/// Parse CSV from any bytes (header row included, checked as `header`
+/// says): the frame of accepted rows, rows read, and the rejected rows.
+fn parse_csv<R: Read>(
+    kind: InputKind,
+    raw: R,
+    size: u64,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+) -> Result<(DataFrame, u64, Vec<RejectedRow>), ParseError> {
+    let mut rdr = records(raw, mapping);
     // A rough row estimate from the file size avoids regrowing builders.
     let capacity = (size / 120).min(50_000_000) as usize;
     let mut parser = RowParser::new(kind, header, mapping, capacity);
     let mut rejected = Vec::new();
-    let mut record = csv::StringRecord::new();
     let mut read = 0u64;
-    let csv_err = |e: csv::Error| InputError::Csv {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    let reject = |rejected: &mut Vec<RejectedRow>, line, column: &str, value: &str, reason| {
+        rejected.push(RejectedRow::new(kind, display, line, column, value, reason));
     };
-    rdr.headers().map_err(csv_err)?;
-    loop {
-        match rdr.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                // A broken record (bad UTF-8, say) rejects that row only.
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                read += 1;
-                rejected.push(RejectedRow::new(kind, display, line, "", "", format!("unreadable row: {e}")));
+    // The header row (read_header checked it).
+    rdr.next_item().map_err(ParseError::Io)?;
+    while let Some(item) = rdr.next_item().map_err(ParseError::Io)? {
+        read += 1;
+        let (line, lines) = match item {
+            Item::Rejected { line, reason } => {
+                reject(&mut rejected, line, "", "", reason);
                 continue;
             }
-        }
-        read += 1;
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if record.iter().all(|f| values::clean(f).is_empty()) {
-            rejected.push(RejectedRow::new(kind, display, line, "", "", "empty row".to_string()));
+            Item::Record { line, lines } => (line, lines),
+        };
+        // A record that spans lines is kept only if it is good in every
+        // way; otherwise its first line had a stray quote (see records).
+        let unwind = |rdr: &mut RecordReader<_>, rejected: &mut Vec<RejectedRow>| {
+            if let Item::Rejected { line, reason } = rdr.unwind() {
+                rejected.push(RejectedRow::new(kind, display, line, "", "", reason));
+            }
+        };
+        if rdr.len() != header.width {
+            if lines > 1 {
+                unwind(&mut rdr, &mut rejected);
+            } else {
+                let reason = format!("the row has {} fields, the header has {}", rdr.len(), header.width);
+                reject(&mut rejected, line, "", "", reason);
+            }
             continue;
         }
-        let rec = &record;
-        if let Err((column, value, reason)) = parser.push(header, |i| rec.get(i), src, line) {
-            rejected.push(RejectedRow::new(kind, display, line, &column, &value, reason));
+        if (0..rdr.len()).all(|i| rdr.field(i).is_none_or(|f| values::clean(f).is_empty())) {
+            reject(&mut rejected, line, "", "", "empty row".to_string());
+            continue;
+        }
+        let pushed = {
+            let r = &rdr;
+            parser.push(header, |i| r.field(i), src, line)
+        };
+        if let Err((column, value, reason)) = pushed {
+            if lines > 1 {
+                unwind(&mut rdr, &mut rejected);
+            } else {
+                reject(&mut rejected, line, &column, &value, reason);
+            }
         }
     }
-    let df = parser.finish(header).map_err(|e| InputError::Internal(e.to_string()))?;
-    let digest = hex(&hasher.lock().expect("hasher lock").clone().finalize());
-    Ok(finish_file(kind, display, digest, read, df, rejected))
+    let df = parser.finish(header).map_err(ParseError::Frame)?;
+    Ok((df, read, rejected))
+}
+
+/// Read a whole CSV file given as bytes, header and all, through a
+/// mapping: what a scan does with one file, without the file. For fuzzing
+/// and property tests; the counts always reconcile (read = accepted + rejected).
+pub fn read_csv_bytes(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> Result<ParsedFile, InputError> {
+    let path = Path::new("(bytes)");
+    let enc_err = |message| InputError::Encoding {
+        path: path.to_path_buf(),
+        message,
+    };
+    records::sniff(&bytes[..bytes.len().min(1 << 16)], text_encoding(mapping)).map_err(enc_err)?;
+    let mut rdr = records(bytes, mapping);
+    let csv_err = |message: String| InputError::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    let io = |e| io_err(path, e);
+    let names: Vec<String> = match rdr.next_item().map_err(io)? {
+        None => return Err(csv_err("the file is empty: no header row".into())),
+        Some(Item::Rejected { line, reason }) => return Err(csv_err(format!("line {line}: the header row is unreadable: {reason}"))),
+        Some(Item::Record { .. }) => (0..rdr.len()).map(|i| rdr.field(i).unwrap_or("").to_string()).collect(),
+    };
+    let header = resolve_header(kind, path, &names, mapping)?;
+    let (df, read, rejected) = parse_csv(kind, bytes, bytes.len() as u64, "(bytes)", 0, &header, mapping).map_err(|e| match e {
+        ParseError::Io(e) => io(e),
+        ParseError::Frame(e) => InputError::Internal(e.to_string()),
+    })?;
+    Ok(finish_file(kind, "(bytes)", String::new(), read, df, rejected))
 }
 
 fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: DataFrame, rejected: Vec<RejectedRow>) -> ParsedFile {
@@ -507,29 +619,77 @@ fn read_parquet(
     };
     let raw = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(pq_err)?;
     // Parquet columns go through the same text parser as CSV, so that both
-    // formats accept and reject exactly the same values.
-    let strings: Vec<Option<StringChunked>> = (0..raw.width())
-        .map(|i| {
-            let c = &raw.columns()[i];
-            let s = c.as_materialized_series();
-            let s = match s.dtype() {
-                DataType::Datetime(_, _) => s
-                    .cast(&DataType::String)
-                    .ok()?
+    // formats accept and reject exactly the same values. A column that
+    // holds no single values (a list, a struct) stops the run; a binary
+    // value that is not UTF-8 rejects its row only.
+    let mut strings: Vec<StringChunked> = Vec::with_capacity(raw.width());
+    let mut not_utf8: Vec<Option<Vec<bool>>> = Vec::with_capacity(raw.width());
+    for c in raw.columns() {
+        let s = c.as_materialized_series();
+        let bad_type = || InputError::Parquet {
+            path: PathBuf::from(path),
+            message: format!(
+                "column `{}` holds values of type {}, not text, numbers or dates",
+                s.name(),
+                s.dtype()
+            ),
+        };
+        if s.dtype().is_nested() {
+            return Err(bad_type());
+        }
+        let (text, bad) = match s.dtype() {
+            DataType::Binary => {
+                let b = s.binary().map_err(|_| bad_type())?;
+                let mut bad = vec![false; b.len()];
+                let text: StringChunked = b
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        v.and_then(|v| match std::str::from_utf8(v) {
+                            Ok(t) => Some(t.to_string()),
+                            Err(_) => {
+                                bad[i] = true;
+                                None
+                            }
+                        })
+                    })
+                    .collect();
+                (text, Some(bad))
+            }
+            DataType::Datetime(_, _) => {
+                let t = s.cast(&DataType::String).map_err(|_| bad_type())?;
+                let t = t
                     .str()
-                    .ok()?
-                    .apply_values(|v| std::borrow::Cow::Owned(v.get(..19).unwrap_or(v).to_string()))
-                    .into_series(),
-                _ => s.cast(&DataType::String).ok()?,
-            };
-            s.str().ok().cloned()
-        })
+                    .map_err(|_| bad_type())?
+                    .apply_values(|v| std::borrow::Cow::Owned(v.get(..19).unwrap_or(v).to_string()));
+                (t, None)
+            }
+            _ => {
+                let t = s.cast(&DataType::String).map_err(|_| bad_type())?;
+                (t.str().map_err(|_| bad_type())?.clone(), None)
+            }
+        };
+        strings.push(text.rechunk().into_owned());
+        not_utf8.push(bad);
+    }
+    let used: Vec<usize> = header
+        .positions
+        .iter()
+        .flatten()
+        .copied()
+        .chain(header.extras.iter().map(|(i, _)| *i))
         .collect();
+    let names: Vec<String> = raw.get_column_names().iter().map(|n| n.to_string()).collect();
     let mut parser = RowParser::new(kind, header, mapping, raw.height());
     let mut rejected = Vec::new();
     for row in 0..raw.height() {
         let line = row as u64 + 1;
-        let field = |i: usize| strings.get(i).and_then(|c| c.as_ref()).and_then(|c| c.get(row));
+        if let Some(i) = used.iter().copied().find(|i| not_utf8[*i].as_ref().is_some_and(|b| b[row])) {
+            let reason = "value is binary data that is not valid UTF-8 text".to_string();
+            rejected.push(RejectedRow::new(kind, display, line, &names[i], "", reason));
+            continue;
+        }
+        let field = |i: usize| strings.get(i).and_then(|c| c.get(row));
         if let Err((column, value, reason)) = parser.push(header, field, src, line) {
             rejected.push(RejectedRow::new(kind, display, line, &column, &value, reason));
         }
@@ -548,6 +708,7 @@ pub fn empty_frame(kind: InputKind, extras: &[String]) -> PolarsResult<DataFrame
             .enumerate()
             .map(|(i, n)| (kind.columns().len() + i, n.clone()))
             .collect(),
+        width: kind.columns().len() + extras.len(),
     };
     RowParser::new(kind, &header, &InputMapping::default(), 0).finish(&header)
 }

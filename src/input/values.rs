@@ -23,16 +23,54 @@ pub fn clean(raw: &str) -> &str {
     s.trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}')
 }
 
+/// The largest amount in fen a rule can see: money reaches rules as
+/// Decimal(18, 2), so 16 digits of yuan and fen in all.
+pub const MAX_FEN: i64 = 10i64.pow(16) - 1;
+/// The largest rate or number in millionths: Decimal(18, 6).
+pub const MAX_MILLIONTHS: i64 = 10i64.pow(18) - 1;
+
+/// Remove thousands separators, but only where they are that: `1,234.56`
+/// and `12,345,678` pass; `12,34` (a decimal comma) or `1,23,4` are
+/// ambiguous and refused, since reading them as 1234 would be a silent
+/// 100-fold error.
+pub fn strip_thousands(s: &str) -> Result<std::borrow::Cow<'_, str>, String> {
+    if !s.contains(',') {
+        return Ok(std::borrow::Cow::Borrowed(s));
+    }
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let int_part = body.split('.').next().unwrap_or("");
+    let groups: Vec<&str> = int_part.split(',').collect();
+    let grouped = body.matches(',').count() == groups.len() - 1
+        && (1..=3).contains(&groups[0].len())
+        && groups[1..].iter().all(|g| g.len() == 3)
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+    if grouped {
+        Ok(std::borrow::Cow::Owned(s.replace(',', "")))
+    } else {
+        Err(format!(
+            "`{s}` is ambiguous: a comma is accepted only between groups of three digits (1,234.56); write decimals with a point"
+        ))
+    }
+}
+
 /// Money to integer fen. Yuan may carry at most two decimals; fen must be whole.
 pub fn parse_money(s: &str, unit: AmountUnit) -> Result<i64, String> {
-    let s = s.replace(',', "");
-    match unit {
-        AmountUnit::Fen => s.parse::<i64>().map_err(|_| format!("`{s}` is not a whole number of fen")),
+    let s = strip_thousands(s)?;
+    let v = match unit {
+        AmountUnit::Fen => s.parse::<i64>().map_err(|_| format!("`{s}` is not a whole number of fen"))?,
         AmountUnit::Yuan => {
             let fixed = parse_fixed(&s, 2).ok_or_else(|| format!("`{s}` is not an amount in yuan with at most 2 decimals"))?;
-            i64::try_from(fixed).map_err(|_| format!("`{s}` is too large"))
+            i64::try_from(fixed).map_err(|_| too_large(&s))?
         }
+    };
+    if v.abs() > MAX_FEN {
+        return Err(too_large(&s));
     }
+    Ok(v)
+}
+
+fn too_large(s: &str) -> String {
+    format!("`{s}` is beyond the largest amount posaudit reads (99,999,999,999,999.99 yuan)")
 }
 
 /// A fraction to integer millionths (0.0060 -> 6000). `0.60%` is accepted.
@@ -42,13 +80,19 @@ pub fn parse_rate(s: &str) -> Result<i64, String> {
         None => (s, 6),
     };
     let v = parse_fixed(num, scale).ok_or_else(|| format!("`{s}` is not a rate (a fraction such as 0.0060, or 0.60%)"))?;
-    i64::try_from(v).map_err(|_| format!("`{s}` is too large"))
+    i64::try_from(v)
+        .ok()
+        .filter(|v| v.abs() <= MAX_MILLIONTHS)
+        .ok_or_else(|| format!("`{s}` is too large for a rate"))
 }
 
 /// A decimal number to integer millionths (rates or amounts in fee_changes).
 pub fn parse_number6(s: &str) -> Result<i64, String> {
-    let v = parse_fixed(&s.replace(',', ""), 6).ok_or_else(|| format!("`{s}` is not a number with at most 6 decimals"))?;
-    i64::try_from(v).map_err(|_| format!("`{s}` is too large"))
+    let v = parse_fixed(&strip_thousands(s)?, 6).ok_or_else(|| format!("`{s}` is not a number with at most 6 decimals"))?;
+    i64::try_from(v)
+        .ok()
+        .filter(|v| v.abs() <= MAX_MILLIONTHS)
+        .ok_or_else(|| format!("`{s}` is beyond the largest number posaudit reads (999,999,999,999.999999)"))
 }
 
 /// Parse a decimal string exactly into an integer scaled by 10^scale.
@@ -211,6 +255,28 @@ mod tests {
         assert_eq!(parse_money("12345", AmountUnit::Fen), Ok(12345));
         assert!(parse_money("123.4", AmountUnit::Fen).is_err());
         assert_eq!(parse_money("-3.00", AmountUnit::Yuan), Ok(-300));
+    }
+
+    #[test]
+    fn commas_are_thousands_separators_or_refused() {
+        assert_eq!(parse_money("1,234.00", AmountUnit::Yuan), Ok(123400));
+        assert_eq!(parse_money("12,345,678", AmountUnit::Yuan), Ok(1234567800));
+        assert_eq!(parse_money("-1,234", AmountUnit::Fen), Ok(-1234));
+        for bad in ["12,34", "1,23,456", "1234,567", ",123", "1,234,56", "1,2345.00", "1,234.5,6"] {
+            let e = parse_money(bad, AmountUnit::Yuan).unwrap_err();
+            assert!(e.contains("ambiguous") || e.contains("not an amount"), "{bad}: {e}");
+        }
+        assert!(parse_number6("0,5").is_err());
+    }
+
+    #[test]
+    fn amounts_beyond_the_decimal_range_are_refused() {
+        assert_eq!(parse_money("99999999999999.99", AmountUnit::Yuan), Ok(MAX_FEN));
+        assert!(parse_money("100000000000000.00", AmountUnit::Yuan).unwrap_err().contains("largest"));
+        assert!(parse_money("99999999999999999999", AmountUnit::Yuan).is_err());
+        assert!(parse_money("10000000000000000", AmountUnit::Fen).is_err());
+        assert!(parse_number6("1000000000000").is_err());
+        assert!(parse_rate("100000000000000%").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tempfile::NamedTempFile;
 
 pub struct Staged {
     dir: PathBuf,
-    pending: Vec<(NamedTempFile, PathBuf)>,
+    pending: Vec<(NamedTempFile, PathBuf, crate::cleanup::Registered)>,
 }
 
 impl Staged {
@@ -40,20 +40,21 @@ impl Staged {
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(&dir)?;
+        let guard = crate::cleanup::register(tmp.path());
         {
             let mut w = std::io::BufWriter::new(tmp.as_file_mut());
             f(&mut w)?;
             w.flush()?;
         }
         tmp.as_file().sync_all()?;
-        self.pending.push((tmp, target.to_path_buf()));
+        self.pending.push((tmp, target.to_path_buf(), guard));
         Ok(target.to_path_buf())
     }
 
     /// Rename every staged file into place, in the order written (write the
     /// manifest last: its presence marks a complete run).
     pub fn commit(self) -> std::io::Result<()> {
-        for (tmp, target) in self.pending {
+        for (tmp, target, _guard) in self.pending {
             tmp.persist(&target).map_err(|e| e.error)?;
         }
         Ok(())

@@ -121,12 +121,27 @@ pub fn locate(text: &str, rule_id: &str, field: &str) -> Option<(usize, usize)> 
     None
 }
 
+/// How deep rule folders may nest (a symbolic link loop would otherwise
+/// recurse for ever).
+const MAX_DEPTH: usize = 16;
+/// A rule file larger than this is refused unread.
+pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
+
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    yaml_files_at(dir, out, 0)
+}
+
+fn yaml_files_at(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::Result<()> {
+    if depth > MAX_DEPTH {
+        return Err(std::io::Error::other(format!(
+            "folders nest deeper than {MAX_DEPTH} levels (a symbolic link loop?)"
+        )));
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            yaml_files(&p, out)?;
+            yaml_files_at(&p, out, depth + 1)?;
         } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
             out.push(p);
         }
@@ -183,7 +198,28 @@ pub fn load(dirs: &[PathBuf]) -> Loaded {
             });
             continue;
         }
+        if paths.is_empty() {
+            issues.push(RuleIssue {
+                file: dir.display().to_string(),
+                line: None,
+                column: None,
+                rule_id: None,
+                field: None,
+                message: "no rule files (*.yaml) in this folder: a scan with no rules would check nothing".into(),
+            });
+        }
         for path in paths {
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_RULE_FILE_BYTES) {
+                issues.push(RuleIssue {
+                    file: path.display().to_string(),
+                    line: None,
+                    column: None,
+                    rule_id: None,
+                    field: None,
+                    message: format!("rule file is larger than {MAX_RULE_FILE_BYTES} bytes"),
+                });
+                continue;
+            }
             match std::fs::read_to_string(&path) {
                 Ok(t) => texts.push((path.display().to_string(), t)),
                 Err(e) => issues.push(RuleIssue {
@@ -274,6 +310,19 @@ pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: V
         } else {
             seen.insert(r.rule.id.clone(), r.file.clone());
         }
+    }
+    if rules.is_empty() && issues.is_empty() {
+        issues.push(RuleIssue {
+            file: dirs.join(", "),
+            line: None,
+            column: None,
+            rule_id: None,
+            field: None,
+            message: "the rule files define no rules: a scan with no rules would check nothing".into(),
+        });
+    }
+    for r in &rules {
+        issues.extend(super::bounds::check(r));
     }
     rules.sort_by(|a, b| a.rule.id.cmp(&b.rule.id));
     let digest = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();

@@ -31,7 +31,46 @@ pub fn missing_column(e: &PolarsError) -> Option<String> {
     Some(s[start..end].to_string())
 }
 
-fn sql_check(lr: &LoadedRule, field: &str, text: &str, as_of: NaiveDate, apply: impl Fn(Expr) -> LazyFrame) -> Option<RuleIssue> {
+/// Polars compares a number with a text by turning both into text, so
+/// `amount > '500000'` (a quoted parameter, say) is true for 9 yuan. Find
+/// such a comparison in `expr`, with the types each side has on `empty`.
+fn text_number_comparison(expr: &Expr, empty: &DataFrame) -> Option<String> {
+    let dtype = |e: &Expr| -> Option<DataType> {
+        let schema = empty.clone().lazy().select([e.clone().alias("__t")]).collect_schema().ok()?;
+        schema.get("__t").cloned()
+    };
+    let numeric = |d: &DataType| d.is_primitive_numeric() || d.is_decimal();
+    for node in expr {
+        let Expr::BinaryExpr { left, op, right } = node else { continue };
+        if !matches!(
+            op,
+            Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+        ) {
+            continue;
+        }
+        let (Some(l), Some(r)) = (dtype(left), dtype(right)) else {
+            continue;
+        };
+        let (num, text) = match (numeric(&l), numeric(&r), l == DataType::String, r == DataType::String) {
+            (true, _, _, true) => (left, right),
+            (_, true, true, _) => (right, left),
+            _ => continue,
+        };
+        return Some(format!(
+            "compares a number ({num}) with a text ({text}); SQL would compare them as text, where '9' > '500000'. Write the number without quotes (for a parameter: `limit: 500000`, not `limit: \"500000\"`)"
+        ));
+    }
+    None
+}
+
+fn sql_check(
+    lr: &LoadedRule,
+    field: &str,
+    text: &str,
+    as_of: NaiveDate,
+    empty: &DataFrame,
+    apply: impl Fn(Expr) -> LazyFrame,
+) -> Option<RuleIssue> {
     let expanded = match lr.rule.expand(text, as_of) {
         Ok(t) => t,
         Err(m) => return Some(lr.issue(Some(field), m)),
@@ -40,6 +79,9 @@ fn sql_check(lr: &LoadedRule, field: &str, text: &str, as_of: NaiveDate, apply: 
         Ok(e) => e,
         Err(e) => return Some(lr.issue(Some(field), format!("SQL does not parse: {}", clean_polars_error(&e)))),
     };
+    if let Some(m) = text_number_comparison(&expr, empty) {
+        return Some(lr.issue(Some(field), m));
+    }
     match apply(expr).collect() {
         Ok(_) => None,
         Err(e) => Some(lr.issue(
@@ -72,7 +114,7 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
     }
     if let Some(w) = &rule.where_ {
         let df = empty.clone();
-        if let Some(i) = sql_check(lr, "where", w, as_of, |e| df.clone().lazy().filter(e)) {
+        if let Some(i) = sql_check(lr, "where", w, as_of, &empty, |e| df.clone().lazy().filter(e)) {
             report.errors.push(i);
         }
     }
@@ -104,7 +146,7 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
     }
     let agg_check = |field: &str, text: &str| {
         let df = empty.clone();
-        sql_check(lr, field, text, as_of, move |e| {
+        sql_check(lr, field, text, as_of, &empty, move |e| {
             df.clone().lazy().group_by([lit(1).alias("__k")]).agg([e.alias("__v")])
         })
     };
