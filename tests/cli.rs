@@ -778,3 +778,116 @@ fn partitioned_runs_give_byte_identical_findings_to_the_in_memory_run() {
         }
     }
 }
+
+#[test]
+fn multi_merchant_findings_name_every_merchant_in_every_output() {
+    use polars::prelude::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = scan(
+        &root().join("fixtures/demo"),
+        &out,
+        &["--format", "jsonl,csv,parquet,sarif,junit", "--fail-on", "low"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let fs = findings(&out);
+    // Findings about a card, an account or a person that several merchants share.
+    let multi: Vec<&Value> = fs
+        .iter()
+        .filter(|f| f["merchant_ids"].as_array().is_some_and(|m| m.len() > 1))
+        .collect();
+    let rules: BTreeSet<&str> = multi.iter().map(|f| f["rule_id"].as_str().unwrap()).collect();
+    for r in ["SUS-CARD-01", "DOC-STL-04", "DOC-XW-01", "DOC-TERM-01"] {
+        assert!(rules.contains(r), "{r} has no multi-merchant finding; rules with one: {rules:?}");
+    }
+    for f in &fs {
+        let ids: Vec<String> = f["merchant_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(ids, sorted, "merchant_ids are sorted and unique");
+        if let Some(m) = f["merchant_id"].as_str() {
+            assert!(ids.iter().any(|i| i == m), "the primary merchant is among merchant_ids");
+        }
+        if let Some(e) = f["evidence"]["merchant_ids"].as_str() {
+            assert_eq!(ids.join(";"), e, "merchant_ids equal the members' merchants");
+        }
+    }
+    let by_fp: BTreeMap<&str, &Value> = fs.iter().map(|f| (f["fingerprint"].as_str().unwrap(), f)).collect();
+    let joined = |fp: &str| {
+        by_fp[fp]["merchant_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    // CSV
+    let mut r = csv::Reader::from_path(out.join("findings.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let (fpi, mi) = (
+        h.iter().position(|c| c == "fingerprint").unwrap(),
+        h.iter().position(|c| c == "merchant_ids").unwrap(),
+    );
+    let mut n = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        assert_eq!(&rec[mi], joined(&rec[fpi]));
+        n += 1;
+    }
+    assert_eq!(n, fs.len());
+    // Parquet
+    let df = ParquetReader::new(std::fs::File::open(out.join("findings.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let fpc = df.column("fingerprint").unwrap().str().unwrap().clone();
+    let mc = df.column("merchant_ids").unwrap().str().unwrap().clone();
+    for i in 0..df.height() {
+        assert_eq!(mc.get(i).unwrap_or(""), joined(fpc.get(i).unwrap()));
+    }
+    // SARIF
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(out.join("findings.sarif")).unwrap()).unwrap();
+    for res in sarif["runs"][0]["results"].as_array().unwrap() {
+        let fp = res["partialFingerprints"]["posaudit/v1"].as_str().unwrap();
+        let ids: Vec<&str> = res["properties"]["merchant_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(ids.join(";"), joined(fp));
+    }
+    // JUnit: each failing rule lists its findings with their merchants.
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    for f in &multi {
+        let ids: Vec<&str> = f["merchant_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(
+            xml.contains(&format!("[{}]", ids.join(", "))),
+            "JUnit lacks the merchants of {}",
+            f["fingerprint"]
+        );
+    }
+    // Per-merchant counts count a multi-merchant finding for each merchant.
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for f in &fs {
+        for id in f["merchant_ids"].as_array().unwrap() {
+            *expected.entry(id.as_str().unwrap().to_string()).or_default() += 1;
+        }
+    }
+    let got: BTreeMap<String, u64> = m["findings"]["by_merchant"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, expected);
+    let member = multi[0]["merchant_ids"][1].as_str().unwrap();
+    assert!(got[member] >= 1);
+}

@@ -94,6 +94,8 @@ fn params(rule: &Rule) -> IndexMap<String, String> {
 /// What a hit says before it becomes a finding.
 struct Parts {
     merchant_id: Option<String>,
+    /// Every merchant the hit involves, sorted.
+    merchant_ids: Vec<String>,
     entity_kind: String,
     entity_id: String,
     /// Raw (unmasked) entity key: the fingerprint's input.
@@ -123,6 +125,7 @@ fn finding(lr: &LoadedRule, p: Parts) -> Finding {
         family: rule.family,
         severity: rule.severity,
         merchant_id: p.merchant_id,
+        merchant_ids: p.merchant_ids,
         entity_kind: p.entity_kind,
         entity_id: p.entity_id,
         txn_ids: p.txn_ids,
@@ -167,6 +170,7 @@ pub fn row_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> V
             };
             let source = source_of(hits, i, rule, files);
             let parts = Parts {
+                merchant_ids: merchant.iter().cloned().collect(),
                 merchant_id: merchant,
                 entity_kind: entity_kind.to_string(),
                 entity_id: id.clone(),
@@ -301,8 +305,16 @@ pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) ->
                 .map(|(_, v)| v.clone().unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join("|");
+            // Every merchant involved: the group's members' merchants (a card
+            // at five merchants names all five), else the group's own.
+            let merchant_ids = if merchants.is_empty() {
+                merchant_id.iter().cloned().collect()
+            } else {
+                merchants
+            };
             let parts = Parts {
                 merchant_id,
+                merchant_ids,
                 entity_kind,
                 entity_id: shown.join("; "),
                 key,

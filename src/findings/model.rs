@@ -21,7 +21,12 @@ pub struct Finding {
     pub rule_id: String,
     pub family: Family,
     pub severity: Severity,
+    /// The merchant the finding is about, when it is about one (a finding
+    /// keyed by a card or an account that several merchants share has none).
     pub merchant_id: Option<String>,
+    /// Every merchant the finding involves, sorted: the one above, or all
+    /// the merchants of a card, account or ID behind the finding.
+    pub merchant_ids: Vec<String>,
     pub entity_kind: String,
     /// Masked where it holds a card or ID number.
     pub entity_id: String,
@@ -117,6 +122,9 @@ pub fn scrub(findings: &mut [Finding]) {
         fix(&mut f.entity_id);
         fix(&mut f.message);
         if let Some(m) = f.merchant_id.as_mut() {
+            fix(m);
+        }
+        for m in f.merchant_ids.iter_mut() {
             fix(m);
         }
         for t in f.txn_ids.iter_mut() {

@@ -59,12 +59,13 @@ pub fn write_jsonl(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<(
     Ok(())
 }
 
-const FLAT_COLUMNS: [&str; 14] = [
+const FLAT_COLUMNS: [&str; 15] = [
     "fingerprint",
     "rule_id",
     "family",
     "severity",
     "merchant_id",
+    "merchant_ids",
     "entity_kind",
     "entity_id",
     "txn_ids",
@@ -77,13 +78,14 @@ const FLAT_COLUMNS: [&str; 14] = [
 ];
 
 /// One finding as flat text fields (lists joined with `;`, evidence as JSON).
-fn flat(f: &Finding) -> [String; 14] {
+fn flat(f: &Finding) -> [String; 15] {
     [
         f.fingerprint.clone(),
         f.rule_id.clone(),
         f.family.name().to_string(),
         f.severity.name().to_string(),
         f.merchant_id.clone().unwrap_or_default(),
+        f.merchant_ids.join(";"),
         f.entity_kind.clone(),
         f.entity_id.clone(),
         f.txn_ids.join(";"),
@@ -107,7 +109,7 @@ pub fn write_csv(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()>
 }
 
 pub fn findings_frame(findings: &[Finding]) -> PolarsResult<DataFrame> {
-    let rows: Vec<[String; 14]> = findings.iter().map(flat).collect();
+    let rows: Vec<[String; 15]> = findings.iter().map(flat).collect();
     let cols = FLAT_COLUMNS
         .iter()
         .enumerate()

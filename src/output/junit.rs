@@ -52,7 +52,11 @@ pub fn scan(runs: &[RuleRun], findings: &[Finding], fail_on: FailOn) -> Report {
             RuleStatus::Ran => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 s.set_message(format!("{} findings at or above {fail_on}", failing.len()));
-                let shown: Vec<String> = failing.iter().take(50).map(|f| f.message.clone()).collect();
+                let shown: Vec<String> = failing
+                    .iter()
+                    .take(50)
+                    .map(|f| format!("[{}] {}", f.merchant_ids.join(", "), f.message))
+                    .collect();
                 s.set_description(shown.join("\n"));
                 s
             }

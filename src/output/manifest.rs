@@ -50,6 +50,9 @@ pub struct Counts {
     pub by_severity: BTreeMap<String, usize>,
     pub by_family: BTreeMap<String, usize>,
     pub by_rule: BTreeMap<String, usize>,
+    /// Findings per merchant: a finding that involves several merchants
+    /// counts for each of them.
+    pub by_merchant: BTreeMap<String, usize>,
 }
 
 impl Counts {
@@ -62,6 +65,9 @@ impl Counts {
             *c.by_severity.entry(f.severity.name().to_string()).or_default() += 1;
             *c.by_family.entry(f.family.name().to_string()).or_default() += 1;
             *c.by_rule.entry(f.rule_id.clone()).or_default() += 1;
+            for m in &f.merchant_ids {
+                *c.by_merchant.entry(m.clone()).or_default() += 1;
+            }
         }
         c
     }

@@ -113,6 +113,7 @@ pub fn scan(findings: &[Finding], pack: &RulePack) -> Sarif {
                     vec![
                         ("severity", json!(f.severity.name())),
                         ("merchant_id", json!(f.merchant_id)),
+                        ("merchant_ids", json!(f.merchant_ids)),
                         ("entity_kind", json!(f.entity_kind)),
                         ("entity_id", json!(f.entity_id)),
                         ("txn_ids", json!(f.txn_ids)),

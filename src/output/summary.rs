@@ -41,6 +41,7 @@ pub fn render(m: &Manifest, runs: &[RuleRun]) -> String {
         .map(|v| format!("{} {}", v.name(), f.by_family.get(v.name()).copied().unwrap_or(0)))
         .collect();
     let _ = writeln!(s, "  by family:   {}", fam.join(", "));
+    let _ = writeln!(s, "  merchants:   {} with findings", f.by_merchant.len());
     let _ = writeln!(s, "  by rule:");
     for r in runs {
         let n = f.by_rule.get(&r.rule_id).copied().unwrap_or(0);
