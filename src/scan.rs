@@ -229,6 +229,49 @@ pub fn load_references(plan: &InputPlan, opts: &ScanOptions) -> Result<input::re
     input::reference::load(&overrides, &pack_dirs, |f| load::builtin_file(&format!("reference/{f}"))).map_err(Error::Input)
 }
 
+/// Valid merchant category codes that merchants use and the MCC table in
+/// use lacks (a replacement table of the acquirer's): one warning about
+/// the table, instead of a finding per merchant. Rules reading the table's
+/// columns (fee class, daytime) see no value for those merchants.
+fn mcc_table_gaps(apps: &polars::prelude::DataFrame, refs: &input::reference::References) -> Option<RuleIssue> {
+    let table = refs.tables.iter().find(|t| t.file == "mcc.csv")?;
+    let known: std::collections::HashSet<&str> = table.df.column("mcc").ok()?.str().ok()?.iter().flatten().collect();
+    let mut missing: Vec<&str> = apps
+        .column("mcc")
+        .ok()?
+        .str()
+        .ok()?
+        .iter()
+        .flatten()
+        .filter(|c| !known.contains(c) && crate::checks::mcc::is_valid(c))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if missing.is_empty() {
+        return None;
+    }
+    let source = refs
+        .origins
+        .iter()
+        .find(|o| o.table == "mcc.csv")
+        .map(|o| o.source.clone())
+        .unwrap_or_else(|| "mcc.csv".into());
+    let shown: Vec<&str> = missing.iter().take(20).copied().collect();
+    Some(RuleIssue {
+        file: source,
+        line: None,
+        column: None,
+        rule_id: None,
+        field: None,
+        message: format!(
+            "the MCC table lacks {} valid code(s) that merchants use ({}{}): rules that read its fee class or daytime flag see no value for those merchants; add them to the table",
+            missing.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() { ", ..." } else { "" }
+        ),
+    })
+}
+
 /// Inputs read once, ready to be evaluated by one pack or several.
 pub struct ReadInputs {
     pub plan: InputPlan,
@@ -344,8 +387,11 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         checked = Some(checked_pack(&opts.rules, extras, opts.as_of)?);
         Ok(())
     })?;
-    let (pack, warnings) = checked.expect("rules are checked before data is read");
+    let (pack, mut warnings) = checked.expect("rules are checked before data is read");
     let refs = load_references(&inputs.plan, opts)?;
+    if let Some(apps) = inputs.loaded.frames.get(&InputKind::Applications) {
+        warnings.extend(mcc_table_gaps(apps, &refs));
+    }
     let (findings, runs) = match &spill {
         None => {
             let frames = std::mem::take(&mut inputs.loaded.frames);

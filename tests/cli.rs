@@ -891,3 +891,77 @@ fn multi_merchant_findings_name_every_merchant_in_every_output() {
     let member = multi[0]["merchant_ids"][1].as_str().unwrap();
     assert!(got[member] >= 1);
 }
+
+/// Codes in `mcc:` fields of a YAML text.
+fn mcc_codes_in(text: &str) -> Vec<String> {
+    let re = regex::Regex::new(r#"mcc: "?([0-9A-Za-z]+)"?"#).unwrap();
+    re.captures_iter(text).map(|c| c[1].to_string()).collect()
+}
+
+#[test]
+fn the_mcc_table_holds_every_code_the_generator_and_the_rule_cases_use() {
+    let table = std::fs::read_to_string(root().join("rules/reference/mcc.csv")).unwrap();
+    let codes: BTreeSet<&str> = table.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert!(codes.len() > 900, "every ISO 18245 code: {}", codes.len());
+    for c in ["5331", "5712", "5813", "5814"] {
+        assert!(codes.contains(c), "{c}, a common real code, is missing");
+    }
+    for (c, _) in posaudit::gen::merchant::MCCS {
+        assert!(codes.contains(c), "generator code {c}");
+    }
+    let gen_src = std::fs::read_to_string(root().join("src/gen/plant.rs")).unwrap()
+        + &std::fs::read_to_string(root().join("src/gen/mod.rs")).unwrap();
+    let re = regex::Regex::new(r#"mcc = (?:if [^{]*\{ )?"([0-9]{4})""#).unwrap();
+    for c in re.captures_iter(&gen_src) {
+        // 9999 is the generator's planted invalid code (DOC-MCC-01).
+        if &c[1] != "9999" {
+            assert!(codes.contains(&c[1]), "planted code {}", &c[1]);
+        }
+    }
+    let mut files = Vec::new();
+    for fam in ["document_validity", "transaction_limits", "fee_transparency", "suspicious_patterns"] {
+        for e in std::fs::read_dir(root().join("rules").join(fam)).unwrap() {
+            files.push(e.unwrap().path());
+        }
+    }
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for c in mcc_codes_in(&text) {
+            // DOC-MCC-01's firing cases are invalid codes on purpose.
+            if f.ends_with("DOC-MCC-01.yaml") && (c == "9999" || c == "58A2") {
+                continue;
+            }
+            assert!(codes.contains(c.as_str()), "{}: code {c} is not in the table", f.display());
+        }
+    }
+}
+
+#[test]
+fn a_replacement_mcc_table_lacking_a_valid_code_warns_once_instead_of_flagging_merchants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    copy_dir(&root().join("fixtures/demo"), &data);
+    // An acquirer's own table without 5411 (supermarkets) and 5812.
+    let table = std::fs::read_to_string(root().join("rules/reference/mcc.csv")).unwrap();
+    let own: Vec<&str> = table
+        .lines()
+        .filter(|l| !l.starts_with("5411,") && !l.starts_with("5812,"))
+        .collect();
+    std::fs::write(data.join("mcc.csv"), own.join("\n") + "\n").unwrap();
+    let out = tmp.path().join("out");
+    let o = scan(&data, &out, &["--fail-on", "never"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("the MCC table lacks")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(
+        warnings[0].contains("5411, 5812") && warnings[0].contains("mcc.csv"),
+        "{}",
+        warnings[0]
+    );
+    let mcc01 = findings(&out).iter().filter(|f| f["rule_id"] == "DOC-MCC-01").count();
+    let base = tempfile::tempdir().unwrap();
+    scan(&root().join("fixtures/demo"), base.path(), &["--fail-on", "never"]);
+    let mcc01_base = findings(base.path()).iter().filter(|f| f["rule_id"] == "DOC-MCC-01").count();
+    assert_eq!(mcc01, mcc01_base, "valid codes missing from the table are not DOC-MCC-01 findings");
+}

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod fee;
 pub mod idcard;
 pub mod luhn;
+pub mod mcc;
 pub mod uscc;
 
 use chrono::NaiveDate;
@@ -58,6 +59,7 @@ pub const DERIVED: &[DerivedDoc] = &[
     DerivedDoc { name: "terminal_kind, model_max_single_txn_amount, model_has_gps, terminal_model_known", input: "applications", doc: "from terminal_models.csv by terminal_model" },
     DerivedDoc { name: "type_max_single_txn_amount, type_max_daily_amount, type_max_monthly_amount", input: "applications", doc: "from merchant_type_limits.csv by merchant_type" },
     DerivedDoc { name: "mcc_description, mcc_fee_class, mcc_daytime, mcc_known", input: "applications", doc: "from mcc.csv by mcc" },
+    DerivedDoc { name: "mcc_valid", input: "applications", doc: "the MCC is in the table in use or is a valid ISO 18245 / card-scheme code (a valid code missing from a replacement table is that table's gap, reported once as a warning)" },
 ];
 
 fn strs(df: &DataFrame, name: &str) -> Option<StringChunked> {

@@ -181,6 +181,15 @@ pub fn derive_applications(mut apps: DataFrame, refs: &References, as_of: NaiveD
     for t in &refs.tables {
         apps = join_reference(apps, t, t.key, "")?;
     }
+    if let (Ok(mcc), Ok(known)) = (apps.column("mcc"), apps.column("mcc_known")) {
+        let valid: BooleanChunked = mcc
+            .str()?
+            .iter()
+            .zip(known.bool()?.iter())
+            .map(|(m, k)| Some(k.unwrap_or(false) || m.is_some_and(checks::mcc::is_valid)))
+            .collect();
+        apps.with_column(valid.with_name("mcc_valid".into()).into_series().into_column())?;
+    }
     Ok(apps)
 }
 
