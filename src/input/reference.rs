@@ -163,6 +163,29 @@ fn parse_table(spec: &RefSpec, source: &str, text: &str) -> Result<DataFrame, In
 }
 
 /// An empty table with the joined schema, for rule validation.
+/// `refs` with one table replaced by CSV text (a rule test's own table).
+pub fn with_table(refs: &References, file: &str, text: &str) -> Result<References, InputError> {
+    let spec = REFERENCE_SPECS.iter().find(|s| s.file == file).ok_or_else(|| {
+        bad(
+            file,
+            format!(
+                "not a reference table (one of {})",
+                REFERENCE_SPECS.iter().map(|s| s.file).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let df = parse_table(spec, &format!("(test case) {file}"), text)?;
+    let mut out = refs.clone();
+    out.tables.retain(|t| t.file != file);
+    out.tables.push(RefTable {
+        file: spec.file,
+        key: spec.key,
+        known: spec.known,
+        df,
+    });
+    Ok(out)
+}
+
 pub fn empty_references() -> References {
     let tables = REFERENCE_SPECS
         .iter()

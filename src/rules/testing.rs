@@ -40,6 +40,10 @@ pub struct RuleTest {
     pub fees: Option<Vec<Record>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee_changes: Option<Vec<Record>>,
+    /// Reference tables replacing the pack's for this case, by file name,
+    /// as CSV text (an acquirer's caps, say).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reference: BTreeMap<String, String>,
     /// Expected hits by entity: a row rule's row id (txn_id, application_id,
     /// charge_id), or a group rule's key values joined with `|`. Empty: a
     /// near miss that must not fire.
@@ -304,7 +308,11 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
                 r.input, r.line, r.reason, r.column
             ));
         }
-        let prepared = prepare::prepare(loaded.frames, refs, as_of, &None).map_err(|e| e.to_string())?;
+        let mut case_refs = refs.clone();
+        for (file, text) in &case.reference {
+            case_refs = crate::input::reference::with_table(&case_refs, file, text).map_err(|e| e.to_string())?;
+        }
+        let prepared = prepare::prepare(loaded.frames, &case_refs, as_of, &None).map_err(|e| e.to_string())?;
         let pack = RulePack {
             rules: vec![lr.clone()],
             ..Default::default()
