@@ -259,6 +259,54 @@ fn run(cli: Cli) -> Result<i32, Error> {
             staged.commit().map_err(|e| Error::Output(".".into(), e))?;
             Ok(exit::CLEAN)
         }
+        Command::Rules(RulesCommand::Eval {
+            data,
+            labels,
+            rules,
+            as_of,
+            min_severity,
+            json,
+        }) => {
+            let labels = posaudit::findings::eval::read_labels(&labels).map_err(|e| Error::Usage(e.to_string()))?;
+            let opts = ScanOptions {
+                dir: Some(data),
+                applications: None,
+                transactions: vec![],
+                fees: None,
+                fee_changes: None,
+                mapping: None,
+                rules: rules.rules,
+                out: std::path::PathBuf::from("posaudit-out"),
+                formats: vec![],
+                outputs: vec![],
+                as_of: as_of.unwrap_or_else(today_shanghai),
+                fail_on: scan::FailOn::Never,
+                threads: threads(None),
+                reference: vec![],
+                partitions: 1,
+                max_findings: scan::DEFAULT_MAX_FINDINGS,
+            };
+            let (pack, findings) = scan::findings_only(&opts)?;
+            let infos: Vec<posaudit::findings::eval::RuleInfo> = pack
+                .rules
+                .iter()
+                .map(|lr| posaudit::findings::eval::RuleInfo {
+                    id: &lr.rule.id,
+                    family: lr.rule.family,
+                    severity: lr.rule.severity,
+                })
+                .collect();
+            let e = posaudit::findings::eval::evaluate(&findings, &infos, &labels, min_severity);
+            print!("{}", posaudit::findings::eval::markdown(&e));
+            if let Some(p) = &json {
+                let mut staged = Staged::new(std::path::Path::new(".")).map_err(|e| Error::Output(".".into(), e))?;
+                staged
+                    .write_path(p, |w| serde_json::to_writer_pretty(w, &e).map_err(std::io::Error::other))
+                    .map_err(|e| Error::Output(p.clone(), e))?;
+                staged.commit().map_err(|e| Error::Output(p.clone(), e))?;
+            }
+            Ok(exit::CLEAN)
+        }
         Command::Rules(RulesCommand::Doc { rules }) => {
             let pack = scan::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
             print!("{}", posaudit::rules::catalogue::markdown(&pack));

@@ -551,6 +551,21 @@ pub fn lint(dirs: &[PathBuf], as_of: NaiveDate) -> Result<Lint, Error> {
     })
 }
 
+/// The findings of a scan, held in memory and written nowhere (`rules eval`).
+pub fn findings_only(opts: &ScanOptions) -> Result<(load::RulePack, Vec<Finding>), Error> {
+    engine::set_max_hits(opts.max_findings);
+    let mut checked = None;
+    let mut inputs = read_inputs(opts, &Progress::silent(), &|_, _, df| Ok(Some(df)), |extras| {
+        checked = Some(checked_pack(&opts.rules, extras, opts.as_of)?.0);
+        Ok(())
+    })?;
+    let pack = checked.expect("rules are checked before data is read");
+    let refs = load_references(&inputs.plan, opts)?;
+    let frames = std::mem::take(&mut inputs.loaded.frames);
+    let (findings, _) = evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent())?;
+    Ok((pack, findings))
+}
+
 /// `rules diff`: run the base pack and the new pack on the same inputs.
 pub fn diff(base: &str, opts: &ScanOptions) -> Result<crate::rules::diff::PackDiff, Error> {
     use crate::rules::diff;

@@ -122,7 +122,10 @@ fn check_planted(seed: u64) {
 #[test]
 fn every_planted_violation_is_found_on_exactly_its_merchants_and_clean_merchants_have_none() {
     let rules = posaudit::scan::load_pack(&[root().join("rules")]).into_result().unwrap();
-    for lr in &rules.rules {
+    // Fires only with a cap the acquirer sets (the shipped table has none);
+    // its own cases test it with a table of their own.
+    let needs_acquirer_table = ["LIM-MICRO-03"];
+    for lr in rules.rules.iter().filter(|lr| !needs_acquirer_table.contains(&lr.rule.id.as_str())) {
         assert!(
             Plant::ALL.iter().any(|p| p.rules().contains(&lr.rule.id.as_str())),
             "no plant for {}",
@@ -964,4 +967,130 @@ fn a_replacement_mcc_table_lacking_a_valid_code_warns_once_instead_of_flagging_m
     scan(&root().join("fixtures/demo"), base.path(), &["--fail-on", "never"]);
     let mcc01_base = findings(base.path()).iter().filter(|f| f["rule_id"] == "DOC-MCC-01").count();
     assert_eq!(mcc01, mcc01_base, "valid codes missing from the table are not DOC-MCC-01 findings");
+}
+
+/// `rules eval` on generated data with its labels; the JSON report.
+fn eval_report(data: &Path, labels: &Path, extra: &[&str]) -> Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("eval.json");
+    let mut args = vec![
+        "rules",
+        "eval",
+        data.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = posaudit(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("| **overall** |"), "{}", stdout(&o));
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn rules_eval_measures_precision_and_recall_per_family_on_fresh_seeds() {
+    // Seeds and sizes not used while writing the rules; 2,000+ merchants once.
+    for (seed, merchants, per_day) in [
+        (9101, 150, 700),
+        (9202, 150, 700),
+        (9303, 150, 700),
+        (9404, 150, 700),
+        (9505, 150, 700),
+        (9606, 2000, 4000),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let mut opts = gen_opts(&data, 0.15);
+        (opts.seed, opts.merchants, opts.txns_per_day, opts.days) = (seed, merchants, per_day, 20);
+        generate(&opts).unwrap();
+        let e = eval_report(&data, &data.join("labels.csv"), &[]);
+        assert_eq!(e["min_severity"], "medium");
+        for fam in e["families"].as_array().unwrap() {
+            let (p, r) = (fam["precision"].as_f64(), fam["recall"].as_f64());
+            assert!(p.is_none_or(|p| p >= 0.95), "seed {seed}: precision of {}: {fam}", fam["name"]);
+            assert!(r.is_none_or(|r| r >= 0.98), "seed {seed}: recall of {}: {fam}", fam["name"]);
+            assert_eq!(fam["unlabelled"], 0, "the generator labels every merchant");
+        }
+        assert!(
+            e["overall"]["true_positives"].as_u64().unwrap() > 10,
+            "seed {seed}: {}",
+            e["overall"]
+        );
+    }
+}
+
+#[test]
+fn rules_eval_counts_false_alarms_misses_and_unlabelled_merchants_from_the_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut opts = gen_opts(&data, 0.3);
+    opts.seed = 77;
+    generate(&opts).unwrap();
+    let base = eval_report(&data, &data.join("labels.csv"), &[]);
+    let labels = std::fs::read_to_string(data.join("labels.csv")).unwrap();
+    let mut lines: Vec<String> = labels.lines().map(str::to_string).collect();
+    // An analyst dismisses one confirmed finding (a false alarm), confirms a
+    // DOC-ID-01 violation on a clean merchant (a miss), and one clean
+    // merchant is left unlabelled.
+    let found: BTreeSet<String> = base["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["true_positives"].as_u64().unwrap() > 0 && r["name"] != "DOC-ID-01")
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    let card = lines
+        .iter()
+        .position(|l| l.split(',').nth(1).is_some_and(|r| found.contains(r)))
+        .expect("a planted violation at medium or above");
+    let fields: Vec<String> = lines[card].split(',').map(str::to_string).collect();
+    let (card_m, card_rule) = (fields[0].clone(), fields[1].clone());
+    lines[card] = format!("{card_m},{card_rule},{},dismissed", fields[2]);
+    let clean: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.ends_with(",,,dismissed"))
+        .map(|(i, _)| i)
+        .collect();
+    let missed_m = lines[clean[0]].split(',').next().unwrap().to_string();
+    lines[clean[0]] = format!("{missed_m},DOC-ID-01,document_validity,confirmed");
+    lines.remove(clean[1]);
+    let edited = tmp.path().join("labels.csv");
+    std::fs::write(&edited, lines.join("\n") + "\n").unwrap();
+    let e = eval_report(&data, &edited, &[]);
+    let rule = |e: &Value, id: &str| e["rules"].as_array().unwrap().iter().find(|r| r["name"] == id).unwrap().clone();
+    let (c0, c1) = (rule(&base, &card_rule), rule(&e, &card_rule));
+    assert_eq!(
+        c1["false_positives"].as_u64(),
+        Some(c0["false_positives"].as_u64().unwrap() + 1),
+        "{c1}"
+    );
+    assert_eq!(c1["true_positives"].as_u64(), Some(c0["true_positives"].as_u64().unwrap() - 1));
+    let (d0, d1) = (rule(&base, "DOC-ID-01"), rule(&e, "DOC-ID-01"));
+    assert_eq!(
+        d1["false_negatives"].as_u64(),
+        Some(d0["false_negatives"].as_u64().unwrap() + 1),
+        "{d1}"
+    );
+    assert!(d1["recall"].as_f64().unwrap() < 1.0);
+    // Low-severity rules are left out at the default (medium), and counted with --min-severity low.
+    let low = eval_report(&data, &data.join("labels.csv"), &["--min-severity", "low"]);
+    assert!(low["rules"].as_array().unwrap().len() > base["rules"].as_array().unwrap().len());
+    // A bad labels file names its line.
+    std::fs::write(&edited, "merchant_id,rule_id,family,disposition\nM1,,,maybe\n").unwrap();
+    let o = posaudit(&[
+        "rules",
+        "eval",
+        data.to_str().unwrap(),
+        "--labels",
+        edited.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("labels.csv:2: disposition `maybe`"), "{}", stderr(&o));
 }

@@ -115,6 +115,27 @@ pub enum RulesCommand {
         #[arg(long = "max-listed", default_value_t = 20)]
         max_listed: usize,
     },
+    /// Measure detection quality against labels: per rule and family,
+    /// flagged merchants, true and false alarms, misses, precision, recall, F1.
+    Eval {
+        /// Folder with the inputs (as for `scan`).
+        data: PathBuf,
+        /// Labels (CSV: merchant_id, rule_id, family, disposition =
+        /// confirmed or dismissed); `posaudit gen` writes one as labels.csv.
+        #[arg(long, value_name = "FILE")]
+        labels: PathBuf,
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The as-of date (YYYY-MM-DD; default today in Asia/Shanghai).
+        #[arg(long = "as-of", value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Count findings at or above this severity only.
+        #[arg(long = "min-severity", default_value = "medium")]
+        min_severity: posaudit::rules::model::Severity,
+        /// Write the report as JSON here too.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
     /// Check the pack without reading data (exit 3 on errors).
     Check {
         /// Rule folders (default: ./rules, else the built-in pack).

@@ -279,6 +279,23 @@ impl Day<'_> {
                     out.push(t);
                 }
             }
+            Some(Plant::DepositNotRefunded) => {
+                // Turnover passes the refund threshold on the first day, so
+                // the deposit is overdue by any as-of 31 days later (the
+                // label must be true whatever the merchant's own volume).
+                let threshold = self.merchants[mi].refund_threshold_fen.unwrap_or(0);
+                out.push(self.card(mi, at(d, 11, 5), threshold + 50_037, "debit"));
+            }
+            Some(Plant::NearLimitHabit) => {
+                // 25 static-QR payments by 25 payers, each just under 500.
+                for j in 0..25u32 {
+                    let mut t = self.purchase(mi, at(d, 9 + j / 4, (j % 4) * 12 + 1));
+                    (t.method, t.card_type, t.card, t.entry, t.amount) =
+                        ("qr_wechat", "", String::new(), "qr_static", 47_537 + j as i64 * 90);
+                    t.fee = contract_fee(m, t.amount, "qr_wechat", "");
+                    out.push(t);
+                }
+            }
             Some(Plant::NightTrading) => {
                 for j in 0..5 {
                     let mut t = self.purchase(mi, at(d, 2 + j % 3, 10 + j));
@@ -403,7 +420,7 @@ pub struct GenSummary {
 /// The day (index into the period) on which a violator plants.
 fn plant_day(mi: usize, p: Plant, days: u32) -> u32 {
     match p {
-        Plant::Dormant => 0,
+        Plant::Dormant | Plant::DepositNotRefunded => 0,
         _ => mi as u32 % days.saturating_sub(plant::span_days(p) - 1).max(1),
     }
 }
@@ -491,7 +508,39 @@ pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
     write_fees(opts, &merchants)?;
     summary.files.push(opts.out.join("fees.csv"));
     summary.files.push(opts.out.join("fee_changes.csv"));
+    let labels = opts.out.join("labels.csv");
+    write_labels(&labels, &merchants)?;
+    summary.files.push(labels);
     Ok(summary)
+}
+
+/// The family a rule id names by its prefix (the pack's convention).
+fn family_of(rule_id: &str) -> &'static str {
+    match rule_id.split('-').next() {
+        Some("DOC") => "document_validity",
+        Some("LIM") => "transaction_limits",
+        Some("FEE") => "fee_transparency",
+        _ => "suspicious_patterns",
+    }
+}
+
+/// What was planted, as a labels file for `posaudit rules eval`: one
+/// `confirmed` row per merchant and rule its pattern triggers, and one
+/// merchant-level `dismissed` row per clean merchant.
+fn write_labels(path: &std::path::Path, merchants: &[Merchant]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(["merchant_id", "rule_id", "family", "disposition"])?;
+    for m in merchants {
+        match m.plant {
+            Some(p) => {
+                for r in p.rules() {
+                    w.write_record([m.id.as_str(), r, family_of(r), "confirmed"])?;
+                }
+            }
+            None => w.write_record([m.id.as_str(), "", "", "dismissed"])?,
+        }
+    }
+    w.flush()
 }
 
 /// One day's export: normal sales and refunds, the plants that fall on it,

@@ -71,6 +71,7 @@ plants! {
     RoundAmounts => ["SUS-CASH-01", "SUS-CASH-03"],
     UnderLimit => ["SUS-UNDER-01"],
     NightTrading => ["SUS-TIME-01"],
+    NearLimitHabit => ["SUS-UNDER-02"],
     RefundHeavy => ["SUS-REF-01"],
     RefundBad => ["SUS-REF-02"],
     CardHopper => ["SUS-CARD-01"],
@@ -280,6 +281,8 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             m.refund_threshold_fen = Some(200_000);
         }
         Plant::NightTrading => m.mcc = "5999",
+        // A quiet merchant, so its near-limit payments are its habit.
+        Plant::NearLimitHabit => m.weight = 0.05,
         Plant::MccJumpSame | Plant::MccJumpCheaper => m.mcc = "5812",
         Plant::OtherCity => {
             m.city = "330106";
