@@ -310,6 +310,19 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Command::Rules(RulesCommand::Doc { rules }) => {
             let pack = scan::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
             print!("{}", posaudit::rules::catalogue::markdown(&pack));
+            let dirs: Vec<std::path::PathBuf> = if rules.rules.is_empty() {
+                vec!["rules".into()]
+            } else {
+                rules.rules.clone()
+            };
+            let text = dirs
+                .iter()
+                .find_map(|d| std::fs::read_to_string(d.join("catalogue.csv")).ok())
+                .or_else(|| posaudit::rules::load::builtin_file("catalogue.csv"));
+            if let Some(t) = text {
+                println!();
+                print!("{}", posaudit::rules::catalogue::coverage(&t).map_err(Error::Usage)?);
+            }
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::Check { dirs, strict, output }) => {

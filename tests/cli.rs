@@ -1094,3 +1094,34 @@ fn rules_eval_counts_false_alarms_misses_and_unlabelled_merchants_from_the_label
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("labels.csv:2: disposition `maybe`"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_catalogue_coverage_names_real_rules_and_every_entry_of_the_research() {
+    let text = std::fs::read_to_string(root().join("rules/catalogue.csv")).unwrap();
+    let pack = posaudit::scan::load_pack(&[root().join("rules")]).into_result().unwrap();
+    let ids: BTreeSet<&str> = pack.rules.iter().map(|r| r.rule.id.as_str()).collect();
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let mut entries = BTreeSet::new();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        assert!(["implemented", "partly", "not implemented"].contains(&&rec[1]), "{rec:?}");
+        for rule in rec[2].split_whitespace() {
+            assert!(ids.contains(rule), "{}: no rule {rule}", &rec[0]);
+        }
+        if &rec[1] == "implemented" {
+            assert!(!rec[2].is_empty(), "{} is implemented by which rule?", &rec[0]);
+        } else {
+            assert!(!rec[3].is_empty(), "{} says nothing about what is missing", &rec[0]);
+        }
+        entries.insert(rec[0].to_string());
+    }
+    assert!(entries.len() >= 80, "{}", entries.len());
+    // The research's catalogue, where shared/ is beside the clone (as in CI).
+    let research = root().join("../shared/domain-research.md");
+    if let Ok(md) = std::fs::read_to_string(&research) {
+        let re = regex::Regex::new(r"(?m)^\| ((?:DOC|LIM|FEE|SUS)-[A-Z0-9]+-[0-9]+) \|").unwrap();
+        for c in re.captures_iter(&md) {
+            assert!(entries.contains(&c[1]), "catalogue entry {} is not in rules/catalogue.csv", &c[1]);
+        }
+    }
+}

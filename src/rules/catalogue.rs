@@ -106,3 +106,40 @@ pub fn markdown(pack: &RulePack) -> String {
     }
     s
 }
+
+/// The coverage of the domain research's rule catalogue (`catalogue.csv`
+/// beside the rules): each entry implemented, partly, or not, with the
+/// rules that do it or the input it needs.
+pub fn coverage(csv_text: &str) -> Result<String, String> {
+    let mut r = csv::Reader::from_reader(csv_text.as_bytes());
+    let mut s = String::new();
+    let mut rows = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| format!("catalogue.csv line {}: {e}", i + 2))?;
+        if rec.len() < 4 {
+            return Err(format!("catalogue.csv line {}: 4 fields expected", i + 2));
+        }
+        rows.push([rec[0].to_string(), rec[1].to_string(), rec[2].to_string(), rec[3].to_string()]);
+    }
+    let count = |st: &str| rows.iter().filter(|r| r[1] == st).count();
+    let _ = writeln!(
+        s,
+        "## Coverage of the domain research catalogue
+"
+    );
+    let _ = writeln!(
+        s,
+        "{} catalogue entries: {} implemented, {} partly, {} not implemented (from `rules/catalogue.csv`).\n",
+        rows.len(),
+        count("implemented"),
+        count("partly"),
+        count("not implemented")
+    );
+    let _ = writeln!(s, "| catalogue entry | status | rules | what is missing, or the input it needs |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    for [id, status, rules, note] in &rows {
+        let linked: Vec<String> = rules.split_whitespace().map(|r| format!("[{r}](#{})", r.to_lowercase())).collect();
+        let _ = writeln!(s, "| {id} | {status} | {} | {} |", linked.join(" "), cell(note));
+    }
+    Ok(s)
+}
