@@ -42,6 +42,7 @@ fn data() -> Data {
         start,
         violation_share: 0.05,
         bad_rows: false,
+        lookalikes: false,
     })
     .unwrap();
     let plan = InputPlan::discover(&out).unwrap();

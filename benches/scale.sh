@@ -54,7 +54,7 @@ for m in $sizes; do
     dir=$work/${m}M-$fmt
     if [ ! -f "$dir/.complete" ]; then
       rm -rf "$dir"
-      gen_s=$( { /usr/bin/time -f '%e' "$bin" gen --merchants "$merchants" --days 30 --txns-per-day "$per_day" \
+      gen_s=$( { /usr/bin/time -f '%e' "$bin" gen --tidy --merchants "$merchants" --days 30 --txns-per-day "$per_day" \
         --seed 7 --violations 0.02 --format "$fmt" --start 2026-10-01 --out "$dir" >/dev/null; } 2>&1 )
       echo "generated $dir in ${gen_s} s" >&2
       touch "$dir/.complete"

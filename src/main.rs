@@ -100,6 +100,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 start: g.start,
                 violation_share: g.violations,
                 bad_rows: g.bad_rows,
+                lookalikes: !g.tidy,
             };
             let started = std::time::Instant::now();
             let s = posaudit::gen::generate(&opts).map_err(|e| Error::Output(opts.out.clone(), e))?;

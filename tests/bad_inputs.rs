@@ -729,6 +729,7 @@ fn sigterm_and_sigint_remove_spill_and_temporary_files() {
             start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
             violation_share: 0.1,
             bad_rows: false,
+            lookalikes: false,
         })
         .unwrap();
         let out = tmp.path().join("out");

@@ -62,6 +62,7 @@ fn gen_opts(out: &Path, violations: f64) -> GenOptions {
         start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
         violation_share: violations,
         bad_rows: true,
+        lookalikes: false,
     }
 }
 
@@ -80,11 +81,12 @@ fn merchants_of(f: &Value) -> Vec<String> {
 
 /// For each rule: the merchants that should have its findings, from the
 /// generator's plant table, against those that do. Clean merchants have none.
-fn check_planted(seed: u64) {
+fn check_planted(seed: u64, lookalikes: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut opts = gen_opts(&data, 0.5);
     opts.seed = seed;
+    opts.lookalikes = lookalikes;
     let summary = generate(&opts).unwrap();
     let out = tmp.path().join("out");
     let o = scan(&data, &out, &[]);
@@ -133,7 +135,12 @@ fn every_planted_violation_is_found_on_exactly_its_merchants_and_clean_merchants
         );
     }
     for seed in [42, 7, 2026] {
-        check_planted(seed);
+        check_planted(seed, false);
+    }
+    // And on a background with honest look-alikes, where clean merchants
+    // still have no finding.
+    for seed in [11, 2027] {
+        check_planted(seed, true);
     }
 }
 
@@ -144,7 +151,8 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
     let o = scan(&root().join("fixtures/demo"), &out, &["--format", "jsonl,csv,parquet"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let fs = findings(&out);
-    // Every rule fires; counts follow the plant table (three plants repeat,
+    // Every rule of the pack the demo was made for fires but DOC-XW-02
+    // (below); counts follow the plant table (three plants repeat,
     // some plants hit several transactions).
     let expected: BTreeMap<String, usize> = [
         ("DOC-DOCS-01", 1),
@@ -170,7 +178,8 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("DOC-USCC-01", 2),
         ("DOC-USCC-02", 2),
         ("DOC-XW-01", 1),
-        ("DOC-XW-02", 1),
+        // DOC-XW-02 no longer fires here: the demo's five merchants of one
+        // person share one MCC, which the rule now takes for a chain.
         ("FEE-ADD-01", 1),
         ("FEE-CAP-01", 1),
         ("FEE-CHG-01", 1),
@@ -1006,6 +1015,9 @@ fn rules_eval_measures_precision_and_recall_per_family_on_fresh_seeds() {
         let data = tmp.path().join("data");
         let mut opts = gen_opts(&data, 0.15);
         (opts.seed, opts.merchants, opts.txns_per_day, opts.days) = (seed, merchants, per_day, 20);
+        // Honest look-alikes in the clean background: many MCCs, night
+        // businesses, chains under one legal representative, shoppers.
+        opts.lookalikes = true;
         generate(&opts).unwrap();
         let e = eval_report(&data, &data.join("labels.csv"), &[]);
         assert_eq!(e["min_severity"], "medium");

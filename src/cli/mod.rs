@@ -55,6 +55,10 @@ pub struct GenArgs {
     /// Append a few unparseable transaction rows to the last day.
     #[arg(long = "bad-rows")]
     pub bad_rows: bool,
+    /// A tidy background without honest look-alikes (many MCCs, night
+    /// businesses, chains, shoppers at several merchants): how the demo was made.
+    #[arg(long)]
+    pub tidy: bool,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,47 @@ pub const MCCS: &[(&str, &str)] = &[
     ("7230", "美容美发"),
     ("5912", "药品零售"),
 ];
+/// The codes of a look-alike background: the common real spread, night
+/// businesses and waived-class merchants (hospitals, schools) among them.
+pub const WIDE_MCCS: &[(&str, &str)] = &[
+    ("5411", "超市零售"),
+    ("5812", "餐饮服务"),
+    ("5814", "快餐"),
+    ("5813", "酒吧"),
+    ("5499", "便利店"),
+    ("5331", "杂货零售"),
+    ("5311", "百货零售"),
+    ("5712", "家具零售"),
+    ("5722", "家电零售"),
+    ("5732", "电子产品零售"),
+    ("5691", "服装零售"),
+    ("5651", "服饰零售"),
+    ("5661", "鞋类零售"),
+    ("5941", "体育用品零售"),
+    ("5942", "图书零售"),
+    ("5945", "玩具零售"),
+    ("5992", "鲜花零售"),
+    ("5995", "宠物用品零售"),
+    ("5999", "日用百货零售"),
+    ("5912", "药品零售"),
+    ("5541", "加油服务"),
+    ("7011", "住宿服务"),
+    ("7230", "美容美发"),
+    ("7298", "保健美容"),
+    ("8011", "诊所服务"),
+    ("8021", "牙科服务"),
+    ("8062", "医院服务"),
+    ("8211", "教育服务"),
+    ("5211", "建材零售"),
+    ("5251", "五金零售"),
+    ("4121", "出租车服务"),
+    ("7523", "停车服务"),
+];
+
+/// Businesses that trade at night as a matter of course (bars, hotels,
+/// fast food, convenience stores, fuel, taxis, parking, hospitals).
+pub const NIGHT_MCCS: &[&str] = &["5813", "7011", "5814", "5499", "5541", "4121", "7523", "8062"];
+
 const SURNAMES: &[&str] = &["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴"];
 const GIVEN: &[&str] = &["伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "军", "杰", "涛"];
 pub const MODELS: &[&str] = &["LKL-A8", "LKL-V9", "LKL-Q5"];
@@ -117,11 +158,16 @@ pub fn next_id(seq: &mut std::collections::HashMap<(String, String), u32>, city4
     format!("{institution}{city4}{mcc}{n:04}")
 }
 
-pub fn random(rng: &mut ChaCha8Rng, seq: &mut std::collections::HashMap<(String, String), u32>, start: NaiveDate) -> Merchant {
+pub fn random(
+    rng: &mut ChaCha8Rng,
+    seq: &mut std::collections::HashMap<(String, String), u32>,
+    start: NaiveDate,
+    codes: &[(&'static str, &'static str)],
+) -> Merchant {
     let ci = rng.gen_range(0..CITIES.len());
-    let mi = rng.gen_range(0..MCCS.len());
+    let mi = rng.gen_range(0..codes.len());
     let (city, city4, clat, clon) = CITIES[ci];
-    let (mcc, scope) = MCCS[mi];
+    let (mcc, scope) = codes[mi];
     let id = next_id(seq, city4, mcc);
     let mtype = match rng.gen_range(0..20) {
         0..=7 => "enterprise",
@@ -218,6 +264,31 @@ pub fn random(rng: &mut ChaCha8Rng, seq: &mut std::collections::HashMap<(String,
         plant: None,
         weight: (rng.gen_range(0.0f64..1.0) * 1.5).exp(),
     }
+}
+
+/// Store `k` of a chain headed by `hq`: an enterprise in the same line of
+/// business, under the same legal representative, with its own licence,
+/// account and terminal. An honest look-alike of one person behind many
+/// merchants.
+pub fn chain_store(hq: &Merchant, k: usize, rng: &mut ChaCha8Rng, seq: &mut std::collections::HashMap<(String, String), u32>) -> Merchant {
+    let mut m = hq.clone();
+    let (city, city4, _, _) = CITIES.iter().copied().find(|c| c.0 == hq.city).unwrap_or(CITIES[0]);
+    m.id = next_id(seq, city4, hq.mcc);
+    m.name = format!("{}{}连锁有限公司第{k}分店", hq.rep_name, hq.scope);
+    m.mtype = "enterprise";
+    m.uscc = ids::uscc(rng, "91", city);
+    m.license_expiry = "长期".to_string();
+    m.acct_type = "corporate";
+    m.acct_no = ids::corporate_account(rng);
+    m.acct_name = m.name.clone();
+    m.sn = format!("SN{:010}", rng.gen_range(0..10_000_000_000u64));
+    m.lat = hq.lat + rng.gen_range(-0.02..0.02);
+    m.lon = hq.lon + rng.gen_range(-0.02..0.02);
+    if !m.docs.contains("license") {
+        m.docs = format!("license;{}", m.docs);
+    }
+    m.plant = None;
+    m
 }
 
 fn yuan(fen: i64) -> String {

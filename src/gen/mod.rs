@@ -46,6 +46,12 @@ pub struct GenOptions {
     pub violation_share: f64,
     /// Append a few unparseable rows, to show rejection.
     pub bad_rows: bool,
+    /// A clean background with honest look-alikes of the planted patterns:
+    /// many real MCCs, night businesses trading at night, chains whose
+    /// stores share a legal representative and an account, shoppers whose
+    /// card pays at two or three merchants a day. Off: the tidy background
+    /// the demo was made with.
+    pub lookalikes: bool,
 }
 
 pub fn yuan(fen: i64) -> String {
@@ -184,6 +190,34 @@ impl Day<'_> {
             self.date,
             NaiveTime::from_hms_opt(h, self.rng.gen_range(0..60), self.rng.gen_range(0..60)).unwrap_or_default(),
         )
+    }
+
+    /// Shoppers: one card each, paying at two or three clean merchants in a
+    /// day (an honest look-alike of a card hopping between merchants).
+    fn shoppers(&mut self, n: usize) {
+        let clean: Vec<usize> = (0..self.merchants.len()).filter(|&i| self.merchants[i].plant.is_none()).collect();
+        if clean.len() < 3 {
+            return;
+        }
+        for _ in 0..n {
+            let card = ids::mask_card(&ids::card(&mut self.rng));
+            let hash = format!("h{:016x}", self.rng.gen::<u64>());
+            let kind = if self.rng.gen_bool(0.4) { "credit" } else { "debit" };
+            let visits = self.rng.gen_range(2..=3);
+            let mut seen = Vec::new();
+            while seen.len() < visits {
+                let mi = clean[self.rng.gen_range(0..clean.len())];
+                if seen.contains(&mi) {
+                    continue;
+                }
+                seen.push(mi);
+                let time = self.random_time();
+                let amount = amount(&mut self.rng, 60.0, 2_000.0);
+                let mut t = self.card(mi, time, amount, kind);
+                (t.card, t.card_hash) = (card.clone(), hash.clone());
+                self.txns.push(t);
+            }
+        }
     }
 
     /// A card purchase of a given amount and card type.
@@ -433,7 +467,8 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
         ((n as f64 * opts.violation_share).round() as usize).clamp(1, n)
     };
     let mut seq = HashMap::new();
-    let mut out: Vec<Merchant> = (0..n).map(|_| merchant::random(rng, &mut seq, opts.start)).collect();
+    let codes = if opts.lookalikes { merchant::WIDE_MCCS } else { merchant::MCCS };
+    let mut out: Vec<Merchant> = (0..n).map(|_| merchant::random(rng, &mut seq, opts.start, codes)).collect();
     for ord in 0..violators {
         let i = ord * n / violators;
         let p = Plant::ALL[ord % Plant::ALL.len()];
@@ -447,6 +482,17 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
             e.id = merchant::next_id(&mut seq, &city4, e.mcc);
             extras_of.entry(i).or_default().push(out.len());
             out.push(e);
+        }
+    }
+    if opts.lookalikes {
+        // Chains: every 25th clean merchant heads 3 to 6 stores.
+        let heads: Vec<usize> = (0..n).filter(|&i| out[i].plant.is_none() && i % 25 == 7).collect();
+        for i in heads {
+            let size = rng.gen_range(3..=6);
+            for k in 1..=size {
+                let store = merchant::chain_store(&out[i], k, rng, &mut seq);
+                out.push(store);
+            }
         }
     }
     (out, extras_of)
@@ -568,7 +614,13 @@ fn generate_day(
     for _ in 0..opts.txns_per_day {
         let x = day.rng.gen_range(0.0..acc);
         let mi = cum.partition_point(|c| *c < x).min(merchants.len() - 1);
-        let time = day.random_time();
+        let mut time = day.random_time();
+        // Night businesses take a quarter of their payments after midnight.
+        if opts.lookalikes && merchant::NIGHT_MCCS.contains(&merchants[mi].mcc) && day.rng.gen_bool(0.25) {
+            let t =
+                NaiveTime::from_hms_opt(day.rng.gen_range(0..5), day.rng.gen_range(0..60), day.rng.gen_range(0..60)).unwrap_or_default();
+            time = NaiveDateTime::new(date, t);
+        }
         let t = day.purchase(mi, time);
         // About one sale in 200 gets a small partial refund later that day.
         if day.rng.gen_bool(0.005) && time.time() < NaiveTime::from_hms_opt(21, 0, 0).unwrap_or_default() {
@@ -576,6 +628,9 @@ fn generate_day(
             day.txns.push(r);
         }
         day.txns.push(t);
+    }
+    if opts.lookalikes {
+        day.shoppers(opts.txns_per_day / 40);
     }
     for (mi, m) in merchants.iter().enumerate() {
         let Some(p) = m.plant else { continue };

@@ -283,6 +283,9 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
         Plant::NightTrading => m.mcc = "5999",
         // A quiet merchant, so its near-limit payments are its habit.
         Plant::NearLimitHabit => m.weight = 0.05,
+        // The round amounts must be most of its credit volume in any 30
+        // days, as the label says, however long the generated period.
+        Plant::RoundAmounts => m.weight = m.weight.min(0.2),
         Plant::MccJumpSame | Plant::MccJumpCheaper => m.mcc = "5812",
         Plant::OtherCity => {
             m.city = "330106";
@@ -316,7 +319,16 @@ pub fn extras(m: &Merchant, rng: &mut ChaCha8Rng, start: NaiveDate) -> Vec<Merch
     };
     match m.plant {
         Some(Plant::MicroTriplet) => (1..=2).map(|k| clone_as(k, rng)).collect(),
-        Some(Plant::FiveMerchants) => (1..=4).map(|k| clone_as(k, rng)).collect(),
+        // Five merchants in several lines of business (a chain in one line is normal).
+        Some(Plant::FiveMerchants) => (1..=4)
+            .map(|k| {
+                let mut e = clone_as(k, rng);
+                let codes = super::merchant::MCCS;
+                let own = codes.iter().position(|(c, _)| *c == m.mcc).unwrap_or(0);
+                (e.mcc, e.scope) = codes[(own + k as usize) % codes.len()];
+                e
+            })
+            .collect(),
         Some(Plant::SharedAccount) => {
             let mut e = clone_as(1, rng);
             let birth = m.rep_birth.with_year(m.rep_birth.year() - 3).unwrap_or(m.rep_birth);
