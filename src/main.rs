@@ -165,6 +165,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             if let Some(h) = &r.having {
                 println!("  having:    {h}");
             }
+            if let Some(p) = &r.peers {
+                println!("  peers:     by {} of {}, when {}", p.by.join(", "), p.of, p.when);
+            }
             for (k, v) in &r.params {
                 println!("  parameter: {k} = {}", yaml_scalar_text(v));
             }

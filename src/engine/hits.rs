@@ -219,10 +219,16 @@ pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) ->
         Some(_) => Some("month"),
         None => None,
     };
+    let peer_columns: &[&str] = if rule.peers.is_some() {
+        &crate::rules::model::PEER_COLUMNS
+    } else {
+        &[]
+    };
     let measures: Vec<String> = BUILTIN_MEASURES
         .iter()
         .map(|s| s.to_string())
         .chain(rule.measures.keys().cloned())
+        .chain(peer_columns.iter().map(|s| s.to_string()))
         .collect();
     raw.into_iter()
         .map(|h| {

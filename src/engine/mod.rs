@@ -63,7 +63,10 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     polars_core::runtime::THREAD_POOL.install(f)
 }
 
-fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate) -> (Vec<Finding>, RuleRun) {
+/// Peer statistics per rule id, computed over all the data (partitioned runs).
+pub type PeerStats = std::collections::BTreeMap<String, DataFrame>;
+
+fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate, peer_stats: &PeerStats) -> (Vec<Finding>, RuleRun) {
     let started = Instant::now();
     let rule = &lr.rule;
     // A failure reason may quote data (polars errors do): mask it by shape.
@@ -91,6 +94,7 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
         as_of,
         rows: base.height(),
         time_range: time_range(base, rule.time_column()),
+        peer_stats: peer_stats.get(&rule.id),
     };
     // Resolve on an empty frame first: an optional column the data lacks
     // skips the rule with a reason instead of failing the run.
@@ -166,11 +170,24 @@ pub fn run_observed(
     as_of: NaiveDate,
     done: &(dyn Fn(&RuleRun) + Sync),
 ) -> (Vec<Finding>, Vec<RuleRun>) {
+    run_with_peers(pack, prepared, files, as_of, done, &PeerStats::new())
+}
+
+/// As `run_observed`, with peer statistics computed elsewhere (over all
+/// partitions) for the rules that have peers.
+pub fn run_with_peers(
+    pack: &RulePack,
+    prepared: &Prepared,
+    files: &[FileStats],
+    as_of: NaiveDate,
+    done: &(dyn Fn(&RuleRun) + Sync),
+    peer_stats: &PeerStats,
+) -> (Vec<Finding>, Vec<RuleRun>) {
     let results: Vec<(Vec<Finding>, RuleRun)> = in_pool(|| {
         pack.rules
             .par_iter()
             .map(|lr| {
-                let r = run_one(lr, prepared, files, as_of);
+                let r = run_one(lr, prepared, files, as_of, peer_stats);
                 done(&r.1);
                 r
             })

@@ -23,6 +23,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use super::prepare::Prepared;
 use super::prepare::{names_used, prepare_part};
 use super::{RuleRun, RuleStatus};
 use crate::findings::model::finish;
@@ -199,6 +200,57 @@ fn sub_pack(rules: Vec<&LoadedRule>) -> RulePack {
     }
 }
 
+/// Peer statistics of the rules with peers, over all partitions: each
+/// partition's groups (`peer_base`), stacked, then the statistics of all.
+fn peer_statistics(
+    rules: &[&LoadedRule],
+    n: usize,
+    frames_of: &dyn Fn(usize, &RulePack) -> PolarsResult<Prepared>,
+    as_of: NaiveDate,
+) -> PolarsResult<super::PeerStats> {
+    let mut out = super::PeerStats::new();
+    if rules.is_empty() {
+        return Ok(out);
+    }
+    let sub = sub_pack(rules.to_vec());
+    let mut groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
+    for k in 0..n {
+        let prepared = frames_of(k, &sub)?;
+        for lr in rules {
+            let Some(base) = prepared.frames.get(&lr.rule.source) else {
+                continue;
+            };
+            let ctx = super::plan::PlanContext {
+                schema: base.schema(),
+                as_of,
+                rows: base.height(),
+                time_range: None,
+                peer_stats: None,
+            };
+            let lf = super::plan::peer_base(&lr.rule, base.clone().lazy(), &ctx)
+                .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", lr.rule.id, e.message))?;
+            groups.entry(lr.rule.id.clone()).or_default().push(lf.collect()?);
+        }
+    }
+    for lr in rules {
+        let Some(parts) = groups.remove(&lr.rule.id) else { continue };
+        let mut all: Option<DataFrame> = None;
+        for df in parts {
+            match &mut all {
+                None => all = Some(df),
+                Some(acc) => {
+                    acc.vstack_mut_owned(df)?;
+                }
+            }
+        }
+        let Some(all) = all else { continue };
+        let stats = super::plan::peer_stats(&lr.rule, all.lazy())
+            .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", lr.rule.id, e.message))?;
+        out.insert(lr.rule.id.clone(), stats.collect()?);
+    }
+    Ok(out)
+}
+
 /// What the partitioned run reads besides the spill.
 pub struct Inputs<'a> {
     /// All applications (they stay in memory).
@@ -221,7 +273,29 @@ pub fn run(
     let n = spill.n;
     let period_start = spill.period_start();
     let mut by_split: BTreeMap<Split, Vec<&LoadedRule>> = BTreeMap::new();
+    // A peer baseline compares a merchant with merchants of other
+    // partitions: its statistics are computed first over all partitions
+    // (see `peer_base`). Rules split by another key than the merchant
+    // cannot do that yet.
+    let mut not_split: Vec<RuleRun> = Vec::new();
+    let mut peer_rules: Vec<&LoadedRule> = Vec::new();
     for lr in &pack.rules {
+        if lr.rule.peers.is_some() && split_of(&lr.rule) != Split::Merchant {
+            not_split.push(RuleRun {
+                rule_id: lr.rule.id.clone(),
+                status: RuleStatus::Skipped,
+                reason: Some(
+                    "a peer baseline over groups that are not merchants cannot be split: run this rule without --partitions".into(),
+                ),
+                findings: 0,
+                rows: 0,
+                elapsed_ms: 0,
+            });
+            continue;
+        }
+        if lr.rule.peers.is_some() {
+            peer_rules.push(lr);
+        }
         by_split.entry(split_of(&lr.rule)).or_default().push(lr);
     }
     let mut findings: Vec<Finding> = Vec::new();
@@ -244,6 +318,7 @@ pub fn run(
             }
         }
     };
+    absorb(vec![], not_split);
     let app_parts = parts_of(apps, "merchant_id", n)?;
     // Application checks once, not once per partition: rules split by card
     // or transaction see every application in every partition.
@@ -255,6 +330,21 @@ pub fn run(
         .map(|kind| (kind, empty_like(kind, spill)))
         .collect();
     let empty_of = |kind: InputKind| empties.get(&kind).cloned().flatten();
+    let merchant_frames = |k: usize, sub: &RulePack| -> PolarsResult<Prepared> {
+        let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
+        let mask: BooleanChunked = app_parts.iter().map(|p| *p == k).collect();
+        frames.insert(InputKind::Applications, apps.filter(&mask)?);
+        for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
+            if !present.contains(&kind) {
+                continue;
+            }
+            if let Some(df) = spill.read(kind, "merchant_id", k)?.or_else(|| empty_of(kind)) {
+                frames.insert(kind, df);
+            }
+        }
+        prepare_part(frames, refs, as_of, &Some(names_used(sub)), period_start, true)
+    };
+    let peer_stats = peer_statistics(&peer_rules, n, &merchant_frames, as_of)?;
     for (split, rules) in by_split {
         let sub = sub_pack(rules);
         let needed = Some(names_used(&sub));
@@ -296,7 +386,7 @@ pub fn run(
                 continue;
             }
             let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
-            let (fs, rs) = super::run_observed(&sub, &prepared, files, as_of, &|_| {});
+            let (fs, rs) = super::run_with_peers(&sub, &prepared, files, as_of, &|_| {}, &peer_stats);
             absorb(fs, rs);
         }
     }

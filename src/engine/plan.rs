@@ -77,6 +77,10 @@ pub struct PlanContext<'a> {
     /// time column, when known: they size the rolling-window index.
     pub rows: usize,
     pub time_range: Option<(i64, i64)>,
+    /// Peer statistics computed over all the data (a partitioned run
+    /// gathers them from every partition first, see `peer_base`); None:
+    /// computed from the frame the rule runs on.
+    pub peer_stats: Option<&'a DataFrame>,
 }
 
 /// Columns a row rule carries into its hits: evidence, message placeholders
@@ -164,6 +168,12 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
     join_args.nulls_equal = true;
     let key_cols = |names: &[String]| names.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
 
+    if rule.peers.is_some() && rule.rolling.is_some() {
+        return Err(PlanError {
+            field: "peers".into(),
+            message: "peer baselines work with calendar windows or whole-period groups, not rolling windows".into(),
+        });
+    }
     let grouped = if let Some(r) = &rule.rolling {
         let period_ms = parse_rolling(r).map(|p| rolling_millis(&p)).map_err(|m| PlanError {
             field: "rolling".into(),
@@ -202,18 +212,16 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             vec![]
         };
         all.extend(aggs);
+        if let Some(p) = &rule.peers {
+            for b in p.by.iter().filter(|b| !rule.group_by.contains(b)) {
+                all.push(col(b.as_str()).first().alias(b.as_str()));
+            }
+        }
         if let Some(w) = &rule.window {
             // The window is keyed by a date (the day, or the first of the
             // month) and named as text only for the hits: formatting every
             // row's time as text costs seconds at millions of rows.
-            let day = col(time.as_str()).dt().date();
-            let (key, fmt) = match parse_calendar(w).map_err(|m| PlanError {
-                field: "window".into(),
-                message: m,
-            })? {
-                Calendar::Day => (day, "%Y-%m-%d"),
-                Calendar::Month => (day.dt().truncate(lit("1mo")), "%Y-%m"),
-            };
+            let (key, fmt) = window_key(w, &time)?;
             rows = rows.with_column(key.alias(WINDOW));
             group_names.push(WINDOW.to_string());
             label = Some(fmt);
@@ -225,7 +233,22 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
         let by = key_cols(&group_names);
-        let hits = rows.clone().group_by_stable(by.clone()).agg(all).filter(col(HIT).eq(lit(true)));
+        let mut groups = rows.clone().group_by_stable(by.clone()).agg(all);
+        let mut hit = col(HIT).eq(lit(true));
+        if let Some(p) = &rule.peers {
+            groups = match ctx.peer_stats {
+                None => groups.with_columns(peer_columns(p, rule.window.is_some())?),
+                Some(stats) => {
+                    let keys = peer_keys(rule);
+                    let mut left = JoinArgs::new(JoinType::Left);
+                    left.maintain_order = MaintainOrderJoin::Left;
+                    left.nulls_equal = true;
+                    groups.join(stats.clone().lazy(), key_cols(&keys), key_cols(&keys), left)
+                }
+            };
+            hit = hit.and(sql(rule, "peers.when", &p.when, ctx.as_of)?);
+        }
+        let hits = groups.filter(hit);
         let mut members_of = rows.join(hits.clone().select(by.clone()), by.clone(), by.clone(), join_args);
         // Members of each group in time order, whatever the input order.
         if timed {
@@ -245,6 +268,104 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         }
     };
     Ok(grouped)
+}
+
+/// A calendar window's key (a date: the day, or the first of the month)
+/// and the format that names it.
+fn window_key(w: &str, time: &str) -> Result<(Expr, &'static str), PlanError> {
+    let day = col(time).dt().date();
+    Ok(
+        match parse_calendar(w).map_err(|m| PlanError {
+            field: "window".into(),
+            message: m,
+        })? {
+            Calendar::Day => (day, "%Y-%m-%d"),
+            Calendar::Month => (day.dt().truncate(lit("1mo")), "%Y-%m"),
+        },
+    )
+}
+
+/// The columns that name a group of a rule with peers: its keys and its window.
+fn peer_keys(rule: &Rule) -> Vec<String> {
+    let mut keys = rule.group_by.clone();
+    if rule.window.is_some() {
+        keys.push(WINDOW.to_string());
+    }
+    keys
+}
+
+/// Every group of a rule with peers, before any condition: its keys, its
+/// window, its peer columns and the measure compared. A partitioned run
+/// gathers these from every partition and computes the peer statistics
+/// once over all of them (`peer_stats`), so a merchant is compared with
+/// peers in other partitions too.
+pub fn peer_base(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+    let Some(p) = &rule.peers else {
+        return Err(PlanError {
+            field: "peers".into(),
+            message: "the rule has no peers".into(),
+        });
+    };
+    let mut lf = base;
+    if let Some(w) = &rule.where_ {
+        lf = lf.filter(sql(rule, "where", w, ctx.as_of)?);
+    }
+    if let Some(w) = &rule.window {
+        let (key, _) = window_key(w, rule.time_column())?;
+        lf = lf.with_column(key.alias(WINDOW));
+    }
+    let of = match p.of.as_str() {
+        "count" => len(),
+        "sum_amount" => col("amount").sum(),
+        m => {
+            let text = rule.measures.get(m).ok_or_else(|| PlanError {
+                field: "peers.of".into(),
+                message: format!("`{m}` is not a measure of the rule"),
+            })?;
+            sql(rule, &format!("measures.{m}"), text, ctx.as_of)?
+        }
+    };
+    let mut aggs = vec![of.alias(p.of.as_str())];
+    for b in p.by.iter().filter(|b| !rule.group_by.contains(b)) {
+        aggs.push(col(b.as_str()).first().alias(b.as_str()));
+    }
+    let keys: Vec<Expr> = peer_keys(rule).iter().map(|k| col(k.as_str())).collect();
+    Ok(lf.group_by(keys).agg(aggs))
+}
+
+/// The peer statistics of every group, from all groups (`peer_base` over
+/// all the data): the group's keys and window, and the peer columns.
+pub fn peer_stats(rule: &Rule, groups: LazyFrame) -> Result<LazyFrame, PlanError> {
+    let p = rule.peers.as_ref().ok_or_else(|| PlanError {
+        field: "peers".into(),
+        message: "the rule has no peers".into(),
+    })?;
+    let mut keep: Vec<Expr> = peer_keys(rule).iter().map(|k| col(k.as_str())).collect();
+    keep.extend(crate::rules::model::PEER_COLUMNS.iter().map(|c| col(*c)));
+    Ok(groups.with_columns(peer_columns(p, rule.window.is_some())?).select(keep))
+}
+
+/// Each group's peer statistics: the distribution of the measure over the
+/// groups that share the peer columns (and the calendar window).
+fn peer_columns(p: &crate::rules::model::Peers, windowed: bool) -> Result<Vec<Expr>, PlanError> {
+    let mut part: Vec<Expr> = p.by.iter().map(|b| col(b.as_str())).collect();
+    if windowed {
+        part.push(col(WINDOW));
+    }
+    let of = || col(p.of.as_str()).cast(DataType::Float64);
+    // Two decimals: the statistics are shown in findings beside money.
+    let round = |e: Expr| e.round(2, RoundMode::HalfToEven);
+    let q = |x: f64| of().quantile(lit(x), QuantileMethod::Linear);
+    let err = |e: PolarsError| PlanError {
+        field: "peers".into(),
+        message: clean_polars_error(&e),
+    };
+    Ok(vec![
+        round(of().median().over(part.clone()).map_err(err)?).alias("peer_median"),
+        round(q(0.95).over(part.clone()).map_err(err)?).alias("peer_p95"),
+        round(q(0.99).over(part.clone()).map_err(err)?).alias("peer_p99"),
+        len().over(part).map_err(err)?.alias("peer_count"),
+    ])
 }
 
 /// Milliseconds of a checked rolling period (`10m`, `3d`).
@@ -383,6 +504,7 @@ mod tests {
             as_of: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
             rows: df.height(),
             time_range: Some((t.min().unwrap(), t.max().unwrap())),
+            peer_stats: None,
         };
         let mut by: Vec<&str> = rule.group_by.iter().map(String::as_str).collect();
         by.extend(["window_end", "count"]);

@@ -338,10 +338,13 @@ pub fn names_used(pack: &crate::rules::load::RulePack) -> HashMap<InputKind, Nam
             .chain(r.having.iter())
             .chain(r.measures.values())
             .chain(std::iter::once(&r.message));
-        for t in texts {
+        for t in texts.chain(r.peers.iter().map(|p| &p.when)) {
             out.extend(ident.find_iter(t).map(|m| m.as_str().to_string()));
         }
         out.extend(r.group_by.iter().cloned());
+        if let Some(p) = &r.peers {
+            out.extend(p.by.iter().cloned());
+        }
         // Rolling rules sort by their keys: integer codes sort faster.
         if r.rolling.is_some() {
             out.insert(keys::code_column(&r.group_by));

@@ -271,7 +271,7 @@ impl Day<'_> {
             }
             Some(Plant::FeeOvercharge) => {
                 for h in 0..3 {
-                    let mut t = self.card(mi, at(d, 10 + h, 40), 200_037 + h as i64 * 10_000, "credit");
+                    let mut t = self.card(mi, at(d, 10 + h, 40), 30_037 + h as i64 * 1_000, "credit");
                     t.fee = fee::apply_rate(t.amount, 29_900) + 300;
                     out.push(t);
                 }
@@ -387,6 +387,13 @@ impl Day<'_> {
                     out.push(t);
                 }
             }
+            Some(Plant::NewSpikePeers) => {
+                // 300,000 yuan in a day: far above the MCC's median merchant,
+                // far below the 5,000,000 it declared.
+                for j in 0..20u32 {
+                    out.push(self.card(mi, at(d, 9 + j / 3, 5 + (j % 3) * 15), 1_500_037 + j as i64 * 100, "debit"));
+                }
+            }
             Some(Plant::NewSpike) => {
                 for j in 0..3 {
                     out.push(self.card(mi, at(d, 10 + j, 5), 1_500_037 + j as i64 * 100, "debit"));
@@ -454,7 +461,7 @@ pub struct GenSummary {
 /// The day (index into the period) on which a violator plants.
 fn plant_day(mi: usize, p: Plant, days: u32) -> u32 {
     match p {
-        Plant::Dormant | Plant::DepositNotRefunded => 0,
+        Plant::Dormant | Plant::DepositNotRefunded | Plant::NewSpikePeers => 0,
         _ => mi as u32 % days.saturating_sub(plant::span_days(p) - 1).max(1),
     }
 }
@@ -474,6 +481,23 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
         let p = Plant::ALL[ord % Plant::ALL.len()];
         out[i].plant = Some(p);
         plant::apply(&mut out[i], p, rng, opts.start);
+    }
+    // A new merchant measured against its MCC's median merchant needs
+    // peers: it takes the code most clean merchants have.
+    for i in 0..n {
+        if out[i].plant != Some(Plant::NewSpikePeers) {
+            continue;
+        }
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        for m in out.iter().filter(|m| m.plant.is_none()) {
+            *counts.entry(m.mcc).or_default() += 1;
+        }
+        if let Some((mcc, _)) = counts.into_iter().max_by_key(|(c, k)| (*k, std::cmp::Reverse(*c))) {
+            let scope = codes.iter().find(|(c, _)| *c == mcc).map(|(_, s)| *s).unwrap_or(out[i].scope);
+            let city4 = out[i].id[3..7].to_string();
+            out[i].id = merchant::next_id(&mut seq, &city4, mcc);
+            (out[i].mcc, out[i].scope) = (mcc, scope);
+        }
     }
     let mut extras_of: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..n {

@@ -82,6 +82,7 @@ plants! {
     OtherProvince => ["SUS-LOC-02"],
     FarAway => ["SUS-LOC-03"],
     NewSpike => ["SUS-NEW-01", "LIM-VOL-01"],
+    NewSpikePeers => ["SUS-NEW-02"],
     Dormant => ["SUS-DORM-01"],
     SecondClearing => ["SUS-2Q-01"],
     DuplicateTxn => ["SUS-DUP-01"],
@@ -295,6 +296,16 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
         Plant::NewSpike => {
             install_at(m, at(start - Duration::days(5), 10, 0));
             m.declared_fen = 1_000_000;
+        }
+        // Installed days before the period, declaring a large volume its
+        // first days exceed only against its peers.
+        Plant::NewSpikePeers => {
+            install_at(m, at(start - Duration::days(2), 10, 0));
+            m.declared_fen = 500_000_000;
+            // Not micro: 300,000 in a day is a micro merchant's whole cap.
+            if m.mtype == "micro" {
+                set_type(m, rng, "enterprise");
+            }
         }
         _ => {}
     }

@@ -85,6 +85,9 @@ pub fn check(lr: &LoadedRule) -> Vec<RuleIssue> {
     for (name, m) in &rule.measures {
         texts.push((format!("measures.{name}"), m));
     }
+    if let Some(p) = &rule.peers {
+        texts.push(("peers.when".into(), &p.when));
+    }
     for (field, text) in texts {
         // Parameters are substituted first: a list parameter counts at its size.
         let date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date");

@@ -79,6 +79,9 @@ pub fn markdown(pack: &RulePack) -> String {
             for (k, v) in &r.measures {
                 let _ = writeln!(s, "- measure `{k}`: `{v}`");
             }
+            if let Some(p) = &r.peers {
+                let _ = writeln!(s, "- peers: by `{}`, of `{}`, when `{}`", p.by.join(", "), p.of, p.when);
+            }
             if let Some(h) = &r.having {
                 let _ = writeln!(s, "- having: `{h}`");
             }

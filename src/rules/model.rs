@@ -119,6 +119,10 @@ pub struct Rule {
     /// Group condition over aggregates (SQL), e.g. `SUM(amount) > 500`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub having: Option<String>,
+    /// Compare each group's measure with the same measure over its peers
+    /// (the other groups with the same MCC, say) in the same scan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Peers>,
     /// Columns shown with each finding.
     #[serde(default)]
     pub evidence: Vec<String>,
@@ -192,6 +196,26 @@ fn yaml_sql_literal(v: &serde_yaml::Value) -> String {
         other => yaml_scalar_text(other),
     }
 }
+
+/// A population baseline: each group's measure against the distribution of
+/// the same measure over the groups that share the `by` columns (in the
+/// same calendar window, if the rule has one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peers {
+    /// Columns that make a peer group, e.g. `[mcc]`: each group takes its
+    /// first row's value.
+    pub by: Vec<String>,
+    /// The measure compared: a measure of the rule, `count` or `sum_amount`.
+    pub of: String,
+    /// Condition (SQL) over the group's measures and the peer statistics
+    /// `peer_median`, `peer_p95`, `peer_p99` and `peer_count` (groups in the
+    /// peer group, this one included); a group hits when `having` and this hold.
+    pub when: String,
+}
+
+/// The columns a peer baseline adds to each group.
+pub const PEER_COLUMNS: [&str; 4] = ["peer_median", "peer_p95", "peer_p99", "peer_count"];
 
 /// A parsed window length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

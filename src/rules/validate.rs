@@ -160,9 +160,29 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
             report.errors.push(i);
         }
     }
+    if let Some(p) = &rule.peers {
+        if !rule.is_grouped() {
+            report
+                .errors
+                .push(lr.issue(Some("peers"), "peer baselines compare groups: the rule needs `group_by`"));
+        }
+        for b in &p.by {
+            if !has(b) {
+                report.errors.push(lr.issue(Some("peers.by"), format!("unknown column `{b}`")));
+            }
+        }
+        if !rule.measures.contains_key(&p.of) && !BUILTIN_MEASURES.contains(&p.of.as_str()) {
+            report.errors.push(lr.issue(
+                Some("peers.of"),
+                format!("`{}` is not a measure of the rule (nor count or sum_amount)", p.of),
+            ));
+        }
+    }
     let grouped = rule.is_grouped();
+    let peer_column = |name: &str| rule.peers.is_some() && crate::rules::model::PEER_COLUMNS.contains(&name);
     let known = |name: &str| -> bool {
         has(name)
+            || peer_column(name)
             || rule.params.contains_key(name)
             || (grouped
                 && (BUILTIN_MEASURES.contains(&name)
@@ -187,6 +207,7 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
         .where_
         .iter()
         .chain(rule.having.iter())
+        .chain(rule.peers.iter().map(|p| &p.when))
         .map(String::as_str)
         .chain(rule.measures.values().map(String::as_str))
         .collect();
@@ -206,6 +227,7 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
             as_of,
             rows: 0,
             time_range: None,
+            peer_stats: None,
         };
         match plan::build(rule, empty.lazy(), &ctx) {
             Err(e) => report.errors.push(lr.issue(Some(&e.field), e.message)),
