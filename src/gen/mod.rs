@@ -252,6 +252,12 @@ impl Day<'_> {
                     out.push(t);
                 }
             }
+            Some(Plant::CorporateLarge) => {
+                // 50 debit purchases of about 45,000: 2.25 million in a day.
+                for j in 0..50u32 {
+                    out.push(self.card(mi, at(d, 8 + j / 5, (j % 5) * 11 + 1), 4_501_237 + j as i64 * 101, "debit"));
+                }
+            }
             Some(Plant::PersonalLarge) => {
                 for h in 0..12 {
                     out.push(self.card(mi, at(d, 9 + h, 17), 4_512_345 + h as i64 * 101, "debit"));

@@ -57,6 +57,7 @@ plants! {
     MicroMonthly => ["LIM-MICRO-02"],
     VolumeOver => ["LIM-VOL-01"],
     PersonalLarge => ["LIM-AML-01"],
+    CorporateLarge => ["LIM-AML-02"],
     FeeOvercharge => ["FEE-REC-01"],
     FixedAddon => ["FEE-ADD-01", "FEE-REC-01"],
     DebitOverCap => ["FEE-CAP-01", "FEE-REC-01"],
@@ -270,6 +271,14 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             set_personal(m, rng);
             m.model = "LKL-A8";
             m.declared_fen = 300_000_000;
+        }
+        Plant::CorporateLarge => {
+            set_type(m, rng, "enterprise");
+            m.acct_type = "corporate";
+            m.acct_no = ids::corporate_account(rng);
+            m.acct_name = m.name.clone();
+            m.model = "LKL-A8";
+            m.declared_fen = 1_000_000_000;
         }
         Plant::SimAbove => m.sim_fee_fen = 6000,
         Plant::SimTwice => m.sim_fee_fen = 9900,
