@@ -205,7 +205,7 @@ fn sub_pack(rules: Vec<&LoadedRule>) -> RulePack {
 fn peer_statistics(
     rules: &[&LoadedRule],
     n: usize,
-    frames_of: &dyn Fn(usize, &RulePack) -> PolarsResult<Prepared>,
+    frames_of: &dyn Fn(usize, &RulePack) -> PolarsResult<Option<Prepared>>,
     as_of: NaiveDate,
 ) -> PolarsResult<super::PeerStats> {
     let mut out = super::PeerStats::new();
@@ -215,7 +215,7 @@ fn peer_statistics(
     let sub = sub_pack(rules.to_vec());
     let mut groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
     for k in 0..n {
-        let prepared = frames_of(k, &sub)?;
+        let Some(prepared) = frames_of(k, &sub)? else { continue };
         for lr in rules {
             let Some(base) = prepared.frames.get(&lr.rule.source) else {
                 continue;
@@ -330,7 +330,8 @@ pub fn run(
         .map(|kind| (kind, empty_like(kind, spill)))
         .collect();
     let empty_of = |kind: InputKind| empties.get(&kind).cloned().flatten();
-    let merchant_frames = |k: usize, sub: &RulePack| -> PolarsResult<Prepared> {
+    // A merchant partition's prepared frames; None when it has no rows at all.
+    let merchant_frames = |k: usize, sub: &RulePack| -> PolarsResult<Option<Prepared>> {
         let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
         let mask: BooleanChunked = app_parts.iter().map(|p| *p == k).collect();
         frames.insert(InputKind::Applications, apps.filter(&mask)?);
@@ -342,7 +343,10 @@ pub fn run(
                 frames.insert(kind, df);
             }
         }
-        prepare_part(frames, refs, as_of, &Some(names_used(sub)), period_start, true)
+        if frames.values().all(|df| df.height() == 0) {
+            return Ok(None);
+        }
+        prepare_part(frames, refs, as_of, &Some(names_used(sub)), period_start, true).map(Some)
     };
     let peer_stats = peer_statistics(&peer_rules, n, &merchant_frames, as_of)?;
     for (split, rules) in by_split {
