@@ -200,6 +200,9 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("SUS-CARD-01", 1),
         ("SUS-CASH-01", 1),
         ("SUS-CASH-03", 2),
+        // The round-amount cash-out merchant's 8,000 credit tickets, far
+        // above the usual ticket of its MCC (a rule added after the demo).
+        ("SUS-CASH-04", 1),
         ("SUS-DORM-01", 1),
         ("SUS-DUP-01", 1),
         ("SUS-LOC-01", 2),

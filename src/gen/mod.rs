@@ -393,6 +393,10 @@ impl Day<'_> {
                     out.push(t);
                 }
             }
+            Some(Plant::BigTicket) => {
+                // One credit payment of 8,800 where tickets are about 80.
+                out.push(self.card(mi, at(d, 14, 20), 880_037, "credit"));
+            }
             Some(Plant::NewSpikePeers) => {
                 // 300,000 yuan in a day: far above the MCC's median merchant,
                 // far below the 5,000,000 it declared.
@@ -488,10 +492,10 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
         out[i].plant = Some(p);
         plant::apply(&mut out[i], p, rng, opts.start);
     }
-    // A new merchant measured against its MCC's median merchant needs
-    // peers: it takes the code most clean merchants have.
+    // A merchant measured against its MCC's merchants needs peers: it
+    // takes the code most clean merchants have.
     for i in 0..n {
-        if out[i].plant != Some(Plant::NewSpikePeers) {
+        if !out[i].plant.is_some_and(Plant::needs_peers) {
             continue;
         }
         let mut counts: HashMap<&'static str, usize> = HashMap::new();

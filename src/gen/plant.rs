@@ -69,7 +69,8 @@ plants! {
     DepositNotRefunded => ["FEE-DEP-02"],
     Membership => ["FEE-OPT-01"],
     Split => ["SUS-SPLIT-01"],
-    RoundAmounts => ["SUS-CASH-01", "SUS-CASH-03"],
+    RoundAmounts => ["SUS-CASH-01", "SUS-CASH-03", "SUS-CASH-04"],
+    BigTicket => ["SUS-CASH-04"],
     UnderLimit => ["SUS-UNDER-01"],
     NightTrading => ["SUS-TIME-01"],
     NearLimitHabit => ["SUS-UNDER-02"],
@@ -293,6 +294,9 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
         Plant::NightTrading => m.mcc = "5999",
         // A quiet merchant, so its near-limit payments are its habit.
         Plant::NearLimitHabit => m.weight = 0.05,
+        // A busy merchant, so one big credit ticket does not make most of
+        // its card volume credit (SUS-CASH-03).
+        Plant::BigTicket => m.weight = m.weight.max(6.0),
         // The round amounts must be most of its credit volume in any 30
         // days, as the label says, however long the generated period.
         Plant::RoundAmounts => m.weight = m.weight.min(0.2),
@@ -317,6 +321,14 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             }
         }
         _ => {}
+    }
+}
+
+impl Plant {
+    /// Patterns measured against the merchants of the same MCC: the
+    /// planted merchant takes the most common code, so it has peers.
+    pub fn needs_peers(self) -> bool {
+        matches!(self, Plant::NewSpikePeers | Plant::BigTicket | Plant::RoundAmounts)
     }
 }
 
