@@ -11,6 +11,12 @@ const ORG_SET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// A valid USCC with the given two-character prefix and region.
 pub fn uscc<R: Rng>(rng: &mut R, prefix: &str, region: &str) -> String {
+    uscc_with_org(rng, prefix, region, true)
+}
+
+/// A USCC whose outer check character is right; its inner organisation
+/// code passes GB 11714 or, with `org_ok` false, fails it.
+pub fn uscc_with_org<R: Rng>(rng: &mut R, prefix: &str, region: &str, org_ok: bool) -> String {
     // The inner organisation code must pass GB 11714 too.
     let org = loop {
         let body: String = (0..8).map(|_| ORG_SET[rng.gen_range(0..ORG_SET.len())] as char).collect();
@@ -20,6 +26,16 @@ pub fn uscc<R: Rng>(rng: &mut R, prefix: &str, region: &str) -> String {
             10 => 'X',
             11 => '0',
             d => char::from_digit(d, 10).unwrap_or('0'),
+        };
+        // A wrong inner check: the next digit after the right one.
+        let c = if org_ok {
+            c
+        } else {
+            match c {
+                'X' => '0',
+                '9' => 'X',
+                d => char::from_digit(d.to_digit(10).unwrap_or(0) + 1, 10).unwrap_or('0'),
+            }
         };
         let code = format!("{body}{c}");
         // The USCC alphabet lacks I, O, S, V, Z: the check must fit it.

@@ -28,6 +28,7 @@ macro_rules! plants {
 
 plants! {
     BadUscc => ["DOC-USCC-01"],
+    BadOrgCode => ["DOC-USCC-03"],
     UsccPrefix => ["DOC-USCC-02"],
     ExpiredLicense => ["DOC-LIC-01"],
     LicenseExpiring => ["DOC-LIC-02"],
@@ -272,6 +273,13 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             set_personal(m, rng);
             m.model = "LKL-A8";
             m.declared_fen = 300_000_000;
+        }
+        Plant::BadOrgCode => {
+            if m.mtype == "micro" {
+                set_type(m, rng, "enterprise");
+            }
+            let prefix = if m.mtype == "individual_business" { "92" } else { "91" };
+            m.uscc = ids::uscc_with_org(rng, prefix, m.city, false);
         }
         Plant::CorporateLarge => {
             set_type(m, rng, "enterprise");
