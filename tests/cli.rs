@@ -199,6 +199,9 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("SUS-2Q-01", 2),
         ("SUS-CARD-01", 1),
         ("SUS-CASH-01", 1),
+        // Rules added after the demo, on its plants: the static-QR payer's
+        // three equal payments, and the split purchases' burst.
+        ("SUS-CASH-02", 1),
         ("SUS-CASH-03", 2),
         // The round-amount cash-out merchant's 8,000 credit tickets, far
         // above the usual ticket of its MCC (a rule added after the demo).
@@ -215,6 +218,7 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("SUS-REF-02", 2),
         ("SUS-SPLIT-01", 1),
         ("SUS-TIME-01", 1),
+        ("SUS-TIME-02", 1),
         ("SUS-UNDER-01", 1),
     ]
     .into_iter()
