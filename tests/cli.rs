@@ -183,6 +183,8 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("FEE-ADD-01", 1),
         ("FEE-CAP-01", 1),
         ("FEE-CHG-01", 1),
+        // Added after the demo: its short-notice change is a 0.08 point rise.
+        ("FEE-CHG-02", 1),
         ("FEE-DEP-01", 1),
         ("FEE-DEP-02", 1),
         ("FEE-OPT-01", 1),
