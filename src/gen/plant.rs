@@ -47,6 +47,7 @@ plants! {
     MicroTriplet => ["DOC-XW-01"],
     FiveMerchants => ["DOC-XW-02"],
     SharedTerminal => ["DOC-TERM-01"],
+    UnlistedModel => ["DOC-TERM-03"],
     UnknownMcc => ["DOC-MCC-01"],
     IncompleteFees => ["DOC-FEE-01"],
     SlowReview => ["DOC-PROC-01"],
@@ -274,6 +275,7 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             m.model = "LKL-A8";
             m.declared_fen = 300_000_000;
         }
+        Plant::UnlistedModel => m.model = "XY-POS9",
         Plant::BadOrgCode => {
             if m.mtype == "micro" {
                 set_type(m, rng, "enterprise");
