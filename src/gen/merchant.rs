@@ -110,6 +110,8 @@ pub struct Merchant {
     pub plant: Option<Plant>,
     /// Relative business: how many of the day's transactions it gets.
     pub weight: f64,
+    /// A quiet merchant with one refunded sale (a look-alike of heavy refunds).
+    pub one_refund: bool,
 }
 
 pub fn name(rng: &mut ChaCha8Rng) -> String {
@@ -263,6 +265,7 @@ pub fn random(
         installed,
         plant: None,
         weight: (rng.gen_range(0.0f64..1.0) * 1.5).exp(),
+        one_refund: false,
     }
 }
 

@@ -195,9 +195,16 @@ impl Day<'_> {
     /// Shoppers: one card each, paying at two or three clean merchants in a
     /// day (an honest look-alike of a card hopping between merchants).
     fn shoppers(&mut self, n: usize) {
+        // Busy merchants see more shoppers: pick by weight, as sales are.
         let clean: Vec<usize> = (0..self.merchants.len()).filter(|&i| self.merchants[i].plant.is_none()).collect();
         if clean.len() < 3 {
             return;
+        }
+        let mut cum = Vec::with_capacity(clean.len());
+        let mut total = 0.0;
+        for &i in &clean {
+            total += self.merchants[i].weight;
+            cum.push(total);
         }
         for _ in 0..n {
             let card = ids::mask_card(&ids::card(&mut self.rng));
@@ -206,7 +213,8 @@ impl Day<'_> {
             let visits = self.rng.gen_range(2..=3);
             let mut seen = Vec::new();
             while seen.len() < visits {
-                let mi = clean[self.rng.gen_range(0..clean.len())];
+                let x = self.rng.gen_range(0.0..total);
+                let mi = clean[cum.partition_point(|c| *c < x).min(clean.len() - 1)];
                 if seen.contains(&mi) {
                     continue;
                 }
@@ -519,6 +527,13 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
         }
     }
     if opts.lookalikes {
+        // Quiet merchants with a single refund: 76 yuan of a 594 yuan sale.
+        for i in (0..n).filter(|&i| i % 20 == 13) {
+            if out[i].plant.is_none() {
+                out[i].weight = 0.1;
+                out[i].one_refund = true;
+            }
+        }
         // Chains: every 25th clean merchant heads 3 to 6 stores.
         let heads: Vec<usize> = (0..n).filter(|&i| out[i].plant.is_none() && i % 25 == 7).collect();
         for i in heads {
@@ -665,6 +680,14 @@ fn generate_day(
     }
     if opts.lookalikes {
         day.shoppers(opts.txns_per_day / 40);
+        for (mi, m) in merchants.iter().enumerate() {
+            if m.one_refund && mi as u32 % opts.days == d {
+                let sale = day.card(mi, at(date, 12, 40), 59_437, "debit");
+                let refund = day.refund_of(&sale, 7_637, at(date, 16, 5));
+                day.txns.push(sale);
+                day.txns.push(refund);
+            }
+        }
     }
     for (mi, m) in merchants.iter().enumerate() {
         let Some(p) = m.plant else { continue };

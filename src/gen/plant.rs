@@ -307,6 +307,8 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
         // A busy merchant, so one big credit ticket does not make most of
         // its card volume credit (SUS-CASH-03).
         Plant::BigTicket => m.weight = m.weight.max(6.0),
+        // Likewise the split purchases (credit) at a merchant with a business of its own.
+        Plant::Split => m.weight = m.weight.max(3.0),
         // The round amounts must be most of its credit volume in any 30
         // days, as the label says, however long the generated period.
         Plant::RoundAmounts => m.weight = m.weight.min(0.2),
