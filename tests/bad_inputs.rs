@@ -4,7 +4,7 @@
 //! counts) plus what must hold for every input, however bad:
 //!
 //! - every row is accepted or rejected: per file, read = accepted + rejected;
-//! - no full ID or card/account number from the inputs appears in stdout,
+//! - no full ID, card/account or mobile number from the inputs appears in stdout,
 //!   stderr, or any file the run leaves behind;
 //! - no temporary or spill file is left behind;
 //! - findings have unique fingerprints.
@@ -212,10 +212,11 @@ fn apply(dir: &Path, edit: &Edit) {
     }
 }
 
-/// Whole words shaped like a resident ID number or a card/account number:
+/// Whole words shaped like a resident ID number, a card/account number or
+/// a mobile number:
 /// written here independently of the code under test.
 fn sensitive_words(text: &str) -> Vec<String> {
-    let re = regex::Regex::new(r"(?:^|[^0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{16,25})(?:$|[^0-9A-Za-z])").unwrap();
+    let re = regex::Regex::new(r"(?:^|[^0-9A-Za-z])([0-9]{17}[0-9Xx]|[0-9]{16,25}|1[3-9][0-9]{9})(?:$|[^0-9A-Za-z])").unwrap();
     let mut v = Vec::new();
     // Overlapping words share a separator: scan line by line, word by word.
     for word in text.split(|c: char| !c.is_ascii_alphanumeric()) {

@@ -167,6 +167,10 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("DOC-LIC-01", 2),
         ("DOC-LIC-02", 1),
         ("DOC-MCC-01", 1),
+        // Added after the demo: the generator of then gave the extra
+        // merchants of three plants (shared account, shared terminal, card
+        // hopper) the contact mobile of the planted one, under other people.
+        ("DOC-PHONE-01", 3),
         ("DOC-PROC-01", 1),
         ("DOC-PROC-02", 1),
         ("DOC-PROC-03", 1),

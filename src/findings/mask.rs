@@ -4,7 +4,7 @@
 //! Two layers. By column: values of columns the contract marks sensitive
 //! are masked whatever they look like. By shape ([`scrub`]): any text, from
 //! any column, measure, message or error, has its ID-shaped and
-//! card-shaped numbers masked, so a swapped header, a rule measure such as
+//! card-shaped numbers (and mobile numbers) masked, so a swapped header, a rule measure such as
 //! `MAX(legal_rep_id_number)` or a library error quoting a value cannot
 //! carry a full number out.
 
@@ -16,6 +16,7 @@ pub fn mask_value(column: &str, value: &str) -> String {
         Sensitive::No => value.to_string(),
         Sensitive::IdNumber => mask_keep(value, 4, 4),
         Sensitive::CardNumber => mask_card(value),
+        Sensitive::Phone => mask_keep(value, 3, 4),
     }
 }
 
@@ -74,6 +75,8 @@ pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
         let word = &text[start..i];
         let masked = if id_shaped(word) {
             Some(mask_keep(word, 4, 4))
+        } else if mobile_shaped(word) {
+            Some(mask_keep(word, 3, 4))
         } else if (16..=25).contains(&word.len()) && word.bytes().all(|b| b.is_ascii_digit()) {
             Some(mask_card(word))
         } else {
@@ -93,6 +96,12 @@ pub fn scrub(text: &str) -> std::borrow::Cow<'_, str> {
             std::borrow::Cow::Owned(o)
         }
     }
+}
+
+/// A mainland mobile number: 11 digits, `1` and then 3 to 9.
+fn mobile_shaped(w: &str) -> bool {
+    let b = w.as_bytes();
+    b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]) && b.iter().all(u8::is_ascii_digit)
 }
 
 fn id_shaped(w: &str) -> bool {
@@ -116,6 +125,7 @@ mod tests {
         assert_eq!(scrub("110105194912310021"), "1101**********0021");
         assert_eq!(scrub("卡号6225768888888888有误"), "卡号622576******8888有误");
         assert_eq!(scrub("acct 75666568022820706;"), "acct 756665*******0706;");
+        assert_eq!(scrub("tel 13832096173"), "tel 138****6173");
         // Not numbers of a person: merchant ids, txn ids, hashes, amounts.
         for keep in [
             "822100058120001",

@@ -47,6 +47,7 @@ plants! {
     MicroTriplet => ["DOC-XW-01"],
     FiveMerchants => ["DOC-XW-02"],
     SharedTerminal => ["DOC-TERM-01"],
+    SharedPhone => ["DOC-PHONE-01"],
     UnlistedModel => ["DOC-TERM-03"],
     UnknownMcc => ["DOC-MCC-01"],
     IncompleteFees => ["DOC-FEE-01"],
@@ -353,6 +354,8 @@ pub fn extras(m: &Merchant, rng: &mut ChaCha8Rng, start: NaiveDate) -> Vec<Merch
         e.id.clear();
         e.name = format!("{}_{k}", m.name);
         e.sn = format!("SN{:010}", rng.gen_range(0..10_000_000_000u64));
+        // A merchant of its own has a contact of its own (DOC-PHONE-01).
+        e.mobile = format!("1{}{:09}", [3, 5, 8][rng.gen_range(0..3)], rng.gen_range(0..1_000_000_000u64));
         e.acct_no = if m.acct_type == "personal" {
             ids::card(rng)
         } else {
@@ -380,6 +383,14 @@ pub fn extras(m: &Merchant, rng: &mut ChaCha8Rng, start: NaiveDate) -> Vec<Merch
             e.acct_name = m.acct_name.clone();
             set_rep(&mut e, rng, birth, start);
             e.acct_no = m.acct_no.clone();
+            vec![e]
+        }
+        Some(Plant::SharedPhone) => {
+            let mut e = clone_as(1, rng);
+            e.mobile = m.mobile.clone();
+            e.rep_name = super::merchant::name(rng);
+            let birth = m.rep_birth.with_year(m.rep_birth.year() - 4).unwrap_or(m.rep_birth);
+            set_rep(&mut e, rng, birth, start);
             vec![e]
         }
         Some(Plant::SharedTerminal) => {

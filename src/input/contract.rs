@@ -129,6 +129,8 @@ pub enum Sensitive {
     IdNumber,
     /// Card and account numbers: first 6 and last 4 kept (PCI style).
     CardNumber,
+    /// Mobile numbers: first 3 and last 4 kept.
+    Phone,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -205,7 +207,7 @@ const APPLICATIONS: &[ColumnSpec] = &[
     secret(col("legal_rep_id_number", ColType::Str), Sensitive::IdNumber),
     col("legal_rep_id_expiry", ColType::Expiry),
     opt("legal_rep_id_start", ColType::Date),
-    opt("contact_mobile", ColType::Str),
+    secret(opt("contact_mobile", ColType::Str), Sensitive::Phone),
     col("settlement_account_name", ColType::Str),
     secret(col("settlement_account_number", ColType::Str), Sensitive::CardNumber),
     col("settlement_account_type", ColType::Enum(ACCOUNT_TYPES)),
