@@ -30,6 +30,7 @@ pub const DERIVED: &[DerivedDoc] = &[
     DerivedDoc { name: "uscc_org_code_ok", input: "applications", doc: "inner 组织机构代码 (positions 9-17) passes GB 11714" },
     DerivedDoc { name: "uscc_prefix", input: "applications", doc: "USCC positions 1-2: registration authority and entity type (91 enterprise, 92 individual business)" },
     DerivedDoc { name: "license_days_left", input: "applications", doc: "days from --as-of to license_expiry (negative: expired; null: permanent or unknown)" },
+    DerivedDoc { name: "id_legacy15", input: "applications", doc: "legal-rep ID is a first-generation 15-digit number; the ID checks below read it upgraded to 18 digits" },
     DerivedDoc { name: "id_format_ok", input: "applications", doc: "legal-rep ID is 17 digits and a digit or X" },
     DerivedDoc { name: "id_valid", input: "applications", doc: "legal-rep ID format and GB 11643 MOD 11-2 check character both right" },
     DerivedDoc { name: "id_birth_date", input: "applications", doc: "birth date embedded in the ID (null when not a real date)" },
@@ -157,7 +158,16 @@ pub fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> PolarsResult
     if let Some(v) = days_left("legal_rep_id_expiry") {
         add.push(ints("id_days_left", v.into_iter()));
     }
-    if let Some(ids) = strs(df, "legal_rep_id_number") {
+    if let Some(raw) = strs(df, "legal_rep_id_number") {
+        // A first-generation 15-digit number is upgraded to 18 digits (19
+        // inserted before the year, check character computed) and checked
+        // as such; DOC-ID-08 reports it as a legacy number.
+        let upgraded: Vec<Option<String>> = raw
+            .iter()
+            .map(|o| o.map(|s| idcard::upgrade15(s).unwrap_or_else(|| s.to_string())))
+            .collect();
+        add.push(bools("id_legacy15", raw.iter().map(|o| o.map(|s| idcard::upgrade15(s).is_some()))));
+        let ids: Vec<Option<&str>> = upgraded.iter().map(|o| o.as_deref()).collect();
         let births: Vec<Option<NaiveDate>> = ids.iter().map(|o| o.and_then(idcard::birth_date)).collect();
         add.push(bools("id_format_ok", ids.iter().map(|o| o.map(idcard::format_ok))));
         add.push(bools("id_valid", ids.iter().map(|o| o.map(idcard::is_valid))));

@@ -33,6 +33,7 @@ plants! {
     ExpiredLicense => ["DOC-LIC-01"],
     LicenseExpiring => ["DOC-LIC-02"],
     BadId => ["DOC-ID-01"],
+    LegacyId => ["DOC-ID-08"],
     BadBirthDate => ["DOC-ID-02"],
     MinorRep => ["DOC-ID-03"],
     Over65 => ["DOC-ID-04"],
@@ -277,6 +278,12 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             m.declared_fen = 300_000_000;
         }
         Plant::UnlistedModel => m.model = "XY-POS9",
+        Plant::LegacyId => {
+            // Born in the 1900s, as every 15-digit number's holder is.
+            let birth = NaiveDate::from_ymd_opt(1968, 5, 12).unwrap_or(m.rep_birth);
+            set_rep(m, rng, birth, start);
+            m.rep_id = format!("{}{}", &m.rep_id[..6], &m.rep_id[8..17]);
+        }
         Plant::BadOrgCode => {
             if m.mtype == "micro" {
                 set_type(m, rng, "enterprise");
