@@ -167,6 +167,10 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("DOC-LIC-01", 2),
         ("DOC-LIC-02", 1),
         ("DOC-MCC-01", 1),
+        // Added after the demo: the generator of then changed four planted
+        // merchants' MCC (unknown code, night trading, MCC jumping) without
+        // issuing them a number for it.
+        ("DOC-MID-01", 4),
         // Added after the demo: the generator of then gave the extra
         // merchants of three plants (shared account, shared terminal, card
         // hopper) the contact mobile of the planted one, under other people.
@@ -208,7 +212,9 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         // Rules added after the demo, on its plants: the static-QR payer's
         // three equal payments, and the split purchases' burst.
         ("SUS-CASH-02", 1),
-        ("SUS-CASH-03", 2),
+        // 1, not 2 since the volume floor: the demo's credit-share plant
+        // put 2,000 yuan of credit on a quiet merchant.
+        ("SUS-CASH-03", 1),
         // The round-amount cash-out merchant's 8,000 credit tickets, far
         // above the usual ticket of its MCC (a rule added after the demo).
         ("SUS-CASH-04", 1),

@@ -28,6 +28,7 @@ pub const DERIVED: &[DerivedDoc] = &[
     DerivedDoc { name: "uscc_format_ok", input: "applications", doc: "USCC has 18 characters from the GB 32100 set, a valid first character and a numeric region" },
     DerivedDoc { name: "uscc_valid", input: "applications", doc: "USCC format and GB 32100-2015 check character both right" },
     DerivedDoc { name: "uscc_org_code_ok", input: "applications", doc: "inner 组织机构代码 (positions 9-17) passes GB 11714" },
+    DerivedDoc { name: "merchant_id_mcc", input: "applications", doc: "the MCC inside a 15-digit merchant number (positions 8-11; null for other numbers)" },
     DerivedDoc { name: "uscc_prefix", input: "applications", doc: "USCC positions 1-2: registration authority and entity type (91 enterprise, 92 individual business)" },
     DerivedDoc { name: "license_days_left", input: "applications", doc: "days from --as-of to license_expiry (negative: expired; null: permanent or unknown)" },
     DerivedDoc { name: "id_legacy15", input: "applications", doc: "legal-rep ID is a first-generation 15-digit number; the ID checks below read it upgraded to 18 digits" },
@@ -136,6 +137,16 @@ fn floats(df: &DataFrame, name: &str) -> Option<Vec<Option<f64>>> {
 pub fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> PolarsResult<()> {
     let n = df.height();
     let mut add: Vec<Column> = Vec::new();
+    if let Some(ids) = strs(df, "merchant_id") {
+        fn mcc_of(s: &str) -> Option<&str> {
+            (s.len() == 15 && s.bytes().all(|b| b.is_ascii_digit())).then(|| &s[7..11])
+        }
+        add.push(
+            StringChunked::from_iter_options("merchant_id_mcc".into(), ids.iter().map(|o| o.and_then(mcc_of)))
+                .into_series()
+                .into_column(),
+        );
+    }
     if let Some(uscc) = strs(df, "uscc") {
         let up: Vec<Option<String>> = uscc.iter().map(|o| o.map(|s| s.to_ascii_uppercase())).collect();
         add.push(bools("uscc_format_ok", up.iter().map(|o| o.as_deref().map(uscc::format_ok))));

@@ -380,7 +380,7 @@ impl Day<'_> {
             }
             Some(Plant::CreditShare) => {
                 for j in 0..10 {
-                    out.push(self.card(mi, at(d, 9 + j, 50), 15_037 + j as i64 * 1_111, "credit"));
+                    out.push(self.card(mi, at(d, 9 + j, 50), 150_037 + j as i64 * 1_111, "credit"));
                 }
             }
             Some(p @ (Plant::MccJumpSame | Plant::MccJumpCheaper)) => {
@@ -499,6 +499,22 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
         let p = Plant::ALL[ord % Plant::ALL.len()];
         out[i].plant = Some(p);
         plant::apply(&mut out[i], p, rng, opts.start);
+        // A plant that changed the MCC gets a number issued for it (the
+        // number embeds the MCC, DOC-MID-01); the mismatch plant gets one
+        // issued for another line of business.
+        let city4 = out[i].id[3..7].to_string();
+        let code = if p == Plant::MidMccMismatch {
+            if out[i].mcc == "5999" {
+                "5411"
+            } else {
+                "5999"
+            }
+        } else {
+            out[i].mcc
+        };
+        if out[i].id[7..11] != *code {
+            out[i].id = merchant::next_id(&mut seq, &city4, code);
+        }
     }
     // A merchant measured against its MCC's merchants needs peers: it
     // takes the code most clean merchants have.

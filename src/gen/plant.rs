@@ -51,6 +51,7 @@ plants! {
     SharedPhone => ["DOC-PHONE-01"],
     UnlistedModel => ["DOC-TERM-03"],
     UnknownMcc => ["DOC-MCC-01"],
+    MidMccMismatch => ["DOC-MID-01"],
     IncompleteFees => ["DOC-FEE-01"],
     SlowReview => ["DOC-PROC-01"],
     ReviewBeforeSubmit => ["DOC-PROC-02"],
