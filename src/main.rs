@@ -29,6 +29,29 @@ fn say(prefix: &str, text: &dyn std::fmt::Display) {
     eprintln!("{prefix}: {}", posaudit::findings::mask::scrub(&text.to_string()));
 }
 
+/// Options for the commands that scan a data folder in memory and write
+/// no scan outputs (`rules diff`, `rules eval`).
+fn data_options(data: std::path::PathBuf, rules: Vec<std::path::PathBuf>, as_of: Option<chrono::NaiveDate>) -> ScanOptions {
+    ScanOptions {
+        dir: Some(data),
+        applications: None,
+        transactions: vec![],
+        fees: None,
+        fee_changes: None,
+        mapping: None,
+        rules,
+        out: std::path::PathBuf::from("posaudit-out"),
+        formats: vec![],
+        outputs: vec![],
+        as_of: as_of.unwrap_or_else(today_shanghai),
+        fail_on: scan::FailOn::Never,
+        threads: threads(None),
+        reference: vec![],
+        partitions: 1,
+        max_findings: scan::DEFAULT_MAX_FINDINGS,
+    }
+}
+
 fn threads(requested: Option<usize>) -> usize {
     let n = requested
         .filter(|n| *n > 0)
@@ -226,24 +249,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             json,
             max_listed,
         }) => {
-            let opts = ScanOptions {
-                dir: Some(data),
-                applications: None,
-                transactions: vec![],
-                fees: None,
-                fee_changes: None,
-                mapping: None,
-                rules: rules.rules,
-                out: std::path::PathBuf::from("posaudit-out"),
-                formats: vec![],
-                outputs: vec![],
-                as_of: as_of.unwrap_or_else(today_shanghai),
-                fail_on: scan::FailOn::Never,
-                threads: threads(None),
-                reference: vec![],
-                partitions: 1,
-                max_findings: scan::DEFAULT_MAX_FINDINGS,
-            };
+            let opts = data_options(data, rules.rules, as_of);
             let d = scan::diff(&base, &opts)?;
             let md = posaudit::rules::diff::markdown(&d, max_listed);
             let mut staged = Staged::new(std::path::Path::new(".")).map_err(|e| Error::Output(".".into(), e))?;
@@ -272,24 +278,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             json,
         }) => {
             let labels = posaudit::findings::eval::read_labels(&labels).map_err(|e| Error::Usage(e.to_string()))?;
-            let opts = ScanOptions {
-                dir: Some(data),
-                applications: None,
-                transactions: vec![],
-                fees: None,
-                fee_changes: None,
-                mapping: None,
-                rules: rules.rules,
-                out: std::path::PathBuf::from("posaudit-out"),
-                formats: vec![],
-                outputs: vec![],
-                as_of: as_of.unwrap_or_else(today_shanghai),
-                fail_on: scan::FailOn::Never,
-                threads: threads(None),
-                reference: vec![],
-                partitions: 1,
-                max_findings: scan::DEFAULT_MAX_FINDINGS,
-            };
+            let opts = data_options(data, rules.rules, as_of);
             let (pack, findings) = scan::findings_only(&opts)?;
             let infos: Vec<posaudit::findings::eval::RuleInfo> = pack
                 .rules

@@ -257,19 +257,15 @@ fn mcc_table_gaps(apps: &polars::prelude::DataFrame, refs: &input::reference::Re
         .map(|o| o.source.clone())
         .unwrap_or_else(|| "mcc.csv".into());
     let shown: Vec<&str> = missing.iter().take(20).copied().collect();
-    Some(RuleIssue {
-        file: source,
-        line: None,
-        column: None,
-        rule_id: None,
-        field: None,
-        message: format!(
+    Some(RuleIssue::of_file(
+        source,
+        format!(
             "the MCC table lacks {} valid code(s) that merchants use ({}{}): rules that read its fee class or daytime flag see no value for those merchants; add them to the table",
             missing.len(),
             shown.join(", "),
             if missing.len() > shown.len() { ", ..." } else { "" }
         ),
-    })
+    ))
 }
 
 /// Inputs read once, ready to be evaluated by one pack or several.
@@ -525,14 +521,7 @@ pub fn lint(dirs: &[PathBuf], as_of: NaiveDate) -> Result<Lint, Error> {
     let mut errors = loaded.issues;
     errors.extend(report.errors);
     if let Err(Error::Input(InputError::Reference { source_name, message })) = pack_references(dirs) {
-        errors.push(RuleIssue {
-            file: source_name,
-            line: None,
-            column: None,
-            rule_id: None,
-            field: None,
-            message: format!("reference table: {message}"),
-        });
+        errors.push(RuleIssue::of_file(source_name, format!("reference table: {message}")));
     }
     for (id, (hit, miss)) in crate::rules::testing::coverage_gaps(&loaded.pack) {
         let lr = loaded.pack.rules.iter().find(|r| r.rule.id == id).expect("rule of the pack");

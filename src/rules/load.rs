@@ -20,6 +20,20 @@ pub struct RuleIssue {
     pub message: String,
 }
 
+impl RuleIssue {
+    /// A problem with a whole file or folder, not one rule.
+    pub fn of_file(file: String, message: impl Into<String>) -> RuleIssue {
+        RuleIssue {
+            file,
+            line: None,
+            column: None,
+            rule_id: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for RuleIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
@@ -188,48 +202,29 @@ pub fn load(dirs: &[PathBuf]) -> Loaded {
     for dir in dirs {
         let mut paths = Vec::new();
         if let Err(e) = yaml_files(dir, &mut paths) {
-            issues.push(RuleIssue {
-                file: dir.display().to_string(),
-                line: None,
-                column: None,
-                rule_id: None,
-                field: None,
-                message: format!("cannot read the rules folder: {e}"),
-            });
+            issues.push(RuleIssue::of_file(
+                dir.display().to_string(),
+                format!("cannot read the rules folder: {e}"),
+            ));
             continue;
         }
         if paths.is_empty() {
-            issues.push(RuleIssue {
-                file: dir.display().to_string(),
-                line: None,
-                column: None,
-                rule_id: None,
-                field: None,
-                message: "no rule files (*.yaml) in this folder: a scan with no rules would check nothing".into(),
-            });
+            issues.push(RuleIssue::of_file(
+                dir.display().to_string(),
+                "no rule files (*.yaml) in this folder: a scan with no rules would check nothing",
+            ));
         }
         for path in paths {
             if std::fs::metadata(&path).is_ok_and(|m| m.len() > MAX_RULE_FILE_BYTES) {
-                issues.push(RuleIssue {
-                    file: path.display().to_string(),
-                    line: None,
-                    column: None,
-                    rule_id: None,
-                    field: None,
-                    message: format!("rule file is larger than {MAX_RULE_FILE_BYTES} bytes"),
-                });
+                issues.push(RuleIssue::of_file(
+                    path.display().to_string(),
+                    format!("rule file is larger than {MAX_RULE_FILE_BYTES} bytes"),
+                ));
                 continue;
             }
             match std::fs::read_to_string(&path) {
                 Ok(t) => texts.push((path.display().to_string(), t)),
-                Err(e) => issues.push(RuleIssue {
-                    file: path.display().to_string(),
-                    line: None,
-                    column: None,
-                    rule_id: None,
-                    field: None,
-                    message: e.to_string(),
-                }),
+                Err(e) => issues.push(RuleIssue::of_file(path.display().to_string(), e.to_string())),
             }
         }
     }
@@ -312,14 +307,10 @@ pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: V
         }
     }
     if rules.is_empty() && issues.is_empty() {
-        issues.push(RuleIssue {
-            file: dirs.join(", "),
-            line: None,
-            column: None,
-            rule_id: None,
-            field: None,
-            message: "the rule files define no rules: a scan with no rules would check nothing".into(),
-        });
+        issues.push(RuleIssue::of_file(
+            dirs.join(", "),
+            "the rule files define no rules: a scan with no rules would check nothing",
+        ));
     }
     for r in &rules {
         issues.extend(super::bounds::check(r));
