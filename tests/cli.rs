@@ -87,7 +87,11 @@ fn check_planted(seed: u64, lookalikes: bool) {
     let mut opts = gen_opts(&data, 0.5);
     opts.seed = seed;
     opts.lookalikes = lookalikes;
+    // More violators than plants, so that every plant is planted.
+    opts.merchants = 2 * Plant::ALL.len() + 20;
     let summary = generate(&opts).unwrap();
+    let kinds: BTreeSet<String> = summary.planted.iter().map(|(_, p)| format!("{p:?}")).collect();
+    assert_eq!(kinds.len(), Plant::ALL.len(), "seed {seed}: every plant is planted");
     let out = tmp.path().join("out");
     let o = scan(&data, &out, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -710,7 +714,10 @@ fn the_rule_catalogue_is_generated_from_the_rules_and_up_to_date() {
 fn a_rule_needing_an_absent_optional_column_is_skipped_with_the_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    generate(&gen_opts(&data, 0.5)).unwrap();
+    // Enough violators for every plant, the cross-province one included.
+    let mut opts = gen_opts(&data, 0.5);
+    opts.merchants = 200;
+    generate(&opts).unwrap();
     // Drop the terminal coordinates (lat, lon) from every daily export.
     for day in std::fs::read_dir(data.join("transactions")).unwrap() {
         let path = day.unwrap().path();

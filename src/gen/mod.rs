@@ -849,6 +849,20 @@ fn write_fees(opts: &GenOptions, merchants: &[Merchant]) -> std::io::Result<()> 
             dt(eff - Duration::days(35)),
         ])?;
     }
+    // 先提后降: raised 60 days before the cut back to the old rate, both
+    // announced 35 days ahead.
+    for m in merchants.iter().filter(|m| m.plant == Some(Plant::RiseThenCut)) {
+        for (at, old, new) in [(eff - Duration::days(60), "0.0060", "0.0068"), (eff, "0.0068", "0.0060")] {
+            w.write_record([
+                m.id.clone(),
+                dt(at),
+                "rate_credit".into(),
+                old.into(),
+                new.into(),
+                dt(at - Duration::days(35)),
+            ])?;
+        }
+    }
     for m in merchants.iter().filter(|m| m.plant == Some(Plant::ShortNotice)) {
         w.write_record([
             m.id.clone(),

@@ -67,6 +67,7 @@ plants! {
     FixedAddon => ["FEE-ADD-01", "FEE-REC-01"],
     DebitOverCap => ["FEE-CAP-01", "FEE-REC-01"],
     ShortNotice => ["FEE-CHG-01", "FEE-CHG-02"],
+    RiseThenCut => ["FEE-CHG-03", "FEE-CHG-02"],
     SimUndisclosed => ["FEE-SIM-01"],
     SimAbove => ["FEE-SIM-02"],
     SimTwice => ["FEE-SIM-03"],
