@@ -330,8 +330,9 @@ pub fn run(
         .map(|kind| (kind, empty_like(kind, spill)))
         .collect();
     let empty_of = |kind: InputKind| empties.get(&kind).cloned().flatten();
-    // A merchant partition's prepared frames; None when it has no rows at all.
-    let merchant_frames = |k: usize, sub: &RulePack| -> PolarsResult<Option<Prepared>> {
+    // The inputs of merchant partition `k`: its applications and the rows
+    // spilled under its merchants.
+    let merchant_inputs = |k: usize| -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
         let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
         let mask: BooleanChunked = app_parts.iter().map(|p| *p == k).collect();
         frames.insert(InputKind::Applications, apps.filter(&mask)?);
@@ -343,6 +344,11 @@ pub fn run(
                 frames.insert(kind, df);
             }
         }
+        Ok(frames)
+    };
+    // A merchant partition's prepared frames; None when it has no rows at all.
+    let merchant_frames = |k: usize, sub: &RulePack| -> PolarsResult<Option<Prepared>> {
+        let frames = merchant_inputs(k)?;
         if frames.values().all(|df| df.height() == 0) {
             return Ok(None);
         }
@@ -356,18 +362,7 @@ pub fn run(
         for k in 0..partitions {
             let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
             match &split {
-                Split::Merchant => {
-                    let mask: BooleanChunked = app_parts.iter().map(|p| *p == k).collect();
-                    frames.insert(InputKind::Applications, apps.filter(&mask)?);
-                    for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
-                        if !present.contains(&kind) {
-                            continue;
-                        }
-                        if let Some(df) = spill.read(kind, "merchant_id", k)?.or_else(|| empty_of(kind)) {
-                            frames.insert(kind, df);
-                        }
-                    }
-                }
+                Split::Merchant => frames = merchant_inputs(k)?,
                 Split::Key(key) => {
                     frames.insert(InputKind::Applications, apps.clone());
                     for kind in sub.rules.iter().map(|r| r.rule.source).collect::<BTreeSet<_>>() {
