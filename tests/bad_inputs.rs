@@ -493,25 +493,41 @@ fn write_parquet(path: &Path, columns: Vec<polars::prelude::Column>) {
     ParquetWriter::new(std::fs::File::create(path).unwrap()).finish(&mut df).unwrap();
 }
 
-#[test]
-fn parquet_list_column_stops_with_the_column_named() {
+/// Replace the base's transactions.csv by Parquet, with column `name`
+/// made by `make` from its text values and the others as text.
+fn transactions_parquet(data: &Path, name: &str, make: impl Fn(&str, &[String]) -> polars::prelude::Column) {
     use polars::prelude::*;
-    let (work, data) = base_work();
     std::fs::remove_file(data.join("transactions.csv")).unwrap();
     let (names, cols) = base_transactions();
     let columns = names
         .iter()
         .zip(&cols)
         .map(|(n, c)| {
-            if n == "mcc" {
-                let lists: Vec<Series> = c.iter().map(|v| Series::new("".into(), [v.as_str()])).collect();
-                Series::new(n.as_str().into(), lists).into_column()
+            if n == name {
+                make(n, c)
             } else {
                 Column::new(n.as_str().into(), c.clone())
             }
         })
         .collect();
     write_parquet(&data.join("transactions.parquet"), columns);
+}
+
+/// The manifest's (read, accepted, rejected) for an input.
+fn totals(out: &Path, input: &str) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let t = &m["totals"][input];
+    (t["rows_read"].as_u64(), t["rows_accepted"].as_u64(), t["rows_rejected"].as_u64())
+}
+
+#[test]
+fn parquet_list_column_stops_with_the_column_named() {
+    use polars::prelude::*;
+    let (work, data) = base_work();
+    transactions_parquet(&data, "mcc", |n, c| {
+        let lists: Vec<Series> = c.iter().map(|v| Series::new("".into(), [v.as_str()])).collect();
+        Series::new(n.into(), lists).into_column()
+    });
     let o = run_in(work.path(), &scan_args(&[]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr_of(&o));
     let err = stderr_of(&o);
@@ -526,31 +542,15 @@ fn parquet_list_column_stops_with_the_column_named() {
 fn parquet_binary_value_not_utf8_rejects_its_row_only() {
     use polars::prelude::*;
     let (work, data) = base_work();
-    std::fs::remove_file(data.join("transactions.csv")).unwrap();
-    let (names, cols) = base_transactions();
-    let columns = names
-        .iter()
-        .zip(&cols)
-        .map(|(n, c)| {
-            if n == "txn_id" {
-                let mut bytes: Vec<Vec<u8>> = c.iter().map(|v| v.as_bytes().to_vec()).collect();
-                bytes[4] = b"T\xff\xfe1".to_vec();
-                let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
-                Column::new(n.as_str().into(), refs)
-            } else {
-                Column::new(n.as_str().into(), c.clone())
-            }
-        })
-        .collect();
-    write_parquet(&data.join("transactions.parquet"), columns);
+    transactions_parquet(&data, "txn_id", |n, c| {
+        let mut bytes: Vec<Vec<u8>> = c.iter().map(|v| v.as_bytes().to_vec()).collect();
+        bytes[4] = b"T\xff\xfe1".to_vec();
+        let refs: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+        Column::new(n.into(), refs)
+    });
     let o = run_in(work.path(), &scan_args(&["--fail-on", "never"]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(work.path().join("out/manifest.json")).unwrap()).unwrap();
-    let t = &m["totals"]["transactions"];
-    assert_eq!(
-        (t["rows_read"].as_u64(), t["rows_accepted"].as_u64(), t["rows_rejected"].as_u64()),
-        (Some(24), Some(23), Some(1))
-    );
+    assert_eq!(totals(&work.path().join("out"), "transactions"), (Some(24), Some(23), Some(1)));
     let rejected = std::fs::read_to_string(work.path().join("out/rejected.csv")).unwrap();
     assert!(
         rejected.contains(",5,txn_id,") && rejected.contains("not valid UTF-8"),
@@ -667,12 +667,7 @@ fn an_overlong_line_is_one_rejected_row() {
     std::fs::write(&path, text).unwrap();
     let o = run_in(work.path(), &scan_args(&["--fail-on", "never"]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr_of(&o));
-    let m: Value = serde_json::from_str(&std::fs::read_to_string(work.path().join("out/manifest.json")).unwrap()).unwrap();
-    let t = &m["totals"]["transactions"];
-    assert_eq!(
-        (t["rows_read"].as_u64(), t["rows_accepted"].as_u64(), t["rows_rejected"].as_u64()),
-        (Some(26), Some(25), Some(1))
-    );
+    assert_eq!(totals(&work.path().join("out"), "transactions"), (Some(26), Some(25), Some(1)));
     let rejected = std::fs::read_to_string(work.path().join("out/rejected.csv")).unwrap();
     assert!(rejected.contains(",26,,,line is longer than"), "{rejected}");
     invariants("long_line", &data, work.path(), &work.path().join("out"), &o);
