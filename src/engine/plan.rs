@@ -237,7 +237,7 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         let mut hit = col(HIT).eq(lit(true));
         if let Some(p) = &rule.peers {
             groups = match ctx.peer_stats {
-                None => groups.with_columns(peer_columns(p, rule.window.is_some())?),
+                None => groups.with_columns(peer_columns(rule)?),
                 Some(stats) => {
                     let keys = peer_keys(rule);
                     let mut left = JoinArgs::new(JoinType::Left);
@@ -336,20 +336,23 @@ pub fn peer_base(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<Lazy
 /// The peer statistics of every group, from all groups (`peer_base` over
 /// all the data): the group's keys and window, and the peer columns.
 pub fn peer_stats(rule: &Rule, groups: LazyFrame) -> Result<LazyFrame, PlanError> {
+    let mut keep: Vec<Expr> = peer_keys(rule).iter().map(|k| col(k.as_str())).collect();
+    keep.extend(crate::rules::model::PEER_COLUMNS.iter().map(|c| col(*c)));
+    Ok(groups.with_columns(peer_columns(rule)?).select(keep))
+}
+
+/// Each group's peer statistics: the distribution of the measure over the
+/// groups that share the peer columns (and the calendar window); and its
+/// own history: the distribution over the same keys' windows, so that a
+/// day can be compared with the merchant's usual day (a big merchant is
+/// big every day; a burst is not).
+fn peer_columns(rule: &Rule) -> Result<Vec<Expr>, PlanError> {
     let p = rule.peers.as_ref().ok_or_else(|| PlanError {
         field: "peers".into(),
         message: "the rule has no peers".into(),
     })?;
-    let mut keep: Vec<Expr> = peer_keys(rule).iter().map(|k| col(k.as_str())).collect();
-    keep.extend(crate::rules::model::PEER_COLUMNS.iter().map(|c| col(*c)));
-    Ok(groups.with_columns(peer_columns(p, rule.window.is_some())?).select(keep))
-}
-
-/// Each group's peer statistics: the distribution of the measure over the
-/// groups that share the peer columns (and the calendar window).
-fn peer_columns(p: &crate::rules::model::Peers, windowed: bool) -> Result<Vec<Expr>, PlanError> {
     let mut part: Vec<Expr> = p.by.iter().map(|b| col(b.as_str())).collect();
-    if windowed {
+    if rule.window.is_some() {
         part.push(col(WINDOW));
     }
     let of = || col(p.of.as_str()).cast(DataType::Float64);
@@ -360,11 +363,20 @@ fn peer_columns(p: &crate::rules::model::Peers, windowed: bool) -> Result<Vec<Ex
         field: "peers".into(),
         message: clean_polars_error(&e),
     };
+    // Without keys or a window, a group's history is the group itself.
+    let (own_median, own_windows) = if rule.group_by.is_empty() || rule.window.is_none() {
+        (round(of()), lit(1u32).cast(DataType::UInt32))
+    } else {
+        let own: Vec<Expr> = rule.group_by.iter().map(|k| col(k.as_str())).collect();
+        (round(of().median().over(own.clone()).map_err(err)?), len().over(own).map_err(err)?)
+    };
     Ok(vec![
         round(of().median().over(part.clone()).map_err(err)?).alias("peer_median"),
         round(q(0.95).over(part.clone()).map_err(err)?).alias("peer_p95"),
         round(q(0.99).over(part.clone()).map_err(err)?).alias("peer_p99"),
         len().over(part).map_err(err)?.alias("peer_count"),
+        own_median.alias("own_median"),
+        own_windows.alias("own_windows"),
     ])
 }
 

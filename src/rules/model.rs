@@ -210,12 +210,15 @@ pub struct Peers {
     pub of: String,
     /// Condition (SQL) over the group's measures and the peer statistics
     /// `peer_median`, `peer_p95`, `peer_p99` and `peer_count` (groups in the
-    /// peer group, this one included); a group hits when `having` and this hold.
+    /// peer group, this one included), and the group's own history
+    /// `own_median` and `own_windows` (the median of the measure over the
+    /// same keys' calendar windows in the scan, and how many there are); a
+    /// group hits when `having` and this hold.
     pub when: String,
 }
 
 /// The columns a peer baseline adds to each group.
-pub const PEER_COLUMNS: [&str; 4] = ["peer_median", "peer_p95", "peer_p99", "peer_count"];
+pub const PEER_COLUMNS: [&str; 6] = ["peer_median", "peer_p95", "peer_p99", "peer_count", "own_median", "own_windows"];
 
 /// A parsed window length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -44,6 +44,11 @@ pub struct RuleTest {
     /// as CSV text (an acquirer's caps, say).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub reference: BTreeMap<String, String>,
+    /// The rule's parameters replaced for this case, so that a case stays
+    /// small (4 cards where the rule's floor is 20). Only parameters the
+    /// rule declares.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub params: IndexMap<String, serde_yaml::Value>,
     /// Expected hits by entity: a row rule's row id (txn_id, application_id,
     /// charge_id), or a group rule's key values joined with `|`. Empty: a
     /// near miss that must not fire.
@@ -313,8 +318,15 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
             case_refs = crate::input::reference::with_table(&case_refs, file, text).map_err(|e| e.to_string())?;
         }
         let prepared = prepare::prepare(loaded.frames, &case_refs, as_of, &None).map_err(|e| e.to_string())?;
+        let mut lr = lr.clone();
+        for (name, value) in &case.params {
+            match lr.rule.params.get_mut(name) {
+                Some(v) => *v = value.clone(),
+                None => return Err(format!("the case sets `{name}`, which is not a parameter of the rule")),
+            }
+        }
         let pack = RulePack {
-            rules: vec![lr.clone()],
+            rules: vec![lr],
             ..Default::default()
         };
         let (findings, mut runs) = engine::run(&pack, &prepared, &loaded.stats, as_of);
