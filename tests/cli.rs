@@ -170,6 +170,10 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
         ("DOC-ID-07", 1),
         ("DOC-LIC-01", 2),
         ("DOC-LIC-02", 1),
+        // Added after the demo: the generator of then named an individual
+        // business's corporate account 有限公司 where its licence says 店,
+        // and gave extras the planted merchant's account name.
+        ("DOC-LIC-03", 17),
         ("DOC-MCC-01", 1),
         // Added after the demo: the generator of then changed four planted
         // merchants' MCC (unknown code, night trading, MCC jumping) without
@@ -1028,19 +1032,22 @@ fn eval_report(data: &Path, labels: &Path, extra: &[&str]) -> Value {
 
 #[test]
 fn rules_eval_measures_precision_and_recall_per_family_on_fresh_seeds() {
-    // Seeds and sizes not used while writing the rules; 2,000+ merchants once.
-    for (seed, merchants, per_day) in [
-        (9101, 150, 700),
-        (9202, 150, 700),
-        (9303, 150, 700),
-        (9404, 150, 700),
-        (9505, 150, 700),
-        (9606, 2000, 4000),
+    // Seeds and sizes not used while writing the rules; 2,000+ merchants
+    // once; a month of a heavy-tailed 400 (where planted merchants of every
+    // size turned up generator defects: see the README).
+    for (seed, merchants, per_day, days) in [
+        (9101, 150, 700, 20),
+        (9202, 150, 700, 20),
+        (9303, 150, 700, 20),
+        (9404, 150, 700, 20),
+        (9505, 150, 700, 20),
+        (9606, 2000, 4000, 20),
+        (9707, 400, 2500, 30),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let mut opts = gen_opts(&data, 0.15);
-        (opts.seed, opts.merchants, opts.txns_per_day, opts.days) = (seed, merchants, per_day, 20);
+        (opts.seed, opts.merchants, opts.txns_per_day, opts.days) = (seed, merchants, per_day, days);
         // Honest look-alikes in the clean background: many MCCs, night
         // businesses, chains under one legal representative, shoppers.
         opts.lookalikes = true;

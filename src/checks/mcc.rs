@@ -15,6 +15,15 @@ fn codes() -> &'static HashSet<&'static str> {
     CODES.get_or_init(|| SHIPPED.lines().skip(1).filter_map(|l| l.split(',').next()).collect())
 }
 
+/// The shipped table's fee class of a code (`standard`, `discount`,
+/// `waived`), if the code is in it.
+pub fn shipped_fee_class(code: &str) -> Option<&'static str> {
+    SHIPPED.lines().skip(1).find_map(|l| {
+        let mut f = l.split(',');
+        (f.next() == Some(code)).then(|| f.nth(1)).flatten()
+    })
+}
+
 /// A four-digit code of ISO 18245 or a card scheme's list.
 pub fn is_valid(code: &str) -> bool {
     codes().contains(code)
@@ -33,5 +42,9 @@ mod tests {
             assert!(!is_valid(c), "{c}");
         }
         assert!(codes().len() > 900);
+        assert_eq!(shipped_fee_class("8062"), Some("waived"));
+        assert_eq!(shipped_fee_class("5411"), Some("discount"));
+        assert_eq!(shipped_fee_class("5812"), Some("standard"));
+        assert_eq!(shipped_fee_class("9999"), None);
     }
 }

@@ -205,16 +205,18 @@ pub fn random(
     } else {
         (start + Duration::days(rng.gen_range(400..3000))).to_string()
     };
-    let personal = mtype != "enterprise" && rng.gen_bool(0.7);
-    let (acct_type, acct_no, acct_name) = if personal {
-        ("personal", ids::card(rng), rep_name.clone())
-    } else {
-        ("corporate", ids::corporate_account(rng), format!("{rep_name}{scope}有限公司"))
-    };
     let merchant_name = match mtype {
         "micro" => format!("商户_{rep_name}"),
         "individual_business" => format!("{rep_name}{scope}店"),
         _ => format!("{rep_name}{scope}有限公司"),
+    };
+    // A micro merchant is a person: it settles to the person's own card.
+    // A corporate account is held in the licence name (DOC-LIC-03).
+    let personal = mtype == "micro" || (mtype == "individual_business" && rng.gen_bool(0.7));
+    let (acct_type, acct_no, acct_name) = if personal {
+        ("personal", ids::card(rng), rep_name.clone())
+    } else {
+        ("corporate", ids::corporate_account(rng), merchant_name.clone())
     };
     let mut docs = vec!["id_front", "id_back", "bank_card", "storefront_photo"];
     if mtype != "micro" {
@@ -246,13 +248,7 @@ pub fn random(
         sn: format!("SN{:010}", rng.gen_range(0..10_000_000_000u64)),
         model: MODELS[rng.gen_range(0..MODELS.len())],
         declared_fen: rng.gen_range(80_000..300_000) * 100,
-        contract: Contract {
-            rate_debit: Some([5000, 5500][rng.gen_range(0..2)]),
-            debit_cap: Some(2000),
-            rate_credit: Some(6000),
-            rate_qr: Some(3800),
-            fixed_fee: Some(0),
-        },
+        contract: priced_for(mcc, [5000, 5500][rng.gen_range(0..2)]),
         rate_qr_text: None,
         sim_fee_fen: if rng.gen_bool(0.3) { 9900 } else { 0 },
         deposit_fen: 0,
@@ -269,6 +265,30 @@ pub fn random(
     }
 }
 
+/// The contract an acquirer offers a merchant of this MCC: standard card
+/// rates (debit `debit_rate` millionths), or for a waived-class MCC
+/// (hospitals, schools: no issuer or scheme fee, 发改价格〔2016〕557号)
+/// the acquirer's own fee only.
+pub fn priced_for(mcc: &str, debit_rate: i64) -> Contract {
+    if crate::checks::mcc::shipped_fee_class(mcc) == Some("waived") {
+        Contract {
+            rate_debit: Some(2000),
+            debit_cap: Some(2000),
+            rate_credit: Some(2500),
+            rate_qr: Some(2000),
+            fixed_fee: Some(0),
+        }
+    } else {
+        Contract {
+            rate_debit: Some(debit_rate),
+            debit_cap: Some(2000),
+            rate_credit: Some(6000),
+            rate_qr: Some(3800),
+            fixed_fee: Some(0),
+        }
+    }
+}
+
 /// Store `k` of a chain headed by `hq`: an enterprise in the same line of
 /// business, under the same legal representative, with its own licence,
 /// account and terminal. An honest look-alike of one person behind many
@@ -277,13 +297,15 @@ pub fn chain_store(hq: &Merchant, k: usize, rng: &mut ChaCha8Rng, seq: &mut std:
     let mut m = hq.clone();
     let (city, city4, _, _) = CITIES.iter().copied().find(|c| c.0 == hq.city).unwrap_or(CITIES[0]);
     m.id = next_id(seq, city4, hq.mcc);
-    m.name = format!("{}{}连锁有限公司第{k}分店", hq.rep_name, hq.scope);
+    // The licence writes the branch in full-width brackets, the bank in
+    // half-width ones: the same name (an honest look-alike of DOC-LIC-03).
+    m.name = format!("{}{}连锁有限公司（第{k}分店）", hq.rep_name, hq.scope);
     m.mtype = "enterprise";
     m.uscc = ids::uscc(rng, "91", city);
     m.license_expiry = "长期".to_string();
     m.acct_type = "corporate";
     m.acct_no = ids::corporate_account(rng);
-    m.acct_name = m.name.clone();
+    m.acct_name = m.name.replace('（', "(").replace('）', ")");
     m.sn = format!("SN{:010}", rng.gen_range(0..10_000_000_000u64));
     m.lat = hq.lat + rng.gen_range(-0.02..0.02);
     m.lon = hq.lon + rng.gen_range(-0.02..0.02);

@@ -120,6 +120,8 @@ struct Day<'a> {
     seq: u64,
     seed: u64,
     txns: Vec<Txn>,
+    /// Expected transactions a day per unit of merchant weight.
+    per_weight: f64,
 }
 
 impl Day<'_> {
@@ -244,6 +246,13 @@ impl Day<'_> {
         r
     }
 
+    /// A merchant's expected month of sales in fen (at about 160 yuan a
+    /// ticket), so that a plant about a share of its business holds at
+    /// any size.
+    fn expected_month_fen(&self, mi: usize) -> f64 {
+        self.merchants[mi].weight * self.per_weight * 30.0 * 16_000.0
+    }
+
     /// The planted transactions of merchant `mi` on one of its plant days.
     fn plant(&mut self, mi: usize, merchants_by_plant: &HashMap<usize, Vec<usize>>) {
         let m = &self.merchants[mi];
@@ -261,9 +270,20 @@ impl Day<'_> {
                 }
             }
             Some(Plant::CorporateLarge) => {
-                // 50 debit purchases of about 45,000: 2.25 million in a day.
+                // 50 debit purchases of about 45,000: 2.25 million in a day,
+                // from a business customer's ten cards, each every 110 minutes.
+                let cards: Vec<(String, String)> = (0..10)
+                    .map(|_| {
+                        (
+                            ids::mask_card(&ids::card(&mut self.rng)),
+                            format!("h{:016x}", self.rng.gen::<u64>()),
+                        )
+                    })
+                    .collect();
                 for j in 0..50u32 {
-                    out.push(self.card(mi, at(d, 8 + j / 5, (j % 5) * 11 + 1), 4_501_237 + j as i64 * 101, "debit"));
+                    let mut t = self.card(mi, at(d, 8 + j / 5, (j % 5) * 11 + 1), 4_501_237 + j as i64 * 101, "debit");
+                    (t.card, t.card_hash) = cards[j as usize % 10].clone();
+                    out.push(t);
                 }
             }
             Some(Plant::PersonalLarge) => {
@@ -345,17 +365,23 @@ impl Day<'_> {
                 }
             }
             Some(Plant::NightTrading) => {
-                for j in 0..5 {
-                    let mut t = self.purchase(mi, at(d, 2 + j % 3, 10 + j));
+                // Night sales of 3,000: five, or enough to be 40% of a
+                // big merchant's expected month.
+                let n = ((0.4 * self.expected_month_fen(mi) / 300_000.0).ceil() as u32).max(5);
+                for j in 0..n {
+                    let mut t = self.purchase(mi, at(d, 2 + j % 3, (10 + j) % 60));
                     (t.method, t.card_type, t.card, t.entry, t.amount) = ("qr_alipay", "", String::new(), "qr_dynamic", 300_037 + j as i64);
                     t.fee = contract_fee(m, t.amount, "qr_alipay", "");
                     out.push(t);
                 }
             }
             Some(Plant::RefundHeavy) => {
-                for j in 0..3 {
-                    let sale = self.card(mi, at(d, 10 + j, 0), 300_037, "debit");
-                    let refund = self.refund_of(&sale, 180_000, at(d, 18 + j, 0));
+                // Refunds of 1,800: three, or enough to be a quarter of a
+                // big merchant's expected month.
+                let n = ((0.25 * self.expected_month_fen(mi) / 180_000.0).ceil() as u32).max(3);
+                for j in 0..n {
+                    let sale = self.card(mi, at(d, 10 + j * 8 / n, (j * 7) % 60), 300_037, "debit");
+                    let refund = self.refund_of(&sale, 180_000, at(d, 18 + j * 5 / n, (j * 7) % 60));
                     out.push(sale);
                     out.push(refund);
                 }
@@ -402,8 +428,27 @@ impl Day<'_> {
                 }
             }
             Some(Plant::BigTicket) => {
-                // One credit payment of 8,800 where tickets are about 80.
+                // One credit payment of 8,800 where tickets are about 80,
+                // among a business customer's debit payments that day (so
+                // credit is not most of the month's card volume, SUS-CASH-03,
+                // however small the merchant).
                 out.push(self.card(mi, at(d, 14, 20), 880_037, "credit"));
+                for j in 0..8u32 {
+                    out.push(self.card(mi, at(d, 9 + j, 40), 250_037 + j as i64 * 1_300, "debit"));
+                }
+            }
+            Some(Plant::CardBurst) => {
+                // A ring's cards, each once, at ordinary tickets: far more
+                // cards than this merchant's usual day and than the typical
+                // merchant's, whatever the data's size.
+                let own = m.weight * self.per_weight;
+                let typical = self.per_weight * self.merchants.iter().map(|m| m.weight).sum::<f64>() / self.merchants.len().max(1) as f64;
+                let n = (12.0 * own.max(1.5 * typical).max(1.0)).ceil().max(40.0) as u32;
+                for j in 0..n {
+                    let kind = if j % 5 < 2 { "credit" } else { "debit" };
+                    let amount = amount(&mut self.rng, 150.0, 600.0);
+                    out.push(self.card(mi, at(d, 10 + j * 9 / n, (j * 7) % 60), amount, kind));
+                }
             }
             Some(Plant::NewSpikePeers) => {
                 // 300,000 yuan in a day: far above the MCC's median merchant,
@@ -480,6 +525,9 @@ pub struct GenSummary {
 fn plant_day(mi: usize, p: Plant, days: u32) -> u32 {
     match p {
         Plant::Dormant | Plant::DepositNotRefunded | Plant::NewSpikePeers => 0,
+        // Installed 5 days before the period: the spike must come within
+        // its first 30 days, however long the period.
+        Plant::NewSpike => mi as u32 % days.clamp(1, 20),
         _ => mi as u32 % days.saturating_sub(plant::span_days(p) - 1).max(1),
     }
 }
@@ -494,6 +542,15 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
     let mut seq = HashMap::new();
     let codes = if opts.lookalikes { merchant::WIDE_MCCS } else { merchant::MCCS };
     let mut out: Vec<Merchant> = (0..n).map(|_| merchant::random(rng, &mut seq, opts.start, codes)).collect();
+    if opts.lookalikes {
+        // Real merchant sizes are heavy-tailed: a few take much of the
+        // volume (Pareto, alpha 1.2: about 80/20), capped so one merchant
+        // cannot swamp a small data set.
+        for m in &mut out {
+            let u: f64 = rng.gen_range(0.0..1.0);
+            m.weight = (1.0 - u).powf(-1.0 / 1.2).min(200.0);
+        }
+    }
     for ord in 0..violators {
         let i = ord * n / violators;
         let p = Plant::ALL[ord % Plant::ALL.len()];
@@ -531,6 +588,8 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
             let city4 = out[i].id[3..7].to_string();
             out[i].id = merchant::next_id(&mut seq, &city4, mcc);
             (out[i].mcc, out[i].scope) = (mcc, scope);
+            // Priced as the new code's class is (a hospital's rates are not a restaurant's).
+            out[i].contract = merchant::priced_for(mcc, 5500);
         }
     }
     let mut extras_of: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -559,6 +618,20 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
                 out.push(store);
             }
         }
+    }
+    // A merchant declares a volume of its own scale: a big merchant
+    // declares a big one (its expected month at about 160 yuan a ticket,
+    // with a margin), unless its plant is about the declaration.
+    // A micro merchant is a person's stall: small, whatever the tail.
+    for m in out.iter_mut().filter(|m| m.mtype == "micro") {
+        m.weight = m.weight.min(3.0);
+    }
+    let total: f64 = out.iter().map(|m| m.weight).sum();
+    let per_weight = opts.txns_per_day as f64 / total.max(f64::MIN_POSITIVE);
+    for m in out.iter_mut().filter(|m| !m.plant.is_some_and(Plant::sets_declared)) {
+        let expected_fen = m.weight * per_weight * 30.0 * 16_000.0;
+        let margin = rng.gen_range(1.2..2.5);
+        m.declared_fen = m.declared_fen.max((expected_fen * margin / 100.0).round() as i64 * 100);
     }
     (out, extras_of)
 }
@@ -596,6 +669,7 @@ pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
             seq: 0,
             seed: opts.seed,
             txns: vec![],
+            per_weight: 0.0,
         };
         for &mi in &dormant {
             let t = day.purchase(mi, at(date, 12, 0));
@@ -675,6 +749,7 @@ fn generate_day(
         seq: 0,
         seed: opts.seed,
         txns: Vec::with_capacity(opts.txns_per_day + 64),
+        per_weight: opts.txns_per_day as f64 / acc.max(f64::MIN_POSITIVE),
     };
     for _ in 0..opts.txns_per_day {
         let x = day.rng.gen_range(0.0..acc);

@@ -16,6 +16,21 @@ macro_rules! plants {
         pub enum Plant { $($name),+ }
 
         impl Plant {
+    /// Patterns whose point is the declared monthly volume: it is set by
+    /// the plant, not scaled to the merchant's size.
+    pub fn sets_declared(self) -> bool {
+        matches!(
+            self,
+            Plant::MicroDaily
+                | Plant::MicroMonthly
+                | Plant::VolumeOver
+                | Plant::PersonalLarge
+                | Plant::CorporateLarge
+                | Plant::NewSpike
+                | Plant::NewSpikePeers
+        )
+    }
+
             pub const ALL: &'static [Plant] = &[$(Plant::$name),+];
 
             /// The rules this pattern triggers, and no others.
@@ -43,7 +58,8 @@ plants! {
     StlOtherName => ["DOC-STL-01"],
     StlEnterprisePersonal => ["DOC-STL-02"],
     StlLuhn => ["DOC-STL-03"],
-    SharedAccount => ["DOC-STL-04"],
+    SharedAccount => ["DOC-STL-04", "DOC-LIC-03"],
+    ThirdPartyAccount => ["DOC-LIC-03"],
     MissingDocs => ["DOC-DOCS-01"],
     MicroTriplet => ["DOC-XW-01"],
     FiveMerchants => ["DOC-XW-02"],
@@ -74,6 +90,7 @@ plants! {
     DepositUndisclosed => ["FEE-DEP-01"],
     DepositNotRefunded => ["FEE-DEP-02"],
     Membership => ["FEE-OPT-01"],
+    WaivedAtStandard => ["FEE-CLS-01"],
     Split => ["SUS-SPLIT-01", "SUS-TIME-02"],
     RoundAmounts => ["SUS-CASH-01", "SUS-CASH-03", "SUS-CASH-04"],
     BigTicket => ["SUS-CASH-04"],
@@ -83,6 +100,7 @@ plants! {
     RefundHeavy => ["SUS-REF-01"],
     RefundBad => ["SUS-REF-02"],
     CardHopper => ["SUS-CARD-01"],
+    CardBurst => ["SUS-CARD-02"],
     CreditShare => ["SUS-CASH-03"],
     MccJumpSame => ["SUS-MCC-01"],
     MccJumpCheaper => ["SUS-MCC-01", "SUS-MCC-02"],
@@ -126,12 +144,22 @@ fn set_type(m: &mut Merchant, rng: &mut ChaCha8Rng, mtype: &'static str) {
     if mtype == "enterprise" && m.acct_type == "personal" {
         set_corporate(m, rng);
     }
+    // A person without a licence has no corporate account.
+    if mtype == "micro" && m.acct_type == "corporate" {
+        set_personal(m, rng);
+    }
 }
 
+/// A corporate account, held in the licence name as it must be.
 fn set_corporate(m: &mut Merchant, rng: &mut ChaCha8Rng) {
     m.acct_type = "corporate";
     m.acct_no = ids::corporate_account(rng);
-    m.acct_name = format!("{}{}有限公司", m.rep_name, m.scope);
+    m.acct_name = m.name.clone();
+}
+
+/// Another company's name, for an account held by a third party.
+fn third_party(rng: &mut ChaCha8Rng) -> String {
+    format!("{}商贸有限公司", super::merchant::name(rng))
 }
 
 fn set_personal(m: &mut Merchant, rng: &mut ChaCha8Rng) {
@@ -239,12 +267,26 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             let last = m.acct_no.pop().and_then(|c| c.to_digit(10)).unwrap_or(0);
             m.acct_no.push(char::from_digit((last + 1) % 10, 10).unwrap_or('0'));
         }
-        Plant::SharedAccount => {
+        // Two merchants settling to one account of a third company (二清):
+        // neither licence name is the account's.
+        Plant::SharedAccount | Plant::ThirdPartyAccount => {
             if m.mtype == "micro" {
                 set_type(m, rng, "enterprise");
             }
             set_corporate(m, rng);
+            m.acct_name = third_party(rng);
         }
+        Plant::WaivedAtStandard => {
+            let (mcc, scope) = if rng.gen_bool(0.5) {
+                ("8062", "医院服务")
+            } else {
+                ("8211", "教育服务")
+            };
+            (m.mcc, m.scope) = (mcc, scope);
+            m.contract = super::merchant::priced_for("5812", 5500);
+        }
+        // Not micro: a burst of cards would break a micro merchant's caps.
+        Plant::CardBurst if m.mtype == "micro" => set_type(m, rng, "enterprise"),
         Plant::MissingDocs => {
             set_type(m, rng, "enterprise");
             m.docs = "id_front;id_back;bank_card;storefront_photo".into();
@@ -329,6 +371,9 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
             m.lon = 120.1300;
         }
         Plant::NewSpike => {
+            // A modest business: its point is the declaration, not a
+            // volume above its peers' (SUS-NEW-02).
+            m.weight = m.weight.min(2.0);
             install_at(m, at(start - Duration::days(5), 10, 0));
             m.declared_fen = 1_000_000;
         }
@@ -350,7 +395,10 @@ impl Plant {
     /// Patterns measured against the merchants of the same MCC: the
     /// planted merchant takes the most common code, so it has peers.
     pub fn needs_peers(self) -> bool {
-        matches!(self, Plant::NewSpikePeers | Plant::BigTicket | Plant::RoundAmounts)
+        matches!(
+            self,
+            Plant::NewSpikePeers | Plant::BigTicket | Plant::RoundAmounts | Plant::CardBurst
+        )
     }
 }
 
@@ -370,6 +418,9 @@ pub fn extras(m: &Merchant, rng: &mut ChaCha8Rng, start: NaiveDate) -> Vec<Merch
         } else {
             ids::corporate_account(rng)
         };
+        if m.acct_type == "corporate" {
+            e.acct_name = e.name.clone();
+        }
         e.weight = m.weight;
         e
     };
