@@ -47,8 +47,8 @@ fn data() -> Data {
     .unwrap();
     let plan = InputPlan::discover(&out).unwrap();
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let pack = posaudit::scan::load_pack(std::slice::from_ref(&rules)).into_result().unwrap();
-    let refs = posaudit::scan::pack_references(&[rules]).unwrap();
+    let pack = posaudit::app::pack::load_pack(std::slice::from_ref(&rules)).into_result().unwrap();
+    let refs = posaudit::app::pack::pack_references(&[rules]).unwrap();
     Data {
         _dir: dir,
         plan,

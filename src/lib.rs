@@ -7,15 +7,17 @@
 //! `findings` models what a hit says, and `output` writes it down.
 
 pub mod alloc;
+pub mod app;
 pub mod checks;
 pub mod cleanup;
+pub mod contract;
 pub mod engine;
 pub mod findings;
 pub mod gen;
 pub mod input;
+pub mod mask;
 pub mod output;
 pub mod rules;
-pub mod scan;
 
 use std::path::PathBuf;
 
@@ -37,8 +39,8 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Rules(_) => scan::exit::INVALID_RULES,
-            _ => scan::exit::ERROR,
+            Error::Rules(_) => app::exit::INVALID_RULES,
+            _ => app::exit::ERROR,
         }
     }
 }

@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command, RulesCommand};
+use posaudit::app::exit;
+use posaudit::app::scan::{self, ScanOptions};
 use posaudit::output::{atomic::Staged, Format, Target};
 use posaudit::rules::model::yaml_scalar_text;
-use posaudit::scan::{self, exit, ScanOptions};
 use posaudit::{output, Error};
 
 /// Today in Asia/Shanghai (UTC+8, no daylight saving).
@@ -26,7 +27,7 @@ fn today_shanghai() -> chrono::NaiveDate {
 /// Print warnings and errors with ID and card numbers masked by shape: an
 /// error may quote a value from the data.
 fn say(prefix: &str, text: &dyn std::fmt::Display) {
-    eprintln!("{prefix}: {}", posaudit::findings::mask::scrub(&text.to_string()));
+    eprintln!("{prefix}: {}", posaudit::mask::scrub(&text.to_string()));
 }
 
 /// Options for the commands that scan a data folder in memory and write
@@ -44,7 +45,7 @@ fn data_options(data: std::path::PathBuf, rules: Vec<std::path::PathBuf>, as_of:
         formats: vec![],
         outputs: vec![],
         as_of: as_of.unwrap_or_else(today_shanghai),
-        fail_on: scan::FailOn::Never,
+        fail_on: posaudit::findings::FailOn::Never,
         threads: threads(None),
         reference: vec![],
         partitions: 1,
@@ -138,7 +139,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::List(r)) => {
-            let pack = scan::load_pack(&r.rules).into_result().map_err(Error::Rules)?;
+            let pack = posaudit::app::pack::load_pack(&r.rules).into_result().map_err(Error::Rules)?;
             println!("{:<14} {:<20} {:<9} title", "id", "family", "severity");
             for lr in &pack.rules {
                 let rule = &lr.rule;
@@ -159,7 +160,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::Explain { id, rules }) => {
-            let pack = scan::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
+            let pack = posaudit::app::pack::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
             let lr = pack
                 .rules
                 .iter()
@@ -215,9 +216,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             allow_empty,
             output,
         }) => {
-            let (pack, _) = scan::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;
-            let refs = scan::pack_references(&dirs)?;
-            let results = posaudit::rules::testing::run_pack(&pack, &refs, filter.as_deref());
+            let (pack, _) = posaudit::app::pack::checked_pack(&dirs, &BTreeMap::new(), today_shanghai())?;
+            let refs = posaudit::app::pack::pack_references(&dirs)?;
+            let results = posaudit::app::rule_tests::run_pack(&pack, &refs, filter.as_deref());
             let failed = results.iter().filter(|r| !r.passed).count();
             for r in &results {
                 if r.passed {
@@ -250,8 +251,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             max_listed,
         }) => {
             let opts = data_options(data, rules.rules, as_of);
-            let d = scan::diff(&base, &opts)?;
-            let md = posaudit::rules::diff::markdown(&d, max_listed);
+            let d = posaudit::app::diff::diff(&base, &opts)?;
+            let md = posaudit::app::diff::markdown(&d, max_listed);
             let mut staged = Staged::new(std::path::Path::new(".")).map_err(|e| Error::Output(".".into(), e))?;
             if let Some(p) = &json {
                 staged
@@ -301,8 +302,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::Doc { rules }) => {
-            let pack = scan::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
-            print!("{}", posaudit::rules::catalogue::markdown(&pack));
+            let pack = posaudit::app::pack::load_pack(&rules.rules).into_result().map_err(Error::Rules)?;
+            print!("{}", posaudit::app::doc::markdown(&pack));
             let dirs: Vec<std::path::PathBuf> = if rules.rules.is_empty() {
                 vec!["rules".into()]
             } else {
@@ -314,12 +315,12 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .or_else(|| posaudit::rules::load::builtin_file("catalogue.csv"));
             if let Some(t) = text {
                 println!();
-                print!("{}", posaudit::rules::catalogue::coverage(&t).map_err(Error::Usage)?);
+                print!("{}", posaudit::app::doc::coverage(&t).map_err(Error::Usage)?);
             }
             Ok(exit::CLEAN)
         }
         Command::Rules(RulesCommand::Check { dirs, strict, output }) => {
-            let lint = scan::lint(&dirs, today_shanghai())?;
+            let lint = posaudit::app::lint::lint(&dirs, today_shanghai())?;
             for e in &lint.errors {
                 say("error", e);
             }

@@ -127,7 +127,7 @@ fn check_planted(seed: u64, lookalikes: bool) {
 
 #[test]
 fn every_planted_violation_is_found_on_exactly_its_merchants_and_clean_merchants_have_none() {
-    let rules = posaudit::scan::load_pack(&[root().join("rules")]).into_result().unwrap();
+    let rules = posaudit::app::pack::load_pack(&[root().join("rules")]).into_result().unwrap();
     // Fires only with a cap the acquirer sets (the shipped table has none);
     // its own cases test it with a table of their own.
     let needs_acquirer_table = ["LIM-MICRO-03"];
@@ -663,14 +663,10 @@ fn shipped_pack_passes_its_cases_and_every_rule_has_a_hit_and_a_near_miss() {
     let o = posaudit(&["rules", "test"]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
-    let pack = posaudit::scan::load_pack(&[root().join("rules")]).into_result().unwrap();
+    let pack = posaudit::app::pack::load_pack(&[root().join("rules")]).into_result().unwrap();
     let cases: usize = pack.rules.iter().map(|r| r.rule.tests.len()).sum();
     assert!(out.ends_with(&format!("{cases} passed, 0 failed\n")), "{out}");
-    assert!(
-        posaudit::rules::testing::coverage_gaps(&pack).is_empty(),
-        "{:?}",
-        posaudit::rules::testing::coverage_gaps(&pack)
-    );
+    assert!(pack.case_gaps().is_empty(), "{:?}", pack.case_gaps());
     // The four families are all there.
     let families: BTreeSet<_> = pack.rules.iter().map(|r| r.rule.family).collect();
     assert_eq!(families.len(), 4);
@@ -1143,7 +1139,7 @@ fn rules_eval_counts_false_alarms_misses_and_unlabelled_merchants_from_the_label
 #[test]
 fn the_catalogue_coverage_names_real_rules_and_every_entry_of_the_research() {
     let text = std::fs::read_to_string(root().join("rules/catalogue.csv")).unwrap();
-    let pack = posaudit::scan::load_pack(&[root().join("rules")]).into_result().unwrap();
+    let pack = posaudit::app::pack::load_pack(&[root().join("rules")]).into_result().unwrap();
     let ids: BTreeSet<&str> = pack.rules.iter().map(|r| r.rule.id.as_str()).collect();
     let mut r = csv::Reader::from_reader(text.as_bytes());
     let mut entries = BTreeSet::new();

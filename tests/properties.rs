@@ -7,10 +7,10 @@
 
 use std::process::Command;
 
-use posaudit::findings::mask::scrub;
 use posaudit::input::mapping::InputMapping;
 use posaudit::input::read::read_csv_bytes;
 use posaudit::input::InputKind;
+use posaudit::mask::scrub;
 use proptest::prelude::*;
 
 const BASE: &str = include_str!("bad_inputs/_base/transactions.csv");

@@ -14,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(file.stats.rows_read, file.stats.rows_accepted + file.stats.rows_rejected);
             assert_eq!(file.df.height() as u64, file.stats.rows_accepted);
             for r in &file.rejected {
-                assert_eq!(posaudit::findings::mask::scrub(&r.value), r.value.as_str());
-                assert_eq!(posaudit::findings::mask::scrub(&r.reason), r.reason.as_str());
+                assert_eq!(posaudit::mask::scrub(&r.value), r.value.as_str());
+                assert_eq!(posaudit::mask::scrub(&r.reason), r.reason.as_str());
             }
         }
     }

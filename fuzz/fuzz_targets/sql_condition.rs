@@ -13,8 +13,8 @@ fuzz_target!(|data: &[u8]| {
     let loaded = load_texts(vec![("fuzz.yaml".into(), rule)], vec!["fuzz".into()], vec![]);
     if loaded.issues.is_empty() {
         let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
-        let schemas = posaudit::rules::validate::contract_schemas(&Default::default(), as_of).unwrap();
-        let _ = posaudit::rules::validate::check(&loaded.pack, &schemas, as_of);
+        let schemas = posaudit::engine::validate::contract_schemas(&Default::default(), as_of).unwrap();
+        let _ = posaudit::engine::validate::check(&loaded.pack, &schemas, as_of);
     }
 });
 

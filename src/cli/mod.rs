@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use posaudit::findings::FailOn;
 use posaudit::output::Format;
-use posaudit::scan::FailOn;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -207,7 +207,7 @@ pub struct ScanArgs {
     /// Stop a rule that hits more than N times, and the run when all rules
     /// together find more than N: a flood of findings is a mis-configured
     /// rule or wrong input, and holding millions of findings takes gigabytes.
-    #[arg(long = "max-findings", value_name = "N", default_value_t = posaudit::scan::DEFAULT_MAX_FINDINGS)]
+    #[arg(long = "max-findings", value_name = "N", default_value_t = posaudit::app::scan::DEFAULT_MAX_FINDINGS)]
     pub max_findings: usize,
     /// Print nothing on success, and no progress bars.
     #[arg(long, short)]

@@ -5,12 +5,12 @@ use indexmap::IndexMap;
 use polars::prelude::*;
 
 use super::plan::{BUILTIN_MEASURES, IDS, MERCHANTS, ROW_ID, WINDOW};
-use crate::findings::mask::mask_value;
 use crate::findings::message::render;
 use crate::findings::model::fingerprint;
 use crate::findings::{Finding, Source};
 use crate::input::values::{date_from_days, datetime_from_millis};
 use crate::input::{FileStats, LINE_COL, SRC_COL};
+use crate::mask::mask_value;
 use crate::rules::load::LoadedRule;
 use crate::rules::model::{yaml_scalar_text, Rule};
 

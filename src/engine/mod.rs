@@ -13,6 +13,7 @@ pub mod keys;
 pub mod partition;
 pub mod plan;
 pub mod prepare;
+pub mod validate;
 
 use std::time::Instant;
 
@@ -21,11 +22,11 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::engine::validate::missing_column;
 use crate::findings::model::finish;
 use crate::findings::Finding;
 use crate::input::FileStats;
 use crate::rules::load::{LoadedRule, RulePack};
-use crate::rules::validate::missing_column;
 use plan::{clean_polars_error, PlanContext};
 use prepare::Prepared;
 
@@ -73,7 +74,7 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
     let done = |status, reason: Option<String>, findings: &Vec<Finding>, rows| RuleRun {
         rule_id: rule.id.clone(),
         status,
-        reason: reason.map(|r| crate::findings::mask::scrub(&r).into_owned()),
+        reason: reason.map(|r| crate::mask::scrub(&r).into_owned()),
         findings: findings.len(),
         rows,
         elapsed_ms: started.elapsed().as_millis() as u64,

@@ -15,8 +15,7 @@ use crate::checks;
 use crate::input::reference::{RefTable, References};
 use crate::input::{InputKind, LINE_COL, SRC_COL};
 
-/// Prefix for application columns whose name the joined input already has.
-pub const APP_PREFIX: &str = "app_";
+pub use crate::contract::APP_PREFIX;
 
 /// The frame each rule source reads.
 #[derive(Clone, Default)]

@@ -1,8 +1,7 @@
 //! Findings: the model, fingerprints, masking and message templates.
 
 pub mod eval;
-pub mod mask;
 pub mod message;
 pub mod model;
 
-pub use model::{Finding, Source};
+pub use model::{FailOn, Finding, Source};

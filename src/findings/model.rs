@@ -110,9 +110,9 @@ pub fn disambiguate(findings: &mut [Finding]) {
 }
 
 /// Mask, by shape, every ID and card number a finding's texts may carry
-/// (see [`crate::findings::mask::scrub`]).
+/// (see [`crate::mask::scrub`]).
 pub fn scrub(findings: &mut [Finding]) {
-    use crate::findings::mask::scrub as s;
+    use crate::mask::scrub as s;
     let fix = |t: &mut String| {
         if let std::borrow::Cow::Owned(o) = s(t) {
             *t = o;
@@ -158,5 +158,31 @@ mod tests {
         assert_eq!(a.len(), 32);
         // Frozen value: a change here breaks every user's baseline.
         assert_eq!(fingerprint("R", "k", "x"), "ac78a4cd49ba568ea35a84ffe634d12c");
+    }
+}
+
+/// The severity at or above which findings fail the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    Never,
+    At(Severity),
+}
+
+impl std::str::FromStr for FailOn {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "never" || s == "none" {
+            return Ok(FailOn::Never);
+        }
+        s.parse::<Severity>().map(FailOn::At).map_err(|e| format!("{e}, or never"))
+    }
+}
+
+impl std::fmt::Display for FailOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailOn::Never => f.write_str("never"),
+            FailOn::At(s) => f.write_str(s.name()),
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! merchants each carry one pattern from `Plant::ALL` (cycling), and
 //! `Plant::rules` says which rules each pattern triggers.
 
+pub mod apply;
 pub mod ids;
 pub mod merchant;
 pub mod plant;
@@ -555,7 +556,7 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
         let i = ord * n / violators;
         let p = Plant::ALL[ord % Plant::ALL.len()];
         out[i].plant = Some(p);
-        plant::apply(&mut out[i], p, rng, opts.start);
+        apply::apply(&mut out[i], p, rng, opts.start);
         // A plant that changed the MCC gets a number issued for it (the
         // number embeds the MCC, DOC-MID-01); the mismatch plant gets one
         // issued for another line of business.
@@ -594,7 +595,7 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
     }
     let mut extras_of: HashMap<usize, Vec<usize>> = HashMap::new();
     for i in 0..n {
-        for mut e in plant::extras(&out[i], rng, opts.start) {
+        for mut e in apply::extras(&out[i], rng, opts.start) {
             let city4 = out[i].id[3..7].to_string();
             e.id = merchant::next_id(&mut seq, &city4, e.mcc);
             extras_of.entry(i).or_default().push(out.len());

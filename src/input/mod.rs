@@ -1,7 +1,6 @@
 //! Inputs: finding the files, reading them through the mapping, and
 //! accounting for every row (accepted or rejected with a reason).
 
-pub mod contract;
 pub mod mapping;
 pub mod read;
 pub mod records;
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
-pub use contract::InputKind;
+pub use crate::contract::InputKind;
 use mapping::Mapping;
 pub use read::{FileStats, Header, LINE_COL, SRC_COL};
 
@@ -63,7 +62,7 @@ pub struct RejectedRow {
 impl RejectedRow {
     pub fn new(input: InputKind, file: &str, line: u64, column: &str, value: &str, reason: String) -> Self {
         let cleaned = values::clean(value);
-        let masked = crate::findings::mask::mask_value(column, cleaned);
+        let masked = crate::mask::mask_value(column, cleaned);
         // Reasons quote the value; quote the masked one for sensitive columns.
         let reason = if masked != cleaned {
             reason.replace(cleaned, &masked)
@@ -72,7 +71,7 @@ impl RejectedRow {
         };
         // Whatever the column is called, a value shaped like an ID or card
         // number is masked (headers may be swapped or mislabelled).
-        use crate::findings::mask::scrub;
+        use crate::mask::scrub;
         RejectedRow {
             input,
             file: file.to_string(),

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::contract::{ColType, ColumnSpec, InputKind, Sign};
 use super::mapping::{Encoding, InputMapping};
 use super::records::{self, Item, RecordReader, TextEncoding};
 use super::values::{self, Expiry};
 use super::{InputError, RejectedRow};
+use crate::contract::{ColType, ColumnSpec, InputKind, Sign};
 
 pub const SRC_COL: &str = "_src";
 pub const LINE_COL: &str = "_line";
@@ -80,9 +80,9 @@ fn records<R: Read>(bytes: R, mapping: &InputMapping) -> RecordReader<R> {
 /// may not take one.
 fn reserved(name: &str) -> bool {
     name.starts_with('_')
-        || name.starts_with(crate::engine::prepare::APP_PREFIX)
+        || name.starts_with(crate::contract::APP_PREFIX)
         || name.ends_with("_permanent")
-        || crate::checks::DERIVED.iter().any(|d| d.name == name)
+        || crate::contract::DERIVED.iter().any(|d| d.name == name)
 }
 
 /// Match headers to the contract; a missing required column is an error

@@ -5,9 +5,9 @@
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::engine::{RuleRun, RuleStatus};
+use crate::findings::FailOn;
 use crate::findings::Finding;
-use crate::rules::testing::CaseResult;
-use crate::scan::FailOn;
+use crate::rules::cases::CaseResult;
 
 pub fn rule_tests(results: &[CaseResult]) -> Report {
     let mut report = Report::new("posaudit rules test");

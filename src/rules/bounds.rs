@@ -8,7 +8,7 @@
 //! has a few dozen operators) and far below what overflows; a test runs a
 //! rule at the limits through the real engine.
 
-use super::load::{LoadedRule, RuleIssue};
+use super::model::Rule;
 
 /// Characters in one SQL text after `${param}` substitution.
 pub const MAX_SQL_CHARS: usize = 16 * 1024;
@@ -71,9 +71,8 @@ pub fn measure(sql: &str) -> (usize, usize) {
     (ops, max_depth)
 }
 
-/// Every limit the rule exceeds, as located issues.
-pub fn check(lr: &LoadedRule) -> Vec<RuleIssue> {
-    let rule = &lr.rule;
+/// Every limit the rule exceeds: the field and what is wrong.
+pub fn check(rule: &Rule) -> Vec<(String, String)> {
     let mut issues = Vec::new();
     let mut texts: Vec<(String, &str)> = Vec::new();
     if let Some(w) = &rule.where_ {
@@ -93,29 +92,29 @@ pub fn check(lr: &LoadedRule) -> Vec<RuleIssue> {
         let date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date");
         let expanded = rule.expand(text, date).unwrap_or_else(|_| text.to_string());
         if expanded.chars().count() > MAX_SQL_CHARS {
-            issues.push(lr.issue(
-                Some(&field),
+            issues.push((
+                field.clone(),
                 format!("the SQL is longer than {MAX_SQL_CHARS} characters (parameters included); split the rule or use a reference table"),
             ));
             continue;
         }
         let (ops, depth) = measure(&expanded);
         if ops > MAX_SQL_OPERATORS {
-            issues.push(lr.issue(
-                Some(&field),
+            issues.push((
+                field.clone(),
                 format!("the SQL has {ops} operators, more than the {MAX_SQL_OPERATORS} allowed; use `IN (...)` for lists of values, or split the rule"),
             ));
         }
         if depth > MAX_SQL_DEPTH {
-            issues.push(lr.issue(
-                Some(&field),
+            issues.push((
+                field.clone(),
                 format!("parentheses nest {depth} deep, more than the {MAX_SQL_DEPTH} allowed"),
             ));
         }
     }
     if rule.message.chars().count() > MAX_MESSAGE_CHARS {
-        issues.push(lr.issue(
-            Some("message"),
+        issues.push((
+            "message".to_string(),
             format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
         ));
     }

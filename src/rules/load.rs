@@ -104,6 +104,22 @@ pub struct RulePack {
     pub dirs: Vec<String>,
 }
 
+impl RulePack {
+    /// Rules lacking a case that must fire (`.0` false) or one that must
+    /// not (`.1` false).
+    pub fn case_gaps(&self) -> std::collections::BTreeMap<String, (bool, bool)> {
+        self.rules
+            .iter()
+            .map(|lr| {
+                let hit = lr.rule.tests.iter().any(|t| !t.hits.is_empty());
+                let miss = lr.rule.tests.iter().any(|t| t.hits.is_empty());
+                (lr.rule.id.clone(), (hit, miss))
+            })
+            .filter(|(_, (h, m))| !(*h && *m))
+            .collect()
+    }
+}
+
 /// Line and column (1-based) of `field:` inside the rule with this id.
 pub fn locate(text: &str, rule_id: &str, field: &str) -> Option<(usize, usize)> {
     let top = field.split(['.', '[']).next().unwrap_or(field);
@@ -313,7 +329,11 @@ pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: V
         ));
     }
     for r in &rules {
-        issues.extend(super::bounds::check(r));
+        issues.extend(
+            super::bounds::check(&r.rule)
+                .into_iter()
+                .map(|(field, message)| r.issue(Some(&field), message)),
+        );
     }
     rules.sort_by(|a, b| a.rule.id.cmp(&b.rule.id));
     let digest = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();

@@ -2,9 +2,6 @@
 //! against the inputs' schema.
 
 pub mod bounds;
-pub mod catalogue;
-pub mod diff;
+pub mod cases;
 pub mod load;
 pub mod model;
-pub mod testing;
-pub mod validate;

@@ -136,7 +136,7 @@ pub struct Rule {
     pub entity: Option<String>,
     /// The rule's own cases: records that must trigger it and near misses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tests: Vec<super::testing::RuleTest>,
+    pub tests: Vec<super::cases::RuleTest>,
 }
 
 impl Rule {

@@ -290,6 +290,58 @@ pub fn sensitivity(column: &str) -> Sensitive {
         .unwrap_or(Sensitive::No)
 }
 
+/// Prefix for application columns whose name the joined input already has.
+pub const APP_PREFIX: &str = "app_";
+
+/// A derived column: a name rules may use like an input column, computed
+/// by `checks` (documentation for `rules doc` and the README; an input
+/// file may not use the name for a column of its own).
+pub struct DerivedDoc {
+    pub name: &'static str,
+    pub input: &'static str,
+    pub doc: &'static str,
+}
+
+pub const DERIVED: &[DerivedDoc] = &[
+    DerivedDoc { name: "uscc_format_ok", input: "applications", doc: "USCC has 18 characters from the GB 32100 set, a valid first character and a numeric region" },
+    DerivedDoc { name: "uscc_valid", input: "applications", doc: "USCC format and GB 32100-2015 check character both right" },
+    DerivedDoc { name: "uscc_org_code_ok", input: "applications", doc: "inner 组织机构代码 (positions 9-17) passes GB 11714" },
+    DerivedDoc { name: "merchant_id_mcc", input: "applications", doc: "the MCC inside a 15-digit merchant number (positions 8-11; null for other numbers)" },
+    DerivedDoc { name: "uscc_prefix", input: "applications", doc: "USCC positions 1-2: registration authority and entity type (91 enterprise, 92 individual business)" },
+    DerivedDoc { name: "license_days_left", input: "applications", doc: "days from --as-of to license_expiry (negative: expired; null: permanent or unknown)" },
+    DerivedDoc { name: "id_legacy15", input: "applications", doc: "legal-rep ID is a first-generation 15-digit number; the ID checks below read it upgraded to 18 digits" },
+    DerivedDoc { name: "id_format_ok", input: "applications", doc: "legal-rep ID is 17 digits and a digit or X" },
+    DerivedDoc { name: "id_valid", input: "applications", doc: "legal-rep ID format and GB 11643 MOD 11-2 check character both right" },
+    DerivedDoc { name: "id_birth_date", input: "applications", doc: "birth date embedded in the ID (null when not a real date)" },
+    DerivedDoc { name: "id_age_at_submission", input: "applications", doc: "legal rep's age in whole years when the application was submitted" },
+    DerivedDoc { name: "id_age", input: "applications", doc: "legal rep's age in whole years at --as-of" },
+    DerivedDoc { name: "id_days_left", input: "applications", doc: "days from --as-of to legal_rep_id_expiry (null: permanent or unknown)" },
+    DerivedDoc { name: "id_term_ok", input: "applications", doc: "ID validity term fits the age at issue (居民身份证法 第五条); null without legal_rep_id_start" },
+    DerivedDoc { name: "settlement_account_luhn_ok", input: "applications", doc: "settlement account number passes Luhn (real Chinese cards may fail it)" },
+    DerivedDoc { name: "has_<document>", input: "applications", doc: "the document is listed in `documents` (license, id_front, id_back, bank_card, storefront_photo, lease, tax_registration, authorization_letter)" },
+    DerivedDoc { name: "review_working_days", input: "applications", doc: "working days (Mon-Fri) from submitted_at to reviewed_at" },
+    DerivedDoc { name: "txn_date", input: "transactions", doc: "calendar day of txn_time" },
+    DerivedDoc { name: "hour", input: "transactions", doc: "hour of day of txn_time (0-23, local time)" },
+    DerivedDoc { name: "amount_fen", input: "transactions", doc: "amount in integer fen (for exact modulo tests)" },
+    DerivedDoc { name: "expected_fee", input: "transactions", doc: "fee the contract gives: amount x rate (debit, credit or QR), debit cap, plus fixed fee; approved purchases only" },
+    DerivedDoc { name: "expected_rate_fee", input: "transactions", doc: "the rate part of expected_fee (after the debit cap)" },
+    DerivedDoc { name: "expected_fixed_fee", input: "transactions", doc: "the fixed part of expected_fee" },
+    DerivedDoc { name: "contract_rate_applied", input: "transactions", doc: "the contract rate that applies to this payment (debit, credit or QR)" },
+    DerivedDoc { name: "fee_diff", input: "transactions", doc: "fee charged minus expected_fee" },
+    DerivedDoc { name: "effective_rate", input: "transactions", doc: "fee / amount" },
+    DerivedDoc { name: "distance_km", input: "transactions", doc: "distance from the terminal's install point (needs lat, lon, install_lat, install_lon)" },
+    DerivedDoc { name: "days_since_install", input: "transactions", doc: "days from the merchant's installed_at to txn_time" },
+    DerivedDoc { name: "days_since_prev_txn", input: "transactions", doc: "days since the merchant's previous approved purchase (for the first: since installation, if inside the data's period)" },
+    DerivedDoc { name: "original_found, original_amount, original_card_hash, original_merchant_id", input: "transactions", doc: "for refunds and reversals: the original transaction, looked up by original_txn_id" },
+    DerivedDoc { name: "txn_mcc_fee_class, txn_mcc_known, ...", input: "transactions", doc: "the MCC table's columns for the MCC the transaction was submitted under (mcc_fee_class etc. are the merchant's registered MCC's)" },
+    DerivedDoc { name: "notice_days", input: "fee_changes", doc: "days from notice_published_at to effective_at" },
+    DerivedDoc { name: "refund_threshold_reached_at, deposit_refunded_at, days_to_deposit_refund", input: "applications", doc: "when approved purchases reached deposit_refund_threshold, when the deposit was refunded (fees), and the days between (to --as-of while not refunded)" },
+    DerivedDoc { name: "terminal_kind, model_max_single_txn_amount, model_has_gps, terminal_model_known", input: "applications", doc: "from terminal_models.csv by terminal_model" },
+    DerivedDoc { name: "type_max_single_txn_amount, type_max_daily_amount, type_max_monthly_amount", input: "applications", doc: "from merchant_type_limits.csv by merchant_type" },
+    DerivedDoc { name: "mcc_description, mcc_fee_class, mcc_daytime, mcc_known", input: "applications", doc: "from mcc.csv by mcc" },
+    DerivedDoc { name: "mcc_valid", input: "applications", doc: "the MCC is in the table in use or is a valid ISO 18245 / card-scheme code (a valid code missing from a replacement table is that table's gap, reported once as a warning)" },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,17 +1,10 @@
-//! Rule test cases: records written inline in a rule's YAML, with the hits
-//! the rule must produce on them. Each case is written out as real CSV
-//! files and scanned by the real reader and engine, so a passing case
+//! Running rule test cases: records written inline in a rule's YAML, with
+//! the hits the rule must produce on them. Each case is written out as real
+//! CSV files and scanned by the real reader and engine, so a passing case
 //! proves the whole path, not a model of it.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono::NaiveDate;
-use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
-
-use super::load::{LoadedRule, RulePack};
-use super::model::yaml_scalar_text;
 use crate::checks::{fee, idcard};
 use crate::engine::{self, prepare, RuleStatus};
 use crate::findings::Finding;
@@ -19,43 +12,9 @@ use crate::input::mapping::Mapping;
 use crate::input::reference::References;
 use crate::input::values::{parse_money, parse_rate, AmountUnit};
 use crate::input::{self, InputKind, InputPlan};
-
-pub type Record = IndexMap<String, serde_yaml::Value>;
-
-/// One case: records per input and the expected hits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleTest {
-    pub name: String,
-    /// `--as-of` for this case (default 2026-11-20).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub as_of: Option<NaiveDate>,
-    /// Omitted: one clean default merchant `M1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub applications: Option<Vec<Record>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub transactions: Vec<Record>,
-    /// Omitted: no fees input at all (fee rules are then skipped).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fees: Option<Vec<Record>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fee_changes: Option<Vec<Record>>,
-    /// Reference tables replacing the pack's for this case, by file name,
-    /// as CSV text (an acquirer's caps, say).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub reference: BTreeMap<String, String>,
-    /// The rule's parameters replaced for this case, so that a case stays
-    /// small (4 cards where the rule's floor is 20). Only parameters the
-    /// rule declares.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub params: IndexMap<String, serde_yaml::Value>,
-    /// Expected hits by entity: a row rule's row id (txn_id, application_id,
-    /// charge_id), or a group rule's key values joined with `|`. Empty: a
-    /// near miss that must not fire.
-    pub hits: Vec<String>,
-}
-
-pub const DEFAULT_AS_OF: &str = "2026-11-20";
+use crate::rules::cases::{CaseResult, Record, RuleTest, DEFAULT_AS_OF};
+use crate::rules::load::{LoadedRule, RulePack};
+use crate::rules::model::yaml_scalar_text;
 
 /// The valid resident ID of the default legal representative (born 1985).
 fn default_id() -> String {
@@ -268,21 +227,6 @@ pub fn write_case(case: &RuleTest, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// What one case gave.
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseResult {
-    pub rule_id: String,
-    pub case: String,
-    pub file: String,
-    pub passed: bool,
-    pub expected: Vec<String>,
-    pub actual: Vec<String>,
-    /// Why it failed, readable.
-    pub detail: Option<String>,
-    /// Messages of the findings, for context.
-    pub messages: Vec<String>,
-}
-
 /// Run one rule on the case's records.
 pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResult {
     let mut result = CaseResult {
@@ -376,17 +320,4 @@ pub fn run_pack(pack: &RulePack, refs: &References, filter: Option<&str>) -> Vec
         .flat_map(|lr| lr.rule.tests.iter().map(move |t| (lr, t)))
         .collect();
     engine::in_pool(|| selected.par_iter().map(|(lr, t)| run_case(lr, t, refs)).collect())
-}
-
-/// Rules lacking a case that must fire or one that must not.
-pub fn coverage_gaps(pack: &RulePack) -> BTreeMap<String, (bool, bool)> {
-    pack.rules
-        .iter()
-        .map(|lr| {
-            let hit = lr.rule.tests.iter().any(|t| !t.hits.is_empty());
-            let miss = lr.rule.tests.iter().any(|t| t.hits.is_empty());
-            (lr.rule.id.clone(), (hit, miss))
-        })
-        .filter(|(_, (h, m))| !(*h && *m))
-        .collect()
 }

@@ -9,8 +9,12 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use super::load::RulePack;
+use super::pack::{checked_pack, load_references};
+use super::scan::{evaluate, read_inputs, ScanOptions};
 use crate::findings::Finding;
+use crate::output::progress::Progress;
+use crate::rules::load::RulePack;
+use crate::Error;
 
 /// A finding as the diff lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -252,4 +256,64 @@ pub fn materialize_base(base: &str, new_dirs: &[PathBuf], tmp: &Path) -> Result<
         out.push(tmp.join(rel));
     }
     Ok(out)
+}
+
+/// `rules diff`: run the base pack and the new pack on the same inputs.
+pub fn diff(base: &str, opts: &ScanOptions) -> Result<PackDiff, Error> {
+    let new_dirs: Vec<PathBuf> = if opts.rules.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        opts.rules.clone()
+    };
+    let tmp = tempfile::tempdir().map_err(|e| Error::Output(std::env::temp_dir(), e))?;
+    let base_dirs = materialize_base(base, &new_dirs, tmp.path()).map_err(Error::Usage)?;
+    let base_opts = ScanOptions {
+        rules: base_dirs,
+        ..opts.clone()
+    };
+    let new_opts = ScanOptions {
+        rules: new_dirs,
+        ..opts.clone()
+    };
+    let mut packs = None;
+    let inputs = read_inputs(opts, &Progress::silent(), &|_, _, df| Ok(Some(df)), |extras| {
+        packs = Some((
+            checked_pack(&base_opts.rules, extras, opts.as_of)?.0,
+            checked_pack(&new_opts.rules, extras, opts.as_of)?.0,
+        ));
+        Ok(())
+    })?;
+    let (base_pack, new_pack) = packs.expect("packs are checked before data is read");
+    let run = |o: &ScanOptions, pack: &RulePack| -> Result<(Vec<Finding>, BTreeMap<String, String>), Error> {
+        let refs = load_references(&inputs.plan, &o.rules, &o.reference)?;
+        let tables = refs.origins.iter().map(|r| (r.table.clone(), r.sha256.clone())).collect();
+        let frames = inputs.loaded.frames.clone();
+        Ok((
+            evaluate(pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent())?.0,
+            tables,
+        ))
+    };
+    let (base_findings, base_tables) = run(&base_opts, &base_pack)?;
+    let (new_findings, new_tables) = run(&new_opts, &new_pack)?;
+    let base_label = if PathBuf::from(base).is_dir() {
+        base.to_string()
+    } else {
+        format!("git:{base}")
+    };
+    Ok(compare(
+        Side {
+            label: base_label,
+            pack: &base_pack,
+            findings: &base_findings,
+            tables: base_tables,
+        },
+        Side {
+            label: new_opts.rules.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+            pack: &new_pack,
+            findings: &new_findings,
+            tables: new_tables,
+        },
+        &opts.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+        &opts.as_of.to_string(),
+    ))
 }

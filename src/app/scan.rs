@@ -6,51 +6,18 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 
+use super::exit;
+use super::pack::{checked_pack, load_pack, load_references, mcc_table_gaps};
 use crate::engine::{self, prepare, RuleStatus};
+use crate::findings::FailOn;
 use crate::findings::Finding;
 use crate::input::mapping::Mapping;
 use crate::input::{self, InputError, InputKind, InputPlan};
 use crate::output::manifest::{totals, Counts, Manifest, RulesInfo};
 use crate::output::progress::Progress;
 use crate::output::{self, atomic::Staged, Format, Target};
-use crate::rules::load::{self, RuleErrors, RuleIssue};
-use crate::rules::model::Severity;
-use crate::rules::validate;
+use crate::rules::load::{self, RuleIssue};
 use crate::Error;
-
-/// The exit codes, frozen: schedulers and CI act on them.
-pub mod exit {
-    pub const CLEAN: i32 = 0;
-    pub const FINDINGS: i32 = 1;
-    pub const ERROR: i32 = 2;
-    pub const INVALID_RULES: i32 = 3;
-}
-
-/// The severity at or above which findings fail the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailOn {
-    Never,
-    At(Severity),
-}
-
-impl std::str::FromStr for FailOn {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s == "never" || s == "none" {
-            return Ok(FailOn::Never);
-        }
-        s.parse::<Severity>().map(FailOn::At).map_err(|e| format!("{e}, or never"))
-    }
-}
-
-impl std::fmt::Display for FailOn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FailOn::Never => f.write_str("never"),
-            FailOn::At(s) => f.write_str(s.name()),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -161,111 +128,6 @@ pub fn plan_inputs(opts: &ScanOptions) -> Result<InputPlan, InputError> {
     }
     plan.check_required()?;
     Ok(plan)
-}
-
-/// The pack from the given folders, or the default one (./rules, else the
-/// pack built into the binary). Parse problems come back with the rules
-/// that did parse.
-pub fn load_pack(dirs: &[PathBuf]) -> load::Loaded {
-    if !dirs.is_empty() {
-        return load::load(dirs);
-    }
-    let local = PathBuf::from("rules");
-    if local.is_dir() {
-        load::load(&[local])
-    } else {
-        load::load_builtin()
-    }
-}
-
-/// Load and fully check a pack: parse and schema problems reported together.
-pub fn checked_pack(
-    dirs: &[PathBuf],
-    extras: &BTreeMap<InputKind, Vec<String>>,
-    as_of: NaiveDate,
-) -> Result<(load::RulePack, Vec<RuleIssue>), Error> {
-    let loaded = load_pack(dirs);
-    let schemas = validate::contract_schemas(extras, as_of).map_err(|e| Error::Internal(e.to_string()))?;
-    let report = validate::check(&loaded.pack, &schemas, as_of);
-    let mut errors = loaded.issues;
-    errors.extend(report.errors);
-    if !errors.is_empty() {
-        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-        return Err(Error::Rules(RuleErrors(errors)));
-    }
-    Ok((loaded.pack, report.warnings))
-}
-
-/// The pack's own reference tables (its `reference/` folder, else built in).
-pub fn pack_references(dirs: &[PathBuf]) -> Result<input::reference::References, Error> {
-    let pack_dirs: Vec<PathBuf> = if dirs.is_empty() {
-        vec![PathBuf::from("rules")]
-    } else {
-        dirs.to_vec()
-    };
-    input::reference::load(&BTreeMap::new(), &pack_dirs, |f| load::builtin_file(&format!("reference/{f}"))).map_err(Error::Input)
-}
-
-/// Reference tables: `--reference` files, then same-name files in the
-/// scanned folder, then the pack's `reference/` folder, then built in.
-pub fn load_references(plan: &InputPlan, opts: &ScanOptions) -> Result<input::reference::References, Error> {
-    let mut overrides = plan.reference.clone();
-    for p in &opts.reference {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
-        if !input::REFERENCE_TABLES.contains(&name.as_str()) {
-            return Err(Error::Usage(format!(
-                "--reference {}: the file name must be one of {}",
-                p.display(),
-                input::REFERENCE_TABLES.join(", ")
-            )));
-        }
-        overrides.insert(name, p.clone());
-    }
-    let pack_dirs: Vec<PathBuf> = if opts.rules.is_empty() {
-        vec![PathBuf::from("rules")]
-    } else {
-        opts.rules.clone()
-    };
-    input::reference::load(&overrides, &pack_dirs, |f| load::builtin_file(&format!("reference/{f}"))).map_err(Error::Input)
-}
-
-/// Valid merchant category codes that merchants use and the MCC table in
-/// use lacks (a replacement table of the acquirer's): one warning about
-/// the table, instead of a finding per merchant. Rules reading the table's
-/// columns (fee class, daytime) see no value for those merchants.
-fn mcc_table_gaps(apps: &polars::prelude::DataFrame, refs: &input::reference::References) -> Option<RuleIssue> {
-    let table = refs.tables.iter().find(|t| t.file == "mcc.csv")?;
-    let known: std::collections::HashSet<&str> = table.df.column("mcc").ok()?.str().ok()?.iter().flatten().collect();
-    let mut missing: Vec<&str> = apps
-        .column("mcc")
-        .ok()?
-        .str()
-        .ok()?
-        .iter()
-        .flatten()
-        .filter(|c| !known.contains(c) && crate::checks::mcc::is_valid(c))
-        .collect();
-    missing.sort();
-    missing.dedup();
-    if missing.is_empty() {
-        return None;
-    }
-    let source = refs
-        .origins
-        .iter()
-        .find(|o| o.table == "mcc.csv")
-        .map(|o| o.source.clone())
-        .unwrap_or_else(|| "mcc.csv".into());
-    let shown: Vec<&str> = missing.iter().take(20).copied().collect();
-    Some(RuleIssue::of_file(
-        source,
-        format!(
-            "the MCC table lacks {} valid code(s) that merchants use ({}{}): rules that read its fee class or daytime flag see no value for those merchants; add them to the table",
-            missing.len(),
-            shown.join(", "),
-            if missing.len() > shown.len() { ", ..." } else { "" }
-        ),
-    ))
 }
 
 /// Inputs read once, ready to be evaluated by one pack or several.
@@ -384,7 +246,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         Ok(())
     })?;
     let (pack, mut warnings) = checked.expect("rules are checked before data is read");
-    let refs = load_references(&inputs.plan, opts)?;
+    let refs = load_references(&inputs.plan, &opts.rules, &opts.reference)?;
     if let Some(apps) = inputs.loaded.frames.get(&InputKind::Applications) {
         warnings.extend(mcc_table_gaps(apps, &refs));
     }
@@ -505,41 +367,6 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     })
 }
 
-/// Everything `rules check` reports about a pack, without reading data.
-pub struct Lint {
-    pub rules: usize,
-    pub errors: Vec<RuleIssue>,
-    pub warnings: Vec<RuleIssue>,
-}
-
-/// Lint a pack: parse and schema problems, its reference tables, and
-/// whether every rule has a case that fires and one that does not.
-pub fn lint(dirs: &[PathBuf], as_of: NaiveDate) -> Result<Lint, Error> {
-    let loaded = load_pack(dirs);
-    let schemas = validate::contract_schemas(&BTreeMap::new(), as_of).map_err(|e| Error::Internal(e.to_string()))?;
-    let report = validate::check(&loaded.pack, &schemas, as_of);
-    let mut errors = loaded.issues;
-    errors.extend(report.errors);
-    if let Err(Error::Input(InputError::Reference { source_name, message })) = pack_references(dirs) {
-        errors.push(RuleIssue::of_file(source_name, format!("reference table: {message}")));
-    }
-    for (id, (hit, miss)) in crate::rules::testing::coverage_gaps(&loaded.pack) {
-        let lr = loaded.pack.rules.iter().find(|r| r.rule.id == id).expect("rule of the pack");
-        let lacking = match (hit, miss) {
-            (false, false) => "a case that fires and a near miss that stays silent",
-            (false, true) => "a case that fires",
-            _ => "a near miss that stays silent",
-        };
-        errors.push(lr.issue(Some("tests"), format!("the rule needs {lacking} (add them under `tests`)")));
-    }
-    errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    Ok(Lint {
-        rules: loaded.pack.rules.len(),
-        errors,
-        warnings: report.warnings,
-    })
-}
-
 /// The findings of a scan, held in memory and written nowhere (`rules eval`).
 pub fn findings_only(opts: &ScanOptions) -> Result<(load::RulePack, Vec<Finding>), Error> {
     engine::set_max_hits(opts.max_findings);
@@ -549,69 +376,8 @@ pub fn findings_only(opts: &ScanOptions) -> Result<(load::RulePack, Vec<Finding>
         Ok(())
     })?;
     let pack = checked.expect("rules are checked before data is read");
-    let refs = load_references(&inputs.plan, opts)?;
+    let refs = load_references(&inputs.plan, &opts.rules, &opts.reference)?;
     let frames = std::mem::take(&mut inputs.loaded.frames);
     let (findings, _) = evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent())?;
     Ok((pack, findings))
-}
-
-/// `rules diff`: run the base pack and the new pack on the same inputs.
-pub fn diff(base: &str, opts: &ScanOptions) -> Result<crate::rules::diff::PackDiff, Error> {
-    use crate::rules::diff;
-    let new_dirs: Vec<PathBuf> = if opts.rules.is_empty() {
-        vec![PathBuf::from("rules")]
-    } else {
-        opts.rules.clone()
-    };
-    let tmp = tempfile::tempdir().map_err(|e| Error::Output(std::env::temp_dir(), e))?;
-    let base_dirs = diff::materialize_base(base, &new_dirs, tmp.path()).map_err(Error::Usage)?;
-    let base_opts = ScanOptions {
-        rules: base_dirs,
-        ..opts.clone()
-    };
-    let new_opts = ScanOptions {
-        rules: new_dirs,
-        ..opts.clone()
-    };
-    let mut packs = None;
-    let inputs = read_inputs(opts, &Progress::silent(), &|_, _, df| Ok(Some(df)), |extras| {
-        packs = Some((
-            checked_pack(&base_opts.rules, extras, opts.as_of)?.0,
-            checked_pack(&new_opts.rules, extras, opts.as_of)?.0,
-        ));
-        Ok(())
-    })?;
-    let (base_pack, new_pack) = packs.expect("packs are checked before data is read");
-    let run = |o: &ScanOptions, pack: &load::RulePack| -> Result<(Vec<Finding>, BTreeMap<String, String>), Error> {
-        let refs = load_references(&inputs.plan, o)?;
-        let tables = refs.origins.iter().map(|r| (r.table.clone(), r.sha256.clone())).collect();
-        let frames = inputs.loaded.frames.clone();
-        Ok((
-            evaluate(pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent())?.0,
-            tables,
-        ))
-    };
-    let (base_findings, base_tables) = run(&base_opts, &base_pack)?;
-    let (new_findings, new_tables) = run(&new_opts, &new_pack)?;
-    let base_label = if PathBuf::from(base).is_dir() {
-        base.to_string()
-    } else {
-        format!("git:{base}")
-    };
-    Ok(diff::compare(
-        diff::Side {
-            label: base_label,
-            pack: &base_pack,
-            findings: &base_findings,
-            tables: base_tables,
-        },
-        diff::Side {
-            label: new_opts.rules.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
-            pack: &new_pack,
-            findings: &new_findings,
-            tables: new_tables,
-        },
-        &opts.dir.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
-        &opts.as_of.to_string(),
-    ))
 }

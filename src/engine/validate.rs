@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::load::{LoadedRule, RuleIssue, RulePack};
-use super::model::{parse_calendar, parse_rolling};
-use crate::engine::plan::{self, clean_polars_error, PlanContext, BUILTIN_MEASURES};
-use crate::engine::prepare::Prepared;
+use super::plan::{self, clean_polars_error, PlanContext, BUILTIN_MEASURES};
+use super::prepare::Prepared;
 use crate::findings::message::placeholders;
 use crate::input::InputKind;
+use crate::rules::load::{LoadedRule, RuleIssue, RulePack};
+use crate::rules::model::{parse_calendar, parse_rolling};
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -271,6 +271,6 @@ pub fn contract_schemas(extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveD
         })
         .collect::<PolarsResult<BTreeMap<_, _>>>()?;
     let refs = crate::input::reference::empty_references();
-    let prepared: Prepared = crate::engine::prepare::prepare(frames, &refs, as_of, &None)?;
+    let prepared: Prepared = super::prepare::prepare(frames, &refs, as_of, &None)?;
     Ok(prepared.frames.iter().map(|(k, df)| (*k, df.schema().clone())).collect())
 }

@@ -8,7 +8,7 @@
 //! `MAX(legal_rep_id_number)` or a library error quoting a value cannot
 //! carry a full number out.
 
-use crate::input::contract::{sensitivity, Sensitive};
+use crate::contract::{sensitivity, Sensitive};
 
 /// Mask a value of the named column if the column is sensitive.
 pub fn mask_value(column: &str, value: &str) -> String {

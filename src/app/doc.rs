@@ -3,9 +3,9 @@
 
 use std::fmt::Write;
 
-use super::load::RulePack;
-use super::model::{yaml_scalar_text, Family};
 use crate::checks::DERIVED;
+use crate::rules::load::RulePack;
+use crate::rules::model::{yaml_scalar_text, Family};
 
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")

@@ -1,0 +1,11 @@
+//! The commands: what a user runs (scan, lint, rule tests, diff, the
+//! catalogue). The top layer: it may use every module below it, and
+//! nothing below uses it.
+
+pub mod diff;
+pub mod doc;
+pub mod exit;
+pub mod lint;
+pub mod pack;
+pub mod rule_tests;
+pub mod scan;
