@@ -33,11 +33,6 @@ impl InputKind {
         }
     }
 
-    /// Optional inputs may be absent; rules that need them are skipped.
-    pub fn is_optional(self) -> bool {
-        matches!(self, InputKind::Fees | InputKind::FeeChanges)
-    }
-
     pub fn columns(self) -> &'static [ColumnSpec] {
         match self {
             InputKind::Applications => APPLICATIONS,

@@ -1166,3 +1166,94 @@ fn the_catalogue_coverage_names_real_rules_and_every_entry_of_the_research() {
         }
     }
 }
+
+/// A rule with its own cases, in a pack of its own.
+fn one_rule_pack(name: &str, body: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    write_rule(tmp.path(), name, body);
+    tmp
+}
+
+#[test]
+fn a_window_written_with_spaces_means_the_same_day_window_and_says_so() {
+    // Regression: ` 1d` validated, ran as a day window, and labelled its
+    // findings `month` with `{day}` left unfilled.
+    let pack = one_rule_pack(
+        "T-DAY.yaml",
+        &format!(
+            "id: T-DAY\n{GOOD_HEAD}group_by: [merchant_id]\nwindow: \" 1d\"\nhaving: \"COUNT(*) >= 10\"\nentity: merchant\nmessage: \"{{merchant_id}} had {{count}} payments on {{day}}\"\n"
+        ),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = scan(
+        &root().join("fixtures/demo"),
+        &out,
+        &["--rules", pack.path().to_str().unwrap(), "--fail-on", "never"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fs = findings(&out);
+    assert!(!fs.is_empty(), "the demo has busy days");
+    for f in &fs {
+        let day = f["evidence"]["day"].as_str().unwrap_or_else(|| panic!("a day, not a month: {f}"));
+        assert_eq!(day.len(), 10, "{f}");
+        assert!(f["evidence"].get("month").is_none(), "{f}");
+        assert!(f["message"].as_str().unwrap().ends_with(day), "{f}");
+    }
+}
+
+#[test]
+fn an_aggregate_over_a_whole_input_runs_under_partitions_too() {
+    // Regression: a grouped transactions rule without `group_by` was split
+    // as `Whole`, loaded only the applications under `--partitions`, and
+    // was skipped there without a word.
+    let pack = one_rule_pack(
+        "T-ALL.yaml",
+        &format!(
+            "id: T-ALL\n{GOOD_HEAD}where: \"txn_type = 'refund'\"\nwindow: 1d\nhaving: \"COUNT(*) >= 2\"\nmessage: \"{{count}} refunds on {{day}}\"\n\
+             tests:\n  - name: two refunds in a day at two merchants\n    applications: [{{}}, {{merchant_id: M2, application_id: A2, terminal_sn: SN2}}]\n    transactions:\n      - {{txn_id: T1, txn_type: purchase}}\n      - {{txn_id: T2, txn_type: refund, original_txn_id: T1, amount: \"10.00\"}}\n      - {{txn_id: T3, merchant_id: M2, terminal_sn: SN2, txn_type: purchase}}\n      - {{txn_id: T4, merchant_id: M2, terminal_sn: SN2, txn_type: refund, original_txn_id: T3, amount: \"10.00\"}}\n    hits: [\"\"]\n  - name: one refund\n    transactions:\n      - {{txn_id: T1, txn_type: purchase}}\n      - {{txn_id: T2, txn_type: refund, original_txn_id: T1, amount: \"10.00\"}}\n    hits: []\n"
+        ),
+    );
+    // Its cases run in memory and in 2 and 5 partitions, and must agree.
+    let o = posaudit(&["rules", "test", pack.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let tmp = tempfile::tempdir().unwrap();
+    let memory = tmp.path().join("memory");
+    let parted = tmp.path().join("parted");
+    let rules = pack.path().to_str().unwrap();
+    scan(&root().join("fixtures/demo"), &memory, &["--rules", rules, "--fail-on", "never"]);
+    let o = scan(
+        &root().join("fixtures/demo"),
+        &parted,
+        &["--rules", rules, "--fail-on", "never", "--partitions", "4"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let a = std::fs::read_to_string(memory.join("findings.jsonl")).unwrap();
+    let b = std::fs::read_to_string(parted.join("findings.jsonl")).unwrap();
+    assert!(!a.is_empty(), "the demo has days with refunds");
+    assert_eq!(a, b);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(parted.join("manifest.json")).unwrap()).unwrap();
+    assert!(m.to_string().contains("\"ran\""), "{m}");
+    assert!(!m.to_string().contains("\"skipped\""), "{m}");
+}
+
+#[test]
+fn gen_refuses_an_empty_population_with_a_message_not_a_panic() {
+    // Regression: `posaudit gen --merchants 0` panicked.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("g");
+    for (flag, value) in [
+        ("--merchants", "0"),
+        ("--days", "0"),
+        ("--txns-per-day", "0"),
+        ("--violations", "1.5"),
+    ] {
+        let o = posaudit(&["gen", "--out", out.to_str().unwrap(), flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", stderr(&o));
+        assert!(stderr(&o).contains(flag), "{flag} {value}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    let mut opts = gen_opts(&out, 0.1);
+    opts.merchants = 0;
+    assert!(generate(&opts).is_err(), "the library says so too");
+}

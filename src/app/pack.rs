@@ -33,7 +33,16 @@ pub fn checked_pack(
     extras: &BTreeMap<InputKind, Vec<String>>,
     as_of: NaiveDate,
 ) -> Result<(load::RulePack, Vec<RuleIssue>), Error> {
-    let loaded = load_pack(dirs);
+    check_loaded(load_pack(dirs), extras, as_of)
+}
+
+/// Check a loaded pack against the schema the inputs will have (their
+/// extra columns included): parse and schema problems reported together.
+pub fn check_loaded(
+    loaded: load::Loaded,
+    extras: &BTreeMap<InputKind, Vec<String>>,
+    as_of: NaiveDate,
+) -> Result<(load::RulePack, Vec<RuleIssue>), Error> {
     let schemas = validate::contract_schemas(extras, as_of).map_err(|e| Error::Internal(e.to_string()))?;
     let report = validate::check(&loaded.pack, &schemas, as_of);
     let mut errors = loaded.issues;

@@ -262,18 +262,27 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
             case_refs = crate::input::reference::with_table(&case_refs, file, text).map_err(|e| e.to_string())?;
         }
         let prepared = prepare::prepare(loaded.frames, &case_refs, as_of, &None).map_err(|e| e.to_string())?;
-        let mut lr = lr.clone();
-        for (name, value) in &case.params {
-            match lr.rule.params.get_mut(name) {
-                Some(v) => *v = value.clone(),
-                None => return Err(format!("the case sets `{name}`, which is not a parameter of the rule")),
-            }
-        }
+        let lr = if case.params.is_empty() {
+            lr.clone()
+        } else {
+            lr.with_params(&case.params)?
+        };
         let pack = RulePack {
             rules: vec![lr],
             ..Default::default()
         };
         let (findings, mut runs) = engine::run(&pack, &prepared, &loaded.stats, as_of);
+        // The same case partitioned: the same findings, byte for byte.
+        let in_memory = serde_json::to_string(&findings).map_err(|e| e.to_string())?;
+        for n in PARTITIONS {
+            let partitioned = run_partitioned(&pack, &plan, &mapping, &case_refs, as_of, n)?;
+            if serde_json::to_string(&partitioned).map_err(|e| e.to_string())? != in_memory {
+                let keys: Vec<&String> = partitioned.iter().map(|f| &f.key).collect();
+                return Err(format!(
+                    "in {n} partitions the findings differ from those in memory (hits {keys:?}); the rule's split is wrong"
+                ));
+            }
+        }
         Ok((findings, runs.remove(0)))
     })();
     match outcome {
@@ -308,6 +317,42 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
         }
     }
     result
+}
+
+/// Partition counts every case also runs in (besides in memory).
+const PARTITIONS: [usize; 2] = [2, 5];
+
+/// The case's inputs read again and evaluated in `n` partitions, as
+/// `scan --partitions n` does.
+fn run_partitioned(
+    pack: &RulePack,
+    plan: &InputPlan,
+    mapping: &Mapping,
+    refs: &References,
+    as_of: chrono::NaiveDate,
+    n: usize,
+) -> Result<Vec<Finding>, String> {
+    let spill = engine::partition::Spill::new(pack, n, None).map_err(|e| e.to_string())?;
+    let headers = input::read_headers(plan, mapping).map_err(|e| e.to_string())?;
+    let sink = |kind, file, df| {
+        spill
+            .sink(kind, file, df)
+            .map_err(|e| input::InputError::Internal(format!("spilling a partition: {e}")))
+    };
+    let loaded = input::load_with(plan, mapping, headers, &indicatif::ProgressBar::hidden(), &sink).map_err(|e| e.to_string())?;
+    let apps = loaded
+        .frames
+        .get(&InputKind::Applications)
+        .cloned()
+        .ok_or("the case has no applications")?;
+    let present = plan.files.keys().copied().collect();
+    let inputs = engine::partition::Inputs {
+        apps: &apps,
+        present: &present,
+        files: &loaded.stats,
+    };
+    let (findings, _) = engine::partition::run(pack, refs, &inputs, &spill, as_of, &|_| {}).map_err(|e| e.to_string())?;
+    Ok(findings)
 }
 
 /// Run the cases of every rule whose id contains `filter` (case-insensitive).

@@ -7,7 +7,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 
 use super::exit;
-use super::pack::{checked_pack, load_pack, load_references, mcc_table_gaps};
+use super::pack::{check_loaded, checked_pack, load_pack, load_references, mcc_table_gaps};
 use crate::engine::{self, prepare, RuleStatus};
 use crate::findings::FailOn;
 use crate::findings::Finding;
@@ -213,23 +213,24 @@ pub fn evaluate(
     Ok(result)
 }
 
-pub fn scan(opts: &ScanOptions) -> Result<ScanOutcome, Error> {
-    scan_with(opts, &Progress::silent())
-}
-
 pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome, Error> {
     let started = Instant::now();
     let targets = output_targets(opts)?;
     engine::set_max_hits(opts.max_findings);
     // A pack that does not parse is reported before anything is read.
-    if !load_pack(&opts.rules).issues.is_empty() {
-        checked_pack(&opts.rules, &BTreeMap::new(), opts.as_of)?;
+    // The pack is loaded once; a pack that does not parse stops the run
+    // before any input is touched.
+    let loaded = load_pack(&opts.rules);
+    if !loaded.issues.is_empty() {
+        check_loaded(loaded, &BTreeMap::new(), opts.as_of)?;
+        unreachable!("a pack with issues does not check");
     }
+    let mut loaded = Some(loaded);
     let mut checked = None;
     let spill = if opts.partitions > 1 {
-        let pack = load_pack(&opts.rules).pack;
+        let pack = &loaded.as_ref().expect("loaded above").pack;
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
-        Some(engine::partition::Spill::new(&pack, opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
+        Some(engine::partition::Spill::new(pack, opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
     } else {
         None
     };
@@ -242,7 +243,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     };
     let sink: &input::FileSink = if spill.is_some() { &to_disk } else { keep };
     let mut inputs = read_inputs(opts, progress, sink, |extras| {
-        checked = Some(checked_pack(&opts.rules, extras, opts.as_of)?);
+        checked = Some(check_loaded(loaded.take().expect("checked once"), extras, opts.as_of)?);
         Ok(())
     })?;
     let (pack, mut warnings) = checked.expect("rules are checked before data is read");

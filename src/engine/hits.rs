@@ -11,8 +11,8 @@ use crate::findings::{Finding, Source};
 use crate::input::values::{date_from_days, datetime_from_millis};
 use crate::input::{FileStats, LINE_COL, SRC_COL};
 use crate::mask::mask_value;
+use crate::rules::compiled::{CompiledRule, Window};
 use crate::rules::load::LoadedRule;
-use crate::rules::model::{yaml_scalar_text, Rule};
 
 /// A value as text: money exact with its decimals, times without a zone,
 /// lists joined with `;`.
@@ -77,7 +77,7 @@ fn list_cell(df: &DataFrame, name: &str, row: usize) -> Vec<String> {
     }
 }
 
-fn source_of(df: &DataFrame, row: usize, rule: &Rule, files: &[FileStats]) -> Option<Source> {
+fn source_of(df: &DataFrame, row: usize, rule: &CompiledRule, files: &[FileStats]) -> Option<Source> {
     let src = df.column(SRC_COL).ok()?.get(row).ok()?.extract::<u32>()? as usize;
     let line = df.column(LINE_COL).ok()?.get(row).ok()?.extract::<u64>()?;
     Some(Source {
@@ -87,8 +87,8 @@ fn source_of(df: &DataFrame, row: usize, rule: &Rule, files: &[FileStats]) -> Op
     })
 }
 
-fn params(rule: &Rule) -> IndexMap<String, String> {
-    rule.params.iter().map(|(k, v)| (k.clone(), yaml_scalar_text(v))).collect()
+fn params(rule: &CompiledRule) -> IndexMap<String, String> {
+    rule.params.clone()
 }
 
 /// What a hit says before it becomes a finding.
@@ -110,7 +110,7 @@ struct Parts {
 }
 
 fn finding(lr: &LoadedRule, p: Parts) -> Finding {
-    let rule = &lr.rule;
+    let rule = &lr.compiled;
     let mut values = p.values;
     for (k, v) in &p.evidence {
         values.entry(k.clone()).or_insert_with(|| v.clone());
@@ -140,7 +140,7 @@ fn finding(lr: &LoadedRule, p: Parts) -> Finding {
 
 /// Findings of a row rule: one per hit row.
 pub fn row_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> Vec<Finding> {
-    let rule = &lr.rule;
+    let rule = &lr.compiled;
     let (entity_kind, _) = rule.source.entity();
     let columns: Vec<String> = hits
         .get_column_names()
@@ -200,26 +200,23 @@ struct GroupHit {
 /// key that share rows merge into one episode: its members are the union,
 /// its measures those of the densest window.
 pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> Vec<Finding> {
-    let rule = &lr.rule;
+    let rule = &lr.compiled;
     let mut raw: Vec<GroupHit> = (0..hits.height())
         .map(|i| GroupHit {
             row: i,
-            key: rule.group_by.iter().map(|k| (k.clone(), cell(hits, k, i))).collect(),
+            key: rule.keys().iter().map(|k| (k.clone(), cell(hits, k, i))).collect(),
             ids: list_cell(hits, IDS, i),
             start: cell(hits, "window_start", i),
             end: cell(hits, "window_end", i),
             count: cell(hits, "count", i).and_then(|c| c.parse().ok()).unwrap_or(0),
         })
         .collect();
-    if rule.rolling.is_some() {
+    let rolling = matches!(rule.window(), Some(Window::Rolling { .. }));
+    if rolling {
         raw = merge_episodes(raw);
     }
-    let window_label = match rule.window.as_deref() {
-        Some("1d") => Some("day"),
-        Some(_) => Some("month"),
-        None => None,
-    };
-    let peer_columns: &[&str] = if rule.peers.is_some() {
+    let window_label = rule.window().and_then(Window::label);
+    let peer_columns: &[&str] = if rule.peers().is_some() {
         &crate::rules::model::PEER_COLUMNS
     } else {
         &[]
@@ -227,7 +224,7 @@ pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) ->
     let measures: Vec<String> = BUILTIN_MEASURES
         .iter()
         .map(|s| s.to_string())
-        .chain(rule.measures.keys().cloned())
+        .chain(rule.grouping.iter().flat_map(|g| g.measures.keys().cloned()))
         .chain(peer_columns.iter().map(|s| s.to_string()))
         .collect();
     raw.into_iter()
@@ -242,7 +239,7 @@ pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) ->
                 evidence.insert(label.to_string(), w.clone());
             }
             for m in &measures {
-                let windowed = rule.window.is_some() || rule.rolling.is_some();
+                let windowed = rule.window().is_some();
                 let v = match m.as_str() {
                     "count" => Some(h.count.max(h.ids.len() as u64).to_string()),
                     "window_start" if windowed => h.start.clone(),
@@ -278,7 +275,7 @@ pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) ->
                 .iter()
                 .map(|(k, v)| format!("{k}={}", v.as_deref().map(|v| mask_value(k, v)).unwrap_or_default()))
                 .collect();
-            match (&window, rule.rolling.is_some()) {
+            match (&window, rolling) {
                 (Some(w), _) => {
                     key_raw.push(format!("{}={w}", window_label.unwrap_or("window")));
                     shown.push(format!("{}={w}", window_label.unwrap_or("window")));

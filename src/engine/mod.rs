@@ -69,7 +69,7 @@ pub type PeerStats = std::collections::BTreeMap<String, DataFrame>;
 
 fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate, peer_stats: &PeerStats) -> (Vec<Finding>, RuleRun) {
     let started = Instant::now();
-    let rule = &lr.rule;
+    let rule = &lr.compiled;
     // A failure reason may quote data (polars errors do): mask it by shape.
     let done = |status, reason: Option<String>, findings: &Vec<Finding>, rows| RuleRun {
         rule_id: rule.id.clone(),
@@ -100,23 +100,21 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
     // Resolve on an empty frame first: an optional column the data lacks
     // skips the rule with a reason instead of failing the run.
     let probe = plan::build(rule, DataFrame::empty_with_schema(&schema).lazy(), &ctx)
-        .map_err(|e| e.message)
+        .map_err(|e| (RuleStatus::Failed, e.message))
         .and_then(|lf| {
             lf.collect().map_err(|e| match missing_column(&e) {
-                Some(c) => match crate::checks::DERIVED.iter().find(|d| d.name == c) {
-                    Some(d) => format!("column `{c}` is absent from the {} input (derived: {})", rule.source, d.doc),
-                    None => format!("column `{c}` is absent from the {} input", rule.source),
-                },
-                None => clean_polars_error(&e),
+                Some(c) => (
+                    RuleStatus::Skipped,
+                    match crate::contract::DERIVED.iter().find(|d| d.name == c) {
+                        Some(d) => format!("column `{c}` is absent from the {} input (derived: {})", rule.source, d.doc),
+                        None => format!("column `{c}` is absent from the {} input", rule.source),
+                    },
+                ),
+                None => (RuleStatus::Failed, clean_polars_error(&e)),
             })
         });
-    if let Err(reason) = probe {
+    if let Err((status, reason)) = probe {
         let v = vec![];
-        let status = if reason.contains("is absent") {
-            RuleStatus::Skipped
-        } else {
-            RuleStatus::Failed
-        };
         let r = done(status, Some(reason), &v, base.height());
         return (v, r);
     }

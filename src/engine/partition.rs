@@ -29,9 +29,9 @@ use super::{RuleRun, RuleStatus};
 use crate::findings::model::finish;
 use crate::findings::Finding;
 use crate::input::reference::References;
-use crate::input::{FileStats, InputKind};
+use crate::input::{FileStats, InputKind, LINE_COL, SRC_COL};
+use crate::rules::compiled::CompiledRule;
 use crate::rules::load::{LoadedRule, RulePack};
-use crate::rules::model::Rule;
 
 /// How a rule is split across partitions.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,13 +41,18 @@ pub enum Split {
     Whole,
 }
 
-pub fn split_of(rule: &Rule) -> Split {
-    if !rule.is_grouped() || rule.group_by.iter().any(|k| k == "merchant_id") {
+/// The split follows what the compiled rule reads: rows and merchant
+/// groups split by merchant; groups of another key by that key (all rows
+/// of a card meet in one partition); applications grouped otherwise, and
+/// aggregates over a whole input (no key), need every row at once.
+pub fn split_of(rule: &CompiledRule) -> Split {
+    let keys = rule.keys();
+    if !rule.is_grouped() || keys.iter().any(|k| k == "merchant_id") {
         Split::Merchant
-    } else if rule.source == InputKind::Applications || rule.group_by.is_empty() {
+    } else if rule.source == InputKind::Applications || keys.is_empty() {
         Split::Whole
     } else {
-        Split::Key(rule.group_by[0].clone())
+        Split::Key(keys[0].clone())
     }
 }
 
@@ -94,8 +99,8 @@ impl Spill {
             keys.entry(kind).or_default().insert("merchant_id".into());
         }
         for lr in &pack.rules {
-            if let Split::Key(k) = split_of(&lr.rule) {
-                keys.entry(lr.rule.source).or_default().insert(k);
+            if let Split::Key(k) = split_of(&lr.compiled) {
+                keys.entry(lr.compiled.source).or_default().insert(k);
             }
         }
         let dir = match within {
@@ -217,7 +222,7 @@ fn peer_statistics(
     for k in 0..n {
         let Some(prepared) = frames_of(k, &sub)? else { continue };
         for lr in rules {
-            let Some(base) = prepared.frames.get(&lr.rule.source) else {
+            let Some(base) = prepared.frames.get(&lr.compiled.source) else {
                 continue;
             };
             let ctx = super::plan::PlanContext {
@@ -227,13 +232,13 @@ fn peer_statistics(
                 time_range: None,
                 peer_stats: None,
             };
-            let lf = super::plan::peer_base(&lr.rule, base.clone().lazy(), &ctx)
-                .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", lr.rule.id, e.message))?;
-            groups.entry(lr.rule.id.clone()).or_default().push(lf.collect()?);
+            let lf = super::plan::peer_base(&lr.compiled, base.clone().lazy(), &ctx)
+                .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", lr.compiled.id, e.message))?;
+            groups.entry(lr.compiled.id.clone()).or_default().push(lf.collect()?);
         }
     }
     for lr in rules {
-        let Some(parts) = groups.remove(&lr.rule.id) else { continue };
+        let Some(parts) = groups.remove(&lr.compiled.id) else { continue };
         let mut all: Option<DataFrame> = None;
         for df in parts {
             match &mut all {
@@ -244,9 +249,9 @@ fn peer_statistics(
             }
         }
         let Some(all) = all else { continue };
-        let stats = super::plan::peer_stats(&lr.rule, all.lazy())
-            .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", lr.rule.id, e.message))?;
-        out.insert(lr.rule.id.clone(), stats.collect()?);
+        let stats = super::plan::peer_stats(&lr.compiled, all.lazy())
+            .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", lr.compiled.id, e.message))?;
+        out.insert(lr.compiled.id.clone(), stats.collect()?);
     }
     Ok(out)
 }
@@ -280,9 +285,9 @@ pub fn run(
     let mut not_split: Vec<RuleRun> = Vec::new();
     let mut peer_rules: Vec<&LoadedRule> = Vec::new();
     for lr in &pack.rules {
-        if lr.rule.peers.is_some() && split_of(&lr.rule) != Split::Merchant {
+        if lr.compiled.peers().is_some() && split_of(&lr.compiled) != Split::Merchant {
             not_split.push(RuleRun {
-                rule_id: lr.rule.id.clone(),
+                rule_id: lr.compiled.id.clone(),
                 status: RuleStatus::Skipped,
                 reason: Some(
                     "a peer baseline over groups that are not merchants cannot be split: run this rule without --partitions".into(),
@@ -293,10 +298,10 @@ pub fn run(
             });
             continue;
         }
-        if lr.rule.peers.is_some() {
+        if lr.compiled.peers().is_some() {
             peer_rules.push(lr);
         }
-        by_split.entry(split_of(&lr.rule)).or_default().push(lr);
+        by_split.entry(split_of(&lr.compiled)).or_default().push(lr);
     }
     let mut findings: Vec<Finding> = Vec::new();
     let mut runs: BTreeMap<String, RuleRun> = BTreeMap::new();
@@ -365,7 +370,7 @@ pub fn run(
                 Split::Merchant => frames = merchant_inputs(k)?,
                 Split::Key(key) => {
                     frames.insert(InputKind::Applications, apps.clone());
-                    for kind in sub.rules.iter().map(|r| r.rule.source).collect::<BTreeSet<_>>() {
+                    for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
                         if let Some(df) = spill.read(kind, key, k)?.or_else(|| empty_of(kind)) {
                             frames.insert(kind, df);
                         }
@@ -373,6 +378,33 @@ pub fn run(
                 }
                 Split::Whole => {
                     frames.insert(InputKind::Applications, apps.clone());
+                    // An aggregate over a whole input (no key) needs every
+                    // row at once: all its partitions, back in file order.
+                    for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
+                        if kind == InputKind::Applications {
+                            continue;
+                        }
+                        let mut all: Option<DataFrame> = None;
+                        for j in 0..n {
+                            if let Some(df) = spill.read(kind, "merchant_id", j)? {
+                                match &mut all {
+                                    None => all = Some(df),
+                                    Some(acc) => {
+                                        let aligned = crate::input::align(acc, df)?;
+                                        acc.vstack_mut_owned(aligned)?;
+                                    }
+                                }
+                            }
+                        }
+                        let all = match all {
+                            Some(df) => df.sort([SRC_COL, LINE_COL], SortMultipleOptions::default())?,
+                            None => match empty_of(kind) {
+                                Some(df) => df,
+                                None => continue,
+                            },
+                        };
+                        frames.insert(kind, all);
+                    }
                 }
             }
             // A partition with no rows has no findings: evaluate only the

@@ -9,7 +9,8 @@ use polars::sql::sql_expr;
 use super::hoist::{distinct_over_codes, hoist, Hoisted};
 use super::keys::code_column;
 use crate::input::{InputKind, LINE_COL, SRC_COL};
-use crate::rules::model::{parse_calendar, parse_rolling, Calendar, Rule};
+use crate::rules::compiled::{CompiledRule, Sql, Window};
+use crate::rules::model::Calendar;
 
 /// Hidden output columns of a group plan.
 pub const HIT: &str = "__hit";
@@ -32,13 +33,9 @@ pub struct PlanError {
     pub message: String,
 }
 
-fn sql(rule: &Rule, field: &str, text: &str, as_of: NaiveDate) -> Result<Expr, PlanError> {
-    let expanded = rule.expand(text, as_of).map_err(|m| PlanError {
-        field: field.into(),
-        message: m,
-    })?;
-    sql_expr(&expanded).map_err(|e| PlanError {
-        field: field.into(),
+fn sql(text: &Sql, as_of: NaiveDate) -> Result<Expr, PlanError> {
+    sql_expr(text.bind(as_of)).map_err(|e| PlanError {
+        field: text.field.clone(),
         message: format!("SQL does not parse: {}", clean_polars_error(&e)),
     })
 }
@@ -85,7 +82,7 @@ pub struct PlanContext<'a> {
 
 /// Columns a row rule carries into its hits: evidence, message placeholders
 /// that name columns, and the merchant.
-fn row_columns(rule: &Rule, schema: &Schema) -> Vec<String> {
+fn row_columns(rule: &CompiledRule, schema: &Schema) -> Vec<String> {
     let mut cols: Vec<String> = Vec::new();
     let mut add = |c: &str| {
         if schema.contains(c) && !cols.iter().any(|x| x == c) {
@@ -102,26 +99,26 @@ fn row_columns(rule: &Rule, schema: &Schema) -> Vec<String> {
     cols
 }
 
-pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+pub fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
     let mut lf = base;
-    if let Some(w) = &rule.where_ {
-        lf = lf.filter(sql(rule, "where", w, ctx.as_of)?);
+    if let Some(w) = &rule.filter {
+        lf = lf.filter(sql(w, ctx.as_of)?);
     }
     let (_, id_expr) = row_entity(rule.source);
-    if !rule.is_grouped() {
+    let Some(grouping) = &rule.grouping else {
         let mut sel = vec![id_expr.alias(ROW_ID), col(SRC_COL), col(LINE_COL)];
         sel.extend(row_columns(rule, ctx.schema).into_iter().map(col));
         return Ok(lf.select(sel));
-    }
+    };
 
     let time = rule.time_column().to_string();
-    if (rule.window.is_some() || rule.rolling.is_some()) && !ctx.schema.contains(&time) {
+    if grouping.window.is_some() && !ctx.schema.contains(&time) {
         return Err(PlanError {
             field: "time_column".into(),
             message: format!("column `{time}` does not exist"),
         });
     }
-    let key_names: &[String] = &rule.group_by;
+    let key_names: &[String] = &grouping.keys;
     // Phase 1, over every group or window: the cheap aggregates and the
     // condition. Member lists (ids, evidence values) wait for phase 2, which
     // builds them for the groups that hit only: a rolling window's members
@@ -135,11 +132,11 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
     if ctx.schema.contains("amount") {
         aggs.push(col("amount").sum().alias("sum_amount"));
     }
-    for (name, text) in &rule.measures {
-        aggs.push(sql(rule, &format!("measures.{name}"), text, ctx.as_of)?.alias(name.as_str()));
+    for (name, text) in &grouping.measures {
+        aggs.push(sql(text, ctx.as_of)?.alias(name.as_str()));
     }
-    let having = match &rule.having {
-        Some(h) => sql(rule, "having", h, ctx.as_of)?,
+    let having = match &grouping.having {
+        Some(h) => sql(h, ctx.as_of)?,
         None => lit(true),
     };
     aggs.push(having.alias(HIT));
@@ -153,11 +150,11 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
     }
 
     let mut members: Vec<Expr> = vec![id_expr.clone().alias(IDS), col(SRC_COL).first(), col(LINE_COL).first()];
-    if ctx.schema.contains("merchant_id") && !rule.group_by.iter().any(|k| k == "merchant_id") {
+    if ctx.schema.contains("merchant_id") && !key_names.iter().any(|k| k == "merchant_id") {
         members.push(col("merchant_id").alias(MERCHANTS));
     }
     for e in &rule.evidence {
-        let taken = rule.group_by.contains(e) || rule.measures.contains_key(e) || BUILTIN_MEASURES.contains(&e.as_str());
+        let taken = key_names.contains(e) || grouping.measures.contains_key(e) || BUILTIN_MEASURES.contains(&e.as_str());
         if !taken && ctx.schema.contains(e) {
             members.push(col(e.as_str()));
         }
@@ -168,17 +165,8 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
     join_args.nulls_equal = true;
     let key_cols = |names: &[String]| names.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
 
-    if rule.peers.is_some() && rule.rolling.is_some() {
-        return Err(PlanError {
-            field: "peers".into(),
-            message: "peer baselines work with calendar windows or whole-period groups, not rolling windows".into(),
-        });
-    }
-    let grouped = if let Some(r) = &rule.rolling {
-        let period_ms = parse_rolling(r).map(|p| rolling_millis(&p)).map_err(|m| PlanError {
-            field: "rolling".into(),
-            message: m,
-        })?;
+    // `compile` refused peers with a rolling window.
+    let grouped = if let Some(Window::Rolling { millis: period_ms }) = grouping.window {
         let rows = lf.filter(col(time.as_str()).is_not_null());
         let hits = rolling_windows(rows.clone(), key_names, &time, period_ms, aggs, ctx)
             .filter(col(HIT).eq(lit(true)))
@@ -203,25 +191,25 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         // Group by the keys' integer code where prepare made one (merchant
         // ids): grouping integers is cheaper than grouping text. The keys
         // themselves come back as each group's first value.
-        let code = code_column(&rule.group_by);
-        let coded = !rule.group_by.is_empty() && ctx.schema.contains(&code);
-        let mut group_names: Vec<String> = if coded { vec![code.clone()] } else { rule.group_by.clone() };
+        let code = code_column(key_names);
+        let coded = !key_names.is_empty() && ctx.schema.contains(&code);
+        let mut group_names: Vec<String> = if coded { vec![code.clone()] } else { key_names.to_vec() };
         let mut all: Vec<Expr> = if coded {
-            key_cols(&rule.group_by).into_iter().map(|k| k.first()).collect()
+            key_cols(key_names).into_iter().map(|k| k.first()).collect()
         } else {
             vec![]
         };
         all.extend(aggs);
-        if let Some(p) = &rule.peers {
-            for b in p.by.iter().filter(|b| !rule.group_by.contains(b)) {
+        if let Some(p) = &grouping.peers {
+            for b in p.by.iter().filter(|b| !key_names.contains(b)) {
                 all.push(col(b.as_str()).first().alias(b.as_str()));
             }
         }
-        if let Some(w) = &rule.window {
+        if let Some(Window::Calendar(w)) = grouping.window {
             // The window is keyed by a date (the day, or the first of the
             // month) and named as text only for the hits: formatting every
             // row's time as text costs seconds at millions of rows.
-            let (key, fmt) = window_key(w, &time)?;
+            let (key, fmt) = window_key(w, &time);
             rows = rows.with_column(key.alias(WINDOW));
             group_names.push(WINDOW.to_string());
             label = Some(fmt);
@@ -229,13 +217,19 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
         let timed = ctx.schema.contains(&time);
         // Aggregates that depend on row order see the rows in time order;
         // the others do not need the sort.
-        if timed && rule.measures.values().chain(rule.having.iter()).any(|t| order_dependent(t)) {
+        if timed
+            && grouping
+                .measures
+                .values()
+                .chain(grouping.having.iter())
+                .any(|t| order_dependent(&t.text))
+        {
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
         let by = key_cols(&group_names);
         let mut groups = rows.clone().group_by_stable(by.clone()).agg(all);
         let mut hit = col(HIT).eq(lit(true));
-        if let Some(p) = &rule.peers {
+        if let Some(p) = &grouping.peers {
             groups = match ctx.peer_stats {
                 None => groups.with_columns(peer_columns(rule)?),
                 Some(stats) => {
@@ -246,7 +240,7 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
                     groups.join(stats.clone().lazy(), key_cols(&keys), key_cols(&keys), left)
                 }
             };
-            hit = hit.and(sql(rule, "peers.when", &p.when, ctx.as_of)?);
+            hit = hit.and(sql(&p.when, ctx.as_of)?);
         }
         let hits = groups.filter(hit);
         let mut members_of = rows.join(hits.clone().select(by.clone()), by.clone(), by.clone(), join_args);
@@ -272,23 +266,18 @@ pub fn build(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFram
 
 /// A calendar window's key (a date: the day, or the first of the month)
 /// and the format that names it.
-fn window_key(w: &str, time: &str) -> Result<(Expr, &'static str), PlanError> {
+fn window_key(w: Calendar, time: &str) -> (Expr, &'static str) {
     let day = col(time).dt().date();
-    Ok(
-        match parse_calendar(w).map_err(|m| PlanError {
-            field: "window".into(),
-            message: m,
-        })? {
-            Calendar::Day => (day, "%Y-%m-%d"),
-            Calendar::Month => (day.dt().truncate(lit("1mo")), "%Y-%m"),
-        },
-    )
+    match w {
+        Calendar::Day => (day, "%Y-%m-%d"),
+        Calendar::Month => (day.dt().truncate(lit("1mo")), "%Y-%m"),
+    }
 }
 
 /// The columns that name a group of a rule with peers: its keys and its window.
-fn peer_keys(rule: &Rule) -> Vec<String> {
-    let mut keys = rule.group_by.clone();
-    if rule.window.is_some() {
+fn peer_keys(rule: &CompiledRule) -> Vec<String> {
+    let mut keys = rule.keys().to_vec();
+    if rule.window().is_some() {
         keys.push(WINDOW.to_string());
     }
     keys
@@ -299,34 +288,34 @@ fn peer_keys(rule: &Rule) -> Vec<String> {
 /// gathers these from every partition and computes the peer statistics
 /// once over all of them (`peer_stats`), so a merchant is compared with
 /// peers in other partitions too.
-pub fn peer_base(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
-    let Some(p) = &rule.peers else {
+pub fn peer_base(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+    let (Some(grouping), Some(p)) = (&rule.grouping, rule.peers()) else {
         return Err(PlanError {
             field: "peers".into(),
             message: "the rule has no peers".into(),
         });
     };
     let mut lf = base;
-    if let Some(w) = &rule.where_ {
-        lf = lf.filter(sql(rule, "where", w, ctx.as_of)?);
+    if let Some(w) = &rule.filter {
+        lf = lf.filter(sql(w, ctx.as_of)?);
     }
-    if let Some(w) = &rule.window {
-        let (key, _) = window_key(w, rule.time_column())?;
+    if let Some(Window::Calendar(w)) = grouping.window {
+        let (key, _) = window_key(w, rule.time_column());
         lf = lf.with_column(key.alias(WINDOW));
     }
     let of = match p.of.as_str() {
         "count" => len(),
         "sum_amount" => col("amount").sum(),
         m => {
-            let text = rule.measures.get(m).ok_or_else(|| PlanError {
+            let text = grouping.measures.get(m).ok_or_else(|| PlanError {
                 field: "peers.of".into(),
                 message: format!("`{m}` is not a measure of the rule"),
             })?;
-            sql(rule, &format!("measures.{m}"), text, ctx.as_of)?
+            sql(text, ctx.as_of)?
         }
     };
     let mut aggs = vec![of.alias(p.of.as_str())];
-    for b in p.by.iter().filter(|b| !rule.group_by.contains(b)) {
+    for b in p.by.iter().filter(|b| !grouping.keys.contains(b)) {
         aggs.push(col(b.as_str()).first().alias(b.as_str()));
     }
     let keys: Vec<Expr> = peer_keys(rule).iter().map(|k| col(k.as_str())).collect();
@@ -335,7 +324,7 @@ pub fn peer_base(rule: &Rule, base: LazyFrame, ctx: &PlanContext) -> Result<Lazy
 
 /// The peer statistics of every group, from all groups (`peer_base` over
 /// all the data): the group's keys and window, and the peer columns.
-pub fn peer_stats(rule: &Rule, groups: LazyFrame) -> Result<LazyFrame, PlanError> {
+pub fn peer_stats(rule: &CompiledRule, groups: LazyFrame) -> Result<LazyFrame, PlanError> {
     let mut keep: Vec<Expr> = peer_keys(rule).iter().map(|k| col(k.as_str())).collect();
     keep.extend(crate::rules::model::PEER_COLUMNS.iter().map(|c| col(*c)));
     Ok(groups.with_columns(peer_columns(rule)?).select(keep))
@@ -346,13 +335,13 @@ pub fn peer_stats(rule: &Rule, groups: LazyFrame) -> Result<LazyFrame, PlanError
 /// own history: the distribution over the same keys' windows, so that a
 /// day can be compared with the merchant's usual day (a big merchant is
 /// big every day; a burst is not).
-fn peer_columns(rule: &Rule) -> Result<Vec<Expr>, PlanError> {
-    let p = rule.peers.as_ref().ok_or_else(|| PlanError {
+fn peer_columns(rule: &CompiledRule) -> Result<Vec<Expr>, PlanError> {
+    let p = rule.peers().ok_or_else(|| PlanError {
         field: "peers".into(),
         message: "the rule has no peers".into(),
     })?;
     let mut part: Vec<Expr> = p.by.iter().map(|b| col(b.as_str())).collect();
-    if rule.window.is_some() {
+    if rule.window().is_some() {
         part.push(col(WINDOW));
     }
     let of = || col(p.of.as_str()).cast(DataType::Float64);
@@ -364,10 +353,10 @@ fn peer_columns(rule: &Rule) -> Result<Vec<Expr>, PlanError> {
         message: clean_polars_error(&e),
     };
     // Without keys or a window, a group's history is the group itself.
-    let (own_median, own_windows) = if rule.group_by.is_empty() || rule.window.is_none() {
+    let (own_median, own_windows) = if rule.keys().is_empty() || rule.window().is_none() {
         (round(of()), lit(1u32).cast(DataType::UInt32))
     } else {
-        let own: Vec<Expr> = rule.group_by.iter().map(|k| col(k.as_str())).collect();
+        let own: Vec<Expr> = rule.keys().iter().map(|k| col(k.as_str())).collect();
         (round(of().median().over(own.clone()).map_err(err)?), len().over(own).map_err(err)?)
     };
     Ok(vec![
@@ -378,19 +367,6 @@ fn peer_columns(rule: &Rule) -> Result<Vec<Expr>, PlanError> {
         own_median.alias("own_median"),
         own_windows.alias("own_windows"),
     ])
-}
-
-/// Milliseconds of a checked rolling period (`10m`, `3d`).
-fn rolling_millis(period: &str) -> i64 {
-    let (num, unit) = period.split_at(period.len() - 1);
-    let n: i64 = num.parse().expect("parse_rolling checked the number");
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        _ => 86_400_000,
-    };
-    n * unit_ms
 }
 
 /// Aggregates whose result depends on the order of the rows.
@@ -491,17 +467,18 @@ mod tests {
         df
     }
 
-    fn rule(keys: &str, rolling: &str) -> Rule {
-        serde_yaml::from_str(&format!(
+    fn rule(keys: &str, rolling: &str) -> CompiledRule {
+        let r: crate::rules::model::Rule = serde_yaml::from_str(&format!(
             "id: T-1\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\n\
              group_by: [{keys}]\nrolling: {rolling}\n\
              measures:\n  big: \"SUM(CASE WHEN amount >= 50 THEN amount ELSE 0 END)\"\n\
              having: \"COUNT(*) >= 2\"\nmessage: m\n"
         ))
-        .unwrap()
+        .unwrap();
+        crate::rules::compiled::compile(&r).unwrap()
     }
 
-    fn hits(rule: &Rule, df: DataFrame) -> DataFrame {
+    fn hits(rule: &CompiledRule, df: DataFrame) -> DataFrame {
         let schema = df.schema().clone();
         let t = df
             .column("txn_time")
@@ -518,7 +495,7 @@ mod tests {
             time_range: Some((t.min().unwrap(), t.max().unwrap())),
             peer_stats: None,
         };
-        let mut by: Vec<&str> = rule.group_by.iter().map(String::as_str).collect();
+        let mut by: Vec<&str> = rule.keys().iter().map(String::as_str).collect();
         by.extend(["window_end", "count"]);
         build(rule, df.lazy(), &ctx)
             .unwrap()
@@ -536,7 +513,7 @@ mod tests {
             let r = rule(keys, period);
             let per_key = hits(&r, rows());
             let mut coded = rows();
-            keys::add_codes(&mut coded, [keys::code_column(&r.group_by).as_str()]).unwrap();
+            keys::add_codes(&mut coded, [keys::code_column(r.keys()).as_str()]).unwrap();
             let via_index = hits(&r, coded);
             assert!(per_key.height() > 0, "{keys} {period}: the data has hits");
             // polars' per-key rolling also returns its time column.

@@ -46,12 +46,6 @@ impl Laps {
     }
 }
 
-impl Prepared {
-    pub fn schema(&self, kind: InputKind) -> Option<SchemaRef> {
-        self.frames.get(&kind).map(|df| df.schema().clone())
-    }
-}
-
 /// One application per merchant for the join: the approved one if any,
 /// else the latest submitted, ties broken by application id. Without this
 /// a merchant with two applications would double its transactions.
@@ -322,39 +316,24 @@ const ALWAYS_KEPT: &[&str] = &[
     "amount",
 ];
 
-/// The names a pack's rules use: every identifier in their SQL, keys,
-/// evidence, message and time column. Over-inclusive on purpose (a word in
-/// a string literal counts too): a missing name would skip a rule.
+/// The names a pack's rules use (`CompiledRule::names`: every identifier
+/// in their SQL, keys, evidence, message placeholders and time column).
+/// Over-inclusive on purpose: a missing name would skip a rule.
 pub fn names_used(pack: &crate::rules::load::RulePack) -> HashMap<InputKind, Names> {
-    let ident = regex::Regex::new(r"[A-Za-z_][A-Za-z0-9_]*").expect("valid regex");
     let mut all: HashMap<InputKind, Names> = HashMap::new();
     for lr in &pack.rules {
-        let r = &lr.rule;
+        let r = &lr.compiled;
         let out = all.entry(r.source).or_default();
-        let texts = r
-            .where_
-            .iter()
-            .chain(r.having.iter())
-            .chain(r.measures.values())
-            .chain(std::iter::once(&r.message));
-        for t in texts.chain(r.peers.iter().map(|p| &p.when)) {
-            out.extend(ident.find_iter(t).map(|m| m.as_str().to_string()));
-        }
-        out.extend(r.group_by.iter().cloned());
-        if let Some(p) = &r.peers {
-            out.extend(p.by.iter().cloned());
-        }
+        out.extend(r.names.iter().cloned());
         // Rolling rules sort by their keys: integer codes sort faster.
-        if r.rolling.is_some() {
-            out.insert(keys::code_column(&r.group_by));
+        if matches!(r.window(), Some(crate::rules::compiled::Window::Rolling { .. })) {
+            out.insert(keys::code_column(r.keys()));
         }
         // Merchant codes are made anyway (gaps between purchases), so
         // grouped transaction rules group and count merchants by code.
         if r.source == InputKind::Transactions && r.is_grouped() {
             out.insert(keys::code_column(&["merchant_id".to_string()]));
         }
-        out.extend(r.evidence.iter().cloned());
-        out.insert(r.time_column().to_string());
     }
     all
 }

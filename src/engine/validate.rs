@@ -11,8 +11,8 @@ use super::plan::{self, clean_polars_error, PlanContext, BUILTIN_MEASURES};
 use super::prepare::Prepared;
 use crate::findings::message::placeholders;
 use crate::input::InputKind;
+use crate::rules::compiled::Sql;
 use crate::rules::load::{LoadedRule, RuleIssue, RulePack};
-use crate::rules::model::{parse_calendar, parse_rolling};
 
 #[derive(Debug, Default)]
 pub struct Report {
@@ -63,19 +63,9 @@ fn text_number_comparison(expr: &Expr, empty: &DataFrame) -> Option<String> {
     None
 }
 
-fn sql_check(
-    lr: &LoadedRule,
-    field: &str,
-    text: &str,
-    as_of: NaiveDate,
-    empty: &DataFrame,
-    apply: impl Fn(Expr) -> LazyFrame,
-) -> Option<RuleIssue> {
-    let expanded = match lr.rule.expand(text, as_of) {
-        Ok(t) => t,
-        Err(m) => return Some(lr.issue(Some(field), m)),
-    };
-    let expr = match polars::sql::sql_expr(&expanded) {
+fn sql_check(lr: &LoadedRule, sql: &Sql, as_of: NaiveDate, empty: &DataFrame, apply: impl Fn(Expr) -> LazyFrame) -> Option<RuleIssue> {
+    let field = sql.field.as_str();
+    let expr = match polars::sql::sql_expr(sql.bind(as_of)) {
         Ok(e) => e,
         Err(e) => return Some(lr.issue(Some(field), format!("SQL does not parse: {}", clean_polars_error(&e)))),
     };
@@ -89,7 +79,7 @@ fn sql_check(
             match missing_column(&e) {
                 Some(c) => format!(
                     "unknown column `{c}` (not in the {} input, a derived column or a joined application column)",
-                    lr.rule.source
+                    lr.compiled.source
                 ),
                 None => clean_polars_error(&e),
             },
@@ -97,14 +87,17 @@ fn sql_check(
     }
 }
 
-/// Check one rule against the schema of its source.
+/// Check one rule against the schema of its source: the compiled rule's
+/// SQL, keys and columns; and, from the rule as written, what only the
+/// author's text shows (a missing basis, an unused parameter).
 pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &mut Report) {
-    let rule = &lr.rule;
+    let rule = &lr.compiled;
+    let written = &lr.rule;
     let empty = DataFrame::empty_with_schema(schema);
     let before = report.errors.len();
     let has = |c: &str| schema.contains(c);
 
-    if rule.basis.is_none() {
+    if written.basis.is_none() {
         report
             .warnings
             .push(lr.issue(Some("id"), "no `basis`: findings will not say why they matter"));
@@ -112,55 +105,41 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
     if rule.id.trim().is_empty() {
         report.errors.push(lr.issue(Some("id"), "rule id is empty"));
     }
-    if let Some(w) = &rule.where_ {
+    if let Some(w) = &rule.filter {
         let df = empty.clone();
-        if let Some(i) = sql_check(lr, "where", w, as_of, &empty, |e| df.clone().lazy().filter(e)) {
+        if let Some(i) = sql_check(lr, w, as_of, &empty, |e| df.clone().lazy().filter(e)) {
             report.errors.push(i);
         }
     }
-    for k in &rule.group_by {
+    for k in rule.keys() {
         if !has(k) {
             report.errors.push(lr.issue(Some("group_by"), format!("unknown column `{k}`")));
         }
     }
-    if rule.window.is_some() && rule.rolling.is_some() {
-        report.errors.push(lr.issue(
-            Some("rolling"),
-            "a rule has either a calendar `window` or a `rolling` window, not both",
-        ));
-    }
-    if let Some(w) = &rule.window {
-        if let Err(m) = parse_calendar(w) {
-            report.errors.push(lr.issue(Some("window"), m));
-        }
-    }
-    if let Some(r) = &rule.rolling {
-        if let Err(m) = parse_rolling(r) {
-            report.errors.push(lr.issue(Some("rolling"), m));
-        }
-    }
-    if (rule.window.is_some() || rule.rolling.is_some()) && !has(rule.time_column()) {
+    // A window that does not parse never compiled; its time column must exist.
+    if rule.window().is_some() && !has(rule.time_column()) {
         report
             .errors
             .push(lr.issue(Some("time_column"), format!("unknown column `{}`", rule.time_column())));
     }
-    let agg_check = |field: &str, text: &str| {
+    let agg_check = |sql: &Sql| {
         let df = empty.clone();
-        sql_check(lr, field, text, as_of, &empty, move |e| {
+        sql_check(lr, sql, as_of, &empty, move |e| {
             df.clone().lazy().group_by([lit(1).alias("__k")]).agg([e.alias("__v")])
         })
     };
-    for (name, text) in &rule.measures {
-        if let Some(i) = agg_check(&format!("measures.{name}"), text) {
+    let measures = rule.grouping.as_ref().map(|g| &g.measures);
+    for text in measures.into_iter().flat_map(|m| m.values()) {
+        if let Some(i) = agg_check(text) {
             report.errors.push(i);
         }
     }
-    if let Some(h) = &rule.having {
-        if let Some(i) = agg_check("having", h) {
+    if let Some(h) = rule.grouping.as_ref().and_then(|g| g.having.as_ref()) {
+        if let Some(i) = agg_check(h) {
             report.errors.push(i);
         }
     }
-    if let Some(p) = &rule.peers {
+    if let Some(p) = &written.peers {
         if !rule.is_grouped() {
             report
                 .errors
@@ -171,7 +150,7 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
                 report.errors.push(lr.issue(Some("peers.by"), format!("unknown column `{b}`")));
             }
         }
-        if !rule.measures.contains_key(&p.of) && !BUILTIN_MEASURES.contains(&p.of.as_str()) {
+        if !written.measures.contains_key(&p.of) && !BUILTIN_MEASURES.contains(&p.of.as_str()) {
             report.errors.push(lr.issue(
                 Some("peers.of"),
                 format!("`{}` is not a measure of the rule (nor count or sum_amount)", p.of),
@@ -179,14 +158,14 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
         }
     }
     let grouped = rule.is_grouped();
-    let peer_column = |name: &str| rule.peers.is_some() && crate::rules::model::PEER_COLUMNS.contains(&name);
+    let peer_column = |name: &str| rule.peers().is_some() && crate::rules::model::PEER_COLUMNS.contains(&name);
     let known = |name: &str| -> bool {
         has(name)
             || peer_column(name)
             || rule.params.contains_key(name)
             || (grouped
                 && (BUILTIN_MEASURES.contains(&name)
-                    || rule.measures.contains_key(name)
+                    || written.measures.contains_key(name)
                     || matches!(name, "day" | "month" | "merchant_ids" | "txn_count")))
             || name == "entity_id"
     };
@@ -203,15 +182,15 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
             ));
         }
     }
-    let sql_texts: Vec<&str> = rule
+    let sql_texts: Vec<&str> = written
         .where_
         .iter()
-        .chain(rule.having.iter())
-        .chain(rule.peers.iter().map(|p| &p.when))
+        .chain(written.having.iter())
+        .chain(written.peers.iter().map(|p| &p.when))
         .map(String::as_str)
-        .chain(rule.measures.values().map(String::as_str))
+        .chain(written.measures.values().map(String::as_str))
         .collect();
-    for name in rule.params.keys() {
+    for name in written.params.keys() {
         let token = format!("${{{name}}}");
         if !sql_texts.iter().any(|t| t.contains(&token)) {
             report.errors.push(lr.issue(
@@ -248,11 +227,11 @@ pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &m
 pub fn check(pack: &RulePack, schemas: &BTreeMap<InputKind, SchemaRef>, as_of: NaiveDate) -> Report {
     let mut report = Report::default();
     for lr in &pack.rules {
-        match schemas.get(&lr.rule.source) {
+        match schemas.get(&lr.compiled.source) {
             Some(schema) => check_rule(lr, schema, as_of, &mut report),
             None => report
                 .errors
-                .push(lr.issue(Some("source"), format!("no schema for input `{}`", lr.rule.source))),
+                .push(lr.issue(Some("source"), format!("no schema for input `{}`", lr.compiled.source))),
         }
     }
     report

@@ -3,21 +3,7 @@
 
 use indexmap::IndexMap;
 
-/// Names used as `{name}` in a template, in order of first use.
-pub fn placeholders(template: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('}') else { break };
-        let name = after[..end].trim();
-        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !out.iter().any(|o| o == name) {
-            out.push(name.to_string());
-        }
-        rest = &after[end + 1..];
-    }
-    out
-}
+pub use crate::rules::model::placeholders;
 
 /// Fill a template; a placeholder with no value is left as `{name}` so the
 /// gap is visible rather than silently blank.

@@ -638,6 +638,12 @@ fn make_merchants(opts: &GenOptions, rng: &mut ChaCha8Rng) -> (Vec<Merchant>, Ha
 }
 
 pub fn generate(opts: &GenOptions) -> std::io::Result<GenSummary> {
+    if opts.merchants == 0 || opts.days == 0 || !(0.0..=1.0).contains(&opts.violation_share) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the generator needs at least one merchant and one day, and a violation share between 0 and 1",
+        ));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let (merchants, extras_of) = make_merchants(opts, &mut rng);
     std::fs::create_dir_all(opts.out.join("transactions"))?;

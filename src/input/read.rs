@@ -46,15 +46,6 @@ pub struct Header {
     pub width: usize,
 }
 
-impl Header {
-    pub fn has(&self, kind: InputKind, column: &str) -> bool {
-        kind.columns()
-            .iter()
-            .position(|c| c.name == column)
-            .is_some_and(|i| self.positions[i].is_some())
-    }
-}
-
 fn io_err(path: &Path, e: std::io::Error) -> InputError {
     InputError::Io {
         path: path.to_path_buf(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::compiled::{compile, CompiledRule};
 use super::model::Rule;
 
 /// One problem with the rule pack.
@@ -69,16 +70,60 @@ impl fmt::Display for RuleErrors {
     }
 }
 
-/// A rule with where it came from.
+/// A rule with where it came from: as written (`rule`, for the catalogue,
+/// its cases and diffs) and compiled (`compiled`, what everything that
+/// evaluates it reads).
 #[derive(Debug, Clone)]
 pub struct LoadedRule {
     pub rule: Rule,
+    pub compiled: CompiledRule,
     pub file: String,
     /// The file's text, to find a field's line for later errors.
     pub text: std::sync::Arc<String>,
 }
 
 impl LoadedRule {
+    /// Compile a rule read from `file`; the errors come located.
+    pub fn new(rule: Rule, file: String, text: std::sync::Arc<String>) -> Result<LoadedRule, Vec<RuleIssue>> {
+        match compile(&rule) {
+            Ok(compiled) => Ok(LoadedRule {
+                rule,
+                compiled,
+                file,
+                text,
+            }),
+            Err(errors) => {
+                // A stand-in to locate the errors with.
+                let at = |field: &str, message: String| {
+                    let (line, column) = locate(&text, &rule.id, field).map_or((None, None), |(l, c)| (Some(l), Some(c)));
+                    RuleIssue {
+                        file: file.clone(),
+                        line,
+                        column,
+                        rule_id: Some(rule.id.clone()),
+                        field: Some(field.to_string()),
+                        message,
+                    }
+                };
+                Err(errors.into_iter().map(|(f, m)| at(&f, m)).collect())
+            }
+        }
+    }
+
+    /// The same rule with some parameters replaced (a rule case's
+    /// `params`), compiled again.
+    pub fn with_params(&self, params: &indexmap::IndexMap<String, serde_yaml::Value>) -> Result<LoadedRule, String> {
+        let mut rule = self.rule.clone();
+        for (name, value) in params {
+            match rule.params.get_mut(name) {
+                Some(v) => *v = value.clone(),
+                None => return Err(format!("the case sets `{name}`, which is not a parameter of the rule")),
+            }
+        }
+        LoadedRule::new(rule, self.file.clone(), self.text.clone())
+            .map_err(|e| e.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; "))
+    }
+
     pub fn issue(&self, field: Option<&str>, message: impl Into<String>) -> RuleIssue {
         let (line, column) = field
             .and_then(|f| locate(&self.text, &self.rule.id, f))
@@ -300,11 +345,14 @@ pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: V
             _ => serde_yaml::from_str::<Rule>(&text).map(|r| vec![r]),
         };
         match parsed {
-            Ok(rs) => rules.extend(rs.into_iter().map(|rule| LoadedRule {
-                rule,
-                file: file.clone(),
-                text: text.clone(),
-            })),
+            Ok(rs) => {
+                for rule in rs {
+                    match LoadedRule::new(rule, file.clone(), text.clone()) {
+                        Ok(lr) => rules.push(lr),
+                        Err(errors) => issues.extend(errors),
+                    }
+                }
+            }
             Err(e) => {
                 let id = match &value {
                     serde_yaml::Value::Mapping(m) => m.get("id").and_then(|v| v.as_str()).map(str::to_string),

@@ -3,5 +3,6 @@
 
 pub mod bounds;
 pub mod cases;
+pub mod compiled;
 pub mod load;
 pub mod model;

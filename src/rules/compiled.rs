@@ -1,0 +1,387 @@
+//! The compiled rule: what a rule means, typed, built once when the pack
+//! loads. The YAML model (`model::Rule`) is what the author wrote; this is
+//! what every consumer reads: the planner, the findings builder, the
+//! partitioner, the schema check and any future backend (a Spark or SQL
+//! translation reads the same form). See docs/architecture.md.
+//!
+//! Parse, don't validate: a window that does not parse, an unknown
+//! parameter or a rolling window with peers is an error here, once, with
+//! the field it sits in, and cannot reach the engine.
+
+use std::collections::BTreeSet;
+
+use chrono::NaiveDate;
+use indexmap::IndexMap;
+
+use super::model::{parse_calendar, parse_rolling, placeholders, yaml_scalar_text, Basis, Calendar, Family, Rule, Severity};
+use crate::contract::InputKind;
+
+/// A SQL expression with the rule's parameters substituted. `${as_of}`
+/// stays until the run binds its date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sql {
+    /// Where it sits in the rule (`where`, `measures.volume`), for errors.
+    pub field: String,
+    pub text: String,
+}
+
+impl Sql {
+    /// The text to run, with the scan's as-of date in it.
+    pub fn bind(&self, as_of: NaiveDate) -> String {
+        self.text.replace(AS_OF, &format!("'{as_of}'"))
+    }
+}
+
+const AS_OF: &str = "${as_of}";
+
+/// How a grouped rule's groups are cut in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Calendar windows: a day or a month.
+    Calendar(Calendar),
+    /// A sliding window ending at each row, in milliseconds.
+    Rolling { millis: i64 },
+}
+
+impl Window {
+    /// The name of the window a finding reports (`day`, `month`).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Window::Calendar(Calendar::Day) => Some("day"),
+            Window::Calendar(Calendar::Month) => Some("month"),
+            Window::Rolling { .. } => None,
+        }
+    }
+}
+
+/// Each group's measure against its peers' (see `model::Peers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerBaseline {
+    pub by: Vec<String>,
+    pub of: String,
+    pub when: Sql,
+}
+
+/// A grouped rule: keys, window, aggregates and the group condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouping {
+    pub keys: Vec<String>,
+    pub window: Option<Window>,
+    /// The column windows are cut on.
+    pub time_column: String,
+    pub measures: IndexMap<String, Sql>,
+    pub having: Option<Sql>,
+    pub peers: Option<PeerBaseline>,
+}
+
+/// A rule, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledRule {
+    pub id: String,
+    pub title: String,
+    pub family: Family,
+    pub severity: Severity,
+    pub basis: Option<Basis>,
+    pub source: InputKind,
+    /// Row condition.
+    pub filter: Option<Sql>,
+    /// None: a row rule (one finding per matching row).
+    pub grouping: Option<Grouping>,
+    pub evidence: Vec<String>,
+    pub message: String,
+    /// Parameters as text, for messages.
+    pub params: IndexMap<String, String>,
+    /// What a group finding is about (`card`, `merchant`).
+    pub entity: Option<String>,
+    /// Every name the rule uses as a column: in its SQL, keys, evidence,
+    /// message and time column. A superset (SQL function names and
+    /// aliases are not told apart from columns): for pruning and
+    /// partitioning, where reading a column too many is harmless.
+    pub names: BTreeSet<String>,
+}
+
+impl CompiledRule {
+    pub fn is_grouped(&self) -> bool {
+        self.grouping.is_some()
+    }
+
+    /// The group keys (empty for a row rule or a whole-input aggregate).
+    pub fn keys(&self) -> &[String] {
+        self.grouping.as_ref().map_or(&[], |g| &g.keys)
+    }
+
+    pub fn window(&self) -> Option<Window> {
+        self.grouping.as_ref().and_then(|g| g.window)
+    }
+
+    pub fn peers(&self) -> Option<&PeerBaseline> {
+        self.grouping.as_ref().and_then(|g| g.peers.as_ref())
+    }
+
+    /// The time column: the rule's, else the input's own.
+    pub fn time_column(&self) -> &str {
+        self.grouping.as_ref().map_or(self.source.time_column(), |g| g.time_column.as_str())
+    }
+
+    /// Every SQL text of the rule.
+    pub fn sql(&self) -> impl Iterator<Item = &Sql> {
+        let g = self.grouping.as_ref();
+        self.filter
+            .iter()
+            .chain(g.into_iter().flat_map(|g| g.measures.values()))
+            .chain(g.and_then(|g| g.having.as_ref()))
+            .chain(g.and_then(|g| g.peers.as_ref()).map(|p| &p.when))
+    }
+}
+
+/// A compile error: the field and what is wrong.
+pub type CompileError = (String, String);
+
+/// Compile a rule as written. Every error is reported, not only the first.
+pub fn compile(rule: &Rule) -> Result<CompiledRule, Vec<CompileError>> {
+    let mut errors: Vec<CompileError> = Vec::new();
+    let sql = |field: &str, text: &str, errors: &mut Vec<CompileError>| -> Sql {
+        // Checked with a stand-in date; `${as_of}` itself is bound per run.
+        if let Err(m) = rule.expand(text, NaiveDate::MIN) {
+            errors.push((field.to_string(), m));
+        }
+        Sql {
+            field: field.to_string(),
+            text: expand_params(rule, text),
+        }
+    };
+    let filter = rule.where_.as_deref().map(|w| sql("where", w, &mut errors));
+    let grouping = if rule.is_grouped() {
+        let window = match (&rule.window, &rule.rolling) {
+            (Some(_), Some(_)) => {
+                errors.push((
+                    "rolling".into(),
+                    "a rule has either a calendar `window` or a `rolling` one, not both".into(),
+                ));
+                None
+            }
+            (Some(w), None) => match parse_calendar(w) {
+                Ok(c) => Some(Window::Calendar(c)),
+                Err(m) => {
+                    errors.push(("window".into(), m));
+                    None
+                }
+            },
+            (None, Some(r)) => match parse_rolling(r) {
+                Ok(p) => Some(Window::Rolling {
+                    millis: rolling_millis(&p),
+                }),
+                Err(m) => {
+                    errors.push(("rolling".into(), m));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let measures = rule
+            .measures
+            .iter()
+            .map(|(name, text)| (name.clone(), sql(&format!("measures.{name}"), text, &mut errors)))
+            .collect();
+        let having = rule.having.as_deref().map(|h| sql("having", h, &mut errors));
+        let peers = rule.peers.as_ref().map(|p| PeerBaseline {
+            by: p.by.clone(),
+            of: p.of.clone(),
+            when: sql("peers.when", &p.when, &mut errors),
+        });
+        if peers.is_some() && matches!(window, Some(Window::Rolling { .. })) {
+            errors.push((
+                "peers".into(),
+                "peer baselines work with calendar windows or whole-period groups, not rolling windows".into(),
+            ));
+        }
+        Some(Grouping {
+            keys: rule.group_by.clone(),
+            window,
+            time_column: rule.time_column().to_string(),
+            measures,
+            having,
+            peers,
+        })
+    } else {
+        None
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut compiled = CompiledRule {
+        id: rule.id.clone(),
+        title: rule.title.clone(),
+        family: rule.family,
+        severity: rule.severity,
+        basis: rule.basis.clone(),
+        source: rule.source,
+        filter,
+        grouping,
+        evidence: rule.evidence.clone(),
+        message: rule.message.clone(),
+        params: rule.params.iter().map(|(k, v)| (k.clone(), yaml_scalar_text(v))).collect(),
+        entity: rule.entity.clone(),
+        names: BTreeSet::new(),
+    };
+    compiled.names = names_of(&compiled);
+    Ok(compiled)
+}
+
+/// Substitute every parameter but `${as_of}`.
+fn expand_params(rule: &Rule, text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let name = after[..end].trim();
+        if name == "as_of" {
+            out.push_str(AS_OF);
+        } else {
+            // `compile` checked the parameter exists.
+            let one = format!("${{{name}}}");
+            out.push_str(&rule.expand(&one, NaiveDate::MIN).unwrap_or(one));
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Milliseconds of a checked rolling period (`10m`, `3d`).
+fn rolling_millis(period: &str) -> i64 {
+    let (num, unit) = period.split_at(period.len() - 1);
+    let n: i64 = num.parse().unwrap_or(0);
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => 86_400_000,
+    };
+    n * unit_ms
+}
+
+/// Identifiers outside quoted strings: the column names a SQL text may use.
+pub fn identifiers(sql: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut chars = sql.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            // Skip the string ('' inside is an escaped quote).
+            while let Some((_, d)) = chars.next() {
+                if d == '\'' {
+                    if chars.peek().is_some_and(|(_, e)| *e == '\'') {
+                        chars.next();
+                        continue;
+                    }
+                    break;
+                }
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let mut end = i + c.len_utf8();
+            while let Some((j, d)) = chars.peek().copied() {
+                if d.is_ascii_alphanumeric() || d == '_' {
+                    end = j + d.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            out.insert(sql[i..end].to_string());
+        } else if c.is_ascii_digit() {
+            // A number (and any suffix such as `1e5`) is not a name.
+            while chars
+                .peek()
+                .is_some_and(|(_, d)| d.is_ascii_alphanumeric() || *d == '.' || *d == '_')
+            {
+                chars.next();
+            }
+        }
+    }
+    out
+}
+
+fn names_of(rule: &CompiledRule) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = rule.sql().flat_map(|s| identifiers(&s.text)).collect();
+    names.extend(rule.keys().iter().cloned());
+    names.extend(rule.evidence.iter().cloned());
+    names.extend(placeholders(&rule.message));
+    if let Some(g) = &rule.grouping {
+        names.insert(g.time_column.clone());
+        if let Some(p) = &g.peers {
+            names.extend(p.by.iter().cloned());
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(yaml: &str) -> Rule {
+        serde_yaml::from_str(yaml).expect("rule")
+    }
+
+    const BASE: &str =
+        "id: X-1\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\nmessage: \"{merchant_id} {n}\"\n";
+
+    #[test]
+    fn windows_are_typed_once_and_spaces_do_not_change_their_meaning() {
+        let c = compile(&rule(&format!("{BASE}group_by: [merchant_id]\nwindow: \" 1d\"\n"))).unwrap();
+        assert_eq!(c.window(), Some(Window::Calendar(Calendar::Day)));
+        assert_eq!(c.window().and_then(Window::label), Some("day"));
+        let c = compile(&rule(&format!("{BASE}group_by: [card_hash]\nrolling: 10m\n"))).unwrap();
+        assert_eq!(c.window(), Some(Window::Rolling { millis: 600_000 }));
+        let e = compile(&rule(&format!("{BASE}group_by: [merchant_id]\nwindow: 2w\n"))).unwrap_err();
+        assert_eq!(e[0].0, "window");
+    }
+
+    #[test]
+    fn parameters_are_expanded_once_and_as_of_waits_for_the_run() {
+        let c = compile(&rule(&format!(
+            "{BASE}params: {{n: 500, kinds: [a, b]}}\nwhere: \"amount > ${{n}} AND kind IN (${{kinds}}) AND txn_time < ${{as_of}}\"\n"
+        )))
+        .unwrap();
+        let f = c.filter.as_ref().unwrap();
+        assert_eq!(f.text, "amount > 500 AND kind IN ('a', 'b') AND txn_time < ${as_of}");
+        assert_eq!(
+            f.bind(NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()),
+            "amount > 500 AND kind IN ('a', 'b') AND txn_time < '2026-11-20'"
+        );
+        assert_eq!(c.params["n"], "500");
+        let e = compile(&rule(&format!("{BASE}where: \"amount > ${{missing}}\"\n"))).unwrap_err();
+        assert_eq!(e[0].0, "where");
+        assert!(e[0].1.contains("missing"), "{e:?}");
+    }
+
+    #[test]
+    fn the_names_a_rule_reads_come_from_all_its_parts() {
+        let c = compile(&rule(&format!(
+            "{BASE}where: \"status = 'approved' AND amount >= 10\"\ngroup_by: [merchant_id]\nwindow: 1M\nmeasures: {{cards: \"COUNT(DISTINCT card_hash)\"}}\nevidence: [cards, app_mcc]\n"
+        )))
+        .unwrap();
+        for n in ["status", "amount", "merchant_id", "card_hash", "app_mcc", "txn_time"] {
+            assert!(c.names.contains(n), "{n}: {:?}", c.names);
+        }
+        assert!(!c.names.contains("approved"), "a string is not a name");
+        assert_eq!(
+            identifiers("x1 >= 1e5 AND 'it''s y' <> z"),
+            ["AND", "x1", "z"].iter().map(|s| s.to_string()).collect()
+        );
+    }
+
+    #[test]
+    fn peers_with_a_rolling_window_do_not_compile() {
+        let e = compile(&rule(&format!(
+            "{BASE}group_by: [merchant_id]\nrolling: 1h\npeers: {{by: [app_mcc], of: count, when: \"count > peer_median\"}}\n"
+        )))
+        .unwrap_err();
+        assert_eq!(e[0].0, "peers");
+    }
+}
