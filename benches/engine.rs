@@ -13,10 +13,10 @@ use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use posaudit::engine::{self, prepare};
-use posaudit::gen::{generate, GenFormat, GenOptions};
 use posaudit::input::mapping::Mapping;
 use posaudit::input::{self, InputPlan};
 use posaudit::rules::load::RulePack;
+use posaudit_gen::{generate, GenFormat, GenOptions};
 
 const TXNS: u64 = 100_000;
 

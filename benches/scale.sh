@@ -25,8 +25,10 @@ parts=${PARTITIONS:-8}
 mkdir -p "$work"
 
 cargo build --release --quiet --bin posaudit --example bare_read
+cargo build --release --quiet -p posaudit-gen
 target=${CARGO_TARGET_DIR:-target}
 bin=$target/release/posaudit
+gen=$target/release/posaudit-gen
 bare=$target/release/examples/bare_read
 
 # Run a command under /usr/bin/time -v; print "seconds peak_mib".
@@ -54,7 +56,7 @@ for m in $sizes; do
     dir=$work/${m}M-$fmt
     if [ ! -f "$dir/.complete" ]; then
       rm -rf "$dir"
-      gen_s=$( { /usr/bin/time -f '%e' "$bin" gen --tidy --merchants "$merchants" --days 30 --txns-per-day "$per_day" \
+      gen_s=$( { /usr/bin/time -f '%e' "$gen" --tidy --merchants "$merchants" --days 30 --txns-per-day "$per_day" \
         --seed 7 --violations 0.02 --format "$fmt" --start 2026-10-01 --out "$dir" >/dev/null; } 2>&1 )
       echo "generated $dir in ${gen_s} s" >&2
       touch "$dir/.complete"

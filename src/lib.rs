@@ -13,7 +13,6 @@ pub mod cleanup;
 pub mod contract;
 pub mod engine;
 pub mod findings;
-pub mod gen;
 pub mod input;
 pub mod mask;
 pub mod output;

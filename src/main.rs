@@ -113,31 +113,6 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(outcome.exit_code)
         }
-        Command::Gen(g) => {
-            let opts = posaudit::gen::GenOptions {
-                merchants: g.merchants,
-                days: g.days,
-                txns_per_day: g.txns_per_day,
-                seed: g.seed,
-                out: g.out,
-                format: g.format,
-                start: g.start,
-                violation_share: g.violations,
-                bad_rows: g.bad_rows,
-                lookalikes: !g.tidy,
-            };
-            let started = std::time::Instant::now();
-            let s = posaudit::gen::generate(&opts).map_err(|e| Error::Output(opts.out.clone(), e))?;
-            println!(
-                "wrote {} merchants and {} transactions in {} files to {} ({:.1} s)",
-                s.merchants,
-                s.transactions,
-                s.files.len(),
-                opts.out.display(),
-                started.elapsed().as_secs_f64()
-            );
-            Ok(exit::CLEAN)
-        }
         Command::Rules(RulesCommand::List(r)) => {
             let pack = posaudit::app::pack::load_pack(&r.rules).into_result().map_err(Error::Rules)?;
             println!("{:<14} {:<20} {:<9} title", "id", "family", "severity");

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["checks", "rules"],
     &["findings"],
     &["engine"],
-    &["output", "gen"],
+    &["output"],
     &["app"],
 ];
 

@@ -715,13 +715,13 @@ fn sigterm_and_sigint_remove_spill_and_temporary_files() {
     for signal in ["TERM", "INT"] {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
-        posaudit::gen::generate(&posaudit::gen::GenOptions {
+        posaudit_gen::generate(&posaudit_gen::GenOptions {
             merchants: 3000,
             days: 20,
             txns_per_day: 15_000,
             seed: 7,
             out: data.clone(),
-            format: posaudit::gen::GenFormat::Csv,
+            format: posaudit_gen::GenFormat::Csv,
             start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
             violation_share: 0.1,
             bad_rows: false,

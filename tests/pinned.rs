@@ -59,27 +59,21 @@ fn the_demo_findings_are_pinned_byte_for_byte() {
 fn generated_findings_are_pinned_byte_for_byte() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let o = Command::new(BIN)
-        .args([
-            "gen",
-            "--out",
-            data.to_str().unwrap(),
-            "--merchants",
-            "150",
-            "--days",
-            "14",
-            "--txns-per-day",
-            "700",
-            "--seed",
-            "4242",
-            "--violations",
-            "0.3",
-            "--start",
-            "2026-10-01",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // What `posaudit-gen --out data --merchants 150 --days 14
+    // --txns-per-day 700 --seed 4242 --violations 0.3 --start 2026-10-01` writes.
+    posaudit_gen::generate(&posaudit_gen::GenOptions {
+        merchants: 150,
+        days: 14,
+        txns_per_day: 700,
+        seed: 4242,
+        out: data.clone(),
+        format: posaudit_gen::GenFormat::Csv,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+        violation_share: 0.3,
+        bad_rows: false,
+        lookalikes: true,
+    })
+    .unwrap();
     assert_pinned(
         tmp.path(),
         "data",

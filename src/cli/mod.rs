@@ -27,38 +27,6 @@ pub enum Command {
     /// Work with the rule pack.
     #[command(subcommand)]
     Rules(RulesCommand),
-    /// Generate synthetic inputs with planted violations (same seed, same bytes).
-    Gen(GenArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct GenArgs {
-    #[arg(long, default_value_t = 40, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
-    pub merchants: usize,
-    #[arg(long, default_value_t = 14, value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=3660))]
-    pub days: u32,
-    /// Transactions per day across all merchants.
-    #[arg(long = "txns-per-day", default_value_t = 240, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000_000))]
-    pub txns_per_day: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-    #[arg(long, value_enum, default_value = "csv")]
-    pub format: posaudit::gen::GenFormat,
-    /// First day of the period.
-    #[arg(long, value_parser = parse_date, default_value = "2026-11-01")]
-    pub start: NaiveDate,
-    /// Share of merchants with one planted violation each (0 to 1).
-    #[arg(long, default_value_t = 0.05, value_parser = parse_share)]
-    pub violations: f64,
-    /// Append a few unparseable transaction rows to the last day.
-    #[arg(long = "bad-rows")]
-    pub bad_rows: bool,
-    /// A tidy background without honest look-alikes (many MCCs, night
-    /// businesses, chains, shoppers at several merchants): how the demo was made.
-    #[arg(long)]
-    pub tidy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -241,14 +209,4 @@ fn parse_partitions(s: &str) -> Result<usize, String> {
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("`{s}` is not a date (YYYY-MM-DD)"))
-}
-
-/// A share between 0 and 1.
-fn parse_share(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{s} is not between 0 and 1"))
-    }
 }

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use rand::Rng;
 
-use crate::checks::{idcard, luhn, uscc};
+use posaudit::checks::{idcard, luhn, uscc};
 
 const USCC_SET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 const ORG_SET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";

@@ -1,5 +1,9 @@
-//! `posaudit gen`: realistic synthetic inputs in the data contract, with
-//! planted violations for every rule. Same seed, same bytes.
+//! posaudit-gen: realistic synthetic inputs in posaudit's data contract,
+//! with planted violations for every rule of the shipped pack and a labels
+//! file saying which. Same seed, same bytes. A crate of its own: the
+//! scanner never ships its test oracle (the plant table names the shipped
+//! rule ids); tests and benches use it as a dev-dependency, users who want
+//! sample data run the `posaudit-gen` binary.
 //!
 //! Clean merchants are generated so that no shipped rule fires on them:
 //! valid documents, fees exactly as contracted, daytime trading, payers
@@ -21,14 +25,25 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use crate::checks::fee::{self, Priced};
 use merchant::{at, dt, Merchant};
 pub use plant::Plant;
+use posaudit::checks::fee::{self, Priced};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GenFormat {
     Csv,
     Parquet,
+}
+
+impl std::str::FromStr for GenFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "csv" => Ok(GenFormat::Csv),
+            "parquet" => Ok(GenFormat::Parquet),
+            other => Err(format!("`{other}` is not a format (csv or parquet)")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

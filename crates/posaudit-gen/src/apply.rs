@@ -107,7 +107,7 @@ pub fn apply(m: &mut Merchant, p: Plant, rng: &mut ChaCha8Rng, start: NaiveDate)
         Plant::BadId => m.rep_id = ids::corrupt_id(&m.rep_id),
         Plant::BadBirthDate => {
             let first17 = format!("{}19900230{:03}", m.city, rng.gen_range(1..999));
-            m.rep_id = format!("{first17}{}", crate::checks::idcard::check_char(&first17).unwrap_or('0'));
+            m.rep_id = format!("{first17}{}", posaudit::checks::idcard::check_char(&first17).unwrap_or('0'));
         }
         Plant::MinorRep => {
             let birth = sub.with_year(sub.year() - 17).unwrap_or(sub) - Duration::days(10);

@@ -6,8 +6,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::ids;
 use super::plant::Plant;
-use crate::checks::fee::Contract;
-use crate::checks::idcard;
+use posaudit::checks::fee::Contract;
+use posaudit::checks::idcard;
 
 pub const CITIES: &[(&str, &str, f64, f64)] = &[
     ("310104", "3100", 31.1884, 121.4365),
@@ -270,7 +270,7 @@ pub fn random(
 /// (hospitals, schools: no issuer or scheme fee, 发改价格〔2016〕557号)
 /// the acquirer's own fee only.
 pub fn priced_for(mcc: &str, debit_rate: i64) -> Contract {
-    if crate::checks::mcc::shipped_fee_class(mcc) == Some("waived") {
+    if posaudit::checks::mcc::shipped_fee_class(mcc) == Some("waived") {
         Contract {
             rate_debit: Some(2000),
             debit_cap: Some(2000),
@@ -335,7 +335,7 @@ pub fn dt(t: NaiveDateTime) -> String {
 
 pub fn write_applications(path: &std::path::Path, merchants: &[Merchant]) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(path)?;
-    w.write_record(crate::input::InputKind::Applications.columns().iter().map(|c| c.name))?;
+    w.write_record(posaudit::input::InputKind::Applications.columns().iter().map(|c| c.name))?;
     for (i, m) in merchants.iter().enumerate() {
         let c = &m.contract;
         let opt = |v: Option<i64>, f: fn(i64) -> String| v.map(f).unwrap_or_default();
