@@ -21,7 +21,7 @@ pub fn interrupted() -> bool {
 
 /// While alive, its path is removed on interruption.
 #[derive(Debug)]
-pub struct Registered(u64);
+pub(crate) struct Registered(u64);
 
 impl Drop for Registered {
     fn drop(&mut self) {
@@ -32,14 +32,14 @@ impl Drop for Registered {
 
 /// Remove `path` (a file or a folder) if the process is interrupted while
 /// the returned guard lives.
-pub fn register(path: &Path) -> Registered {
+pub(crate) fn register(path: &Path) -> Registered {
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     REGISTERED.lock().unwrap_or_else(|e| e.into_inner()).push((id, path.to_path_buf()));
     Registered(id)
 }
 
 /// Remove everything registered now; returns how many paths were removed.
-pub fn remove_all() -> usize {
+pub(crate) fn remove_all() -> usize {
     let paths: Vec<PathBuf> = REGISTERED
         .lock()
         .unwrap_or_else(|e| e.into_inner())

@@ -47,7 +47,7 @@ impl InputKind {
     }
 
     /// The column that names one row of this input in findings.
-    pub fn entity(self) -> (&'static str, Option<&'static str>) {
+    pub(crate) fn entity(self) -> (&'static str, Option<&'static str>) {
         match self {
             InputKind::Applications => ("application", Some("application_id")),
             InputKind::Transactions => ("transaction", Some("txn_id")),
@@ -59,7 +59,7 @@ impl InputKind {
     }
 
     /// The time column that windows use unless a rule names another.
-    pub fn time_column(self) -> &'static str {
+    pub(crate) fn time_column(self) -> &'static str {
         match self {
             InputKind::Applications => "submitted_at",
             InputKind::Transactions => "txn_time",
@@ -170,17 +170,17 @@ const fn secret(spec: ColumnSpec, how: Sensitive) -> ColumnSpec {
     ColumnSpec { sensitive: how, ..spec }
 }
 
-pub const MERCHANT_TYPES: &[&str] = &["enterprise", "individual_business", "micro"];
-pub const ACCOUNT_TYPES: &[&str] = &["corporate", "personal"];
-pub const CHANNELS: &[&str] = &["online", "branch", "agent"];
-pub const APPLICATION_STATUS: &[&str] = &["approved", "rejected", "pending"];
-pub const TXN_TYPES: &[&str] = &["purchase", "refund", "reversal", "preauth_complete"];
-pub const TXN_STATUS: &[&str] = &["approved", "declined"];
-pub const PAYMENT_METHODS: &[&str] = &["card", "qr_wechat", "qr_alipay", "qr_unionpay"];
-pub const CARD_TYPES: &[&str] = &["debit", "credit"];
-pub const ENTRY_MODES: &[&str] = &["chip", "swipe", "contactless", "qr_static", "qr_dynamic", "keyed"];
-pub const CHARGE_TYPES: &[&str] = &["sim_fee", "deposit", "deposit_refund", "membership", "service_fee", "other"];
-pub const DOCUMENTS: &[&str] = &[
+pub(crate) const MERCHANT_TYPES: &[&str] = &["enterprise", "individual_business", "micro"];
+pub(crate) const ACCOUNT_TYPES: &[&str] = &["corporate", "personal"];
+pub(crate) const CHANNELS: &[&str] = &["online", "branch", "agent"];
+pub(crate) const APPLICATION_STATUS: &[&str] = &["approved", "rejected", "pending"];
+pub(crate) const TXN_TYPES: &[&str] = &["purchase", "refund", "reversal", "preauth_complete"];
+pub(crate) const TXN_STATUS: &[&str] = &["approved", "declined"];
+pub(crate) const PAYMENT_METHODS: &[&str] = &["card", "qr_wechat", "qr_alipay", "qr_unionpay"];
+pub(crate) const CARD_TYPES: &[&str] = &["debit", "credit"];
+pub(crate) const ENTRY_MODES: &[&str] = &["chip", "swipe", "contactless", "qr_static", "qr_dynamic", "keyed"];
+pub(crate) const CHARGE_TYPES: &[&str] = &["sim_fee", "deposit", "deposit_refund", "membership", "service_fee", "other"];
+pub(crate) const DOCUMENTS: &[&str] = &[
     "license",
     "id_front",
     "id_back",
@@ -275,7 +275,7 @@ const FEE_CHANGES: &[ColumnSpec] = &[
 
 /// How sensitive a column is, by name, whatever input or join it came from
 /// (joined application columns carry an `app_` prefix).
-pub fn sensitivity(column: &str) -> Sensitive {
+pub(crate) fn sensitivity(column: &str) -> Sensitive {
     let base = column.strip_prefix("app_").unwrap_or(column);
     InputKind::ALL
         .iter()

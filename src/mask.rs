@@ -11,7 +11,7 @@
 use crate::contract::{sensitivity, Sensitive};
 
 /// Mask a value of the named column if the column is sensitive.
-pub fn mask_value(column: &str, value: &str) -> String {
+pub(crate) fn mask_value(column: &str, value: &str) -> String {
     match sensitivity(column) {
         Sensitive::No => value.to_string(),
         Sensitive::IdNumber => mask_keep(value, 4, 4),
@@ -34,7 +34,7 @@ pub fn mask_card(value: &str) -> String {
 }
 
 /// Keep `head` leading and `tail` trailing characters, star the rest.
-pub fn mask_keep(value: &str, head: usize, tail: usize) -> String {
+pub(crate) fn mask_keep(value: &str, head: usize, tail: usize) -> String {
     let chars: Vec<char> = value.chars().collect();
     let n = chars.len();
     if n == 0 {

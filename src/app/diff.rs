@@ -82,7 +82,7 @@ fn refs(fs: &[&Finding]) -> Vec<FindingRef> {
     v
 }
 
-pub struct Side<'a> {
+pub(crate) struct Side<'a> {
     pub label: String,
     pub pack: &'a RulePack,
     pub findings: &'a [Finding],
@@ -90,7 +90,7 @@ pub struct Side<'a> {
     pub tables: BTreeMap<String, String>,
 }
 
-pub fn compare(base: Side, new: Side, data: &str, as_of: &str) -> PackDiff {
+pub(crate) fn compare(base: Side, new: Side, data: &str, as_of: &str) -> PackDiff {
     let ids: BTreeSet<&str> = base
         .pack
         .rules
@@ -226,7 +226,7 @@ fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
 
 /// The base pack's folders: `base` itself if it is a folder, else the same
 /// folders as the new pack, taken from git revision `base` into `tmp`.
-pub fn materialize_base(base: &str, new_dirs: &[PathBuf], tmp: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn materialize_base(base: &str, new_dirs: &[PathBuf], tmp: &Path) -> Result<Vec<PathBuf>, String> {
     let as_dir = PathBuf::from(base);
     if as_dir.is_dir() {
         return Ok(vec![as_dir]);

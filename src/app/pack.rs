@@ -38,7 +38,7 @@ pub fn checked_pack(
 
 /// Check a loaded pack against the schema the inputs will have (their
 /// extra columns included): parse and schema problems reported together.
-pub fn check_loaded(
+pub(crate) fn check_loaded(
     loaded: load::Loaded,
     extras: &BTreeMap<InputKind, Vec<String>>,
     as_of: NaiveDate,
@@ -68,7 +68,7 @@ pub fn pack_references(dirs: &[PathBuf]) -> Result<input::reference::References,
 /// scanned folder, then the pack's `reference/` folder, then built in.
 /// `rules` are the pack's folders (empty: ./rules), `replacing` the
 /// `--reference` files.
-pub fn load_references(plan: &InputPlan, rules: &[PathBuf], replacing: &[PathBuf]) -> Result<input::reference::References, Error> {
+pub(crate) fn load_references(plan: &InputPlan, rules: &[PathBuf], replacing: &[PathBuf]) -> Result<input::reference::References, Error> {
     let mut overrides = plan.reference.clone();
     for p in replacing {
         let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();

@@ -185,7 +185,7 @@ fn write_csv(path: &Path, kind: InputKind, rows: &[Record]) -> std::io::Result<(
 }
 
 /// Write a case's inputs into `dir` under their conventional names.
-pub fn write_case(case: &RuleTest, dir: &Path) -> std::io::Result<()> {
+pub(crate) fn write_case(case: &RuleTest, dir: &Path) -> std::io::Result<()> {
     let apps: Vec<Record> = match &case.applications {
         None => vec![default_application(0)],
         Some(rows) => rows.iter().enumerate().map(|(i, r)| merge(default_application(i), r)).collect(),

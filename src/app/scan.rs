@@ -95,7 +95,7 @@ pub struct ScanOutcome {
 }
 
 /// Which files to read: the folder's conventional names, then flags.
-pub fn plan_inputs(opts: &ScanOptions) -> Result<InputPlan, InputError> {
+pub(crate) fn plan_inputs(opts: &ScanOptions) -> Result<InputPlan, InputError> {
     let mut plan = match &opts.dir {
         Some(d) => InputPlan::discover(d)?,
         None => InputPlan::default(),
@@ -131,17 +131,15 @@ pub fn plan_inputs(opts: &ScanOptions) -> Result<InputPlan, InputError> {
 }
 
 /// Inputs read once, ready to be evaluated by one pack or several.
-pub struct ReadInputs {
+pub(crate) struct ReadInputs {
     pub plan: InputPlan,
     pub loaded: input::Loaded,
-    /// Extra (non-contract) columns per input, for rule validation.
-    pub extras: BTreeMap<InputKind, Vec<String>>,
 }
 
 /// Find, check and parse the inputs. Headers are checked first, so a
 /// missing column stops the run before any data is parsed; `check_rules`
 /// runs between the two, when the schema is known but no data is read.
-pub fn read_inputs(
+pub(crate) fn read_inputs(
     opts: &ScanOptions,
     progress: &Progress,
     sink: &input::FileSink,
@@ -176,7 +174,7 @@ pub fn read_inputs(
             rows as f64 / started.elapsed().as_secs_f64().max(1e-9)
         ),
     );
-    Ok(ReadInputs { plan, loaded, extras })
+    Ok(ReadInputs { plan, loaded })
 }
 
 /// Evaluate a pack on parsed input frames with the given reference tables.

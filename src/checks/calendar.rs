@@ -4,7 +4,7 @@ use chrono::{Datelike, NaiveDate, Weekday};
 
 /// Weekdays after `from` up to and including `to` (public holidays are not
 /// known to the tool, so a review over a holiday week can count long).
-pub fn working_days_between(from: NaiveDate, to: NaiveDate) -> i64 {
+pub(crate) fn working_days_between(from: NaiveDate, to: NaiveDate) -> i64 {
     if to <= from {
         return 0;
     }
@@ -22,7 +22,7 @@ pub fn working_days_between(from: NaiveDate, to: NaiveDate) -> i64 {
 }
 
 /// Great-circle distance in kilometres.
-pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+pub(crate) fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let r = 6371.0088;
     let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
     let dp = (lat2 - lat1).to_radians();

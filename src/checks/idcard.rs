@@ -7,7 +7,7 @@ const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 const CHECK: &[u8; 11] = b"10X98765432";
 
 /// 17 digits then a digit or X (lower-case x accepted).
-pub fn format_ok(id: &str) -> bool {
+pub(crate) fn format_ok(id: &str) -> bool {
     let b = id.as_bytes();
     b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x')
 }
@@ -25,7 +25,7 @@ pub fn is_valid(id: &str) -> bool {
 }
 
 /// The embedded birth date, if it is a real calendar date.
-pub fn birth_date(id: &str) -> Option<NaiveDate> {
+pub(crate) fn birth_date(id: &str) -> Option<NaiveDate> {
     if !format_ok(id) {
         return None;
     }
@@ -45,7 +45,7 @@ pub fn age_at(birth: NaiveDate, at: NaiveDate) -> i32 {
 }
 
 /// Upgrade a 15-digit first-generation number to 18 digits.
-pub fn upgrade15(id: &str) -> Option<String> {
+pub(crate) fn upgrade15(id: &str) -> Option<String> {
     if id.len() != 15 || !id.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -67,7 +67,7 @@ pub fn term_years(age_at_issue: i32) -> Option<i32> {
 
 /// Whether an ID's validity term fits the holder's age at issue. `end`
 /// None means permanent. Leap-day issues may end a day either side.
-pub fn term_consistent(birth: NaiveDate, start: NaiveDate, end: Option<NaiveDate>) -> bool {
+pub(crate) fn term_consistent(birth: NaiveDate, start: NaiveDate, end: Option<NaiveDate>) -> bool {
     if start < NaiveDate::from_ymd_opt(1984, 1, 1).expect("valid date") {
         return false;
     }

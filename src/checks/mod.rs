@@ -55,7 +55,7 @@ fn ints(name: &str, v: impl Iterator<Item = Option<i64>>) -> Column {
 /// Each row's merchant application, as a position in the one-per-merchant
 /// applications (`None`: no application), so checks read contract terms
 /// per merchant instead of joined onto every row.
-pub struct AppRows<'a> {
+pub(crate) struct AppRows<'a> {
     pub apps: &'a DataFrame,
     pub at: Vec<Option<IdxSize>>,
 }
@@ -89,7 +89,7 @@ fn floats(df: &DataFrame, name: &str) -> Option<Vec<Option<f64>>> {
 }
 
 /// Add the application checks. `as_of` fixes "today" for expiry and age.
-pub fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> PolarsResult<()> {
+pub(crate) fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> PolarsResult<()> {
     let n = df.height();
     let mut add: Vec<Column> = Vec::new();
     if let Some(ids) = strs(df, "merchant_id") {
@@ -209,7 +209,7 @@ fn scaled_column(name: &str, scale: usize, n: usize, v: impl Fn(usize) -> Option
 
 /// Add the transaction checks; `app` says each row's application, whose
 /// contract terms price the row.
-pub fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsResult<()> {
+pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsResult<()> {
     let n = df.height();
     let contract = |name: &str| app.column(scaled(app.apps, name));
     let (rd, cap, rc, rq, fixed) = (
@@ -315,7 +315,7 @@ pub fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsResult<()
 
 /// Refunds and their originals: whether the original is in the data, and
 /// its amount, card and merchant, so rules can compare them.
-pub fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
+pub(crate) fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
     let n = df.height();
     let ids = strs(df, "txn_id").expect("txn_id is required");
     let orig = strs(df, "original_txn_id");
@@ -368,7 +368,7 @@ pub fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
 /// Days since the merchant's previous approved purchase (the first one:
 /// since installation), for dormancy rules. Other rows get null.
 /// `merchants` codes each row's merchant (equal ids, equal codes).
-pub fn derive_gaps(df: &mut DataFrame, app: &AppRows, period_start: Option<i64>, merchants: &[u32]) -> PolarsResult<()> {
+pub(crate) fn derive_gaps(df: &mut DataFrame, app: &AppRows, period_start: Option<i64>, merchants: &[u32]) -> PolarsResult<()> {
     let n = df.height();
     let time = times_ms(df, "txn_time").unwrap_or_else(|| vec![None; n]);
     let installed = app.column(times_ms(app.apps, "installed_at"));
@@ -414,7 +414,7 @@ fn approved_purchases(df: &DataFrame) -> Vec<bool> {
 /// Per merchant: when approved purchases first reached the deposit refund
 /// threshold, when the deposit was refunded, and the days between them
 /// (to `as_of` while not refunded). Joined onto the applications.
-pub fn merchant_deposit_activity(
+pub(crate) fn merchant_deposit_activity(
     txns: &DataFrame,
     app: &AppRows,
     merchants: &[u32],

@@ -10,7 +10,7 @@ fn value(c: char) -> Option<u32> {
 
 /// 18 characters from the 31-character set, a valid first character and
 /// digits in the region part (positions 3-8).
-pub fn format_ok(code: &str) -> bool {
+pub(crate) fn format_ok(code: &str) -> bool {
     let chars: Vec<char> = code.chars().collect();
     chars.len() == 18
         && chars.iter().all(|c| value(*c).is_some())

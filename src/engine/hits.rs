@@ -49,7 +49,7 @@ fn format_float(f: f64) -> String {
     }
 }
 
-pub fn format_decimal(v: i128, scale: usize) -> String {
+pub(crate) fn format_decimal(v: i128, scale: usize) -> String {
     if scale == 0 {
         return v.to_string();
     }
@@ -139,7 +139,7 @@ fn finding(lr: &LoadedRule, p: Parts) -> Finding {
 }
 
 /// Findings of a row rule: one per hit row.
-pub fn row_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> Vec<Finding> {
+pub(crate) fn row_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> Vec<Finding> {
     let rule = &lr.compiled;
     let (entity_kind, _) = rule.source.entity();
     let columns: Vec<String> = hits
@@ -199,7 +199,7 @@ struct GroupHit {
 /// Findings of a group rule. Rolling windows overlap, so hits of the same
 /// key that share rows merge into one episode: its members are the union,
 /// its measures those of the densest window.
-pub fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> Vec<Finding> {
+pub(crate) fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> Vec<Finding> {
     let rule = &lr.compiled;
     let mut raw: Vec<GroupHit> = (0..hits.height())
         .map(|i| GroupHit {

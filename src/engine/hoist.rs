@@ -19,12 +19,12 @@ const HOISTED: &str = "__row";
 
 /// Expressions with their row-level aggregate inputs replaced by columns,
 /// and those columns (aliased expressions) to add to the rows first.
-pub struct Hoisted {
+pub(crate) struct Hoisted {
     pub aggs: Vec<Expr>,
     pub columns: Vec<Expr>,
 }
 
-pub fn hoist(aggs: Vec<Expr>) -> Hoisted {
+pub(crate) fn hoist(aggs: Vec<Expr>) -> Hoisted {
     let mut found: Vec<Expr> = Vec::new();
     let aggs = aggs.into_iter().map(|e| e.map_expr(|node| replace(node, &mut found))).collect();
     let columns = found
@@ -38,7 +38,7 @@ pub fn hoist(aggs: Vec<Expr>) -> Hoisted {
 /// `COUNT(DISTINCT c)` counts distinct codes instead of distinct values
 /// where `code_of(c)` names a code column: the same count (codes are one
 /// per value, null included), over integers instead of text.
-pub fn distinct_over_codes(aggs: Vec<Expr>, code_of: impl Fn(&str) -> Option<String>) -> Vec<Expr> {
+pub(crate) fn distinct_over_codes(aggs: Vec<Expr>, code_of: impl Fn(&str) -> Option<String>) -> Vec<Expr> {
     aggs.into_iter()
         .map(|e| {
             e.map_expr(|node| match node {

@@ -11,9 +11,9 @@ use polars::prelude::*;
 
 /// Prefix of a key set's code column: `__key_merchant_id,card_hash` codes
 /// the pair.
-pub const KEY_PREFIX: &str = "__key_";
+pub(crate) const KEY_PREFIX: &str = "__key_";
 
-pub fn code_column(keys: &[String]) -> String {
+pub(crate) fn code_column(keys: &[String]) -> String {
     format!("{KEY_PREFIX}{}", keys.join(","))
 }
 
@@ -38,7 +38,7 @@ fn codes_from(mut code: Vec<u32>, columns: &[&StringChunked]) -> Vec<u32> {
 
 /// Add a code column for each key set named by `columns` (code column
 /// names); a set with a column that is absent or not text gets none.
-pub fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a str>) -> PolarsResult<()> {
+pub(crate) fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a str>) -> PolarsResult<()> {
     for name in columns {
         let Some(keys) = name.strip_prefix(KEY_PREFIX) else { continue };
         if df.schema().contains(name) {

@@ -55,7 +55,7 @@ pub enum RuleStatus {
 /// `scan --max-findings`). Process-wide: it bounds memory, like threads.
 static MAX_HITS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
 
-pub fn set_max_hits(n: usize) {
+pub(crate) fn set_max_hits(n: usize) {
     MAX_HITS.store(n, std::sync::atomic::Ordering::Relaxed);
 }
 
@@ -65,7 +65,7 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// Peer statistics per rule id, computed over all the data (partitioned runs).
-pub type PeerStats = std::collections::BTreeMap<String, DataFrame>;
+pub(crate) type PeerStats = std::collections::BTreeMap<String, DataFrame>;
 
 fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate, peer_stats: &PeerStats) -> (Vec<Finding>, RuleRun) {
     let started = Instant::now();
@@ -162,7 +162,7 @@ pub fn run(pack: &RulePack, prepared: &Prepared, files: &[FileStats], as_of: Nai
 }
 
 /// As `run`, telling `done` about each rule as it finishes (progress, logs).
-pub fn run_observed(
+pub(crate) fn run_observed(
     pack: &RulePack,
     prepared: &Prepared,
     files: &[FileStats],
@@ -174,7 +174,7 @@ pub fn run_observed(
 
 /// As `run_observed`, with peer statistics computed elsewhere (over all
 /// partitions) for the rules that have peers.
-pub fn run_with_peers(
+pub(crate) fn run_with_peers(
     pack: &RulePack,
     prepared: &Prepared,
     files: &[FileStats],

@@ -45,7 +45,7 @@ pub enum Split {
 /// groups split by merchant; groups of another key by that key (all rows
 /// of a card meet in one partition); applications grouped otherwise, and
 /// aggregates over a whole input (no key), need every row at once.
-pub fn split_of(rule: &CompiledRule) -> Split {
+pub(crate) fn split_of(rule: &CompiledRule) -> Split {
     let keys = rule.keys();
     if !rule.is_grouped() || keys.iter().any(|k| k == "merchant_id") {
         Split::Merchant
@@ -57,7 +57,7 @@ pub fn split_of(rule: &CompiledRule) -> Split {
 }
 
 /// Partition of a key value: a stable hash, the same on every run.
-pub fn part_of(value: Option<&str>, n: usize) -> usize {
+pub(crate) fn part_of(value: Option<&str>, n: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     value.hash(&mut h);
     (h.finish() % n as u64) as usize
@@ -121,7 +121,7 @@ impl Spill {
     }
 
     /// Spill one parsed file; applications stay in memory.
-    pub fn sink(&self, kind: InputKind, file: u32, df: DataFrame) -> PolarsResult<Option<DataFrame>> {
+    pub(crate) fn sink(&self, kind: InputKind, file: u32, df: DataFrame) -> PolarsResult<Option<DataFrame>> {
         if kind == InputKind::Applications {
             return Ok(Some(df));
         }
@@ -185,7 +185,7 @@ impl Spill {
         Ok(out)
     }
 
-    pub fn period_start(&self) -> Option<i64> {
+    pub(crate) fn period_start(&self) -> Option<i64> {
         Some(self.period_start.load(Ordering::Relaxed)).filter(|v| *v != i64::MAX)
     }
 }

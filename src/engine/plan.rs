@@ -13,22 +13,22 @@ use crate::rules::compiled::{CompiledRule, Sql, Window};
 use crate::rules::model::Calendar;
 
 /// Hidden output columns of a group plan.
-pub const HIT: &str = "__hit";
-pub const IDS: &str = "__ids";
-pub const MERCHANTS: &str = "__merchants";
-pub const WINDOW: &str = "__window";
-pub const ROW_ID: &str = "__row_id";
+pub(crate) const HIT: &str = "__hit";
+pub(crate) const IDS: &str = "__ids";
+pub(crate) const MERCHANTS: &str = "__merchants";
+pub(crate) const WINDOW: &str = "__window";
+pub(crate) const ROW_ID: &str = "__row_id";
 /// Number of a hit window, to attach its members.
-pub const HIT_ID: &str = "__hit_id";
+pub(crate) const HIT_ID: &str = "__hit_id";
 /// The single sorted index of keyed rolling windows.
 const ROLL_INDEX: &str = "__roll_index";
 
 /// Built-in measures every group finding carries.
-pub const BUILTIN_MEASURES: &[&str] = &["count", "window_start", "window_end", "sum_amount"];
+pub(crate) const BUILTIN_MEASURES: &[&str] = &["count", "window_start", "window_end", "sum_amount"];
 
 /// Where a compile error sits in the rule, for messages.
 #[derive(Debug)]
-pub struct PlanError {
+pub(crate) struct PlanError {
     pub field: String,
     pub message: String,
 }
@@ -41,7 +41,7 @@ fn sql(text: &Sql, as_of: NaiveDate) -> Result<Expr, PlanError> {
 }
 
 /// Polars errors carry a backtrace hint and a leading kind; keep the sentence.
-pub fn clean_polars_error(e: &PolarsError) -> String {
+pub(crate) fn clean_polars_error(e: &PolarsError) -> String {
     let s = e.to_string();
     let s = s.split("\n\nResolved plan").next().unwrap_or(&s);
     let s = s.split("\n\nThis error occurred").next().unwrap_or(s);
@@ -49,7 +49,7 @@ pub fn clean_polars_error(e: &PolarsError) -> String {
 }
 
 /// The id column and entity kind of one row of the source.
-pub fn row_entity(kind: InputKind) -> (&'static str, Expr) {
+pub(crate) fn row_entity(kind: InputKind) -> (&'static str, Expr) {
     let (entity, id) = kind.entity();
     let expr = match id {
         Some(c) => col(c).cast(DataType::String),
@@ -67,7 +67,7 @@ pub fn row_entity(kind: InputKind) -> (&'static str, Expr) {
 }
 
 /// What the plan needs to know besides the rule.
-pub struct PlanContext<'a> {
+pub(crate) struct PlanContext<'a> {
     pub schema: &'a Schema,
     pub as_of: NaiveDate,
     /// Rows of the source, and the first and last value (ms) of the rule's
@@ -99,7 +99,7 @@ fn row_columns(rule: &CompiledRule, schema: &Schema) -> Vec<String> {
     cols
 }
 
-pub fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
     let mut lf = base;
     if let Some(w) = &rule.filter {
         lf = lf.filter(sql(w, ctx.as_of)?);
@@ -288,7 +288,7 @@ fn peer_keys(rule: &CompiledRule) -> Vec<String> {
 /// gathers these from every partition and computes the peer statistics
 /// once over all of them (`peer_stats`), so a merchant is compared with
 /// peers in other partitions too.
-pub fn peer_base(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+pub(crate) fn peer_base(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
     let (Some(grouping), Some(p)) = (&rule.grouping, rule.peers()) else {
         return Err(PlanError {
             field: "peers".into(),
@@ -324,7 +324,7 @@ pub fn peer_base(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Res
 
 /// The peer statistics of every group, from all groups (`peer_base` over
 /// all the data): the group's keys and window, and the peer columns.
-pub fn peer_stats(rule: &CompiledRule, groups: LazyFrame) -> Result<LazyFrame, PlanError> {
+pub(crate) fn peer_stats(rule: &CompiledRule, groups: LazyFrame) -> Result<LazyFrame, PlanError> {
     let mut keep: Vec<Expr> = peer_keys(rule).iter().map(|k| col(k.as_str())).collect();
     keep.extend(crate::rules::model::PEER_COLUMNS.iter().map(|c| col(*c)));
     Ok(groups.with_columns(peer_columns(rule)?).select(keep))

@@ -80,8 +80,8 @@ fn one_per_merchant(apps: &DataFrame) -> PolarsResult<DataFrame> {
 /// validation needs the full schema); `Some` joins and keeps only these,
 /// which at millions of rows is the difference between gigabytes of
 /// repeated merchant strings and a few columns.
-pub type Needed = Option<HashMap<InputKind, Names>>;
-pub type Names = std::collections::HashSet<String>;
+pub(crate) type Needed = Option<HashMap<InputKind, Names>>;
+pub(crate) type Names = std::collections::HashSet<String>;
 
 /// The names `kind`'s rules use (none if no rule reads it).
 fn needed_by(needed: &Needed, kind: InputKind) -> Option<Names> {
@@ -169,7 +169,7 @@ pub fn prepare(inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of:
 
 /// The application checks and reference-table columns, added to parsed
 /// applications.
-pub fn derive_applications(mut apps: DataFrame, refs: &References, as_of: NaiveDate) -> PolarsResult<DataFrame> {
+pub(crate) fn derive_applications(mut apps: DataFrame, refs: &References, as_of: NaiveDate) -> PolarsResult<DataFrame> {
     checks::derive_applications(&mut apps, as_of)?;
     for t in &refs.tables {
         apps = join_reference(apps, t, t.key, "")?;
@@ -190,7 +190,7 @@ pub fn derive_applications(mut apps: DataFrame, refs: &References, as_of: NaiveD
 /// first approved purchase of the whole data, which dormancy needs and a
 /// partition cannot see. `apps_derived`: the applications already went
 /// through `derive_applications` (once for all partitions).
-pub fn prepare_part(
+pub(crate) fn prepare_part(
     mut inputs: BTreeMap<InputKind, DataFrame>,
     refs: &References,
     as_of: NaiveDate,

@@ -21,7 +21,7 @@ pub struct Report {
 }
 
 /// The column a polars "not found" error names, if that is what it is.
-pub fn missing_column(e: &PolarsError) -> Option<String> {
+pub(crate) fn missing_column(e: &PolarsError) -> Option<String> {
     if !matches!(e, PolarsError::ColumnNotFound(_)) && !e.to_string().contains("not found") {
         return None;
     }
@@ -90,7 +90,7 @@ fn sql_check(lr: &LoadedRule, sql: &Sql, as_of: NaiveDate, empty: &DataFrame, ap
 /// Check one rule against the schema of its source: the compiled rule's
 /// SQL, keys and columns; and, from the rule as written, what only the
 /// author's text shows (a missing basis, an unused parameter).
-pub fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &mut Report) {
+pub(crate) fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, report: &mut Report) {
     let rule = &lr.compiled;
     let written = &lr.rule;
     let empty = DataFrame::empty_with_schema(schema);

@@ -80,7 +80,7 @@ pub fn sort(findings: &mut [Finding]) {
 /// from what the finding says (message and evidence), so it does not
 /// depend on which of the rows came first; rows that are identical in
 /// every way are numbered in the (total) order of [`sort`].
-pub fn disambiguate(findings: &mut [Finding]) {
+pub(crate) fn disambiguate(findings: &mut [Finding]) {
     let mut count: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     for f in findings.iter() {
         *count.entry(f.fingerprint.clone()).or_insert(0) += 1;

@@ -110,7 +110,7 @@ impl InputMapping {
         Ok(())
     }
 
-    pub fn delimiter_byte(&self) -> Option<u8> {
+    pub(crate) fn delimiter_byte(&self) -> Option<u8> {
         match self.delimiter.as_deref() {
             None => Some(b','),
             Some("\\t") | Some("tab") => Some(b'\t'),
@@ -133,7 +133,7 @@ impl InputMapping {
     }
 }
 
-pub fn normalise_header(h: &str) -> String {
+pub(crate) fn normalise_header(h: &str) -> String {
     h.trim_start_matches('\u{feff}')
         .trim_matches(|c: char| c.is_whitespace() || c == '\u{3000}' || c == '*' || c == '`')
         .to_string()

@@ -95,7 +95,7 @@ pub struct InputPlan {
 }
 
 /// Reference table names a scanned folder may hold to replace the pack's.
-pub const REFERENCE_TABLES: &[&str] = &["terminal_models.csv", "mcc.csv", "merchant_type_limits.csv"];
+pub(crate) const REFERENCE_TABLES: &[&str] = &["terminal_models.csv", "mcc.csv", "merchant_type_limits.csv"];
 
 fn is_data_file(p: &Path) -> bool {
     matches!(
@@ -140,7 +140,7 @@ fn follow(path: &Path) -> Result<std::fs::Metadata, InputError> {
 }
 
 /// Expand a `--transactions` argument: a file, a folder of files, or a glob.
-pub fn expand_path(arg: &Path) -> Result<Vec<PathBuf>, InputError> {
+pub(crate) fn expand_path(arg: &Path) -> Result<Vec<PathBuf>, InputError> {
     if arg.is_dir() {
         return Ok(sorted_dir(arg)?.into_iter().filter(|p| p.is_file() && is_data_file(p)).collect());
     }
@@ -217,7 +217,7 @@ impl InputPlan {
         Ok(plan)
     }
 
-    pub fn check_required(&self) -> Result<(), InputError> {
+    pub(crate) fn check_required(&self) -> Result<(), InputError> {
         for kind in [InputKind::Applications, InputKind::Transactions] {
             if self.files.get(&kind).is_none_or(|v| v.is_empty()) {
                 return Err(InputError::Missing {
@@ -264,7 +264,7 @@ pub fn load(plan: &InputPlan, mapping: &Mapping, headers: BTreeMap<InputKind, Ve
 }
 
 /// Total size of the input files, for a progress bar.
-pub fn total_bytes(plan: &InputPlan) -> u64 {
+pub(crate) fn total_bytes(plan: &InputPlan) -> u64 {
     plan.files
         .values()
         .flatten()
@@ -274,7 +274,7 @@ pub fn total_bytes(plan: &InputPlan) -> u64 {
 }
 
 /// As `load`, advancing `progress` by the bytes read.
-pub fn load_observed(
+pub(crate) fn load_observed(
     plan: &InputPlan,
     mapping: &Mapping,
     headers: BTreeMap<InputKind, Vec<Header>>,
@@ -285,11 +285,11 @@ pub fn load_observed(
 
 /// What to do with each parsed file: keep it in memory (`Some`), or hand
 /// it elsewhere (spill to disk) and keep nothing (`None`).
-pub type FileSink<'a> = dyn Fn(InputKind, u32, DataFrame) -> Result<Option<DataFrame>, InputError> + Sync + 'a;
+pub(crate) type FileSink<'a> = dyn Fn(InputKind, u32, DataFrame) -> Result<Option<DataFrame>, InputError> + Sync + 'a;
 
 /// As `load_observed`, passing each parsed file through `sink` as soon as
 /// it is parsed, so a spilled file never waits in memory for the others.
-pub fn load_with(
+pub(crate) fn load_with(
     plan: &InputPlan,
     mapping: &Mapping,
     headers: BTreeMap<InputKind, Vec<Header>>,
@@ -342,7 +342,7 @@ pub fn load_with(
 
 /// Files of one input can differ in optional and extra columns: give the
 /// new frame exactly the first frame's columns (nulls where it lacks one).
-pub fn align(first: &mut DataFrame, next: DataFrame) -> PolarsResult<DataFrame> {
+pub(crate) fn align(first: &mut DataFrame, next: DataFrame) -> PolarsResult<DataFrame> {
     for c in next.columns() {
         if !first.schema().contains(c.name()) {
             let nulls = Column::full_null(c.name().clone(), first.height(), c.dtype());

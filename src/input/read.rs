@@ -20,7 +20,7 @@ pub const SRC_COL: &str = "_src";
 pub const LINE_COL: &str = "_line";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileFormat {
+pub(crate) enum FileFormat {
     Csv,
     Parquet,
 }
@@ -78,7 +78,7 @@ fn reserved(name: &str) -> bool {
 
 /// Match headers to the contract; a missing required column is an error
 /// that names the file and the column.
-pub fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &InputMapping) -> Result<Header, InputError> {
+pub(crate) fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &InputMapping) -> Result<Header, InputError> {
     let specs = kind.columns();
     let mut positions = vec![None; specs.len()];
     let mut extras: Vec<(usize, String)> = Vec::new();
@@ -140,7 +140,7 @@ fn head_of(path: &Path) -> Result<Vec<u8>, InputError> {
     Ok(head)
 }
 
-pub fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) -> Result<Header, InputError> {
+pub(crate) fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) -> Result<Header, InputError> {
     let names: Vec<String> = match FileFormat::of(path) {
         FileFormat::Csv => {
             records::sniff(&head_of(path)?, text_encoding(mapping)).map_err(|message| InputError::Encoding {
@@ -409,7 +409,7 @@ impl<'m> RowParser<'m> {
 }
 
 /// Integer units (fen, millionths) to an exact Decimal(18, scale).
-pub fn decimal_from_scaled(ca: Int64Chunked, scale: usize) -> PolarsResult<Series> {
+pub(crate) fn decimal_from_scaled(ca: Int64Chunked, scale: usize) -> PolarsResult<Series> {
     let name = ca.name().clone();
     let wide: Int128Chunked = ca.iter().map(|v| v.map(|x| x as i128)).collect();
     Ok(wide.with_name(name).into_decimal(18, scale)?.into_series())
@@ -436,7 +436,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn read_file(
+pub(crate) fn read_file(
     kind: InputKind,
     path: &Path,
     display: &str,
@@ -691,7 +691,7 @@ fn read_parquet(
 
 /// An empty frame with every contract column of the input (optional ones
 /// included) and the given extra columns: the schema rules are checked against.
-pub fn empty_frame(kind: InputKind, extras: &[String]) -> PolarsResult<DataFrame> {
+pub(crate) fn empty_frame(kind: InputKind, extras: &[String]) -> PolarsResult<DataFrame> {
     let header = Header {
         positions: (0..kind.columns().len()).map(Some).collect(),
         extras: extras

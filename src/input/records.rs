@@ -17,15 +17,15 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
 
 /// A physical line longer than this is rejected (and skipped, not held).
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
 /// A quoted field may span at most this many lines.
-pub const MAX_RECORD_LINES: usize = 100;
+pub(crate) const MAX_RECORD_LINES: usize = 100;
 /// A single value longer than this rejects its row.
-pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_FIELD_BYTES: usize = 64 * 1024;
 
 /// The text encodings a file may be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextEncoding {
+pub(crate) enum TextEncoding {
     Utf8,
     Other(&'static encoding_rs::Encoding),
 }
@@ -48,7 +48,7 @@ struct Line {
 
 /// What [`RecordReader::next_item`] found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Item {
+pub(crate) enum Item {
     /// A record: read its fields with [`RecordReader::field`]. `lines` is
     /// how many physical lines it spans (more than one only when a quoted
     /// field holds a line break).
@@ -57,7 +57,7 @@ pub enum Item {
     Rejected { line: u64, reason: String },
 }
 
-pub struct RecordReader<R: Read> {
+pub(crate) struct RecordReader<R: Read> {
     src: BufReader<R>,
     encoding: TextEncoding,
     core: csv_core::Reader,
@@ -101,10 +101,6 @@ impl<R: Read> RecordReader<R> {
         self.ends_len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ends_len == 0
-    }
-
     /// Field `i` of the record last returned.
     pub fn field(&self, i: usize) -> Option<&str> {
         if i >= self.ends_len {
@@ -119,7 +115,7 @@ impl<R: Read> RecordReader<R> {
     /// Give up on the record last returned, which spanned several lines:
     /// reject its first line as an unbalanced quote and read the lines
     /// after it again as rows of their own.
-    pub fn unwind(&mut self) -> Item {
+    pub(crate) fn unwind(&mut self) -> Item {
         let mut lines = std::mem::take(&mut self.current).into_iter();
         let first = lines.next().map(|l| l.no).unwrap_or(0);
         for l in lines.rev() {
@@ -227,7 +223,7 @@ impl<R: Read> RecordReader<R> {
 
     /// The next record or rejected line; `None` at the end of the file.
     /// Blank lines are not rows and are passed over.
-    pub fn next_item(&mut self) -> std::io::Result<Option<Item>> {
+    pub(crate) fn next_item(&mut self) -> std::io::Result<Option<Item>> {
         self.current.clear();
         loop {
             let Some(line) = self.read_line()? else { return Ok(None) };
@@ -332,7 +328,7 @@ fn decode(bytes: &[u8], encoding: TextEncoding) -> Result<String, String> {
 /// Look at the start of a file for a mismatch between its bytes and the
 /// encoding it is read with, so a wrong setting stops the run with advice
 /// instead of garbling every value. Returns the advice.
-pub fn sniff(head: &[u8], encoding: TextEncoding) -> Result<(), String> {
+pub(crate) fn sniff(head: &[u8], encoding: TextEncoding) -> Result<(), String> {
     if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
         return Err("the file is UTF-16; save it as UTF-8 (in Excel: CSV UTF-8) or GB18030".into());
     }

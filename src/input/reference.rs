@@ -22,7 +22,7 @@ enum RefType {
 
 /// One reference table: its file name, join key, and columns with the
 /// names they get in the rule frames.
-pub struct RefSpec {
+pub(crate) struct RefSpec {
     pub file: &'static str,
     /// Column in the table and the application column it joins on.
     pub key: &'static str,
@@ -31,7 +31,7 @@ pub struct RefSpec {
     pub known: Option<&'static str>,
 }
 
-pub const REFERENCE_SPECS: &[RefSpec] = &[
+pub(crate) const REFERENCE_SPECS: &[RefSpec] = &[
     RefSpec {
         file: "terminal_models.csv",
         key: "terminal_model",
@@ -164,7 +164,7 @@ fn parse_table(spec: &RefSpec, source: &str, text: &str) -> Result<DataFrame, In
 
 /// An empty table with the joined schema, for rule validation.
 /// `refs` with one table replaced by CSV text (a rule test's own table).
-pub fn with_table(refs: &References, file: &str, text: &str) -> Result<References, InputError> {
+pub(crate) fn with_table(refs: &References, file: &str, text: &str) -> Result<References, InputError> {
     let spec = REFERENCE_SPECS.iter().find(|s| s.file == file).ok_or_else(|| {
         bad(
             file,
@@ -186,7 +186,7 @@ pub fn with_table(refs: &References, file: &str, text: &str) -> Result<Reference
     Ok(out)
 }
 
-pub fn empty_references() -> References {
+pub(crate) fn empty_references() -> References {
     let tables = REFERENCE_SPECS
         .iter()
         .map(|s| {

@@ -25,15 +25,15 @@ pub fn clean(raw: &str) -> &str {
 
 /// The largest amount in fen a rule can see: money reaches rules as
 /// Decimal(18, 2), so 16 digits of yuan and fen in all.
-pub const MAX_FEN: i64 = 10i64.pow(16) - 1;
+pub(crate) const MAX_FEN: i64 = 10i64.pow(16) - 1;
 /// The largest rate or number in millionths: Decimal(18, 6).
-pub const MAX_MILLIONTHS: i64 = 10i64.pow(18) - 1;
+pub(crate) const MAX_MILLIONTHS: i64 = 10i64.pow(18) - 1;
 
 /// Remove thousands separators, but only where they are that: `1,234.56`
 /// and `12,345,678` pass; `12,34` (a decimal comma) or `1,23,4` are
 /// ambiguous and refused, since reading them as 1234 would be a silent
 /// 100-fold error.
-pub fn strip_thousands(s: &str) -> Result<std::borrow::Cow<'_, str>, String> {
+pub(crate) fn strip_thousands(s: &str) -> Result<std::borrow::Cow<'_, str>, String> {
     if !s.contains(',') {
         return Ok(std::borrow::Cow::Borrowed(s));
     }
@@ -74,7 +74,7 @@ fn too_large(s: &str) -> String {
 }
 
 /// A fraction to integer millionths (0.0060 -> 6000). `0.60%` is accepted.
-pub fn parse_rate(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_rate(s: &str) -> Result<i64, String> {
     let (num, scale) = match s.strip_suffix('%') {
         Some(p) => (p.trim(), 4),
         None => (s, 6),
@@ -87,7 +87,7 @@ pub fn parse_rate(s: &str) -> Result<i64, String> {
 }
 
 /// A decimal number to integer millionths (rates or amounts in fee_changes).
-pub fn parse_number6(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_number6(s: &str) -> Result<i64, String> {
     let v = parse_fixed(&strip_thousands(s)?, 6).ok_or_else(|| format!("`{s}` is not a number with at most 6 decimals"))?;
     i64::try_from(v)
         .ok()
@@ -98,7 +98,7 @@ pub fn parse_number6(s: &str) -> Result<i64, String> {
 /// Parse a decimal string exactly into an integer scaled by 10^scale.
 /// Returns None on anything that is not plain decimal notation or has more
 /// significant decimals than `scale` (trailing zeros beyond it are fine).
-pub fn parse_fixed(s: &str, scale: u32) -> Option<i128> {
+pub(crate) fn parse_fixed(s: &str, scale: u32) -> Option<i128> {
     let (neg, body) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
@@ -131,14 +131,14 @@ pub fn parse_fixed(s: &str, scale: u32) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
-pub fn parse_coord(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_coord(s: &str) -> Result<f64, String> {
     s.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
         .ok_or_else(|| format!("`{s}` is not a coordinate"))
 }
 
-pub fn parse_int(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_int(s: &str) -> Result<i64, String> {
     s.parse::<i64>().map_err(|_| format!("`{s}` is not a whole number"))
 }
 
@@ -147,19 +147,19 @@ const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
     None => panic!(),
 };
 
-pub fn days_since_epoch(d: NaiveDate) -> i32 {
+pub(crate) fn days_since_epoch(d: NaiveDate) -> i32 {
     (d - EPOCH).num_days() as i32
 }
 
-pub fn date_from_days(days: i32) -> NaiveDate {
+pub(crate) fn date_from_days(days: i32) -> NaiveDate {
     EPOCH + chrono::Duration::days(days as i64)
 }
 
-pub fn millis_of(dt: NaiveDateTime) -> i64 {
+pub(crate) fn millis_of(dt: NaiveDateTime) -> i64 {
     dt.and_utc().timestamp_millis()
 }
 
-pub fn datetime_from_millis(ms: i64) -> NaiveDateTime {
+pub(crate) fn datetime_from_millis(ms: i64) -> NaiveDateTime {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.naive_utc())
         .unwrap_or_default()
@@ -181,7 +181,7 @@ pub fn parse_date(s: &str, format: Option<&str>) -> Result<NaiveDate, String> {
 /// Datetime in milliseconds. The contract's `YYYY-MM-DD HH:MM:SS` takes a
 /// hand-written fast path: chrono's generic parser dominates a scan's read
 /// time otherwise.
-pub fn parse_datetime(s: &str, format: Option<&str>) -> Result<i64, String> {
+pub(crate) fn parse_datetime(s: &str, format: Option<&str>) -> Result<i64, String> {
     if let Some(f) = format {
         return NaiveDateTime::parse_from_str(s, f)
             .map(millis_of)
@@ -208,7 +208,7 @@ fn fast_datetime(s: &str) -> Option<NaiveDateTime> {
 
 /// A validity end date, or "no expiry".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     Date(NaiveDate),
     Permanent,
 }
@@ -226,7 +226,7 @@ const PERMANENT: &[&str] = &[
     "99991231",
 ];
 
-pub fn parse_expiry(s: &str, format: Option<&str>) -> Result<Expiry, String> {
+pub(crate) fn parse_expiry(s: &str, format: Option<&str>) -> Result<Expiry, String> {
     if PERMANENT.iter().any(|p| p.eq_ignore_ascii_case(s)) {
         return Ok(Expiry::Permanent);
     }

@@ -51,7 +51,7 @@ impl std::str::FromStr for Target {
     }
 }
 
-pub fn write_jsonl(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_jsonl(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()> {
     for f in findings {
         serde_json::to_writer(&mut *w, f)?;
         w.write_all(b"\n")?;
@@ -98,7 +98,7 @@ fn flat(f: &Finding) -> [String; 15] {
     ]
 }
 
-pub fn write_csv(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_csv(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()> {
     let mut c = csv::Writer::from_writer(w);
     c.write_record(FLAT_COLUMNS)?;
     for f in findings {
@@ -108,7 +108,7 @@ pub fn write_csv(findings: &[Finding], w: &mut dyn Write) -> std::io::Result<()>
     Ok(())
 }
 
-pub fn findings_frame(findings: &[Finding]) -> PolarsResult<DataFrame> {
+pub(crate) fn findings_frame(findings: &[Finding]) -> PolarsResult<DataFrame> {
     let rows: Vec<[String; 15]> = findings.iter().map(flat).collect();
     let cols = FLAT_COLUMNS
         .iter()

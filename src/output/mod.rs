@@ -15,7 +15,7 @@ use crate::input::RejectedRow;
 
 pub use findings_out::{Format, Target};
 
-pub fn write_rejected(rows: &[RejectedRow], w: &mut dyn Write) -> std::io::Result<()> {
+pub(crate) fn write_rejected(rows: &[RejectedRow], w: &mut dyn Write) -> std::io::Result<()> {
     let mut c = csv::Writer::from_writer(w);
     c.write_record(["input", "file", "line", "column", "value", "reason"])?;
     for r in rows {

@@ -67,14 +67,14 @@ impl Progress {
     }
 
     /// A line for `--verbose` only.
-    pub fn note(&self, line: &str) {
+    pub(crate) fn note(&self, line: &str) {
         if self.verbose {
             self.log(line);
         }
     }
 
     /// A rule finished: advance the bar; log its time when verbose.
-    pub fn rule_done(&self, bar: &ProgressBar, run: &RuleRun) {
+    pub(crate) fn rule_done(&self, bar: &ProgressBar, run: &RuleRun) {
         bar.inc(1);
         bar.set_message(run.rule_id.clone());
         if self.verbose {

@@ -11,13 +11,13 @@
 use super::model::Rule;
 
 /// Characters in one SQL text after `${param}` substitution.
-pub const MAX_SQL_CHARS: usize = 16 * 1024;
+pub(crate) const MAX_SQL_CHARS: usize = 16 * 1024;
 /// Operators (AND, OR, NOT, WHEN, comparisons, arithmetic) in one SQL text.
 pub const MAX_SQL_OPERATORS: usize = 256;
 /// Nesting of parentheses in one SQL text.
-pub const MAX_SQL_DEPTH: usize = 32;
+pub(crate) const MAX_SQL_DEPTH: usize = 32;
 /// Characters in a message template.
-pub const MAX_MESSAGE_CHARS: usize = 4096;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 4096;
 
 /// The size of one SQL text: operators and deepest parenthesis nesting,
 /// outside quoted strings.

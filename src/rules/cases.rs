@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-pub type Record = IndexMap<String, serde_yaml::Value>;
+pub(crate) type Record = IndexMap<String, serde_yaml::Value>;
 
 /// One case: records per input and the expected hits.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,7 +43,7 @@ pub struct RuleTest {
     pub hits: Vec<String>,
 }
 
-pub const DEFAULT_AS_OF: &str = "2026-11-20";
+pub(crate) const DEFAULT_AS_OF: &str = "2026-11-20";
 
 /// What one case gave.
 #[derive(Debug, Clone, Serialize)]

@@ -27,7 +27,7 @@ pub struct Sql {
 
 impl Sql {
     /// The text to run, with the scan's as-of date in it.
-    pub fn bind(&self, as_of: NaiveDate) -> String {
+    pub(crate) fn bind(&self, as_of: NaiveDate) -> String {
         self.text.replace(AS_OF, &format!("'{as_of}'"))
     }
 }
@@ -101,7 +101,7 @@ pub struct CompiledRule {
 }
 
 impl CompiledRule {
-    pub fn is_grouped(&self) -> bool {
+    pub(crate) fn is_grouped(&self) -> bool {
         self.grouping.is_some()
     }
 
@@ -119,12 +119,12 @@ impl CompiledRule {
     }
 
     /// The time column: the rule's, else the input's own.
-    pub fn time_column(&self) -> &str {
+    pub(crate) fn time_column(&self) -> &str {
         self.grouping.as_ref().map_or(self.source.time_column(), |g| g.time_column.as_str())
     }
 
     /// Every SQL text of the rule.
-    pub fn sql(&self) -> impl Iterator<Item = &Sql> {
+    pub(crate) fn sql(&self) -> impl Iterator<Item = &Sql> {
         let g = self.grouping.as_ref();
         self.filter
             .iter()
@@ -135,10 +135,10 @@ impl CompiledRule {
 }
 
 /// A compile error: the field and what is wrong.
-pub type CompileError = (String, String);
+pub(crate) type CompileError = (String, String);
 
 /// Compile a rule as written. Every error is reported, not only the first.
-pub fn compile(rule: &Rule) -> Result<CompiledRule, Vec<CompileError>> {
+pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<CompileError>> {
     let mut errors: Vec<CompileError> = Vec::new();
     let sql = |field: &str, text: &str, errors: &mut Vec<CompileError>| -> Sql {
         // Checked with a stand-in date; `${as_of}` itself is bound per run.

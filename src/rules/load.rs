@@ -23,7 +23,7 @@ pub struct RuleIssue {
 
 impl RuleIssue {
     /// A problem with a whole file or folder, not one rule.
-    pub fn of_file(file: String, message: impl Into<String>) -> RuleIssue {
+    pub(crate) fn of_file(file: String, message: impl Into<String>) -> RuleIssue {
         RuleIssue {
             file,
             line: None,
@@ -112,7 +112,7 @@ impl LoadedRule {
 
     /// The same rule with some parameters replaced (a rule case's
     /// `params`), compiled again.
-    pub fn with_params(&self, params: &indexmap::IndexMap<String, serde_yaml::Value>) -> Result<LoadedRule, String> {
+    pub(crate) fn with_params(&self, params: &indexmap::IndexMap<String, serde_yaml::Value>) -> Result<LoadedRule, String> {
         let mut rule = self.rule.clone();
         for (name, value) in params {
             match rule.params.get_mut(name) {
@@ -166,7 +166,7 @@ impl RulePack {
 }
 
 /// Line and column (1-based) of `field:` inside the rule with this id.
-pub fn locate(text: &str, rule_id: &str, field: &str) -> Option<(usize, usize)> {
+pub(crate) fn locate(text: &str, rule_id: &str, field: &str) -> Option<(usize, usize)> {
     let top = field.split(['.', '[']).next().unwrap_or(field);
     let lines: Vec<&str> = text.lines().collect();
     let is_id_line = |l: &str| {
@@ -200,7 +200,7 @@ pub fn locate(text: &str, rule_id: &str, field: &str) -> Option<(usize, usize)> 
 /// recurse for ever).
 const MAX_DEPTH: usize = 16;
 /// A rule file larger than this is refused unread.
-pub const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
+pub(crate) const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     yaml_files_at(dir, out, 0)
@@ -294,7 +294,7 @@ pub fn load(dirs: &[PathBuf]) -> Loaded {
 
 /// The pack built into the binary (the repository's `rules/` at build time),
 /// used when no `--rules` is given and there is no `./rules`.
-pub fn load_builtin() -> Loaded {
+pub(crate) fn load_builtin() -> Loaded {
     fn walk(d: &include_dir::Dir<'static>, out: &mut Vec<(String, String)>) {
         for f in d.files() {
             if matches!(f.path().extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {

@@ -140,20 +140,16 @@ pub struct Rule {
 }
 
 impl Rule {
-    pub fn is_grouped(&self) -> bool {
+    pub(crate) fn is_grouped(&self) -> bool {
         !self.group_by.is_empty() || self.window.is_some() || self.rolling.is_some() || self.having.is_some()
     }
 
-    pub fn time_column(&self) -> &str {
+    pub(crate) fn time_column(&self) -> &str {
         self.time_column.as_deref().unwrap_or_else(|| self.source.time_column())
     }
 
-    pub fn param_text(&self, name: &str) -> Option<String> {
-        self.params.get(name).map(yaml_scalar_text)
-    }
-
     /// Substitute `${param}` (and the built-in `${as_of}`) in SQL text.
-    pub fn expand(&self, sql: &str, as_of: chrono::NaiveDate) -> Result<String, String> {
+    pub(crate) fn expand(&self, sql: &str, as_of: chrono::NaiveDate) -> Result<String, String> {
         let mut out = String::with_capacity(sql.len());
         let mut rest = sql;
         while let Some(start) = rest.find("${") {
@@ -234,7 +230,7 @@ pub struct Peers {
 }
 
 /// The columns a peer baseline adds to each group.
-pub const PEER_COLUMNS: [&str; 6] = ["peer_median", "peer_p95", "peer_p99", "peer_count", "own_median", "own_windows"];
+pub(crate) const PEER_COLUMNS: [&str; 6] = ["peer_median", "peer_p95", "peer_p99", "peer_count", "own_median", "own_windows"];
 
 /// A parsed window length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +239,7 @@ pub enum Calendar {
     Month,
 }
 
-pub fn parse_calendar(s: &str) -> Result<Calendar, String> {
+pub(crate) fn parse_calendar(s: &str) -> Result<Calendar, String> {
     match s.trim() {
         "1d" => Ok(Calendar::Day),
         "1M" | "1mo" => Ok(Calendar::Month),
@@ -254,7 +250,7 @@ pub fn parse_calendar(s: &str) -> Result<Calendar, String> {
 }
 
 /// A sliding window length as a polars duration string (`10m`, `2h`, `30d`).
-pub fn parse_rolling(s: &str) -> Result<String, String> {
+pub(crate) fn parse_rolling(s: &str) -> Result<String, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let ok_num = num.parse::<u32>().is_ok_and(|n| n > 0);
