@@ -290,7 +290,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .or_else(|| posaudit::rules::load::builtin_file("catalogue.csv"));
             if let Some(t) = text {
                 println!();
-                print!("{}", posaudit::app::doc::coverage(&t).map_err(Error::Usage)?);
+                print!("{}", posaudit::app::doc::coverage(&t)?);
             }
             Ok(exit::CLEAN)
         }

@@ -211,47 +211,56 @@ pub fn markdown(d: &PackDiff, max_listed: usize) -> String {
     s
 }
 
-fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+/// A problem with the base revision or folder: the user's to fix.
+fn usage(message: String) -> Error {
+    Error::Usage(message)
+}
+
+fn git(repo: &Path, args: &[&str]) -> Result<Vec<u8>, Error> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
+        .map_err(|e| usage(format!("cannot run git: {e}")))?;
     if !out.status.success() {
-        return Err(format!("git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(usage(format!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
     }
     Ok(out.stdout)
 }
 
 /// The base pack's folders: `base` itself if it is a folder, else the same
 /// folders as the new pack, taken from git revision `base` into `tmp`.
-pub(crate) fn materialize_base(base: &str, new_dirs: &[PathBuf], tmp: &Path) -> Result<Vec<PathBuf>, String> {
+pub(crate) fn materialize_base(base: &str, new_dirs: &[PathBuf], tmp: &Path) -> Result<Vec<PathBuf>, Error> {
     let as_dir = PathBuf::from(base);
     if as_dir.is_dir() {
         return Ok(vec![as_dir]);
     }
     let mut out = Vec::new();
     for dir in new_dirs {
-        let abs = std::fs::canonicalize(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let abs = std::fs::canonicalize(dir).map_err(|e| usage(format!("{}: {e}", dir.display())))?;
         let top = String::from_utf8_lossy(&git(&abs, &["rev-parse", "--show-toplevel"])?)
             .trim()
             .to_string();
-        let top = std::fs::canonicalize(&top).map_err(|e| format!("{top}: {e}"))?;
+        let top = std::fs::canonicalize(&top).map_err(|e| usage(format!("{top}: {e}")))?;
         let rel = abs
             .strip_prefix(&top)
-            .map_err(|_| format!("{} is not inside the git repository {}", abs.display(), top.display()))?;
+            .map_err(|_| usage(format!("{} is not inside the git repository {}", abs.display(), top.display())))?;
         let rel_s = rel.to_string_lossy().replace('\\', "/");
         let list = git(&top, &["ls-tree", "-r", "--name-only", base, "--", &rel_s])?;
         let files: Vec<String> = String::from_utf8_lossy(&list).lines().map(str::to_string).collect();
         if files.is_empty() {
-            return Err(format!("revision `{base}` has no files under {rel_s}"));
+            return Err(usage(format!("revision `{base}` has no files under {rel_s}")));
         }
         for f in files {
             let bytes = git(&top, &["show", &format!("{base}:{f}")])?;
             let target = tmp.join(&f);
-            std::fs::create_dir_all(target.parent().unwrap_or(tmp)).map_err(|e| e.to_string())?;
-            std::fs::write(&target, bytes).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(target.parent().unwrap_or(tmp)).map_err(|e| Error::Output(tmp.to_path_buf(), e))?;
+            std::fs::write(&target, bytes).map_err(|e| Error::Output(tmp.to_path_buf(), e))?;
         }
         out.push(tmp.join(rel));
     }
@@ -266,7 +275,7 @@ pub fn diff(base: &str, opts: &ScanOptions) -> Result<PackDiff, Error> {
         opts.rules.clone()
     };
     let tmp = tempfile::tempdir().map_err(|e| Error::Output(std::env::temp_dir(), e))?;
-    let base_dirs = materialize_base(base, &new_dirs, tmp.path()).map_err(Error::Usage)?;
+    let base_dirs = materialize_base(base, &new_dirs, tmp.path())?;
     let base_opts = ScanOptions {
         rules: base_dirs,
         ..opts.clone()

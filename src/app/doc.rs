@@ -113,14 +113,14 @@ pub fn markdown(pack: &RulePack) -> String {
 /// The coverage of the domain research's rule catalogue (`catalogue.csv`
 /// beside the rules): each entry implemented, partly, or not, with the
 /// rules that do it or the input it needs.
-pub fn coverage(csv_text: &str) -> Result<String, String> {
+pub fn coverage(csv_text: &str) -> Result<String, crate::Error> {
     let mut r = csv::Reader::from_reader(csv_text.as_bytes());
     let mut s = String::new();
     let mut rows = Vec::new();
     for (i, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| format!("catalogue.csv line {}: {e}", i + 2))?;
+        let rec = rec.map_err(|e| crate::Error::Usage(format!("catalogue.csv line {}: {e}", i + 2)))?;
         if rec.len() < 4 {
-            return Err(format!("catalogue.csv line {}: 4 fields expected", i + 2));
+            return Err(crate::Error::Usage(format!("catalogue.csv line {}: 4 fields expected", i + 2)));
         }
         rows.push([rec[0].to_string(), rec[1].to_string(), rec[2].to_string(), rec[3].to_string()]);
     }

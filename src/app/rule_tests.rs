@@ -15,6 +15,7 @@ use crate::input::{self, InputKind, InputPlan};
 use crate::rules::cases::{CaseResult, Record, RuleTest, DEFAULT_AS_OF};
 use crate::rules::load::{LoadedRule, RulePack};
 use crate::rules::model::yaml_scalar_text;
+use crate::Error;
 
 /// The valid resident ID of the default legal representative (born 1985).
 fn default_id() -> String {
@@ -243,29 +244,29 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
         detail: None,
         messages: vec![],
     };
-    let outcome = (|| -> Result<(Vec<Finding>, engine::RuleRun), String> {
-        let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-        write_case(case, tmp.path()).map_err(|e| e.to_string())?;
+    let outcome = (|| -> Result<(Vec<Finding>, engine::RuleRun), Error> {
+        let tmp = tempfile::tempdir().map_err(|e| Error::Output(std::env::temp_dir(), e))?;
+        write_case(case, tmp.path()).map_err(|e| Error::Output(tmp.path().to_path_buf(), e))?;
         let as_of = case.as_of.unwrap_or_else(|| DEFAULT_AS_OF.parse().expect("valid date"));
-        let plan = InputPlan::discover(tmp.path()).map_err(|e| e.to_string())?;
+        let plan = InputPlan::discover(tmp.path())?;
         let mapping = Mapping::default();
-        let headers = input::read_headers(&plan, &mapping).map_err(|e| e.to_string())?;
-        let loaded = input::load(&plan, &mapping, headers).map_err(|e| e.to_string())?;
+        let headers = input::read_headers(&plan, &mapping)?;
+        let loaded = input::load(&plan, &mapping, headers)?;
         if let Some(r) = loaded.rejected.first() {
-            return Err(format!(
+            return Err(Error::Usage(format!(
                 "the case's {} row at line {} is rejected: {} ({})",
                 r.input, r.line, r.reason, r.column
-            ));
+            )));
         }
         let mut case_refs = refs.clone();
         for (file, text) in &case.reference {
-            case_refs = crate::input::reference::with_table(&case_refs, file, text).map_err(|e| e.to_string())?;
+            case_refs = crate::input::reference::with_table(&case_refs, file, text)?;
         }
-        let prepared = prepare::prepare(loaded.frames, &case_refs, as_of, &None).map_err(|e| e.to_string())?;
+        let prepared = prepare::prepare(loaded.frames, &case_refs, as_of, &None).map_err(internal)?;
         let lr = if case.params.is_empty() {
             lr.clone()
         } else {
-            lr.with_params(&case.params)?
+            lr.with_params(&case.params).map_err(Error::Rules)?
         };
         let pack = RulePack {
             rules: vec![lr],
@@ -273,20 +274,20 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
         };
         let (findings, mut runs) = engine::run(&pack, &prepared, &loaded.stats, as_of);
         // The same case partitioned: the same findings, byte for byte.
-        let in_memory = serde_json::to_string(&findings).map_err(|e| e.to_string())?;
+        let in_memory = serde_json::to_string(&findings).map_err(internal)?;
         for n in PARTITIONS {
             let partitioned = run_partitioned(&pack, &plan, &mapping, &case_refs, as_of, n)?;
-            if serde_json::to_string(&partitioned).map_err(|e| e.to_string())? != in_memory {
+            if serde_json::to_string(&partitioned).map_err(internal)? != in_memory {
                 let keys: Vec<&String> = partitioned.iter().map(|f| &f.key).collect();
-                return Err(format!(
+                return Err(Error::Internal(format!(
                     "in {n} partitions the findings differ from those in memory (hits {keys:?}); the rule's split is wrong"
-                ));
+                )));
             }
         }
         Ok((findings, runs.remove(0)))
     })();
     match outcome {
-        Err(e) => result.detail = Some(e),
+        Err(e) => result.detail = Some(e.to_string()),
         Ok((findings, run)) => {
             result.actual = findings.iter().map(|f| f.key.clone()).collect();
             result.actual.sort();
@@ -319,6 +320,10 @@ pub fn run_case(lr: &LoadedRule, case: &RuleTest, refs: &References) -> CaseResu
     result
 }
 
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
 /// Partition counts every case also runs in (besides in memory).
 const PARTITIONS: [usize; 2] = [2, 5];
 
@@ -331,27 +336,27 @@ fn run_partitioned(
     refs: &References,
     as_of: chrono::NaiveDate,
     n: usize,
-) -> Result<Vec<Finding>, String> {
-    let spill = engine::partition::Spill::new(pack, n, None).map_err(|e| e.to_string())?;
-    let headers = input::read_headers(plan, mapping).map_err(|e| e.to_string())?;
+) -> Result<Vec<Finding>, Error> {
+    let spill = engine::partition::Spill::new(pack, n, None).map_err(|e| Error::Output(std::env::temp_dir(), e))?;
+    let headers = input::read_headers(plan, mapping)?;
     let sink = |kind, file, df| {
         spill
             .sink(kind, file, df)
             .map_err(|e| input::InputError::Internal(format!("spilling a partition: {e}")))
     };
-    let loaded = input::load_with(plan, mapping, headers, &indicatif::ProgressBar::hidden(), &sink).map_err(|e| e.to_string())?;
+    let loaded = input::load_with(plan, mapping, headers, &indicatif::ProgressBar::hidden(), &sink)?;
     let apps = loaded
         .frames
         .get(&InputKind::Applications)
         .cloned()
-        .ok_or("the case has no applications")?;
+        .ok_or_else(|| Error::Usage("the case has no applications".into()))?;
     let present = plan.files.keys().copied().collect();
     let inputs = engine::partition::Inputs {
         apps: &apps,
         present: &present,
         files: &loaded.stats,
     };
-    let (findings, _) = engine::partition::run(pack, refs, &inputs, &spill, as_of, &|_| {}).map_err(|e| e.to_string())?;
+    let (findings, _) = engine::partition::run(pack, refs, &inputs, &spill, as_of, &|_| {}).map_err(internal)?;
     Ok(findings)
 }
 

@@ -32,7 +32,7 @@ pub enum InputError {
     #[error("{path}: column `{column}` takes a name posaudit uses for its own columns (names starting with `_` or `app_`, ending in `_permanent`, or a derived column); rename it in the file or map it in the mapping file")]
     ReservedColumn { path: PathBuf, column: String },
     #[error("{path}: {message}")]
-    Encoding { path: PathBuf, message: String },
+    Encoding { path: PathBuf, message: records::EncodingMismatch },
     #[error("{path}: {message}")]
     BadLink { path: PathBuf, message: String },
     #[error("mapping file {path}: {message}")]

@@ -63,6 +63,21 @@ fn text_encoding(mapping: &InputMapping) -> TextEncoding {
 
 /// Records of a CSV source, decoded as the mapping says and split by its
 /// delimiter.
+/// Why one cell of a row is refused (the rejected row's reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum CellError {
+    #[error("value is empty but required")]
+    Empty,
+    #[error("`{value}` is not one of {allowed}")]
+    NotOneOf { value: String, allowed: String },
+    #[error("`{0}` is negative")]
+    Negative(String),
+    #[error("`{0}` is a negative rate")]
+    NegativeRate(String),
+    #[error(transparent)]
+    Value(#[from] values::ValueError),
+}
+
 fn records<R: Read>(bytes: R, mapping: &InputMapping) -> RecordReader<R> {
     RecordReader::new(bytes, text_encoding(mapping), mapping.delimiter_byte().unwrap_or(b','))
 }
@@ -248,14 +263,14 @@ impl<'m> RowParser<'m> {
         }
     }
 
-    fn parse_cell<'a>(&self, spec: &ColumnSpec, raw: &'a str) -> Result<Cell<'a>, String>
+    fn parse_cell<'a>(&self, spec: &ColumnSpec, raw: &'a str) -> Result<Cell<'a>, CellError>
     where
         'm: 'a,
     {
         let s = values::clean(raw);
         if s.is_empty() {
             return if spec.required_value {
-                Err("value is empty but required".into())
+                Err(CellError::Empty)
             } else {
                 Ok(Cell::Null)
             };
@@ -271,21 +286,24 @@ impl<'m> RowParser<'m> {
                 if allowed.contains(&s) {
                     Cell::Str(s)
                 } else {
-                    return Err(format!("`{s}` is not one of {}", allowed.join(", ")));
+                    return Err(CellError::NotOneOf {
+                        value: s.to_string(),
+                        allowed: allowed.join(", "),
+                    });
                 }
             }
             ColType::Int => Cell::I64(values::parse_int(s)?),
             ColType::Money(sign) => {
                 let v = values::parse_money(s, m.amount_unit)?;
                 if sign == Sign::Positive && v < 0 {
-                    return Err(format!("`{s}` is negative"));
+                    return Err(CellError::Negative(s.to_string()));
                 }
                 Cell::I64(v)
             }
             ColType::Rate => {
                 let v = values::parse_rate(s)?;
                 if v < 0 {
-                    return Err(format!("`{s}` is a negative rate"));
+                    return Err(CellError::NegativeRate(s.to_string()));
                 }
                 Cell::I64(v)
             }
@@ -320,7 +338,7 @@ impl<'m> RowParser<'m> {
             }
             match self.parse_cell(spec, raw) {
                 Ok(c) => scratch.push(c),
-                Err(reason) => return Err((spec.name.to_string(), raw.to_string(), reason)),
+                Err(reason) => return Err((spec.name.to_string(), raw.to_string(), reason.to_string())),
             }
         }
         for (b, cell) in self.builders.iter_mut().zip(scratch.drain(..)) {
@@ -557,7 +575,7 @@ fn parse_csv<R: Read>(
 /// and property tests; the counts always reconcile (read = accepted + rejected).
 pub fn read_csv_bytes(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> Result<ParsedFile, InputError> {
     let path = Path::new("(bytes)");
-    let enc_err = |message| InputError::Encoding {
+    let enc_err = |message: records::EncodingMismatch| InputError::Encoding {
         path: path.to_path_buf(),
         message,
     };

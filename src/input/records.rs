@@ -43,7 +43,35 @@ impl TextEncoding {
 /// text without the line break, or why it could not be decoded.
 struct Line {
     no: u64,
-    text: Result<String, String>,
+    text: Result<String, LineError>,
+}
+
+/// Why a line cannot be read (the rejected row's reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LineError {
+    #[error("line is longer than {MAX_LINE_BYTES} bytes")]
+    TooLong,
+    /// Not valid UTF-8 at a byte (1-based); `gbk`: the bytes read as GBK.
+    #[error("line is not valid {label} at byte {at} (0x{byte:02X}){}", if *.gbk { " (the bytes read as GBK/GB18030: if the export is in a Chinese encoding, set `encoding: gbk` or `gb18030` for this input in the mapping file)" } else { "" })]
+    NotUtf8 {
+        label: &'static str,
+        at: usize,
+        byte: u8,
+        gbk: bool,
+    },
+    #[error("line is not valid {0}")]
+    NotIn(&'static str),
+}
+
+/// A file whose bytes do not match the encoding it is read with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodingMismatch {
+    #[error("the file is UTF-16; save it as UTF-8 (in Excel: CSV UTF-8) or GB18030")]
+    Utf16,
+    #[error("the file is not UTF-8 but reads as GBK/GB18030: set `encoding: gbk` (or `gb18030`) for this input in the mapping file")]
+    GbkNotUtf8,
+    #[error("the mapping says the file is {0}, but it is UTF-8: remove `encoding` for this input from the mapping file (or set `encoding: utf8`)")]
+    Utf8Not(&'static str),
 }
 
 /// What [`RecordReader::next_item`] found.
@@ -170,7 +198,7 @@ impl<R: Read> RecordReader<R> {
         if too_long {
             return Ok(Some(Line {
                 no,
-                text: Err(format!("line is longer than {} bytes", MAX_LINE_BYTES)),
+                text: Err(LineError::TooLong),
             }));
         }
         let mut bytes: &[u8] = &self.raw;
@@ -231,7 +259,7 @@ impl<R: Read> RecordReader<R> {
                 Err(reason) => {
                     return Ok(Some(Item::Rejected {
                         line: line.no,
-                        reason: reason.clone(),
+                        reason: reason.to_string(),
                     }))
                 }
                 Ok(t) if t.is_empty() => continue,
@@ -297,40 +325,32 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 
 /// Decode one line strictly: a byte sequence that is not valid in the
 /// encoding is a reason to reject the line, never a replacement character.
-fn decode(bytes: &[u8], encoding: TextEncoding) -> Result<String, String> {
+fn decode(bytes: &[u8], encoding: TextEncoding) -> Result<String, LineError> {
     match encoding {
         TextEncoding::Utf8 => match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_string()),
-            Err(e) => {
-                let hint = if encoding_rs::GB18030
+            Err(e) => Err(LineError::NotUtf8 {
+                label: encoding.label(),
+                at: e.valid_up_to() + 1,
+                byte: bytes[e.valid_up_to()],
+                gbk: encoding_rs::GB18030
                     .decode_without_bom_handling_and_without_replacement(bytes)
-                    .is_some()
-                {
-                    " (the bytes read as GBK/GB18030: if the export is in a Chinese encoding, set `encoding: gbk` or `gb18030` for this input in the mapping file)"
-                } else {
-                    ""
-                };
-                Err(format!(
-                    "line is not valid {} at byte {} (0x{:02X}){hint}",
-                    encoding.label(),
-                    e.valid_up_to() + 1,
-                    bytes[e.valid_up_to()]
-                ))
-            }
+                    .is_some(),
+            }),
         },
         TextEncoding::Other(enc) => enc
             .decode_without_bom_handling_and_without_replacement(bytes)
             .map(|c| c.into_owned())
-            .ok_or_else(|| format!("line is not valid {}", encoding.label())),
+            .ok_or(LineError::NotIn(encoding.label())),
     }
 }
 
 /// Look at the start of a file for a mismatch between its bytes and the
 /// encoding it is read with, so a wrong setting stops the run with advice
 /// instead of garbling every value. Returns the advice.
-pub(crate) fn sniff(head: &[u8], encoding: TextEncoding) -> Result<(), String> {
+pub(crate) fn sniff(head: &[u8], encoding: TextEncoding) -> Result<(), EncodingMismatch> {
     if head.starts_with(b"\xFF\xFE") || head.starts_with(b"\xFE\xFF") {
-        return Err("the file is UTF-16; save it as UTF-8 (in Excel: CSV UTF-8) or GB18030".into());
+        return Err(EncodingMismatch::Utf16);
     }
     let utf8_bom = head.starts_with(b"\xEF\xBB\xBF");
     // A cut in the middle of a character at the end of the sample is fine.
@@ -346,17 +366,14 @@ pub(crate) fn sniff(head: &[u8], encoding: TextEncoding) -> Result<(), String> {
                     .decode_without_bom_handling_and_without_replacement(trim_partial(head))
                     .is_some();
                 if gb {
-                    return Err("the file is not UTF-8 but reads as GBK/GB18030: set `encoding: gbk` (or `gb18030`) for this input in the mapping file".into());
+                    return Err(EncodingMismatch::GbkNotUtf8);
                 }
             }
             Ok(())
         }
         TextEncoding::Other(enc) => {
             if utf8_bom || (valid_utf8 && non_ascii) {
-                return Err(format!(
-                    "the mapping says the file is {}, but it is UTF-8: remove `encoding` for this input from the mapping file (or set `encoding: utf8`)",
-                    enc.name()
-                ));
+                return Err(EncodingMismatch::Utf8Not(enc.name()));
             }
             Ok(())
         }
@@ -465,12 +482,16 @@ mod tests {
     #[test]
     fn sniffing_catches_wrong_encodings() {
         let gbk = encoding_rs::GBK.encode("商户编号,交易金额\n").0.into_owned();
-        assert!(sniff(&gbk, TextEncoding::Utf8).unwrap_err().contains("gbk"));
+        assert!(sniff(&gbk, TextEncoding::Utf8).unwrap_err().to_string().contains("gbk"));
         assert!(sniff("商户编号\n".as_bytes(), TextEncoding::Other(encoding_rs::GBK))
             .unwrap_err()
+            .to_string()
             .contains("UTF-8"));
         assert!(sniff(&gbk, TextEncoding::Other(encoding_rs::GBK)).is_ok());
-        assert!(sniff(b"\xFF\xFEa\0", TextEncoding::Utf8).unwrap_err().contains("UTF-16"));
+        assert!(sniff(b"\xFF\xFEa\0", TextEncoding::Utf8)
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-16"));
         assert!(sniff(b"a,b\n1,2\n", TextEncoding::Utf8).is_ok());
     }
 }

@@ -29,11 +29,47 @@ pub(crate) const MAX_FEN: i64 = 10i64.pow(16) - 1;
 /// The largest rate or number in millionths: Decimal(18, 6).
 pub(crate) const MAX_MILLIONTHS: i64 = 10i64.pow(18) - 1;
 
+/// Why a value does not parse. The message is the reason a rejected row
+/// reports (rejected.csv), so its wording is part of the output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("`{0}` is ambiguous: a comma is accepted only between groups of three digits (1,234.56); write decimals with a point")]
+    AmbiguousComma(String),
+    #[error("`{0}` is not a whole number of fen")]
+    NotFen(String),
+    #[error("`{0}` is not an amount in yuan with at most 2 decimals")]
+    NotYuan(String),
+    #[error("`{0}` is beyond the largest amount posaudit reads (99,999,999,999,999.99 yuan)")]
+    AmountTooLarge(String),
+    #[error("`{0}` is not a rate (a fraction such as 0.0060, or 0.60%)")]
+    NotRate(String),
+    #[error("`{0}` is too large for a rate")]
+    RateTooLarge(String),
+    #[error("`{0}` is not a number with at most 6 decimals")]
+    NotNumber(String),
+    #[error("`{0}` is beyond the largest number posaudit reads (999,999,999,999.999999)")]
+    NumberTooLarge(String),
+    #[error("`{0}` is not a coordinate")]
+    NotCoordinate(String),
+    #[error("`{0}` is not a whole number")]
+    NotWhole(String),
+    #[error("`{value}` is not a date in the format `{format}`")]
+    NotDateIn { value: String, format: String },
+    #[error("`{0}` is not a date (expected YYYY-MM-DD)")]
+    NotDate(String),
+    #[error("`{value}` is not a date-time in the format `{format}`")]
+    NotDateTimeIn { value: String, format: String },
+    #[error("`{0}` is not a date-time (expected YYYY-MM-DD HH:MM:SS)")]
+    NotDateTime(String),
+    #[error("`{0}` is neither a date nor a no-expiry marker such as 长期 or permanent")]
+    NotExpiry(String),
+}
+
 /// Remove thousands separators, but only where they are that: `1,234.56`
 /// and `12,345,678` pass; `12,34` (a decimal comma) or `1,23,4` are
 /// ambiguous and refused, since reading them as 1234 would be a silent
 /// 100-fold error.
-pub(crate) fn strip_thousands(s: &str) -> Result<std::borrow::Cow<'_, str>, String> {
+pub(crate) fn strip_thousands(s: &str) -> Result<std::borrow::Cow<'_, str>, ValueError> {
     if !s.contains(',') {
         return Ok(std::borrow::Cow::Borrowed(s));
     }
@@ -47,52 +83,47 @@ pub(crate) fn strip_thousands(s: &str) -> Result<std::borrow::Cow<'_, str>, Stri
     if grouped {
         Ok(std::borrow::Cow::Owned(s.replace(',', "")))
     } else {
-        Err(format!(
-            "`{s}` is ambiguous: a comma is accepted only between groups of three digits (1,234.56); write decimals with a point"
-        ))
+        Err(ValueError::AmbiguousComma(s.to_string()))
     }
 }
 
 /// Money to integer fen. Yuan may carry at most two decimals; fen must be whole.
-pub fn parse_money(s: &str, unit: AmountUnit) -> Result<i64, String> {
+pub fn parse_money(s: &str, unit: AmountUnit) -> Result<i64, ValueError> {
     let s = strip_thousands(s)?;
+    let too_large = || ValueError::AmountTooLarge(s.to_string());
     let v = match unit {
-        AmountUnit::Fen => s.parse::<i64>().map_err(|_| format!("`{s}` is not a whole number of fen"))?,
+        AmountUnit::Fen => s.parse::<i64>().map_err(|_| ValueError::NotFen(s.to_string()))?,
         AmountUnit::Yuan => {
-            let fixed = parse_fixed(&s, 2).ok_or_else(|| format!("`{s}` is not an amount in yuan with at most 2 decimals"))?;
-            i64::try_from(fixed).map_err(|_| too_large(&s))?
+            let fixed = parse_fixed(&s, 2).ok_or_else(|| ValueError::NotYuan(s.to_string()))?;
+            i64::try_from(fixed).map_err(|_| too_large())?
         }
     };
     if v.abs() > MAX_FEN {
-        return Err(too_large(&s));
+        return Err(too_large());
     }
     Ok(v)
 }
 
-fn too_large(s: &str) -> String {
-    format!("`{s}` is beyond the largest amount posaudit reads (99,999,999,999,999.99 yuan)")
-}
-
 /// A fraction to integer millionths (0.0060 -> 6000). `0.60%` is accepted.
-pub(crate) fn parse_rate(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_rate(s: &str) -> Result<i64, ValueError> {
     let (num, scale) = match s.strip_suffix('%') {
         Some(p) => (p.trim(), 4),
         None => (s, 6),
     };
-    let v = parse_fixed(num, scale).ok_or_else(|| format!("`{s}` is not a rate (a fraction such as 0.0060, or 0.60%)"))?;
+    let v = parse_fixed(num, scale).ok_or_else(|| ValueError::NotRate(s.to_string()))?;
     i64::try_from(v)
         .ok()
         .filter(|v| v.abs() <= MAX_MILLIONTHS)
-        .ok_or_else(|| format!("`{s}` is too large for a rate"))
+        .ok_or_else(|| ValueError::RateTooLarge(s.to_string()))
 }
 
 /// A decimal number to integer millionths (rates or amounts in fee_changes).
-pub(crate) fn parse_number6(s: &str) -> Result<i64, String> {
-    let v = parse_fixed(&strip_thousands(s)?, 6).ok_or_else(|| format!("`{s}` is not a number with at most 6 decimals"))?;
+pub(crate) fn parse_number6(s: &str) -> Result<i64, ValueError> {
+    let v = parse_fixed(&strip_thousands(s)?, 6).ok_or_else(|| ValueError::NotNumber(s.to_string()))?;
     i64::try_from(v)
         .ok()
         .filter(|v| v.abs() <= MAX_MILLIONTHS)
-        .ok_or_else(|| format!("`{s}` is beyond the largest number posaudit reads (999,999,999,999.999999)"))
+        .ok_or_else(|| ValueError::NumberTooLarge(s.to_string()))
 }
 
 /// Parse a decimal string exactly into an integer scaled by 10^scale.
@@ -131,15 +162,15 @@ pub(crate) fn parse_fixed(s: &str, scale: u32) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
-pub(crate) fn parse_coord(s: &str) -> Result<f64, String> {
+pub(crate) fn parse_coord(s: &str) -> Result<f64, ValueError> {
     s.parse::<f64>()
         .ok()
         .filter(|v| v.is_finite())
-        .ok_or_else(|| format!("`{s}` is not a coordinate"))
+        .ok_or_else(|| ValueError::NotCoordinate(s.to_string()))
 }
 
-pub(crate) fn parse_int(s: &str) -> Result<i64, String> {
-    s.parse::<i64>().map_err(|_| format!("`{s}` is not a whole number"))
+pub(crate) fn parse_int(s: &str) -> Result<i64, ValueError> {
+    s.parse::<i64>().map_err(|_| ValueError::NotWhole(s.to_string()))
 }
 
 const EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(1970, 1, 1) {
@@ -168,30 +199,36 @@ pub(crate) fn datetime_from_millis(ms: i64) -> NaiveDateTime {
 /// Date formats tried in order when no format is configured.
 const DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%Y%m%d", "%Y.%m.%d", "%Y/%m/%d", "%Y年%m月%d日"];
 
-pub fn parse_date(s: &str, format: Option<&str>) -> Result<NaiveDate, String> {
+pub fn parse_date(s: &str, format: Option<&str>) -> Result<NaiveDate, ValueError> {
     if let Some(f) = format {
-        return NaiveDate::parse_from_str(s, f).map_err(|_| format!("`{s}` is not a date in the format `{f}`"));
+        return NaiveDate::parse_from_str(s, f).map_err(|_| ValueError::NotDateIn {
+            value: s.to_string(),
+            format: f.to_string(),
+        });
     }
     DATE_FORMATS
         .iter()
         .find_map(|f| NaiveDate::parse_from_str(s, f).ok())
-        .ok_or_else(|| format!("`{s}` is not a date (expected YYYY-MM-DD)"))
+        .ok_or_else(|| ValueError::NotDate(s.to_string()))
 }
 
 /// Datetime in milliseconds. The contract's `YYYY-MM-DD HH:MM:SS` takes a
 /// hand-written fast path: chrono's generic parser dominates a scan's read
 /// time otherwise.
-pub(crate) fn parse_datetime(s: &str, format: Option<&str>) -> Result<i64, String> {
+pub(crate) fn parse_datetime(s: &str, format: Option<&str>) -> Result<i64, ValueError> {
     if let Some(f) = format {
         return NaiveDateTime::parse_from_str(s, f)
             .map(millis_of)
-            .map_err(|_| format!("`{s}` is not a date-time in the format `{f}`"));
+            .map_err(|_| ValueError::NotDateTimeIn {
+                value: s.to_string(),
+                format: f.to_string(),
+            });
     }
     fast_datetime(s)
         .or_else(|| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok())
         .or_else(|| NaiveDateTime::parse_from_str(s, "%Y/%m/%d %H:%M:%S").ok())
         .map(millis_of)
-        .ok_or_else(|| format!("`{s}` is not a date-time (expected YYYY-MM-DD HH:MM:SS)"))
+        .ok_or_else(|| ValueError::NotDateTime(s.to_string()))
 }
 
 fn fast_datetime(s: &str) -> Option<NaiveDateTime> {
@@ -226,11 +263,11 @@ const PERMANENT: &[&str] = &[
     "99991231",
 ];
 
-pub(crate) fn parse_expiry(s: &str, format: Option<&str>) -> Result<Expiry, String> {
+pub(crate) fn parse_expiry(s: &str, format: Option<&str>) -> Result<Expiry, ValueError> {
     if PERMANENT.iter().any(|p| p.eq_ignore_ascii_case(s)) {
         return Ok(Expiry::Permanent);
     }
-    let d = parse_date(s, format).map_err(|_| format!("`{s}` is neither a date nor a no-expiry marker such as 长期 or permanent"))?;
+    let d = parse_date(s, format).map_err(|_| ValueError::NotExpiry(s.to_string()))?;
     // Systems write "never" as a far-future date (2099-12-30, 4000-01-01).
     if chrono::Datelike::year(&d) >= 2099 {
         return Ok(Expiry::Permanent);
@@ -264,7 +301,7 @@ mod tests {
         assert_eq!(parse_money("-1,234", AmountUnit::Fen), Ok(-1234));
         for bad in ["12,34", "1,23,456", "1234,567", ",123", "1,234,56", "1,2345.00", "1,234.5,6"] {
             let e = parse_money(bad, AmountUnit::Yuan).unwrap_err();
-            assert!(e.contains("ambiguous") || e.contains("not an amount"), "{bad}: {e}");
+            assert!(matches!(e, ValueError::AmbiguousComma(_) | ValueError::NotYuan(_)), "{bad}: {e}");
         }
         assert!(parse_number6("0,5").is_err());
     }
@@ -272,7 +309,10 @@ mod tests {
     #[test]
     fn amounts_beyond_the_decimal_range_are_refused() {
         assert_eq!(parse_money("99999999999999.99", AmountUnit::Yuan), Ok(MAX_FEN));
-        assert!(parse_money("100000000000000.00", AmountUnit::Yuan).unwrap_err().contains("largest"));
+        assert!(parse_money("100000000000000.00", AmountUnit::Yuan)
+            .unwrap_err()
+            .to_string()
+            .contains("largest"));
         assert!(parse_money("99999999999999999999", AmountUnit::Yuan).is_err());
         assert!(parse_money("10000000000000000", AmountUnit::Fen).is_err());
         assert!(parse_number6("1000000000000").is_err());

@@ -71,8 +71,21 @@ pub fn measure(sql: &str) -> (usize, usize) {
     (ops, max_depth)
 }
 
-/// Every limit the rule exceeds: the field and what is wrong.
-pub fn check(rule: &Rule) -> Vec<(String, String)> {
+/// A limit a rule exceeds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoundError {
+    #[error("the SQL is longer than {MAX_SQL_CHARS} characters (parameters included); split the rule or use a reference table")]
+    SqlTooLong,
+    #[error("the SQL has {0} operators, more than the {MAX_SQL_OPERATORS} allowed; use `IN (...)` for lists of values, or split the rule")]
+    TooManyOperators(usize),
+    #[error("parentheses nest {0} deep, more than the {MAX_SQL_DEPTH} allowed")]
+    TooDeep(usize),
+    #[error("the message is longer than {MAX_MESSAGE_CHARS} characters")]
+    MessageTooLong,
+}
+
+/// Every limit the rule exceeds, and the field it sits in.
+pub fn check(rule: &Rule) -> Vec<(String, BoundError)> {
     let mut issues = Vec::new();
     let mut texts: Vec<(String, &str)> = Vec::new();
     if let Some(w) = &rule.where_ {
@@ -92,31 +105,19 @@ pub fn check(rule: &Rule) -> Vec<(String, String)> {
         let date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date");
         let expanded = rule.expand(text, date).unwrap_or_else(|_| text.to_string());
         if expanded.chars().count() > MAX_SQL_CHARS {
-            issues.push((
-                field.clone(),
-                format!("the SQL is longer than {MAX_SQL_CHARS} characters (parameters included); split the rule or use a reference table"),
-            ));
+            issues.push((field.clone(), BoundError::SqlTooLong));
             continue;
         }
         let (ops, depth) = measure(&expanded);
         if ops > MAX_SQL_OPERATORS {
-            issues.push((
-                field.clone(),
-                format!("the SQL has {ops} operators, more than the {MAX_SQL_OPERATORS} allowed; use `IN (...)` for lists of values, or split the rule"),
-            ));
+            issues.push((field.clone(), BoundError::TooManyOperators(ops)));
         }
         if depth > MAX_SQL_DEPTH {
-            issues.push((
-                field.clone(),
-                format!("parentheses nest {depth} deep, more than the {MAX_SQL_DEPTH} allowed"),
-            ));
+            issues.push((field.clone(), BoundError::TooDeep(depth)));
         }
     }
     if rule.message.chars().count() > MAX_MESSAGE_CHARS {
-        issues.push((
-            "message".to_string(),
-            format!("the message is longer than {MAX_MESSAGE_CHARS} characters"),
-        ));
+        issues.push(("message".to_string(), BoundError::MessageTooLong));
     }
     issues
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use chrono::NaiveDate;
 use indexmap::IndexMap;
 
-use super::model::{parse_calendar, parse_rolling, placeholders, yaml_scalar_text, Basis, Calendar, Family, Rule, Severity};
+use super::model::{parse_calendar, parse_rolling, placeholders, yaml_scalar_text, Basis, Calendar, Family, FormatError, Rule, Severity};
 use crate::contract::InputKind;
 
 /// A SQL expression with the rule's parameters substituted. `${as_of}`
@@ -134,16 +134,27 @@ impl CompiledRule {
     }
 }
 
-/// A compile error: the field and what is wrong.
-pub(crate) type CompileError = (String, String);
+/// Why a rule does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("a rule has either a calendar `window` or a `rolling` one, not both")]
+    TwoWindows,
+    #[error("peer baselines work with calendar windows or whole-period groups, not rolling windows")]
+    PeersWithRolling,
+}
+
+/// A compile error and the field it sits in (`where`, `measures.volume`).
+pub(crate) type Located = (String, CompileError);
 
 /// Compile a rule as written. Every error is reported, not only the first.
-pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<CompileError>> {
-    let mut errors: Vec<CompileError> = Vec::new();
-    let sql = |field: &str, text: &str, errors: &mut Vec<CompileError>| -> Sql {
+pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
+    let mut errors: Vec<Located> = Vec::new();
+    let sql = |field: &str, text: &str, errors: &mut Vec<Located>| -> Sql {
         // Checked with a stand-in date; `${as_of}` itself is bound per run.
-        if let Err(m) = rule.expand(text, NaiveDate::MIN) {
-            errors.push((field.to_string(), m));
+        if let Err(e) = rule.expand(text, NaiveDate::MIN) {
+            errors.push((field.to_string(), e.into()));
         }
         Sql {
             field: field.to_string(),
@@ -154,16 +165,13 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<CompileError>> {
     let grouping = if rule.is_grouped() {
         let window = match (&rule.window, &rule.rolling) {
             (Some(_), Some(_)) => {
-                errors.push((
-                    "rolling".into(),
-                    "a rule has either a calendar `window` or a `rolling` one, not both".into(),
-                ));
+                errors.push(("rolling".into(), CompileError::TwoWindows));
                 None
             }
             (Some(w), None) => match parse_calendar(w) {
                 Ok(c) => Some(Window::Calendar(c)),
-                Err(m) => {
-                    errors.push(("window".into(), m));
+                Err(e) => {
+                    errors.push(("window".into(), e.into()));
                     None
                 }
             },
@@ -171,8 +179,8 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<CompileError>> {
                 Ok(p) => Some(Window::Rolling {
                     millis: rolling_millis(&p),
                 }),
-                Err(m) => {
-                    errors.push(("rolling".into(), m));
+                Err(e) => {
+                    errors.push(("rolling".into(), e.into()));
                     None
                 }
             },
@@ -190,10 +198,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<CompileError>> {
             when: sql("peers.when", &p.when, &mut errors),
         });
         if peers.is_some() && matches!(window, Some(Window::Rolling { .. })) {
-            errors.push((
-                "peers".into(),
-                "peer baselines work with calendar windows or whole-period groups, not rolling windows".into(),
-            ));
+            errors.push(("peers".into(), CompileError::PeersWithRolling));
         }
         Some(Grouping {
             keys: rule.group_by.clone(),
@@ -357,7 +362,7 @@ mod tests {
         assert_eq!(c.params["n"], "500");
         let e = compile(&rule(&format!("{BASE}where: \"amount > ${{missing}}\"\n"))).unwrap_err();
         assert_eq!(e[0].0, "where");
-        assert!(e[0].1.contains("missing"), "{e:?}");
+        assert_eq!(e[0].1, CompileError::Format(FormatError::UnknownParameter("missing".into())));
     }
 
     #[test]

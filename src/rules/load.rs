@@ -105,23 +105,27 @@ impl LoadedRule {
                         message,
                     }
                 };
-                Err(errors.into_iter().map(|(f, m)| at(&f, m)).collect())
+                Err(errors.into_iter().map(|(f, e)| at(&f, e.to_string())).collect())
             }
         }
     }
 
     /// The same rule with some parameters replaced (a rule case's
     /// `params`), compiled again.
-    pub(crate) fn with_params(&self, params: &indexmap::IndexMap<String, serde_yaml::Value>) -> Result<LoadedRule, String> {
+    pub(crate) fn with_params(&self, params: &indexmap::IndexMap<String, serde_yaml::Value>) -> Result<LoadedRule, RuleErrors> {
         let mut rule = self.rule.clone();
         for (name, value) in params {
             match rule.params.get_mut(name) {
                 Some(v) => *v = value.clone(),
-                None => return Err(format!("the case sets `{name}`, which is not a parameter of the rule")),
+                None => {
+                    return Err(RuleErrors(vec![self.issue(
+                        Some("tests"),
+                        format!("a case sets `{name}`, which is not a parameter of the rule"),
+                    )]))
+                }
             }
         }
-        LoadedRule::new(rule, self.file.clone(), self.text.clone())
-            .map_err(|e| e.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; "))
+        LoadedRule::new(rule, self.file.clone(), self.text.clone()).map_err(RuleErrors)
     }
 
     pub fn issue(&self, field: Option<&str>, message: impl Into<String>) -> RuleIssue {
@@ -380,7 +384,7 @@ pub fn load_texts(texts: Vec<(String, String)>, dirs: Vec<String>, mut issues: V
         issues.extend(
             super::bounds::check(&r.rule)
                 .into_iter()
-                .map(|(field, message)| r.issue(Some(&field), message)),
+                .map(|(field, e)| r.issue(Some(&field), e.to_string())),
         );
     }
     rules.sort_by(|a, b| a.rule.id.cmp(&b.rule.id));

@@ -149,13 +149,13 @@ impl Rule {
     }
 
     /// Substitute `${param}` (and the built-in `${as_of}`) in SQL text.
-    pub(crate) fn expand(&self, sql: &str, as_of: chrono::NaiveDate) -> Result<String, String> {
+    pub(crate) fn expand(&self, sql: &str, as_of: chrono::NaiveDate) -> Result<String, FormatError> {
         let mut out = String::with_capacity(sql.len());
         let mut rest = sql;
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or_else(|| "unclosed `${`".to_string())?;
+            let end = after.find('}').ok_or(FormatError::UnclosedParameter)?;
             let name = after[..end].trim();
             if name == "as_of" {
                 out.push_str(&format!("'{as_of}'"));
@@ -163,7 +163,7 @@ impl Rule {
                 let v = self
                     .params
                     .get(name)
-                    .ok_or_else(|| format!("unknown parameter `${{{name}}}` (declare it under `params`)"))?;
+                    .ok_or_else(|| FormatError::UnknownParameter(name.to_string()))?;
                 out.push_str(&yaml_sql_literal(v));
             }
             rest = &after[end + 1..];
@@ -239,18 +239,29 @@ pub enum Calendar {
     Month,
 }
 
-pub(crate) fn parse_calendar(s: &str) -> Result<Calendar, String> {
+/// A part of a rule that does not say what the format allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("unclosed `${{`")]
+    UnclosedParameter,
+    #[error("unknown parameter `${{{0}}}` (declare it under `params`)")]
+    UnknownParameter(String),
+    #[error("`{0}` is not a calendar window (use 1d or 1M; use `rolling` for sliding windows)")]
+    NotCalendar(String),
+    #[error("`{0}` is not a rolling window (a number and s, m, h or d: 10m, 2h, 30d)")]
+    NotRolling(String),
+}
+
+pub(crate) fn parse_calendar(s: &str) -> Result<Calendar, FormatError> {
     match s.trim() {
         "1d" => Ok(Calendar::Day),
         "1M" | "1mo" => Ok(Calendar::Month),
-        other => Err(format!(
-            "`{other}` is not a calendar window (use 1d or 1M; use `rolling` for sliding windows)"
-        )),
+        other => Err(FormatError::NotCalendar(other.to_string())),
     }
 }
 
 /// A sliding window length as a polars duration string (`10m`, `2h`, `30d`).
-pub(crate) fn parse_rolling(s: &str) -> Result<String, String> {
+pub(crate) fn parse_rolling(s: &str) -> Result<String, FormatError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let ok_num = num.parse::<u32>().is_ok_and(|n| n > 0);
@@ -262,7 +273,7 @@ pub(crate) fn parse_rolling(s: &str) -> Result<String, String> {
         _ => "",
     };
     if !ok_num || unit.is_empty() {
-        return Err(format!("`{s}` is not a rolling window (a number and s, m, h or d: 10m, 2h, 30d)"));
+        return Err(FormatError::NotRolling(s.to_string()));
     }
     Ok(format!("{num}{unit}"))
 }
