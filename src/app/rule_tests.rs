@@ -371,3 +371,33 @@ pub fn run_pack(pack: &RulePack, refs: &References, filter: Option<&str>) -> Vec
         .collect();
     engine::in_pool(|| selected.par_iter().map(|(lr, t)| run_case(lr, t, refs)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_records_give_every_column_of_the_contract() {
+        // A column added to the contract needs a clean default here, or
+        // every case would write it empty.
+        let app = default_application(0);
+        let records = [
+            (InputKind::Applications, app.clone()),
+            (InputKind::Transactions, default_transaction(0, &app)),
+            (InputKind::Fees, default_fee(0)),
+            (InputKind::FeeChanges, default_fee_change()),
+        ];
+        for (kind, record) in records {
+            // Columns a file must have; optional ones may be left out.
+            for c in kind.columns().iter().filter(|c| !c.optional) {
+                assert!(record.contains_key(c.name), "{kind}: the default record lacks `{}`", c.name);
+            }
+            for k in record.keys() {
+                assert!(
+                    kind.columns().iter().any(|c| c.name == k),
+                    "{kind}: `{k}` is not a column of the contract"
+                );
+            }
+        }
+    }
+}

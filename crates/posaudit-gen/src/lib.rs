@@ -28,6 +28,7 @@ use rayon::prelude::*;
 use merchant::{at, dt, Merchant};
 pub use plant::Plant;
 use posaudit::checks::fee::{self, Priced};
+use posaudit::input::InputKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GenFormat {
@@ -526,7 +527,12 @@ fn txn_line(t: &Txn, m: &Merchant, buf: &mut Vec<u8>) {
     );
 }
 
-const TXN_HEADER: &str = "txn_id,merchant_id,terminal_sn,txn_time,txn_type,status,amount,payment_method,card_type,card_no_masked,card_hash,entry_mode,mcc,fee,location_city_code,lat,lon,original_txn_id,settlement_account_number";
+/// The header of an input's file: the contract's columns, in its order
+/// (the writers below give their values in that order; a test checks
+/// that every file's header and rows agree with the contract).
+fn header(kind: InputKind) -> Vec<&'static str> {
+    kind.columns().iter().map(|c| c.name).collect()
+}
 
 #[derive(Debug, Default)]
 pub struct GenSummary {
@@ -840,7 +846,7 @@ fn generate_day(
 
 fn write_day(path: &Path, txns: &[Txn], merchants: &[Merchant], bad: &[String], format: GenFormat) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(txns.len() * 200 + 256);
-    buf.extend_from_slice(TXN_HEADER.as_bytes());
+    buf.extend_from_slice(header(InputKind::Transactions).join(",").as_bytes());
     buf.push(b'\n');
     for t in txns {
         txn_line(t, &merchants[t.merchant], &mut buf);
@@ -887,15 +893,7 @@ fn write_file(path: &Path, csv_bytes: &[u8], format: GenFormat) -> std::io::Resu
 
 fn write_fees(opts: &GenOptions, merchants: &[Merchant]) -> std::io::Result<()> {
     let mut w = csv::Writer::from_path(opts.out.join("fees.csv"))?;
-    w.write_record([
-        "charge_id",
-        "merchant_id",
-        "terminal_sn",
-        "charged_at",
-        "charge_type",
-        "amount",
-        "description",
-    ])?;
+    w.write_record(header(InputKind::Fees))?;
     let mut n = 0;
     let mut charge = |w: &mut csv::Writer<std::fs::File>, m: &Merchant, when: NaiveDateTime, kind: &str, fen: i64, what: &str| {
         n += 1;
@@ -927,14 +925,7 @@ fn write_fees(opts: &GenOptions, merchants: &[Merchant]) -> std::io::Result<()> 
     }
     w.flush()?;
     let mut w = csv::Writer::from_path(opts.out.join("fee_changes.csv"))?;
-    w.write_record([
-        "merchant_id",
-        "effective_at",
-        "item",
-        "old_value",
-        "new_value",
-        "notice_published_at",
-    ])?;
+    w.write_record(header(InputKind::FeeChanges))?;
     let eff = start - Duration::days(20);
     for m in merchants.iter().filter(|m| m.plant.is_none()).take(3) {
         w.write_record([

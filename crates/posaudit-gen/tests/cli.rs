@@ -71,3 +71,45 @@ fn the_binary_writes_inputs_and_labels_and_says_so() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("csv or parquet"));
 }
+
+#[test]
+fn every_file_written_has_the_contracts_columns_in_its_order() {
+    // The data contract is declared once (posaudit::contract); the
+    // generator's files must agree with it column for column, row by row.
+    use posaudit::input::InputKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("g");
+    let o = Command::new(BIN)
+        .args([
+            "--out",
+            out.to_str().unwrap(),
+            "--merchants",
+            "60",
+            "--days",
+            "3",
+            "--violations",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let day = std::fs::read_dir(out.join("transactions")).unwrap().next().unwrap().unwrap().path();
+    for (kind, path) in [
+        (InputKind::Applications, out.join("applications.csv")),
+        (InputKind::Transactions, day),
+        (InputKind::Fees, out.join("fees.csv")),
+        (InputKind::FeeChanges, out.join("fee_changes.csv")),
+    ] {
+        let contract: Vec<&str> = kind.columns().iter().map(|c| c.name).collect();
+        let mut r = csv::ReaderBuilder::new().flexible(true).from_path(&path).unwrap();
+        let header: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+        assert_eq!(header, contract, "{}", path.display());
+        let mut rows = 0;
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            rows += 1;
+            assert_eq!(rec.len(), contract.len(), "{} row {rows}: {rec:?}", path.display());
+        }
+        assert!(rows > 0, "{}", path.display());
+    }
+}
