@@ -9,8 +9,10 @@ use std::process::Command;
 
 use serde::Serialize;
 
+use super::evaluate::evaluate;
+use super::inputs::read_inputs;
+use super::options::ScanOptions;
 use super::pack::{checked_pack, load_references};
-use super::scan::{evaluate, read_inputs, ScanOptions};
 use crate::findings::Finding;
 use crate::output::progress::Progress;
 use crate::rules::load::RulePack;

@@ -4,8 +4,12 @@
 
 pub mod diff;
 pub mod doc;
+pub mod evaluate;
 pub mod exit;
+pub mod inputs;
 pub mod lint;
+pub mod options;
 pub mod pack;
 pub mod rule_tests;
 pub mod scan;
+pub mod write;

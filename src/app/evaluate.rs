@@ -1,0 +1,47 @@
+//! Evaluating a pack on inputs read once, in memory.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+
+use crate::engine::{self, prepare};
+use crate::findings::Finding;
+use crate::input::{self, InputKind};
+use crate::output::progress::Progress;
+use crate::rules::load;
+use crate::Error;
+
+/// Evaluate a pack on parsed input frames with the given reference tables.
+/// The frames are consumed: columns no rule reads are freed before the
+/// rules run (give a clone to evaluate the same inputs again).
+pub fn evaluate(
+    pack: &load::RulePack,
+    refs: &input::reference::References,
+    frames: BTreeMap<InputKind, polars::prelude::DataFrame>,
+    stats: &[input::FileStats],
+    as_of: NaiveDate,
+    progress: &Progress,
+) -> Result<(Vec<Finding>, Vec<engine::RuleRun>), Error> {
+    let started = Instant::now();
+    let prepared = engine::in_pool(|| prepare::prepare(frames, refs, as_of, &Some(prepare::names_used(pack))))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    progress.phase("derived columns and joins", started.elapsed(), "");
+    for (step, took) in &prepared.steps {
+        progress.phase(&format!("  {step}"), *took, "");
+    }
+    for (kind, df) in &prepared.frames {
+        progress.note(&format!(
+            "  {kind}: {} rows, {} columns, {:.0} MB in memory",
+            df.height(),
+            df.width(),
+            df.estimated_size() as f64 / 1e6
+        ));
+    }
+    let started = Instant::now();
+    let bar = progress.rules(pack.rules.len() as u64);
+    let result = engine::run_observed(pack, &prepared, stats, as_of, &|r| progress.rule_done(&bar, r));
+    bar.finish_and_clear();
+    progress.phase("rules", started.elapsed(), &format!("({} rules)", pack.rules.len()));
+    Ok(result)
+}
