@@ -16,7 +16,6 @@ use cli::{Cli, Command, RulesCommand};
 use posaudit::app::exit;
 use posaudit::app::scan::{self, ScanOptions};
 use posaudit::output::{atomic::Staged, Format, Target};
-use posaudit::rules::model::yaml_scalar_text;
 use posaudit::{output, Error};
 
 /// Today in Asia/Shanghai (UTC+8, no daylight saving).
@@ -141,47 +140,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .iter()
                 .find(|r| r.rule.id.eq_ignore_ascii_case(&id))
                 .ok_or_else(|| Error::Usage(format!("no rule `{id}` in the pack (see `posaudit rules list`)")))?;
-            let r = &lr.rule;
-            println!("{} — {}", r.id, r.title);
-            println!("  family:    {}", r.family.name());
-            println!("  severity:  {}", r.severity.name());
-            println!("  source:    {}", r.source);
-            if let Some(w) = &r.where_ {
-                println!("  where:     {w}");
-            }
-            if !r.group_by.is_empty() {
-                println!("  group by:  {}", r.group_by.join(", "));
-            }
-            if let Some(w) = &r.window {
-                println!("  window:    {w} (calendar)");
-            }
-            if let Some(w) = &r.rolling {
-                println!("  rolling:   {w}");
-            }
-            for (k, v) in &r.measures {
-                println!("  measure:   {k} = {v}");
-            }
-            if let Some(h) = &r.having {
-                println!("  having:    {h}");
-            }
-            if let Some(p) = &r.peers {
-                println!("  peers:     by {} of {}, when {}", p.by.join(", "), p.of, p.when);
-            }
-            for (k, v) in &r.params {
-                println!("  parameter: {k} = {}", yaml_scalar_text(v));
-            }
-            println!("  evidence:  {}", r.evidence.join(", "));
-            println!("  message:   {}", r.message);
-            match &r.basis {
-                Some(b) => {
-                    let mark = b.mark.map(|m| format!(" [{m:?}]")).unwrap_or_default();
-                    println!("  basis{mark}: {}", b.text);
-                    if !b.sources.is_empty() {
-                        println!("  sources:   {}", b.sources.join(", "));
-                    }
-                }
-                None => println!("  basis:     (none given)"),
-            }
+            print!("{}", posaudit::app::doc::explain(lr));
             println!("  file:      {}", lr.file);
             Ok(exit::CLEAN)
         }

@@ -654,6 +654,15 @@ fn rules_list_and_explain_print_from_the_yaml() {
     let out = stdout(&o);
     assert!(out.contains("parameter: daily_limit = 500"), "{out}");
     assert!(out.contains("basis [V]: 条码支付业务规范"), "{out}");
+    // What runs: the compiled rule, parameters substituted, window typed.
+    assert!(out.contains("having:    SUM(amount) > 500"), "{out}");
+    assert!(out.contains("window:    day (calendar, on txn_time)"), "{out}");
+    assert!(out.contains("--partitions: by merchant"), "{out}");
+    let o = posaudit(&["rules", "explain", "SUS-SPLIT-01"]);
+    let out = stdout(&o);
+    assert!(out.contains("rolling:   10 minutes ending at each row"), "{out}");
+    let o = posaudit(&["rules", "explain", "SUS-CARD-01"]);
+    assert!(stdout(&o).contains("--partitions: by card_hash"), "{}", stdout(&o));
     let o = posaudit(&["rules", "explain", "NOPE-01"]);
     assert_eq!(o.status.code(), Some(2));
 }

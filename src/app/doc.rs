@@ -146,3 +146,92 @@ pub fn coverage(csv_text: &str) -> Result<String, crate::Error> {
     }
     Ok(s)
 }
+
+/// One rule in full, as it runs: the compiled form (parameters
+/// substituted, the window typed), how a partitioned scan splits it, the
+/// names it reads, and why it exists.
+pub fn explain(lr: &crate::rules::load::LoadedRule) -> String {
+    use crate::engine::partition::{split_of, Split};
+    use crate::rules::compiled::Window;
+    use crate::rules::model::Calendar;
+    let r = &lr.compiled;
+    let mut s = String::new();
+    let _ = writeln!(s, "{} — {}", r.id, r.title);
+    let _ = writeln!(s, "  family:    {}", r.family.name());
+    let _ = writeln!(s, "  severity:  {}", r.severity.name());
+    let _ = writeln!(s, "  source:    {}", r.source);
+    if let Some(w) = &r.filter {
+        let _ = writeln!(s, "  where:     {}", w.text);
+    }
+    match &r.grouping {
+        None => {
+            let _ = writeln!(s, "  shape:     one finding per matching {} row", r.source);
+        }
+        Some(g) => {
+            let keys = if g.keys.is_empty() {
+                "(the whole input)".to_string()
+            } else {
+                g.keys.join(", ")
+            };
+            let _ = writeln!(s, "  group by:  {keys}");
+            match g.window {
+                Some(Window::Calendar(Calendar::Day)) => {
+                    let _ = writeln!(s, "  window:    day (calendar, on {})", g.time_column);
+                }
+                Some(Window::Calendar(Calendar::Month)) => {
+                    let _ = writeln!(s, "  window:    month (calendar, on {})", g.time_column);
+                }
+                Some(Window::Rolling { millis }) => {
+                    let _ = writeln!(s, "  rolling:   {} ending at each row (on {})", duration(millis), g.time_column);
+                }
+                None => {}
+            }
+            for (k, v) in &g.measures {
+                let _ = writeln!(s, "  measure:   {k} = {}", v.text);
+            }
+            if let Some(h) = &g.having {
+                let _ = writeln!(s, "  having:    {}", h.text);
+            }
+            if let Some(p) = &g.peers {
+                let _ = writeln!(s, "  peers:     by {} of {}, when {}", p.by.join(", "), p.of, p.when.text);
+            }
+        }
+    }
+    for (k, v) in &r.params {
+        let _ = writeln!(s, "  parameter: {k} = {v}");
+    }
+    let _ = writeln!(s, "  evidence:  {}", r.evidence.join(", "));
+    let _ = writeln!(s, "  message:   {}", r.message);
+    let split = match split_of(r) {
+        Split::Merchant => "by merchant".to_string(),
+        Split::Key(k) => format!("by {k} (all of one {k}'s rows in one partition)"),
+        Split::Whole => "not split (reads every row at once)".to_string(),
+    };
+    let _ = writeln!(s, "  --partitions: {split}");
+    let names: Vec<&str> = r.names.iter().map(String::as_str).collect();
+    let _ = writeln!(s, "  reads:     {}", names.join(", "));
+    match &r.basis {
+        Some(b) => {
+            let mark = b.mark.map(|m| format!(" [{m:?}]")).unwrap_or_default();
+            let _ = writeln!(s, "  basis{mark}: {}", b.text);
+            if !b.sources.is_empty() {
+                let _ = writeln!(s, "  sources:   {}", b.sources.join(", "));
+            }
+        }
+        None => {
+            let _ = writeln!(s, "  basis:     (none given)");
+        }
+    }
+    s
+}
+
+/// `600000` ms as `10 minutes`.
+fn duration(millis: i64) -> String {
+    let (n, unit) = match millis {
+        m if m % 86_400_000 == 0 => (m / 86_400_000, "day"),
+        m if m % 3_600_000 == 0 => (m / 3_600_000, "hour"),
+        m if m % 60_000 == 0 => (m / 60_000, "minute"),
+        m => (m / 1000, "second"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}

@@ -271,7 +271,58 @@ fn rolling_millis(period: &str) -> i64 {
     n * unit_ms
 }
 
-/// Identifiers outside quoted strings: the column names a SQL text may use.
+/// SQL keywords and functions: not column names.
+const SQL_WORDS: &[&str] = &[
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "IS",
+    "NULL",
+    "LIKE",
+    "ILIKE",
+    "BETWEEN",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "TRUE",
+    "FALSE",
+    "CAST",
+    "AS",
+    "DISTINCT",
+    "SUM",
+    "COUNT",
+    "MIN",
+    "MAX",
+    "AVG",
+    "MEDIAN",
+    "FIRST",
+    "LAST",
+    "ABS",
+    "ROUND",
+    "FLOOR",
+    "CEIL",
+    "COALESCE",
+    "REPLACE",
+    "LOWER",
+    "UPPER",
+    "LENGTH",
+    "SUBSTR",
+    "SUBSTRING",
+    "STDDEV",
+    "VARIANCE",
+    "ARRAY_AGG",
+    "STRING_AGG",
+    "DATE",
+    "INTERVAL",
+    "EXTRACT",
+    "FROM",
+];
+
+/// Identifiers outside quoted strings, SQL's own words left out: the
+/// column names a SQL text may use.
 pub fn identifiers(sql: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut chars = sql.char_indices().peekable();
@@ -297,7 +348,10 @@ pub fn identifiers(sql: &str) -> BTreeSet<String> {
                     break;
                 }
             }
-            out.insert(sql[i..end].to_string());
+            let word = &sql[i..end];
+            if !SQL_WORDS.iter().any(|k| k.eq_ignore_ascii_case(word)) {
+                out.insert(word.to_string());
+            }
         } else if c.is_ascii_digit() {
             // A number (and any suffix such as `1e5`) is not a name.
             while chars
@@ -377,7 +431,11 @@ mod tests {
         assert!(!c.names.contains("approved"), "a string is not a name");
         assert_eq!(
             identifiers("x1 >= 1e5 AND 'it''s y' <> z"),
-            ["AND", "x1", "z"].iter().map(|s| s.to_string()).collect()
+            ["x1", "z"].iter().map(|s| s.to_string()).collect()
+        );
+        assert_eq!(
+            identifiers("SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END)"),
+            ["amount".to_string()].into()
         );
     }
 
