@@ -196,12 +196,12 @@ struct GroupHit {
     count: u64,
 }
 
-/// Findings of a group rule. Rolling windows overlap, so hits of the same
-/// key that share rows merge into one episode: its members are the union,
-/// its measures those of the densest window.
+/// Findings of a group rule. A rolling rule's hits are episodes: windows
+/// of one key that share rows, merged by the plan (its members the union,
+/// its measures those of the densest window).
 pub(crate) fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileStats]) -> Vec<Finding> {
     let rule = &lr.compiled;
-    let mut raw: Vec<GroupHit> = (0..hits.height())
+    let raw: Vec<GroupHit> = (0..hits.height())
         .map(|i| GroupHit {
             row: i,
             key: rule.keys().iter().map(|k| (k.clone(), cell(hits, k, i))).collect(),
@@ -211,10 +211,8 @@ pub(crate) fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileSta
             count: cell(hits, "count", i).and_then(|c| c.parse().ok()).unwrap_or(0),
         })
         .collect();
+    // A rolling rule's hits come merged into episodes (`plan::episodes`).
     let rolling = matches!(rule.window(), Some(Window::Rolling { .. }));
-    if rolling {
-        raw = merge_episodes(raw);
-    }
     let window_label = rule.window().and_then(Window::label);
     let peer_columns: &[&str] = if rule.peers().is_some() {
         &crate::rules::model::PEER_COLUMNS
@@ -330,27 +328,4 @@ pub(crate) fn group_findings(lr: &LoadedRule, hits: &DataFrame, files: &[FileSta
             finding(lr, parts)
         })
         .collect()
-}
-
-fn merge_episodes(hits: Vec<GroupHit>) -> Vec<GroupHit> {
-    let mut out: Vec<GroupHit> = Vec::new();
-    for h in hits {
-        if let Some(last) = out.last_mut() {
-            if last.key == h.key && h.ids.iter().any(|id| last.ids.contains(id)) {
-                for id in &h.ids {
-                    if !last.ids.contains(id) {
-                        last.ids.push(id.clone());
-                    }
-                }
-                if h.count > last.count {
-                    last.row = h.row;
-                    last.count = h.count;
-                }
-                last.end = h.end;
-                continue;
-            }
-        }
-        out.push(h);
-    }
-    out
 }

@@ -167,24 +167,11 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
 
     // `compile` refused peers with a rolling window.
     let grouped = if let Some(Window::Rolling { millis: period_ms }) = grouping.window {
-        let rows = lf.filter(col(time.as_str()).is_not_null());
-        let hits = rolling_windows(rows.clone(), key_names, &time, period_ms, aggs, ctx)
+        let rows = lf.filter(col(time.as_str()).is_not_null()).with_row_index(POS, None);
+        let hits = rolling_windows(rows.clone().drop(cols([POS])), key_names, &time, period_ms, aggs, ctx)
             .filter(col(HIT).eq(lit(true)))
             .with_row_index(HIT_ID, None);
-        // A window's members: rows of its key between its first and last
-        // time, in time order. They come from the unsorted rows, so the
-        // sort for the windows moves only the columns the windows read.
-        let mut bounds: Vec<Expr> = key_cols(key_names);
-        bounds.extend([col(HIT_ID), col("window_start").alias("__from"), col("window_end").alias("__to")]);
-        let listed = rows
-            .join(hits.clone().select(bounds), key_cols(key_names), key_cols(key_names), join_args)
-            .filter(col(time.as_str()).gt_eq(col("__from")).and(col(time.as_str()).lt_eq(col("__to"))))
-            .sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true))
-            .group_by_stable([col(HIT_ID)])
-            .agg(members);
-        let mut left = JoinArgs::new(JoinType::Left);
-        left.maintain_order = MaintainOrderJoin::Left;
-        hits.join(listed, [col(HIT_ID)], [col(HIT_ID)], left)
+        episodes(rows, hits, key_names, &time, members)?
     } else {
         let mut rows = lf;
         let mut label = None;
@@ -424,6 +411,139 @@ fn rolling_windows(rows: LazyFrame, keys: &[String], time: &str, period_ms: i64,
         };
         rows.rolling(col(time), key_cols, options).agg(aggs)
     }
+}
+
+/// A row's position in the rule's rows, to join members back by.
+const POS: &str = "__pos";
+/// Episode of hit windows, and the range a row falls in.
+const EP: &str = "__episode";
+const RANGE_ID: &str = "__range";
+const RANGE_TO: &str = "__range_to";
+const MARK: &str = "__mark";
+
+/// Hit windows of a rolling rule, merged into episodes: a key's windows
+/// that share rows (each starts before the previous one ends) are one
+/// finding, spanning from the first window's start to the last one's end,
+/// with the measures of its densest window (the most rows; the earliest of
+/// equals). Its transactions are the rows of the whole episode; the other
+/// member columns (evidence lists, merchants, source line) those of the
+/// densest window.
+///
+/// Linear in the rows: windows of a busy merchant overlap almost entirely,
+/// and listing each window's members (as a join of rows to windows would)
+/// costs the square of the merchant's transactions. Here each row falls in
+/// at most one episode and at most one densest window (both disjoint per
+/// key), found by one sorted sweep.
+fn episodes(rows: LazyFrame, hits: LazyFrame, keys: &[String], time: &str, members: Vec<Expr>) -> Result<LazyFrame, PlanError> {
+    let over = |e: Expr| {
+        e.over([col(EP)]).map_err(|e| PlanError {
+            field: "rolling".into(),
+            message: clean_polars_error(&e),
+        })
+    };
+    let key_cols = || keys.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
+    // A new episode where the key changes or the window starts after the
+    // previous one ended (hits come sorted by key, then time).
+    let same_key = keys
+        .iter()
+        .map(|k| col(k.as_str()).eq_missing(col(k.as_str()).shift(lit(1))))
+        .fold(lit(true), |a, b| a.and(b));
+    let joined = same_key.and(col("window_start").lt_eq(col("window_end").shift(lit(1))));
+    let hits = hits.with_column(joined.fill_null(lit(false)).not().cast(DataType::Int64).cum_sum(false).alias(EP));
+    let densest = hits
+        .with_columns([
+            over(col("window_start").min())?.alias("__ep_from"),
+            over(col("window_end").max())?.alias("__ep_to"),
+        ])
+        .filter(col("count").eq(over(col("count").max())?))
+        .filter(col(HIT_ID).eq(over(col(HIT_ID).min())?));
+    let stable = || SortMultipleOptions::default().with_maintain_order(true);
+    // Members of ranges: rows in time order, gathered by range.
+    let gather = |from: &str, to: &str, aggs: Vec<Expr>| -> Result<LazyFrame, PlanError> {
+        let mut bounds = key_cols();
+        bounds.extend([col(from), col(to), col(EP)]);
+        let ranges = densest.clone().select(bounds);
+        let located = in_ranges(rows.clone(), ranges, keys, time, from, to)?;
+        let mut inner = JoinArgs::new(JoinType::Inner);
+        inner.maintain_order = MaintainOrderJoin::Left;
+        Ok(rows
+            .clone()
+            .join(located, [col(POS)], [col(POS)], inner)
+            .sort([time], stable())
+            .group_by_stable([col(RANGE_ID)])
+            .agg(aggs))
+    };
+    let mut members = members.into_iter();
+    let ids: Vec<Expr> = members.next().into_iter().collect();
+    let rest: Vec<Expr> = members.collect();
+    let episode_ids = gather("__ep_from", "__ep_to", ids)?;
+    let window_members = gather("window_start", "window_end", rest)?;
+    let mut left = JoinArgs::new(JoinType::Left);
+    left.maintain_order = MaintainOrderJoin::Left;
+    Ok(densest
+        .join(window_members, [col(EP)], [col(RANGE_ID)], left.clone())
+        .join(episode_ids, [col(EP)], [col(RANGE_ID)], left)
+        .with_columns([col("__ep_from").alias("window_start"), col("__ep_to").alias("window_end")])
+        .drop(cols([EP, "__ep_from", "__ep_to"])))
+}
+
+/// Which range of its key each row falls in, for ranges that do not
+/// overlap within a key: (row position, range id). One sort of the rows
+/// and the range starts together; each row takes the last range that
+/// started at or before it, if that range has not ended.
+fn in_ranges(rows: LazyFrame, ranges: LazyFrame, keys: &[String], time: &str, from: &str, to: &str) -> Result<LazyFrame, PlanError> {
+    let err = |e: PolarsError| PlanError {
+        field: "rolling".into(),
+        message: clean_polars_error(&e),
+    };
+    let key_cols = || keys.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
+    // Both sides in one shape: range starts (mark 0) carry their id and
+    // end; rows (mark 1) carry their position. The placeholders keep each
+    // column's type; they are blanked after the sort.
+    let mut starts = key_cols();
+    starts.extend([
+        col(from).alias(time),
+        col(EP).cast(DataType::Int64).alias(RANGE_ID),
+        col(to).alias(RANGE_TO),
+        lit(0).cast(DataType::Int32).alias(MARK),
+        lit(-1).cast(DataType::Int64).alias(POS),
+    ]);
+    let mut points = key_cols();
+    points.extend([
+        col(time),
+        lit(-1).cast(DataType::Int64).alias(RANGE_ID),
+        col(time).alias(RANGE_TO),
+        lit(1).cast(DataType::Int32).alias(MARK),
+        col(POS).cast(DataType::Int64),
+    ]);
+    let mut by: Vec<&str> = keys.iter().map(String::as_str).collect();
+    by.extend([time, MARK]);
+    let only_starts = |c: &str| {
+        when(col(MARK).eq(lit(0).cast(DataType::Int32)))
+            .then(col(c))
+            .otherwise(lit(Null {}))
+            .alias(c)
+    };
+    let fill = |c: &str| -> Result<Expr, PlanError> {
+        let e = col(c).fill_null_with_strategy(FillNullStrategy::Forward(None));
+        if keys.is_empty() {
+            Ok(e)
+        } else {
+            e.over(key_cols()).map_err(err)
+        }
+    };
+    Ok(concat([ranges.select(starts), rows.select(points)], UnionArgs::default())
+        .map_err(err)?
+        .sort(by, SortMultipleOptions::default().with_maintain_order(true))
+        .with_columns([only_starts(RANGE_ID), only_starts(RANGE_TO)])
+        .with_columns([fill(RANGE_ID)?, fill(RANGE_TO)?])
+        .filter(
+            col(MARK)
+                .eq(lit(1).cast(DataType::Int32))
+                .and(col(RANGE_ID).is_not_null())
+                .and(col(time).lt_eq(col(RANGE_TO))),
+        )
+        .select([col(POS).cast(IDX_DTYPE), col(RANGE_ID)]))
 }
 
 #[cfg(test)]
