@@ -1245,3 +1245,75 @@ fn an_aggregate_over_a_whole_input_runs_under_partitions_too() {
     assert!(m.to_string().contains("\"ran\""), "{m}");
     assert!(!m.to_string().contains("\"skipped\""), "{m}");
 }
+
+#[test]
+fn one_big_file_read_in_parts_gives_what_one_piece_gives() {
+    // The demo's days in one file, with its three bad rows, read in parts
+    // (POSAUDIT_PART_BYTES makes a small file "big"): the same findings,
+    // rejected rows (with their line numbers) and file digest as reading
+    // it in one piece on one thread.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let demo = root().join("fixtures/demo");
+    for f in ["applications.csv", "fees.csv", "fee_changes.csv"] {
+        std::fs::copy(demo.join(f), data.join(f)).unwrap();
+    }
+    let mut days: Vec<_> = std::fs::read_dir(demo.join("transactions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    days.sort();
+    let mut all = String::new();
+    for (i, d) in days.iter().enumerate() {
+        let text = std::fs::read_to_string(d).unwrap();
+        let body = if i == 0 {
+            text.as_str()
+        } else {
+            text.split_once('\n').map_or("", |(_, b)| b)
+        };
+        all.push_str(body);
+    }
+    std::fs::write(data.join("transactions.csv"), &all).unwrap();
+    let run = |threads: &str, name: &str| {
+        let out = tmp.path().join(name);
+        let o = Command::new(BIN)
+            .args([
+                "scan",
+                data.to_str().unwrap(),
+                "--as-of",
+                AS_OF,
+                "--out",
+                out.to_str().unwrap(),
+                "--threads",
+                threads,
+            ])
+            .env("POSAUDIT_PART_BYTES", "20000")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        out
+    };
+    let one = run("1", "one");
+    let parts = run("2", "parts");
+    for f in ["findings.jsonl", "rejected.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(one.join(f)).unwrap(),
+            std::fs::read_to_string(parts.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let rejected = std::fs::read_to_string(parts.join("rejected.csv")).unwrap();
+    assert_eq!(rejected.lines().count(), 4, "{rejected}");
+    let digest = |out: &Path| {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+        m["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["sha256"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digest(&one), digest(&parts));
+    assert!(all.len() > 20_000 * 4, "the file is cut in several parts");
+}

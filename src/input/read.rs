@@ -4,7 +4,9 @@
 //! each row's origin to the findings.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
+
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -188,7 +190,7 @@ pub(crate) fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) 
 }
 
 /// Per-file counts for the summary and the manifest.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileStats {
     pub input: InputKind,
     pub file: String,
@@ -482,9 +484,35 @@ fn read_csv(
     mapping: &InputMapping,
     progress: &indicatif::ProgressBar,
 ) -> Result<ParsedFile, InputError> {
-    let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let parts = parts_for(size);
+    if parts > 1 {
+        let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
+            let mut f = File::open(path)?;
+            f.seek(std::io::SeekFrom::Start(start))?;
+            Ok(Box::new(Counting {
+                inner: f.take(len),
+                progress,
+            }))
+        };
+        // The digest is of the whole file in order: one thread reads it
+        // again while the others parse the parts.
+        let (digest, parsed) = rayon::join(
+            || sha256_of(path),
+            || parse_parts(kind, &open, size, parts, display, src, header, mapping),
+        );
+        let map = |e: ParseError| match e {
+            ParseError::Io(e) => io_err(path, e),
+            ParseError::Frame(e) => InputError::Internal(e.to_string()),
+        };
+        if let Some((df, read, rejected)) = parsed.map_err(map)? {
+            return Ok(finish_file(kind, display, digest.map_err(|e| io_err(path, e))?, read, df, rejected));
+        }
+        // A quoted value spans a cut: read the file in one piece.
+        progress.set_position(progress.position().saturating_sub(size));
+    }
+    let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
     let raw = Hashing {
         inner: f,
         hasher: hasher.clone(),
@@ -503,6 +531,144 @@ enum ParseError {
     Frame(PolarsError),
 }
 
+/// Files from this size are parsed in parts, one per thread: one big
+/// export uses every core, not one. `POSAUDIT_PART_BYTES` lowers it, for
+/// tests on small files.
+const PART_BYTES: u64 = 32 << 20;
+
+/// How many parts to parse a file of `size` bytes in.
+fn parts_for(size: u64) -> usize {
+    let threads = rayon::current_num_threads();
+    let part_bytes = std::env::var("POSAUDIT_PART_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(PART_BYTES);
+    if threads < 2 || size < part_bytes {
+        return 1;
+    }
+    (size / (part_bytes / 2).max(1)).clamp(2, 4 * threads as u64) as usize
+}
+
+/// Counts bytes read into the progress bar.
+struct Counting<'p, R> {
+    inner: R,
+    progress: &'p indicatif::ProgressBar,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.inc(n as u64);
+        Ok(n)
+    }
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Where the line after byte `pos` starts (None: no line break after it).
+fn line_start_after<'a>(
+    open: &dyn Fn(u64, u64) -> std::io::Result<Box<dyn Read + Send + 'a>>,
+    pos: u64,
+    size: u64,
+) -> std::io::Result<Option<u64>> {
+    let mut r = open(pos, size - pos)?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = pos;
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = buf[..n].iter().position(|b| *b == b'\n') {
+            return Ok(Some(at + i as u64 + 1));
+        }
+        at += n as u64;
+    }
+}
+
+/// Parse CSV in `parts` byte ranges cut at line starts, in parallel, and
+/// put the parts back together in order with the file's line numbers.
+/// Each part starts on a record boundary if the one before it ended
+/// outside a quoted value (by induction from the file's start); if any
+/// part ended inside one, a quoted value spans a cut and None says so:
+/// the caller reads the file in one piece. The result is the same as
+/// reading it in one piece (a property test checks).
+#[allow(clippy::too_many_arguments)]
+fn parse_parts<'a>(
+    kind: InputKind,
+    open: &(dyn Fn(u64, u64) -> std::io::Result<Box<dyn Read + Send + 'a>> + Sync),
+    size: u64,
+    parts: usize,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+) -> Result<Option<(DataFrame, u64, Vec<RejectedRow>)>, ParseError> {
+    let mut cuts = vec![0u64];
+    for k in 1..parts {
+        let pos = size * k as u64 / parts as u64;
+        if let Some(c) = line_start_after(open, pos.max(*cuts.last().unwrap_or(&0)), size).map_err(ParseError::Io)? {
+            if c < size && c > *cuts.last().unwrap_or(&0) {
+                cuts.push(c);
+            }
+        }
+    }
+    cuts.push(size);
+    let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
+    let parsed: Vec<Result<Parsed, ParseError>> = ranges
+        .par_iter()
+        .enumerate()
+        .map(|(i, &(start, end))| {
+            let raw = open(start, end - start).map_err(ParseError::Io)?;
+            let rdr = records(raw, mapping);
+            let rdr = if i == 0 { rdr } else { rdr.part() };
+            parse_records(kind, rdr, end - start, display, src, header, mapping, i == 0)
+        })
+        .collect();
+    let parsed: Vec<Parsed> = parsed.into_iter().collect::<Result<_, _>>()?;
+    if parsed.iter().rev().skip(1).any(|p| p.ended_in_quote) {
+        return Ok(None);
+    }
+    let mut offset = 0u64;
+    let mut out: Option<DataFrame> = None;
+    let (mut read, mut rejected) = (0u64, Vec::new());
+    for mut p in parsed {
+        if offset > 0 {
+            let lines = p.df.column(LINE_COL).map_err(ParseError::Frame)?.as_materialized_series() + offset;
+            p.df.with_column(lines.with_name(LINE_COL.into()).into_column())
+                .map_err(ParseError::Frame)?;
+            for r in &mut p.rejected {
+                r.line += offset;
+            }
+        }
+        offset += p.lines;
+        read += p.read;
+        rejected.extend(p.rejected);
+        match &mut out {
+            None => out = Some(p.df),
+            Some(acc) => {
+                acc.vstack_mut_owned(p.df).map_err(ParseError::Frame)?;
+            }
+        }
+    }
+    let mut df = out.unwrap_or_default();
+    df.rechunk_mut_par();
+    Ok(Some((df, read, rejected)))
+}
+
 /// Parse CSV from any bytes (header row included, checked as `header`
 /// says): the frame of accepted rows, rows read, and the rejected rows.
 fn parse_csv<R: Read>(
@@ -514,8 +680,36 @@ fn parse_csv<R: Read>(
     header: &Header,
     mapping: &InputMapping,
 ) -> Result<(DataFrame, u64, Vec<RejectedRow>), ParseError> {
-    let mut rdr = records(raw, mapping);
-    // A rough row estimate from the file size avoids regrowing builders.
+    let p = parse_records(kind, records(raw, mapping), size, display, src, header, mapping, true)?;
+    Ok((p.df, p.read, p.rejected))
+}
+
+/// What parsing some CSV gave.
+struct Parsed {
+    df: DataFrame,
+    read: u64,
+    rejected: Vec<RejectedRow>,
+    /// Physical lines read (to number the lines of the next part).
+    lines: u64,
+    /// The bytes ended inside a quoted value.
+    ended_in_quote: bool,
+}
+
+/// Parse records (after the header row, if `header_row`), each accepted
+/// into the frame or rejected with its reason. Line numbers count from the
+/// reader's first line.
+#[allow(clippy::too_many_arguments)]
+fn parse_records<R: Read>(
+    kind: InputKind,
+    mut rdr: RecordReader<R>,
+    size: u64,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+    header_row: bool,
+) -> Result<Parsed, ParseError> {
+    // A rough row estimate from the size avoids regrowing builders.
     let capacity = (size / 120).min(50_000_000) as usize;
     let mut parser = RowParser::new(kind, header, mapping, capacity);
     let mut rejected = Vec::new();
@@ -524,7 +718,9 @@ fn parse_csv<R: Read>(
         rejected.push(RejectedRow::new(kind, display, line, column, value, reason));
     };
     // The header row (read_header checked it).
-    rdr.next_item().map_err(ParseError::Io)?;
+    if header_row {
+        rdr.next_item().map_err(ParseError::Io)?;
+    }
     while let Some(item) = rdr.next_item().map_err(ParseError::Io)? {
         read += 1;
         let (line, lines) = match item {
@@ -567,7 +763,13 @@ fn parse_csv<R: Read>(
         }
     }
     let df = parser.finish(header).map_err(ParseError::Frame)?;
-    Ok((df, read, rejected))
+    Ok(Parsed {
+        df,
+        read,
+        rejected,
+        lines: rdr.lines_read(),
+        ended_in_quote: rdr.ended_in_quote(),
+    })
 }
 
 /// Read a whole CSV file given as bytes, header and all, through a
@@ -597,6 +799,35 @@ pub fn read_csv_bytes(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> 
         ParseError::Frame(e) => InputError::Internal(e.to_string()),
     })?;
     Ok(finish_file(kind, "(bytes)", String::new(), read, df, rejected))
+}
+
+/// As `read_csv_bytes`, parsing the records after the header in `parts`
+/// byte ranges, as a big file is: for property tests that the parts give
+/// what one piece gives. None: a quoted value spans a cut (a file would
+/// then be read in one piece).
+pub fn read_csv_bytes_in_parts(
+    kind: InputKind,
+    bytes: &[u8],
+    mapping: &InputMapping,
+    parts: usize,
+) -> Result<Option<ParsedFile>, InputError> {
+    let whole = read_csv_bytes(kind, bytes, mapping)?;
+    let path = Path::new("(bytes)");
+    let mut rdr = records(bytes, mapping);
+    let names: Vec<String> = match rdr.next_item().map_err(|e| io_err(path, e))? {
+        Some(Item::Record { .. }) => (0..rdr.len()).map(|i| rdr.field(i).unwrap_or("").to_string()).collect(),
+        _ => return Ok(Some(whole)),
+    };
+    let header = resolve_header(kind, path, &names, mapping)?;
+    let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
+        let end = (start + len) as usize;
+        Ok(Box::new(std::io::Cursor::new(bytes[start as usize..end].to_vec())))
+    };
+    let parsed = parse_parts(kind, &open, bytes.len() as u64, parts.max(1), "(bytes)", 0, &header, mapping).map_err(|e| match e {
+        ParseError::Io(e) => io_err(path, e),
+        ParseError::Frame(e) => InputError::Internal(e.to_string()),
+    })?;
+    Ok(parsed.map(|(df, read, rejected)| finish_file(kind, "(bytes)", String::new(), read, df, rejected)))
 }
 
 fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: DataFrame, rejected: Vec<RejectedRow>) -> ParsedFile {

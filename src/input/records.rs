@@ -100,6 +100,12 @@ pub(crate) struct RecordReader<R: Read> {
     ends: Vec<usize>,
     ends_len: usize,
     raw: Vec<u8>,
+    /// Strip a byte-order mark from line 1: off for a part of a file that
+    /// starts past its beginning.
+    strip_bom: bool,
+    /// The input ended inside a quoted value (a part of a file cut there
+    /// did not start and end on record boundaries).
+    ended_in_quote: bool,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -121,7 +127,26 @@ impl<R: Read> RecordReader<R> {
             ends: vec![0; 64],
             ends_len: 0,
             raw: Vec::with_capacity(4096),
+            strip_bom: true,
+            ended_in_quote: false,
         }
+    }
+
+    /// For a part of a file that starts past its beginning: its line 1 is
+    /// no file's first line, so a byte-order mark there is data.
+    pub(crate) fn part(mut self) -> Self {
+        self.strip_bom = false;
+        self
+    }
+
+    /// Physical lines read so far.
+    pub(crate) fn lines_read(&self) -> u64 {
+        self.lines_read
+    }
+
+    /// Whether the input ended inside a quoted value.
+    pub(crate) fn ended_in_quote(&self) -> bool {
+        self.ended_in_quote
     }
 
     /// The number of fields of the record last returned.
@@ -208,7 +233,7 @@ impl<R: Read> RecordReader<R> {
         if let Some(b) = bytes.strip_suffix(b"\r") {
             bytes = b;
         }
-        if no == 1 {
+        if no == 1 && self.strip_bom {
             if let Some(b) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
                 bytes = b;
             }
@@ -278,6 +303,7 @@ impl<R: Read> RecordReader<R> {
                     return Ok(Some(self.unwind()));
                 }
                 let Some(next) = self.read_line()? else {
+                    self.ended_in_quote = true;
                     if self.current.len() > 1 {
                         return Ok(Some(self.unwind()));
                     }
