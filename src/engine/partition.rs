@@ -154,7 +154,12 @@ impl Spill {
                     std::fs::create_dir_all(&dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
                     let f = std::fs::File::create(dir.join(format!("{file:08}.parquet")))
                         .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
-                    ParquetWriter::new(f).finish(&mut part).map(|_| ())
+                    // Spill files live for one scan: fast to write beats small.
+                    ParquetWriter::new(f)
+                        .with_compression(ParquetCompression::Lz4Raw)
+                        .with_statistics(StatisticsOptions::empty())
+                        .finish(&mut part)
+                        .map(|_| ())
                 })?;
         }
         Ok(None)
