@@ -67,7 +67,20 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// Peer statistics per rule id, computed over all the data (partitioned runs).
 pub(crate) type PeerStats = std::collections::BTreeMap<String, DataFrame>;
 
-fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: NaiveDate, peer_stats: &PeerStats) -> (Vec<Finding>, RuleRun) {
+/// What resolving a rule on an empty frame of its source's schema said,
+/// by rule and schema: None, it resolves; else skipped (a column is
+/// absent) or failed, and why. Partitions of a split share their schema,
+/// so a partitioned run resolves each rule once, not once per partition.
+pub(crate) type Probes = std::sync::Mutex<std::collections::HashMap<(String, String), Option<(RuleStatus, String)>>>;
+
+fn run_one(
+    lr: &LoadedRule,
+    prepared: &Prepared,
+    files: &[FileStats],
+    as_of: NaiveDate,
+    peer_stats: &PeerStats,
+    probes: &Probes,
+) -> (Vec<Finding>, RuleRun) {
     let started = Instant::now();
     let rule = &lr.compiled;
     // A failure reason may quote data (polars errors do): mask it by shape.
@@ -99,20 +112,19 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
     };
     // Resolve on an empty frame first: an optional column the data lacks
     // skips the rule with a reason instead of failing the run.
-    let probe = plan::build(rule, DataFrame::empty_with_schema(&schema).lazy(), &ctx)
-        .map_err(|e| (RuleStatus::Failed, e.message))
-        .and_then(|lf| {
-            lf.collect().map_err(|e| match missing_column(&e) {
-                Some(c) => (
-                    RuleStatus::Skipped,
-                    match crate::contract::DERIVED.iter().find(|d| d.name == c) {
-                        Some(d) => format!("column `{c}` is absent from the {} input (derived: {})", rule.source, d.doc),
-                        None => format!("column `{c}` is absent from the {} input", rule.source),
-                    },
-                ),
-                None => (RuleStatus::Failed, clean_polars_error(&e)),
-            })
-        });
+    let key = (rule.id.clone(), format!("{schema:?}"));
+    let known = probes.lock().ok().and_then(|p| p.get(&key).cloned());
+    let probe = match known {
+        Some(None) => Ok(()),
+        Some(Some(bad)) => Err(bad),
+        None => {
+            let probe = probe(rule, &schema, &ctx);
+            if let Ok(mut p) = probes.lock() {
+                p.insert(key, probe.clone().err());
+            }
+            probe
+        }
+    };
     if let Err((status, reason)) = probe {
         let v = vec![];
         let r = done(status, Some(reason), &v, base.height());
@@ -149,6 +161,26 @@ fn run_one(lr: &LoadedRule, prepared: &Prepared, files: &[FileStats], as_of: Nai
     }
 }
 
+/// Resolve a rule's plan on an empty frame of the schema: Ok, or skipped
+/// (an optional column the data lacks) or failed, with the reason.
+fn probe(rule: &crate::rules::compiled::CompiledRule, schema: &Schema, ctx: &PlanContext) -> Result<(), (RuleStatus, String)> {
+    plan::build(rule, DataFrame::empty_with_schema(schema).lazy(), ctx)
+        .map_err(|e| (RuleStatus::Failed, e.message))
+        .and_then(|lf| {
+            lf.collect().map_err(|e| match missing_column(&e) {
+                Some(c) => (
+                    RuleStatus::Skipped,
+                    match crate::contract::DERIVED.iter().find(|d| d.name == c) {
+                        Some(d) => format!("column `{c}` is absent from the {} input (derived: {})", rule.source, d.doc),
+                        None => format!("column `{c}` is absent from the {} input", rule.source),
+                    },
+                ),
+                None => (RuleStatus::Failed, clean_polars_error(&e)),
+            })
+        })
+        .map(|_| ())
+}
+
 /// First and last value (ms) of a date or time column.
 fn time_range(df: &DataFrame, name: &str) -> Option<(i64, i64)> {
     let c = df.column(name).ok()?.cast(&DataType::Datetime(TimeUnit::Milliseconds, None)).ok()?;
@@ -169,7 +201,7 @@ pub(crate) fn run_observed(
     as_of: NaiveDate,
     done: &(dyn Fn(&RuleRun) + Sync),
 ) -> (Vec<Finding>, Vec<RuleRun>) {
-    run_with_peers(pack, prepared, files, as_of, done, &PeerStats::new())
+    run_with_peers(pack, prepared, files, as_of, done, &PeerStats::new(), &Probes::default())
 }
 
 /// As `run_observed`, with peer statistics computed elsewhere (over all
@@ -181,12 +213,13 @@ pub(crate) fn run_with_peers(
     as_of: NaiveDate,
     done: &(dyn Fn(&RuleRun) + Sync),
     peer_stats: &PeerStats,
+    probes: &Probes,
 ) -> (Vec<Finding>, Vec<RuleRun>) {
     let results: Vec<(Vec<Finding>, RuleRun)> = in_pool(|| {
         pack.rules
             .par_iter()
             .map(|lr| {
-                let r = run_one(lr, prepared, files, as_of, peer_stats);
+                let r = run_one(lr, prepared, files, as_of, peer_stats, probes);
                 done(&r.1);
                 r
             })

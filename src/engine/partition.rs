@@ -365,6 +365,8 @@ pub fn run(
         prepare_part(frames, refs, as_of, &Some(names_used(sub)), period_start, true).map(Some)
     };
     let peer_stats = peer_statistics(&peer_rules, n, &merchant_frames, as_of)?;
+    // Every partition of a split has the same schema: each rule resolves once.
+    let probes = super::Probes::default();
     for (split, rules) in by_split {
         let sub = sub_pack(rules);
         let needed = Some(names_used(&sub));
@@ -422,7 +424,7 @@ pub fn run(
                 continue;
             }
             let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
-            let (fs, rs) = super::run_with_peers(&sub, &prepared, files, as_of, &|_| {}, &peer_stats);
+            let (fs, rs) = super::run_with_peers(&sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
             absorb(fs, rs);
         }
     }
