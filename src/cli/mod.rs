@@ -93,7 +93,7 @@ pub enum RulesCommand {
         /// Folder with the inputs (as for `scan`).
         data: PathBuf,
         /// Labels (CSV: merchant_id, rule_id, family, disposition =
-        /// confirmed or dismissed); `posaudit gen` writes one as labels.csv.
+        /// confirmed or dismissed); `posaudit-gen` writes one as labels.csv.
         #[arg(long, value_name = "FILE")]
         labels: PathBuf,
         #[command(flatten)]
