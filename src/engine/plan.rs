@@ -167,7 +167,24 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
 
     // `compile` refused peers with a rolling window.
     let grouped = if let Some(Window::Rolling { millis: period_ms }) = grouping.window {
-        let rows = lf.filter(col(time.as_str()).is_not_null()).with_row_index(POS, None);
+        let mut rows = lf.filter(col(time.as_str()).is_not_null());
+        // Keys with fewer rows in all than the condition's COUNT(*) floor
+        // cannot hit: most cards pay once, so this leaves the windows few
+        // rows to slide over. Grouped by the keys' integer code if made.
+        if let Some(k) = grouping.min_count.filter(|k| *k > 1 && !key_names.is_empty()) {
+            let code = code_column(key_names);
+            let by: Vec<Expr> = if ctx.schema.contains(&code) {
+                vec![col(code.as_str())]
+            } else {
+                key_cols(key_names)
+            };
+            let count = len().over(by).map_err(|e| PlanError {
+                field: "having".into(),
+                message: clean_polars_error(&e),
+            })?;
+            rows = rows.filter(count.cast(DataType::Int64).gt_eq(lit(k as i64)));
+        }
+        let rows = rows.with_row_index(POS, None);
         let hits = rolling_windows(rows.clone().drop(cols([POS])), key_names, &time, period_ms, aggs, ctx)
             .filter(col(HIT).eq(lit(true)))
             .with_row_index(HIT_ID, None);

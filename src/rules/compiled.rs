@@ -72,6 +72,10 @@ pub struct Grouping {
     pub measures: IndexMap<String, Sql>,
     pub having: Option<Sql>,
     pub peers: Option<PeerBaseline>,
+    /// Fewest rows a group needs to hit, when `having` says so plainly
+    /// (`COUNT(*) >= 3` as one of its AND-ed terms): a key with fewer rows
+    /// in all cannot hit, so its rows can be left out before windowing.
+    pub min_count: Option<u64>,
 }
 
 /// A rule, compiled.
@@ -200,6 +204,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
         if peers.is_some() && matches!(window, Some(Window::Rolling { .. })) {
             errors.push(("peers".into(), CompileError::PeersWithRolling));
         }
+        let min_count = having.as_ref().and_then(|h| count_floor(&h.text));
         Some(Grouping {
             keys: rule.group_by.clone(),
             window,
@@ -207,6 +212,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
             measures,
             having,
             peers,
+            min_count,
         })
     } else {
         None
@@ -231,6 +237,48 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
     };
     compiled.names = names_of(&compiled);
     Ok(compiled)
+}
+
+/// The floor a condition puts on `COUNT(*)`, if one of its top-level
+/// AND-ed terms is `COUNT(*) >= n` or `COUNT(*) > n`. Terms are split at
+/// ANDs outside parentheses and quotes; a condition with a top-level OR
+/// has no floor.
+pub(crate) fn count_floor(having: &str) -> Option<u64> {
+    let mut terms: Vec<String> = vec![String::new()];
+    let (mut depth, mut quoted) = (0i32, false);
+    let words: Vec<&str> = having.split_inclusive(|c: char| c.is_whitespace()).collect();
+    for w in words {
+        for c in w.chars() {
+            match c {
+                '\'' => quoted = !quoted,
+                '(' if !quoted => depth += 1,
+                ')' if !quoted => depth -= 1,
+                _ => {}
+            }
+        }
+        let bare = w.trim();
+        if depth == 0 && !quoted && bare.eq_ignore_ascii_case("OR") {
+            return None;
+        }
+        if depth == 0 && !quoted && bare.eq_ignore_ascii_case("AND") {
+            terms.push(String::new());
+        } else if let Some(t) = terms.last_mut() {
+            t.push_str(w);
+        }
+    }
+    terms
+        .iter()
+        .filter_map(|t| {
+            let t: String = t.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+            if let Some(n) = t.strip_prefix("COUNT(*)>=") {
+                n.parse::<u64>().ok()
+            } else if let Some(n) = t.strip_prefix("COUNT(*)>") {
+                n.parse::<u64>().ok().map(|n| n + 1)
+            } else {
+                None
+            }
+        })
+        .max()
 }
 
 /// Substitute every parameter but `${as_of}`.
@@ -437,6 +485,21 @@ mod tests {
             identifiers("SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END)"),
             ["amount".to_string()].into()
         );
+    }
+
+    #[test]
+    fn a_count_floor_is_read_from_plain_conditions_only() {
+        assert_eq!(count_floor("COUNT(*) >= 3"), Some(3));
+        assert_eq!(
+            count_floor("COUNT(*) >= 10 AND SUM(CASE WHEN a > 1 THEN 1 ELSE 0 END) > 0.5 * COUNT(*)"),
+            Some(10)
+        );
+        assert_eq!(count_floor("SUM(amount) > 5 AND count(*) > 4"), Some(5));
+        assert_eq!(count_floor("COUNT(*) >= 3 OR SUM(amount) > 5"), None);
+        assert_eq!(count_floor("(COUNT(*) >= 3 OR x) AND y"), None);
+        assert_eq!(count_floor("COUNT(DISTINCT card_hash) >= 3"), None);
+        assert_eq!(count_floor("SUM(amount) > 500"), None);
+        assert_eq!(count_floor("note = 'a AND COUNT(*) >= 3'"), None);
     }
 
     #[test]
