@@ -171,18 +171,28 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
         // Keys with fewer rows in all than the condition's COUNT(*) floor
         // cannot hit: most cards pay once, so this leaves the windows few
         // rows to slide over. Grouped by the keys' integer code if made.
-        if let Some(k) = grouping.min_count.filter(|k| *k > 1 && !key_names.is_empty()) {
+        // Likewise keys whose largest value of a column is below the
+        // condition's `MAX(column) >= v` (a dormant merchant's gap).
+        if !key_names.is_empty() {
             let code = code_column(key_names);
             let by: Vec<Expr> = if ctx.schema.contains(&code) {
                 vec![col(code.as_str())]
             } else {
                 key_cols(key_names)
             };
-            let count = len().over(by).map_err(|e| PlanError {
-                field: "having".into(),
-                message: clean_polars_error(&e),
-            })?;
-            rows = rows.filter(count.cast(DataType::Int64).gt_eq(lit(k as i64)));
+            let over = |e: Expr| {
+                e.over(by.clone()).map_err(|e| PlanError {
+                    field: "having".into(),
+                    message: clean_polars_error(&e),
+                })
+            };
+            if let Some(k) = grouping.min_count.filter(|k| *k > 1) {
+                rows = rows.filter(over(len())?.cast(DataType::Int64).gt_eq(lit(k as i64)));
+            }
+            for (column, v, strict) in grouping.max_floors.iter().filter(|(c, _, _)| ctx.schema.contains(c)) {
+                let top = over(col(column.as_str()).cast(DataType::Float64).max())?;
+                rows = rows.filter(if *strict { top.gt(lit(*v)) } else { top.gt_eq(lit(*v)) });
+            }
         }
         let rows = rows.with_row_index(POS, None);
         let hits = rolling_windows(rows.clone().drop(cols([POS])), key_names, &time, period_ms, aggs, ctx)

@@ -63,7 +63,7 @@ pub struct PeerBaseline {
 }
 
 /// A grouped rule: keys, window, aggregates and the group condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Grouping {
     pub keys: Vec<String>,
     pub window: Option<Window>,
@@ -76,6 +76,9 @@ pub struct Grouping {
     /// (`COUNT(*) >= 3` as one of its AND-ed terms): a key with fewer rows
     /// in all cannot hit, so its rows can be left out before windowing.
     pub min_count: Option<u64>,
+    /// Likewise `MAX(column) >= v` (or `>`): a key whose largest value in
+    /// all is below cannot hit. (column, v, strict)
+    pub max_floors: Vec<(String, f64, bool)>,
 }
 
 /// A rule, compiled.
@@ -205,6 +208,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
             errors.push(("peers".into(), CompileError::PeersWithRolling));
         }
         let min_count = having.as_ref().and_then(|h| count_floor(&h.text));
+        let max_floors = having.as_ref().map(|h| max_floors(&h.text)).unwrap_or_default();
         Some(Grouping {
             keys: rule.group_by.clone(),
             window,
@@ -213,6 +217,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
             having,
             peers,
             min_count,
+            max_floors,
         })
     } else {
         None
@@ -244,6 +249,44 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
 /// ANDs outside parentheses and quotes; a condition with a top-level OR
 /// has no floor.
 pub(crate) fn count_floor(having: &str) -> Option<u64> {
+    conjuncts(having)?
+        .iter()
+        .filter_map(|t| {
+            if let Some(n) = t.strip_prefix("COUNT(*)>=") {
+                n.parse::<u64>().ok()
+            } else if let Some(n) = t.strip_prefix("COUNT(*)>") {
+                n.parse::<u64>().ok().map(|n| n + 1)
+            } else {
+                None
+            }
+        })
+        .max()
+}
+
+/// The `MAX(column) >= v` and `MAX(column) > v` terms of a condition's
+/// top-level AND, with v a number: (column, v, strict).
+pub(crate) fn max_floors(having: &str) -> Vec<(String, f64, bool)> {
+    let Some(terms) = conjuncts(having) else { return vec![] };
+    terms
+        .iter()
+        .filter_map(|t| {
+            let inner = t.strip_prefix("MAX(")?;
+            let (column, rest) = inner.split_once(')')?;
+            let valid = !column.is_empty() && column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let (strict, v) = match rest.strip_prefix(">=") {
+                Some(v) => (false, v),
+                None => (true, rest.strip_prefix('>')?),
+            };
+            let v: f64 = v.parse().ok().filter(|v: &f64| v.is_finite())?;
+            valid.then(|| (column.to_ascii_lowercase(), v, strict))
+        })
+        .collect()
+}
+
+/// A condition's top-level AND-ed terms, upper-cased without whitespace
+/// (None when a top-level OR makes no term necessary). Terms are split at
+/// ANDs outside parentheses and quotes.
+fn conjuncts(having: &str) -> Option<Vec<String>> {
     let mut terms: Vec<String> = vec![String::new()];
     let (mut depth, mut quoted) = (0i32, false);
     let words: Vec<&str> = having.split_inclusive(|c: char| c.is_whitespace()).collect();
@@ -266,19 +309,12 @@ pub(crate) fn count_floor(having: &str) -> Option<u64> {
             t.push_str(w);
         }
     }
-    terms
-        .iter()
-        .filter_map(|t| {
-            let t: String = t.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
-            if let Some(n) = t.strip_prefix("COUNT(*)>=") {
-                n.parse::<u64>().ok()
-            } else if let Some(n) = t.strip_prefix("COUNT(*)>") {
-                n.parse::<u64>().ok().map(|n| n + 1)
-            } else {
-                None
-            }
-        })
-        .max()
+    Some(
+        terms
+            .iter()
+            .map(|t| t.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase())
+            .collect(),
+    )
 }
 
 /// Substitute every parameter but `${as_of}`.
@@ -500,6 +536,13 @@ mod tests {
         assert_eq!(count_floor("COUNT(DISTINCT card_hash) >= 3"), None);
         assert_eq!(count_floor("SUM(amount) > 500"), None);
         assert_eq!(count_floor("note = 'a AND COUNT(*) >= 3'"), None);
+        assert_eq!(
+            max_floors("MAX(days_since_prev_txn) >= 30 AND SUM(amount) >= 10000"),
+            [("days_since_prev_txn".to_string(), 30.0, false)]
+        );
+        assert_eq!(max_floors("MAX(amount) > 4999.5"), [("amount".to_string(), 4999.5, true)]);
+        assert!(max_floors("MAX(a) >= 3 OR b").is_empty());
+        assert!(max_floors("MAX(a + b) >= 3").is_empty());
     }
 
     #[test]
