@@ -17,6 +17,22 @@ use proptest::prelude::*;
 
 const BASE: &str = include_str!("bad_inputs/_base/transactions.csv");
 
+/// `text` with each (position, text) edit inserted, at a character
+/// boundary, and with CRLF line ends if `crlf`.
+fn damage(mut text: String, edits: &[(usize, &str)], crlf: bool) -> String {
+    for (at, what) in edits {
+        let mut at = (*at).min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.insert_str(at, what);
+    }
+    if crlf {
+        text = text.replace('\n', "\r\n");
+    }
+    text
+}
+
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
@@ -43,15 +59,7 @@ proptest! {
         edits in proptest::collection::vec((0usize..4000, prop::sample::select(vec![",", "\"", "\r", "\n", "\u{ff}", "x", "", "\"\""])), 0..12),
         crlf in any::<bool>(),
     ) {
-        let mut text = BASE.to_string();
-        for (at, what) in &edits {
-            let mut at = (*at).min(text.len());
-            while !text.is_char_boundary(at) { at -= 1; }
-            text.insert_str(at, what);
-        }
-        if crlf {
-            text = text.replace('\n', "\r\n");
-        }
+        let text = damage(BASE.to_string(), &edits, crlf);
         let f = read_csv_bytes(InputKind::Transactions, text.as_bytes(), &InputMapping::default());
         if let Ok(f) = f {
             prop_assert_eq!(f.stats.rows_read, f.stats.rows_accepted + f.stats.rows_rejected);
@@ -77,14 +85,7 @@ proptest! {
         for _ in 1..copies {
             text.push_str(&body);
         }
-        for (at, what) in &edits {
-            let mut at = (*at).min(text.len());
-            while !text.is_char_boundary(at) { at -= 1; }
-            text.insert_str(at, what);
-        }
-        if crlf {
-            text = text.replace('\n', "\r\n");
-        }
+        let text = damage(text, &edits, crlf);
         let m = InputMapping::default();
         let whole = read_csv_bytes(InputKind::Transactions, text.as_bytes(), &m);
         let split = read_csv_bytes_in_parts(InputKind::Transactions, text.as_bytes(), &m, parts);
