@@ -500,6 +500,8 @@ fn episodes(rows: LazyFrame, hits: LazyFrame, keys: &[String], time: &str, membe
             .group_by_stable([col(RANGE_ID)])
             .agg(aggs))
     };
+    // `build` lists the ids first: they span the episode; the rest (source,
+    // merchants, evidence) the densest window.
     let mut members = members.into_iter();
     let ids: Vec<Expr> = members.next().into_iter().collect();
     let rest: Vec<Expr> = members.collect();
