@@ -193,6 +193,17 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
                 let top = over(col(column.as_str()).cast(DataType::Float64).max())?;
                 rows = rows.filter(if *strict { top.gt(lit(*v)) } else { top.gt_eq(lit(*v)) });
             }
+            for (text, v, strict) in &grouping.sum_floors {
+                let sum = sql(
+                    &Sql {
+                        field: "having".into(),
+                        text: text.clone(),
+                    },
+                    ctx.as_of,
+                )?;
+                let total = over(sum)?.cast(DataType::Float64);
+                rows = rows.filter(if *strict { total.gt(lit(*v)) } else { total.gt_eq(lit(*v)) });
+            }
         }
         let rows = rows.with_row_index(POS, None);
         let hits = rolling_windows(rows.clone().drop(cols([POS])), key_names, &time, period_ms, aggs, ctx)

@@ -79,6 +79,9 @@ pub struct Grouping {
     /// Likewise `MAX(column) >= v` (or `>`): a key whose largest value in
     /// all is below cannot hit. (column, v, strict)
     pub max_floors: Vec<(String, f64, bool)>,
+    /// Likewise `SUM(CASE WHEN c THEN n ELSE 0 END) >= v` with n >= 0.
+    /// (the SUM as SQL, v, strict)
+    pub sum_floors: Vec<(String, f64, bool)>,
 }
 
 /// A rule, compiled.
@@ -209,6 +212,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
         }
         let min_count = having.as_ref().and_then(|h| count_floor(&h.text));
         let max_floors = having.as_ref().map(|h| max_floors(&h.text)).unwrap_or_default();
+        let sum_floors = having.as_ref().map(|h| sum_floors(&h.text)).unwrap_or_default();
         Some(Grouping {
             keys: rule.group_by.clone(),
             window,
@@ -218,6 +222,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
             peers,
             min_count,
             max_floors,
+            sum_floors,
         })
     } else {
         None
@@ -251,6 +256,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
 pub(crate) fn count_floor(having: &str) -> Option<u64> {
     conjuncts(having)?
         .iter()
+        .map(|t| normal(t))
         .filter_map(|t| {
             if let Some(n) = t.strip_prefix("COUNT(*)>=") {
                 n.parse::<u64>().ok()
@@ -269,6 +275,7 @@ pub(crate) fn max_floors(having: &str) -> Vec<(String, f64, bool)> {
     let Some(terms) = conjuncts(having) else { return vec![] };
     terms
         .iter()
+        .map(|t| normal(t))
         .filter_map(|t| {
             let inner = t.strip_prefix("MAX(")?;
             let (column, rest) = inner.split_once(')')?;
@@ -283,9 +290,63 @@ pub(crate) fn max_floors(having: &str) -> Vec<(String, f64, bool)> {
         .collect()
 }
 
-/// A condition's top-level AND-ed terms, upper-cased without whitespace
-/// (None when a top-level OR makes no term necessary). Terms are split at
-/// ANDs outside parentheses and quotes.
+/// The `SUM(CASE WHEN c THEN n ELSE 0 END) >= v` (or `>`) terms of a
+/// condition's top-level AND, where every THEN and ELSE is a non-negative
+/// number: a window's sum is at most its key's total, so a key whose total
+/// is below v cannot hit. (the SUM as written, v, strict)
+pub(crate) fn sum_floors(having: &str) -> Vec<(String, f64, bool)> {
+    let Some(terms) = conjuncts(having) else { return vec![] };
+    let branch = regex::Regex::new(r"(?i)\b(THEN|ELSE)\s+([^\s]+)").expect("valid regex");
+    terms
+        .iter()
+        .filter_map(|t| {
+            let n = normal(t);
+            if !n.starts_with("SUM(CASEWHEN") {
+                return None;
+            }
+            // The SUM(...) as written: up to its closing parenthesis.
+            let (mut depth, mut end) = (0i32, None);
+            for (i, c) in t.char_indices() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let end = end?;
+            let (sum, rest) = t.split_at(end);
+            let rest: String = rest.chars().filter(|c| !c.is_whitespace()).collect();
+            let (strict, v) = match rest.strip_prefix(">=") {
+                Some(v) => (false, v.to_string()),
+                None => (true, rest.strip_prefix('>')?.to_string()),
+            };
+            let v: f64 = v.parse().ok().filter(|v: &f64| v.is_finite())?;
+            let nonnegative = branch.captures_iter(sum).all(|c| {
+                c[2].trim_end_matches(')')
+                    .trim_end_matches("END")
+                    .parse::<f64>()
+                    .is_ok_and(|x| x >= 0.0)
+            });
+            let has_else = normal(sum).contains("ELSE0END");
+            (nonnegative && has_else).then(|| (sum.trim().to_string(), v, strict))
+        })
+        .collect()
+}
+
+/// Upper case without whitespace, for matching a term's shape.
+fn normal(t: &str) -> String {
+    t.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase()
+}
+
+/// A condition's top-level AND-ed terms, as written (None when a
+/// top-level OR makes no term necessary). Terms are split at ANDs outside
+/// parentheses and quotes.
 fn conjuncts(having: &str) -> Option<Vec<String>> {
     let mut terms: Vec<String> = vec![String::new()];
     let (mut depth, mut quoted) = (0i32, false);
@@ -309,12 +370,7 @@ fn conjuncts(having: &str) -> Option<Vec<String>> {
             t.push_str(w);
         }
     }
-    Some(
-        terms
-            .iter()
-            .map(|t| t.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase())
-            .collect(),
-    )
+    Some(terms.into_iter().map(|t| t.trim().to_string()).collect())
 }
 
 /// Substitute every parameter but `${as_of}`.
@@ -543,6 +599,14 @@ mod tests {
         assert_eq!(max_floors("MAX(amount) > 4999.5"), [("amount".to_string(), 4999.5, true)]);
         assert!(max_floors("MAX(a) >= 3 OR b").is_empty());
         assert!(max_floors("MAX(a + b) >= 3").is_empty());
+        let refunds = "SUM(CASE WHEN txn_type = 'purchase' THEN amount ELSE 0 END) >= 5000 AND SUM(CASE WHEN txn_type = 'refund' THEN 1 ELSE 0 END) >= 2";
+        assert_eq!(
+            sum_floors(refunds),
+            [("SUM(CASE WHEN txn_type = 'refund' THEN 1 ELSE 0 END)".to_string(), 2.0, false)],
+            "a column's sum may be negative: no floor from it"
+        );
+        assert!(sum_floors("SUM(CASE WHEN a THEN -1 ELSE 0 END) >= 2").is_empty());
+        assert!(sum_floors("SUM(CASE WHEN a THEN 1 ELSE 0 END) >= 2 OR b").is_empty());
     }
 
     #[test]
