@@ -502,11 +502,7 @@ fn read_csv(
             || sha256_of(path),
             || parse_parts(kind, &open, size, parts, display, src, header, mapping),
         );
-        let map = |e: ParseError| match e {
-            ParseError::Io(e) => io_err(path, e),
-            ParseError::Frame(e) => InputError::Internal(e.to_string()),
-        };
-        if let Some((df, read, rejected)) = parsed.map_err(map)? {
+        if let Some((df, read, rejected)) = parsed.map_err(|e| parse_err(path, e))? {
             return Ok(finish_file(kind, display, digest.map_err(|e| io_err(path, e))?, read, df, rejected));
         }
         // A quoted value spans a cut: read the file in one piece.
@@ -518,10 +514,7 @@ fn read_csv(
         hasher: hasher.clone(),
         progress,
     };
-    let (df, read, rejected) = parse_csv(kind, raw, size, display, src, header, mapping).map_err(|e| match e {
-        ParseError::Io(e) => io_err(path, e),
-        ParseError::Frame(e) => InputError::Internal(e.to_string()),
-    })?;
+    let (df, read, rejected) = parse_csv(kind, raw, size, display, src, header, mapping).map_err(|e| parse_err(path, e))?;
     let digest = hex(&hasher.lock().expect("hasher lock").clone().finalize());
     Ok(finish_file(kind, display, digest, read, df, rejected))
 }
@@ -776,29 +769,10 @@ fn parse_records<R: Read>(
 /// mapping: what a scan does with one file, without the file. For fuzzing
 /// and property tests; the counts always reconcile (read = accepted + rejected).
 pub fn read_csv_bytes(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> Result<ParsedFile, InputError> {
-    let path = Path::new("(bytes)");
-    let enc_err = |message: records::EncodingMismatch| InputError::Encoding {
-        path: path.to_path_buf(),
-        message,
-    };
-    records::sniff(&bytes[..bytes.len().min(1 << 16)], text_encoding(mapping)).map_err(enc_err)?;
-    let mut rdr = records(bytes, mapping);
-    let csv_err = |message: String| InputError::Csv {
-        path: path.to_path_buf(),
-        message,
-    };
-    let io = |e| io_err(path, e);
-    let names: Vec<String> = match rdr.next_item().map_err(io)? {
-        None => return Err(csv_err("the file is empty: no header row".into())),
-        Some(Item::Rejected { line, reason }) => return Err(csv_err(format!("line {line}: the header row is unreadable: {reason}"))),
-        Some(Item::Record { .. }) => (0..rdr.len()).map(|i| rdr.field(i).unwrap_or("").to_string()).collect(),
-    };
-    let header = resolve_header(kind, path, &names, mapping)?;
-    let (df, read, rejected) = parse_csv(kind, bytes, bytes.len() as u64, "(bytes)", 0, &header, mapping).map_err(|e| match e {
-        ParseError::Io(e) => io(e),
-        ParseError::Frame(e) => InputError::Internal(e.to_string()),
-    })?;
-    Ok(finish_file(kind, "(bytes)", String::new(), read, df, rejected))
+    let header = bytes_header(kind, bytes, mapping)?;
+    let (df, read, rejected) =
+        parse_csv(kind, bytes, bytes.len() as u64, BYTES, 0, &header, mapping).map_err(|e| parse_err(Path::new(BYTES), e))?;
+    Ok(finish_file(kind, BYTES, String::new(), read, df, rejected))
 }
 
 /// As `read_csv_bytes`, parsing the records after the header in `parts`
@@ -811,23 +785,43 @@ pub fn read_csv_bytes_in_parts(
     mapping: &InputMapping,
     parts: usize,
 ) -> Result<Option<ParsedFile>, InputError> {
-    let whole = read_csv_bytes(kind, bytes, mapping)?;
-    let path = Path::new("(bytes)");
-    let mut rdr = records(bytes, mapping);
-    let names: Vec<String> = match rdr.next_item().map_err(|e| io_err(path, e))? {
-        Some(Item::Record { .. }) => (0..rdr.len()).map(|i| rdr.field(i).unwrap_or("").to_string()).collect(),
-        _ => return Ok(Some(whole)),
-    };
-    let header = resolve_header(kind, path, &names, mapping)?;
+    let header = bytes_header(kind, bytes, mapping)?;
     let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
-        let end = (start + len) as usize;
-        Ok(Box::new(std::io::Cursor::new(bytes[start as usize..end].to_vec())))
+        Ok(Box::new(&bytes[start as usize..(start + len) as usize]))
     };
-    let parsed = parse_parts(kind, &open, bytes.len() as u64, parts.max(1), "(bytes)", 0, &header, mapping).map_err(|e| match e {
+    let parsed = parse_parts(kind, &open, bytes.len() as u64, parts.max(1), BYTES, 0, &header, mapping)
+        .map_err(|e| parse_err(Path::new(BYTES), e))?;
+    Ok(parsed.map(|(df, read, rejected)| finish_file(kind, BYTES, String::new(), read, df, rejected)))
+}
+
+/// The name files given as bytes go by.
+const BYTES: &str = "(bytes)";
+
+/// The checked header of CSV given as bytes, as `read_header` checks a file's.
+fn bytes_header(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> Result<Header, InputError> {
+    let path = Path::new(BYTES);
+    records::sniff(&bytes[..bytes.len().min(1 << 16)], text_encoding(mapping)).map_err(|message| InputError::Encoding {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    let mut rdr = records(bytes, mapping);
+    let csv_err = |message: String| InputError::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    let names: Vec<String> = match rdr.next_item().map_err(|e| io_err(path, e))? {
+        None => return Err(csv_err("the file is empty: no header row".into())),
+        Some(Item::Rejected { line, reason }) => return Err(csv_err(format!("line {line}: the header row is unreadable: {reason}"))),
+        Some(Item::Record { .. }) => (0..rdr.len()).map(|i| rdr.field(i).unwrap_or("").to_string()).collect(),
+    };
+    resolve_header(kind, path, &names, mapping)
+}
+
+fn parse_err(path: &Path, e: ParseError) -> InputError {
+    match e {
         ParseError::Io(e) => io_err(path, e),
         ParseError::Frame(e) => InputError::Internal(e.to_string()),
-    })?;
-    Ok(parsed.map(|(df, read, rejected)| finish_file(kind, "(bytes)", String::new(), read, df, rejected)))
+    }
 }
 
 fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: DataFrame, rejected: Vec<RejectedRow>) -> ParsedFile {

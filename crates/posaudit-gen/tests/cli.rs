@@ -4,6 +4,11 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_posaudit-gen");
 
+/// Run the binary writing into `out` with these further arguments.
+fn gen(out: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN).arg("--out").arg(out).args(args).output().unwrap()
+}
+
 #[test]
 fn gen_refuses_an_empty_population_with_a_message_not_a_panic() {
     // Regression: `posaudit gen --merchants 0` panicked.
@@ -15,10 +20,7 @@ fn gen_refuses_an_empty_population_with_a_message_not_a_panic() {
         ("--txns-per-day", "0"),
         ("--violations", "1.5"),
     ] {
-        let o = Command::new(BIN)
-            .args(["--out", out.to_str().unwrap(), flag, value])
-            .output()
-            .unwrap();
+        let o = gen(&out, &[flag, value]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{flag} {value}: {err}");
         assert!(err.contains(flag), "{flag} {value}: {err}");
@@ -45,29 +47,14 @@ fn gen_refuses_an_empty_population_with_a_message_not_a_panic() {
 fn the_binary_writes_inputs_and_labels_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("g");
-    let o = Command::new(BIN)
-        .args([
-            "--out",
-            out.to_str().unwrap(),
-            "--merchants",
-            "30",
-            "--days",
-            "3",
-            "--format",
-            "parquet",
-        ])
-        .output()
-        .unwrap();
+    let o = gen(&out, &["--merchants", "30", "--days", "3", "--format", "parquet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("wrote "));
     // Parquet is for the transaction files; the small inputs stay CSV.
     for f in ["applications.csv", "labels.csv", "transactions/2026-11-01.parquet"] {
         assert!(out.join(f).exists(), "{f}");
     }
-    let o = Command::new(BIN)
-        .args(["--out", out.to_str().unwrap(), "--format", "xlsx"])
-        .output()
-        .unwrap();
+    let o = gen(&out, &["--format", "xlsx"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("csv or parquet"));
 }
@@ -79,19 +66,7 @@ fn every_file_written_has_the_contracts_columns_in_its_order() {
     use posaudit::input::InputKind;
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("g");
-    let o = Command::new(BIN)
-        .args([
-            "--out",
-            out.to_str().unwrap(),
-            "--merchants",
-            "60",
-            "--days",
-            "3",
-            "--violations",
-            "0.5",
-        ])
-        .output()
-        .unwrap();
+    let o = gen(&out, &["--merchants", "60", "--days", "3", "--violations", "0.5"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let day = std::fs::read_dir(out.join("transactions")).unwrap().next().unwrap().unwrap().path();
     for (kind, path) in [
