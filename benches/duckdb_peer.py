@@ -13,7 +13,7 @@ The checks (thresholds as in the shipped pack):
   LIM-VOL-01  a month above 3x the declared volume
   SUS-CARD-01 a card at more than 3 merchants in a day
   SUS-SPLIT-01 3 credit purchases by one card at one merchant in 10 minutes
-  SUS-TIME-02 3 debit purchases by one card at one merchant in 20 minutes
+  SUS-TIME-02 3 purchases by one card or payer on one terminal in 30 minutes
   SUS-REF-01  refunds above 10% of sales in 30 days (floors as the rule's)
   SUS-TIME-01 night share above 20% at a daytime merchant in a month
   SUS-CASH-01 round credit amounts as most of a merchant's credit payments
@@ -56,9 +56,9 @@ CHECKS = {
         WHERE n >= 3""",
     "SUS-TIME-02": """
         SELECT * FROM (
-          SELECT merchant_id, card_hash, COUNT(*) OVER (PARTITION BY merchant_id, card_hash ORDER BY txn_time
-                 RANGE BETWEEN INTERVAL 20 MINUTES PRECEDING AND CURRENT ROW) AS n
-          FROM t WHERE payment_method = 'card' AND card_type = 'debit' AND txn_type = 'purchase' AND status = 'approved')
+          SELECT terminal_sn, card_hash, COUNT(*) OVER (PARTITION BY terminal_sn, card_hash ORDER BY txn_time
+                 RANGE BETWEEN INTERVAL 30 MINUTES PRECEDING AND CURRENT ROW) AS n
+          FROM t WHERE txn_type = 'purchase' AND status = 'approved' AND card_hash IS NOT NULL)
         WHERE n >= 3""",
     "SUS-REF-01": """
         SELECT * FROM (
