@@ -27,6 +27,8 @@ pub enum Error {
     Input(#[from] input::InputError),
     #[error("invalid rules:\n{0}")]
     Rules(rules::load::RuleErrors),
+    #[error("invalid exceptions file:\n{0}")]
+    Exceptions(rules::load::RuleErrors),
     #[error("cannot write output in {0}: {1}")]
     Output(PathBuf, std::io::Error),
     #[error("{0}")]
@@ -38,7 +40,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Rules(_) => app::exit::INVALID_RULES,
+            Error::Rules(_) | Error::Exceptions(_) => app::exit::INVALID_RULES,
             _ => app::exit::ERROR,
         }
     }

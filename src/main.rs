@@ -14,6 +14,7 @@ use clap::Parser;
 
 use cli::{Cli, Command, RulesCommand};
 use posaudit::app::exit;
+use posaudit::app::options::CacheOptions;
 use posaudit::app::scan::{self, ScanOptions};
 use posaudit::output::{atomic::Staged, Format, Target};
 use posaudit::{output, Error};
@@ -45,6 +46,12 @@ fn data_options(data: std::path::PathBuf, rules: Vec<std::path::PathBuf>, as_of:
         outputs: vec![],
         as_of: as_of.unwrap_or_else(today_shanghai),
         fail_on: posaudit::findings::FailOn::Never,
+        fail_on_new: None,
+        baseline: None,
+        exceptions: None,
+        shadow: vec![],
+        cache: None,
+        window_days: None,
         threads: threads(None),
         reference: vec![],
         partitions: 1,
@@ -84,6 +91,7 @@ fn write_outputs(
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Scan(a) => {
+            let a = *a;
             let opts = ScanOptions {
                 dir: a.dir,
                 applications: a.applications,
@@ -96,7 +104,23 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 formats: a.format,
                 outputs: a.output,
                 as_of: a.as_of.unwrap_or_else(today_shanghai),
-                fail_on: a.fail_on,
+                fail_on: a.fail_on.unwrap_or(if a.fail_on_new.is_some() {
+                    posaudit::findings::FailOn::Never
+                } else {
+                    posaudit::findings::FailOn::At(posaudit::rules::model::Severity::High)
+                }),
+                fail_on_new: a.fail_on_new,
+                baseline: a.baseline,
+                exceptions: a.exceptions,
+                shadow: a.shadow,
+                cache: if a.no_cache {
+                    None
+                } else {
+                    a.cache_dir
+                        .or_else(posaudit::input::cache::ParseCache::default_dir)
+                        .map(|dir| CacheOptions { dir, limit: a.cache_size })
+                },
+                window_days: a.window,
                 threads: threads(a.threads),
                 reference: a.reference,
                 partitions: a.partitions,
@@ -253,8 +277,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(exit::CLEAN)
         }
-        Command::Rules(RulesCommand::Check { dirs, strict, output }) => {
-            let lint = posaudit::app::lint::lint(&dirs, today_shanghai())?;
+        Command::Rules(RulesCommand::Check {
+            dirs,
+            strict,
+            exceptions,
+            output,
+        }) => {
+            let lint = posaudit::app::lint::lint(&dirs, exceptions.as_deref(), today_shanghai())?;
             for e in &lint.errors {
                 say("error", e);
             }

@@ -21,7 +21,6 @@ use std::process::{Command, Output};
 use serde::Deserialize;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_posaudit");
 const AS_OF: &str = "2026-11-20";
 
 fn corpus() -> PathBuf {
@@ -373,7 +372,7 @@ fn run_case(name: &str) {
             a
         }
     };
-    let o = Command::new(BIN).args(&args).current_dir(work).output().unwrap();
+    let o = common::posaudit_command().args(&args).current_dir(work).output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(
         o.status.code(),
@@ -451,7 +450,7 @@ fn base_work() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn run_in(work: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).args(args).current_dir(work).output().unwrap()
+    common::posaudit_command().args(args).current_dir(work).output().unwrap()
 }
 
 fn scan_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -729,7 +728,7 @@ fn sigterm_and_sigint_remove_spill_and_temporary_files() {
         })
         .unwrap();
         let out = tmp.path().join("out");
-        let mut child = Command::new(BIN)
+        let mut child = common::posaudit_command()
             .args(["scan", "data", "--as-of", AS_OF, "--out", "out", "--partitions", "16", "--quiet"])
             .current_dir(tmp.path())
             .stderr(std::process::Stdio::piped())

@@ -10,14 +10,16 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_posaudit");
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn run(args: &[&str], cwd: &Path) -> Output {
-    Command::new(BIN).args(args).current_dir(cwd).output().expect("run posaudit")
+    common::posaudit_command()
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run posaudit")
 }
 
 fn posaudit(args: &[&str]) -> Output {

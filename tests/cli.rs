@@ -5,12 +5,11 @@ use common::copy_dir;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use posaudit_gen::{generate, GenFormat, GenOptions, Plant};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_posaudit");
 const AS_OF: &str = "2026-11-20";
 
 fn root() -> PathBuf {
@@ -18,7 +17,11 @@ fn root() -> PathBuf {
 }
 
 fn posaudit(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).current_dir(root()).output().expect("run posaudit")
+    common::posaudit_command()
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("run posaudit")
 }
 
 fn stderr(o: &Output) -> String {
@@ -1277,7 +1280,7 @@ fn one_big_file_read_in_parts_gives_what_one_piece_gives() {
     std::fs::write(data.join("transactions.csv"), &all).unwrap();
     let run = |threads: &str, name: &str| {
         let out = tmp.path().join(name);
-        let o = Command::new(BIN)
+        let o = common::posaudit_command()
             .args([
                 "scan",
                 data.to_str().unwrap(),

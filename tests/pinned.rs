@@ -3,12 +3,11 @@
 //! rule or generator change that does must update these digests and say
 //! why in its commit.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
-
-const BIN: &str = env!("CARGO_BIN_EXE_posaudit");
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,11 +19,18 @@ fn sha256(path: &Path) -> String {
 }
 
 /// Scan `data` (relative to `cwd`: findings name their source files) in
-/// memory and in 3 partitions; both must write the same bytes, and those
+/// memory and in 3 partitions, with and without the parse cache; all must
+/// write the same bytes, and those
 /// bytes must have the pinned digests.
 fn assert_pinned(cwd: &Path, data: &str, jsonl: &str, csv: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    for (name, extra) in [("memory", vec![]), ("partitioned", vec!["--partitions", "3"])] {
+    // The first two read through the parse cache (the second from it), the
+    // last parses every file.
+    for (name, extra) in [
+        ("memory", vec![]),
+        ("partitioned", vec!["--partitions", "3"]),
+        ("no cache", vec!["--no-cache"]),
+    ] {
         let out = tmp.path().join(name);
         let mut args = vec![
             "scan",
@@ -38,7 +44,7 @@ fn assert_pinned(cwd: &Path, data: &str, jsonl: &str, csv: &str) {
             out.to_str().unwrap(),
         ];
         args.extend(extra);
-        let o = Command::new(BIN).args(&args).current_dir(cwd).output().unwrap();
+        let o = common::posaudit_command().args(&args).current_dir(cwd).output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(sha256(&out.join("findings.jsonl")), jsonl, "{name}: findings.jsonl of {data}");
         assert_eq!(sha256(&out.join("findings.csv")), csv, "{name}: findings.csv of {data}");
@@ -50,8 +56,8 @@ fn the_demo_findings_are_pinned_byte_for_byte() {
     assert_pinned(
         &root(),
         "fixtures/demo",
-        "d9b1e153b2705a8c9427ea8f5ab0c78b5203922d0a92730c577aa84047278644",
-        "bd695ebfc501654bc9c4b8b16ad8e148e8a8a9fd76acb0381d17c9e711167b77",
+        "b6c20efad0eb19a5bf988b4fc65126618ede7bf3164af32335ba7ebc9e69d6d2",
+        "ec1beff33922b64dea79bb4a4a54c935728089faf1ff872b5d77a5bcc6ba4545",
     );
 }
 
@@ -77,7 +83,7 @@ fn generated_findings_are_pinned_byte_for_byte() {
     assert_pinned(
         tmp.path(),
         "data",
-        "5292ba2669865c9475e5f116ad6325ca71904ef7ec49233063a30d6d25d64b58",
-        "22e91ff6163073746090dc75873d27e7400961ccf6ef0cd0ec8c47244b044fa0",
+        "97d3884871eb859102ff1f68569124d53f4011f6f81616d4d76c51d3d640996b",
+        "7d9c3189ab2000de526fd7cd86a0fb4af67e44842da4a229aa65d0322221f756",
     );
 }

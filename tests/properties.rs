@@ -7,7 +7,7 @@
 //! - a file parsed in parts (as big files are, one part per thread) gives
 //!   exactly what it gives in one piece: rows, line numbers, rejections.
 
-use std::process::Command;
+mod common;
 
 use posaudit::input::mapping::InputMapping;
 use posaudit::input::read::{read_csv_bytes, read_csv_bytes_in_parts};
@@ -149,7 +149,7 @@ proptest! {
             text.insert_str(at, what);
         }
         std::fs::write(data.join("transactions.csv"), &text).unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_posaudit"))
+        let o = common::posaudit_command()
             .args(["scan", "data", "--as-of", "2026-11-20", "--out", "out", "--quiet"])
             .current_dir(tmp.path())
             .output()

@@ -40,6 +40,10 @@ pub enum RuleChange {
 pub struct RuleDiff {
     pub rule_id: String,
     pub change: RuleChange,
+    /// The rule is `status: shadow` in the new pack: its findings would be
+    /// written apart, outside the exit code.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     pub base_findings: usize,
     pub new_findings: usize,
     pub added: Vec<FindingRef>,
@@ -57,6 +61,8 @@ pub struct PackDiff {
     pub added: usize,
     pub removed: usize,
     pub unchanged: usize,
+    /// Findings of the new pack's shadow rules (counted in the above too).
+    pub shadow_findings: usize,
     pub rules: Vec<RuleDiff>,
 }
 
@@ -115,9 +121,15 @@ pub(crate) fn compare(base: Side, new: Side, data: &str, as_of: &str) -> PackDif
         let n_fp: BTreeSet<&str> = n.iter().map(|f| f.fingerprint.as_str()).collect();
         let added: Vec<&Finding> = n.iter().copied().filter(|f| !b_fp.contains(f.fingerprint.as_str())).collect();
         let removed: Vec<&Finding> = b.iter().copied().filter(|f| !n_fp.contains(f.fingerprint.as_str())).collect();
+        let shadow = new
+            .pack
+            .rules
+            .iter()
+            .any(|r| r.rule.id == id && r.rule.status == crate::rules::model::Lifecycle::Shadow);
         rules.push(RuleDiff {
             rule_id: id.to_string(),
             change,
+            shadow,
             base_findings: b.len(),
             new_findings: n.len(),
             unchanged: b_fp.intersection(&n_fp).count(),
@@ -139,6 +151,7 @@ pub(crate) fn compare(base: Side, new: Side, data: &str, as_of: &str) -> PackDif
         added: rules.iter().map(|r| r.added.len()).sum(),
         removed: rules.iter().map(|r| r.removed.len()).sum(),
         unchanged: rules.iter().map(|r| r.unchanged).sum(),
+        shadow_findings: rules.iter().filter(|r| r.shadow).map(|r| r.new_findings).sum(),
         rules,
     }
 }
@@ -158,13 +171,20 @@ pub fn markdown(d: &PackDiff, max_listed: usize) -> String {
         "**{} findings added, {} removed, {} unchanged.**\n",
         d.added, d.removed, d.unchanged
     );
+    if d.shadow_findings > 0 {
+        let _ = writeln!(
+            s,
+            "{} of the new pack's findings come from shadow rules (written apart, outside the exit code).\n",
+            d.shadow_findings
+        );
+    }
     if !d.reference_tables_changed.is_empty() {
         let _ = writeln!(s, "Reference tables changed: {}.\n", d.reference_tables_changed.join(", "));
     }
     let touched: Vec<&RuleDiff> = d
         .rules
         .iter()
-        .filter(|r| r.change != RuleChange::Unchanged || !r.added.is_empty() || !r.removed.is_empty())
+        .filter(|r| r.change != RuleChange::Unchanged || r.shadow || !r.added.is_empty() || !r.removed.is_empty())
         .collect();
     if touched.is_empty() {
         let _ = writeln!(s, "No rule and no finding changed.");
@@ -179,8 +199,9 @@ pub fn markdown(d: &PackDiff, max_listed: usize) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} |",
             r.rule_id,
+            if r.shadow { " (shadow)" } else { "" },
             change,
             r.base_findings,
             r.new_findings,

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use super::options::ScanOptions;
 use crate::engine;
+use crate::input::cache::ParseCache;
 use crate::input::mapping::Mapping;
+use crate::input::window::TimeWindow;
 use crate::input::{self, InputError, InputKind, InputPlan};
 use crate::output::progress::Progress;
 use crate::Error;
@@ -43,14 +45,42 @@ pub(crate) fn plan_inputs(opts: &ScanOptions) -> Result<InputPlan, InputError> {
             }
         }
     }
+    drop_outside_window(opts, &mut plan)?;
     plan.check_required()?;
     Ok(plan)
+}
+
+/// Leave out the transaction files dated outside `--window`.
+fn drop_outside_window(opts: &ScanOptions, plan: &mut InputPlan) -> Result<(), InputError> {
+    if let Some(w) = window(opts) {
+        if let Some(files) = plan.files.get_mut(&InputKind::Transactions) {
+            let (keep, skip): (Vec<PathBuf>, Vec<PathBuf>) = files.drain(..).partition(|f| w.may_hold(f));
+            if keep.is_empty() && !skip.is_empty() {
+                return Err(InputError::Usage(format!(
+                    "no transaction file is dated in the window {} to {} ({} files dated outside it)",
+                    w.from,
+                    w.to,
+                    skip.len()
+                )));
+            }
+            *files = keep;
+            plan.outside_window = skip;
+        }
+    }
+    Ok(())
+}
+
+/// The `--window` of a run, if it has one.
+pub(crate) fn window(opts: &ScanOptions) -> Option<TimeWindow> {
+    opts.window_days.map(|d| TimeWindow::ending(opts.as_of, d))
 }
 
 /// Inputs read once, ready to be evaluated by one pack or several.
 pub(crate) struct ReadInputs {
     pub plan: InputPlan,
     pub loaded: input::Loaded,
+    /// The parse cache used, if any (evicted after the outputs are written).
+    pub cache: Option<ParseCache>,
 }
 
 /// Find, check and parse the inputs. Headers are checked first, so a
@@ -80,7 +110,14 @@ pub(crate) fn read_inputs(
     check_rules(&extras)?;
     let started = Instant::now();
     let bar = progress.reading(input::total_bytes(&plan));
-    let loaded = engine::in_pool(|| input::load_with(&plan, &mapping, headers, &bar, sink)).map_err(Error::Input)?;
+    let cache = match &opts.cache {
+        Some(c) => {
+            Some(ParseCache::open(&c.dir, c.limit).map_err(|e| Error::Usage(format!("{e} (give another --cache-dir, or --no-cache)")))?)
+        }
+        None => None,
+    };
+    let loaded = engine::in_pool(|| input::load_with(&plan, &mapping, headers, &bar, sink, cache.as_ref(), window(opts).as_ref()))
+        .map_err(Error::Input)?;
     bar.finish_and_clear();
     let rows: u64 = loaded.stats.iter().map(|s| s.rows_read).sum();
     progress.phase(
@@ -91,5 +128,5 @@ pub(crate) fn read_inputs(
             rows as f64 / started.elapsed().as_secs_f64().max(1e-9)
         ),
     );
-    Ok(ReadInputs { plan, loaded })
+    Ok(ReadInputs { plan, loaded, cache })
 }

@@ -19,13 +19,24 @@ pub struct Lint {
 }
 
 /// Lint a pack: parse and schema problems, its reference tables, and
-/// whether every rule has a case that fires and one that does not.
-pub fn lint(dirs: &[PathBuf], as_of: NaiveDate) -> Result<Lint, Error> {
+/// whether every rule has a case that fires and one that does not, and
+/// the exceptions file (`--exceptions`, or `exceptions.yaml` in a rules
+/// folder): its errors, and exceptions already expired as warnings.
+pub fn lint(dirs: &[PathBuf], exceptions: Option<&std::path::Path>, as_of: NaiveDate) -> Result<Lint, Error> {
     let loaded = load_pack(dirs);
+    let mut warnings = Vec::new();
+    let mut exception_errors = Vec::new();
+    match super::triage::load_exceptions(exceptions, &loaded.pack) {
+        Ok(Some(x)) => warnings.extend(x.expired(as_of)),
+        Ok(None) => {}
+        Err(Error::Exceptions(e)) => exception_errors = e.0,
+        Err(e) => return Err(e),
+    }
     let schemas = validate::contract_schemas(&BTreeMap::new(), as_of).map_err(|e| Error::Internal(e.to_string()))?;
     let report = validate::check(&loaded.pack, &schemas, as_of);
     let mut errors = loaded.issues;
     errors.extend(report.errors);
+    errors.extend(exception_errors);
     if let Err(Error::Input(InputError::Reference { source_name, message })) = pack_references(dirs) {
         errors.push(RuleIssue::of_file(source_name, format!("reference table: {message}")));
     }
@@ -42,6 +53,6 @@ pub fn lint(dirs: &[PathBuf], as_of: NaiveDate) -> Result<Lint, Error> {
     Ok(Lint {
         rules: loaded.pack.rules.len(),
         errors,
-        warnings: report.warnings,
+        warnings: report.warnings.into_iter().chain(warnings).collect(),
     })
 }

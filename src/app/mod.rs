@@ -12,4 +12,5 @@ pub mod options;
 pub mod pack;
 pub mod rule_tests;
 pub mod scan;
+pub mod triage;
 pub mod write;

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use crate::findings::FailOn;
+use crate::findings::{FailOn, FailPolicy};
 use crate::output::{Format, Target};
+use crate::rules::model::Severity;
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -24,6 +25,19 @@ pub struct ScanOptions {
     pub outputs: Vec<Target>,
     pub as_of: NaiveDate,
     pub fail_on: FailOn,
+    /// With a baseline: exit 1 on a new finding at or above this severity.
+    pub fail_on_new: Option<Severity>,
+    /// A previous run's output folder or findings file (`--baseline`).
+    pub baseline: Option<PathBuf>,
+    /// The officer's exceptions (`--exceptions`; default `exceptions.yaml`
+    /// in a rules folder).
+    pub exceptions: Option<PathBuf>,
+    /// Keep parsed input files between runs (`--cache-dir`, `--no-cache`).
+    pub cache: Option<CacheOptions>,
+    /// Read only transactions dated in the N days ending `as_of` (`--window`).
+    pub window_days: Option<u32>,
+    /// Rules run in shadow besides those the pack marks `status: shadow`.
+    pub shadow: Vec<String>,
     pub threads: usize,
     /// Reference tables named on the command line (they replace the pack's).
     pub reference: Vec<PathBuf>,
@@ -32,6 +46,22 @@ pub struct ScanOptions {
     pub partitions: usize,
     /// Findings one rule, and the whole run, may produce (see `--max-findings`).
     pub max_findings: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    pub dir: PathBuf,
+    /// Bytes the folder may hold after a run (least recently used go first).
+    pub limit: u64,
+}
+
+impl ScanOptions {
+    pub fn fail_policy(&self) -> FailPolicy {
+        FailPolicy {
+            at: self.fail_on,
+            new_at: self.fail_on_new,
+        }
+    }
 }
 
 /// The default of `--max-findings`.

@@ -10,6 +10,7 @@ use super::evaluate::evaluate;
 use super::inputs::read_inputs;
 pub use super::options::{ScanOptions, DEFAULT_MAX_FINDINGS};
 use super::pack::{check_loaded, checked_pack, load_pack, load_references, mcc_table_gaps};
+use super::triage;
 use super::write::{output_targets, write_outputs, Written};
 use crate::engine;
 use crate::findings::Finding;
@@ -23,7 +24,10 @@ pub struct ScanOutcome {
     pub exit_code: i32,
     pub manifest: Manifest,
     pub runs: Vec<engine::RuleRun>,
+    /// What the officer sees (suppressed findings included, marked).
     pub findings: Vec<Finding>,
+    /// Findings of shadow rules.
+    pub shadow: Vec<Finding>,
     pub warnings: Vec<RuleIssue>,
 }
 
@@ -41,6 +45,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     }
     let mut loaded = Some(loaded);
     let mut checked = None;
+    let mut triage_inputs = None;
     let spill = if opts.partitions > 1 {
         let pack = &loaded.as_ref().expect("loaded above").pack;
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
@@ -57,15 +62,18 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     };
     let sink: &input::FileSink = if spill.is_some() { &to_disk } else { keep };
     let mut inputs = read_inputs(opts, progress, sink, |extras| {
-        checked = Some(check_loaded(loaded.take().expect("checked once"), extras, opts.as_of)?);
+        let c = check_loaded(loaded.take().expect("checked once"), extras, opts.as_of)?;
+        triage_inputs = Some(triage::prepare(opts, &c.0)?);
+        checked = Some(c);
         Ok(())
     })?;
     let (pack, mut warnings) = checked.expect("rules are checked before data is read");
+    let triage_inputs = triage_inputs.expect("prepared with the rules");
     let refs = load_references(&inputs.plan, &opts.rules, &opts.reference)?;
     if let Some(apps) = inputs.loaded.frames.get(&InputKind::Applications) {
         warnings.extend(mcc_table_gaps(apps, &refs));
     }
-    let (findings, runs) = match &spill {
+    let (findings, mut runs) = match &spill {
         None => {
             let frames = std::mem::take(&mut inputs.loaded.frames);
             evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress)?
@@ -101,6 +109,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             opts.max_findings
         )));
     }
+    let triaged = triage::apply(&triage_inputs, findings, &mut runs, opts.as_of);
     let stats = inputs.loaded.stats.clone();
     let (exit_code, manifest) = write_outputs(
         Written {
@@ -112,14 +121,15 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             stats,
             started,
         },
-        &findings,
+        &triaged,
         &runs,
     )?;
     Ok(ScanOutcome {
         exit_code,
         manifest,
         runs,
-        findings,
+        findings: triaged.findings,
+        shadow: triaged.shadow,
         warnings,
     })
 }

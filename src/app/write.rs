@@ -9,11 +9,11 @@ use std::time::Instant;
 use super::exit;
 use super::inputs::ReadInputs;
 use super::options::ScanOptions;
+use super::triage::{Triaged, RESOLVED_FILE, SHADOW_FILE};
 use crate::engine::{RuleRun, RuleStatus};
-use crate::findings::{FailOn, Finding};
 use crate::input::reference::References;
 use crate::input::FileStats;
-use crate::output::manifest::{totals, Counts, Manifest, RulesInfo};
+use crate::output::manifest::{totals, Counts, Manifest, RulesInfo, WindowReport};
 use crate::output::{self, atomic::Staged, Format, Target};
 use crate::rules::load::RulePack;
 use crate::Error;
@@ -34,13 +34,16 @@ pub(crate) fn output_targets(opts: &ScanOptions) -> Result<Vec<Target>, Error> {
     targets.dedup();
     let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let mut seen: BTreeMap<PathBuf, Format> = BTreeMap::new();
-    for fixed in ["rejected.csv", "manifest.json"] {
+    for fixed in ["rejected.csv", "manifest.json", SHADOW_FILE, RESOLVED_FILE] {
         seen.insert(key(&opts.out.join(fixed)), Format::Jsonl);
     }
     for t in &targets {
         let k = key(&t.path);
         if let Some(other) = seen.get(&k) {
-            let what = if k.ends_with("rejected.csv") || k.ends_with("manifest.json") {
+            let what = if [SHADOW_FILE, RESOLVED_FILE, "rejected.csv", "manifest.json"]
+                .iter()
+                .any(|f| k.ends_with(f))
+            {
                 "a file every scan writes".to_string()
             } else {
                 format!("the {} output", format!("{other:?}").to_lowercase())
@@ -69,7 +72,8 @@ pub(crate) struct Written<'a> {
 
 /// The exit code, then every output staged and committed at once: the
 /// findings in each format, rejected rows, and the manifest.
-pub(crate) fn write_outputs(w: Written, findings: &[Finding], runs: &[RuleRun]) -> Result<(i32, Manifest), Error> {
+pub(crate) fn write_outputs(w: Written, tri: &Triaged, runs: &[RuleRun]) -> Result<(i32, Manifest), Error> {
+    let findings = &tri.findings;
     let Written {
         opts,
         targets,
@@ -82,13 +86,11 @@ pub(crate) fn write_outputs(w: Written, findings: &[Finding], runs: &[RuleRun]) 
     let rejected = &inputs.loaded.rejected;
     let plan = &inputs.plan;
 
+    let policy = opts.fail_policy();
     let failed = runs.iter().any(|r| r.status == RuleStatus::Failed);
     let exit_code = if failed {
         exit::ERROR
-    } else if match opts.fail_on {
-        FailOn::Never => false,
-        FailOn::At(s) => findings.iter().any(|f| f.severity >= s),
-    } {
+    } else if findings.iter().any(|f| policy.fails(f)) {
         exit::FINDINGS
     } else {
         exit::CLEAN
@@ -103,12 +105,31 @@ pub(crate) fn write_outputs(w: Written, findings: &[Finding], runs: &[RuleRun]) 
                 Format::Jsonl => output::findings_out::write_jsonl(findings, w),
                 Format::Csv => output::findings_out::write_csv(findings, w),
                 Format::Parquet => output::findings_out::write_parquet(findings, w),
-                Format::Sarif => serde_json::to_writer_pretty(&mut *w, &output::sarif::scan(findings, pack)).map_err(std::io::Error::other),
-                Format::Junit => output::junit::scan(runs, findings, opts.fail_on)
+                Format::Sarif => serde_json::to_writer_pretty(&mut *w, &output::sarif::scan(findings, &tri.resolved, pack))
+                    .map_err(std::io::Error::other),
+                Format::Junit => output::junit::scan(runs, findings, policy)
                     .serialize(&mut *w)
                     .map_err(std::io::Error::other),
             })
             .map_err(|e| out_err(&t.path, e))?;
+        outputs.push(path.display().to_string());
+    }
+    if tri.report.shadow.is_some() {
+        let path = staged
+            .write(SHADOW_FILE, |w| output::findings_out::write_jsonl(&tri.shadow, w))
+            .map_err(|e| out_err(&opts.out, e))?;
+        outputs.push(path.display().to_string());
+    }
+    if tri.report.baseline.is_some() {
+        let path = staged
+            .write(RESOLVED_FILE, |w| {
+                for v in &tri.resolved {
+                    serde_json::to_writer(&mut *w, v)?;
+                    w.write_all(b"\n")?;
+                }
+                Ok(())
+            })
+            .map_err(|e| out_err(&opts.out, e))?;
         outputs.push(path.display().to_string());
     }
     let path = staged
@@ -132,12 +153,20 @@ pub(crate) fn write_outputs(w: Written, findings: &[Finding], runs: &[RuleRun]) 
         inputs: stats,
         ignored_files: plan.ignored.iter().map(|p| p.display().to_string()).collect(),
         mapping: plan.mapping.as_ref().map(|p| p.display().to_string()),
+        window: super::inputs::window(opts).map(|w| WindowReport {
+            from: w.from.to_string(),
+            to: w.to.to_string(),
+            days: opts.window_days.unwrap_or(0),
+            files_outside: plan.outside_window.iter().map(|p| p.display().to_string()).collect(),
+        }),
+        cache: inputs.cache.as_ref().map(|c| c.report(c.evict().unwrap_or(0))),
         reference_tables: refs.origins.clone(),
         rule_runs: runs.to_vec(),
         findings: Counts::of(findings),
         outputs,
         threads: opts.threads,
-        fail_on: opts.fail_on.to_string(),
+        fail_on: policy.to_string(),
+        triage: tri.report.clone(),
         exit_code,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };

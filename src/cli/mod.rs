@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use posaudit::findings::FailOn;
 use posaudit::output::Format;
+use posaudit::rules::model::Severity;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan applications and transaction exports and write findings.
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// Work with the rule pack.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -115,6 +116,9 @@ pub enum RulesCommand {
         /// Treat warnings as errors.
         #[arg(long)]
         strict: bool,
+        /// The exceptions file to check (default: exceptions.yaml in the rules folder).
+        #[arg(long, value_name = "FILE")]
+        exceptions: Option<PathBuf>,
         /// Write the problems as SARIF too: --output sarif=PATH.
         #[arg(long = "output", value_name = "sarif=PATH")]
         output: Vec<posaudit::output::Target>,
@@ -161,9 +165,27 @@ pub struct ScanArgs {
     /// The date expiry and age checks use (YYYY-MM-DD). Default: today in Asia/Shanghai.
     #[arg(long = "as-of", value_name = "DATE", value_parser = parse_date)]
     pub as_of: Option<NaiveDate>,
-    /// Exit 1 when a finding is at or above this severity (info, low, medium, high, critical, or never).
-    #[arg(long = "fail-on", default_value = "high")]
-    pub fail_on: FailOn,
+    /// Exit 1 when an open finding is at or above this severity (info, low,
+    /// medium, high, critical, or never). Default: high, or never when
+    /// --fail-on-new is given. Suppressed and shadow findings never count.
+    #[arg(long = "fail-on")]
+    pub fail_on: Option<FailOn>,
+    /// With --baseline: exit 1 when a new finding (not in the baseline) is at
+    /// or above this severity.
+    #[arg(long = "fail-on-new", value_name = "SEVERITY")]
+    pub fail_on_new: Option<Severity>,
+    /// A previous run's --out folder (or its findings.jsonl / findings.csv):
+    /// mark each finding new or unchanged, and write the ones gone today to
+    /// resolved.jsonl.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
+    /// The officer's exceptions (YAML). Default: exceptions.yaml in the rules folder.
+    #[arg(long, value_name = "FILE")]
+    pub exceptions: Option<PathBuf>,
+    /// Run this rule in shadow (repeatable): evaluated, its findings written to
+    /// shadow-findings.jsonl, kept out of the exit code and the findings outputs.
+    #[arg(long, value_name = "RULE_ID")]
+    pub shadow: Vec<String>,
     /// Evaluate in N partitions (by merchant, card, ...), spilling parsed rows
     /// to disk beside --out: for inputs larger than memory. Same findings.
     /// At most 1024.
@@ -177,6 +199,22 @@ pub struct ScanArgs {
     /// rule or wrong input, and holding millions of findings takes gigabytes.
     #[arg(long = "max-findings", value_name = "N", default_value_t = posaudit::app::scan::DEFAULT_MAX_FINDINGS)]
     pub max_findings: usize,
+    /// Read only the transactions dated in the N days ending --as-of (`30d`):
+    /// files named with a date outside it are not opened; rows outside it
+    /// are counted as out of the window, not checked.
+    #[arg(long, value_name = "DAYS", value_parser = parse_window)]
+    pub window: Option<u32>,
+    /// Where parsed input files are kept between runs, encrypted (default:
+    /// $POSAUDIT_CACHE_DIR, else ~/.cache/posaudit/parsed).
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Parse every file, and keep nothing between runs.
+    #[arg(long = "no-cache", conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+    /// The most the cache folder holds after a run (`500M`, `2G`); the least
+    /// recently used files go first.
+    #[arg(long = "cache-size", value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
+    pub cache_size: u64,
     /// Print nothing on success, and no progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -205,6 +243,36 @@ fn parse_threads(s: &str) -> Result<usize, String> {
 
 fn parse_partitions(s: &str) -> Result<usize, String> {
     bounded(s, 1, MAX_PARTITIONS)
+}
+
+fn parse_window(s: &str) -> Result<u32, String> {
+    let days = s.strip_suffix('d').unwrap_or(s);
+    match days.parse::<u32>() {
+        Ok(n) if (1..=3660).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` is not a window in days (1d to 3660d, e.g. 30d)")),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let mult = match t[i..].to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1u64 << 40,
+                _ => return Err(format!("`{s}` is not a size (e.g. 500M, 2G)")),
+            };
+            (&t[..i], mult)
+        }
+        None => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|_| format!("`{s}` is not a size (e.g. 500M, 2G)"))
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {

@@ -134,6 +134,9 @@ fn finding(lr: &LoadedRule, p: Parts) -> Finding {
         basis: rule.basis.as_ref().map(|b| b.text.clone()).unwrap_or_default(),
         basis_mark: rule.basis.as_ref().and_then(|b| b.mark),
         source: p.source,
+        status: Default::default(),
+        exception_id: None,
+        baseline: None,
         key: p.test_key,
     }
 }

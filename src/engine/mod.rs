@@ -35,6 +35,9 @@ use prepare::Prepared;
 pub struct RuleRun {
     pub rule_id: String,
     pub status: RuleStatus,
+    /// Run in shadow: findings written apart, outside the exit code.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub findings: usize,
@@ -87,6 +90,7 @@ fn run_one(
     let done = |status, reason: Option<String>, findings: &Vec<Finding>, rows| RuleRun {
         rule_id: rule.id.clone(),
         status,
+        shadow: false,
         reason: reason.map(|r| crate::mask::scrub(&r).into_owned()),
         findings: findings.len(),
         rows,

@@ -294,6 +294,7 @@ pub fn run(
             not_split.push(RuleRun {
                 rule_id: lr.compiled.id.clone(),
                 status: RuleStatus::Skipped,
+                shadow: false,
                 reason: Some(
                     "a peer baseline over groups that are not merchants cannot be split: run this rule without --partitions".into(),
                 ),

@@ -318,6 +318,9 @@ mod tests {
             basis: String::new(),
             basis_mark: None,
             source: None,
+            status: Default::default(),
+            exception_id: None,
+            baseline: None,
             key: String::new(),
         }
     }

@@ -40,10 +40,50 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basis_mark: Option<Mark>,
     pub source: Option<Source>,
+    /// `open`, or `suppressed` by an officer's exception (`exception_id`).
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception_id: Option<String>,
+    /// Against `--baseline`: `new` or `unchanged` (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineState>,
     /// The raw entity key (row id, or group key values joined with `|`):
     /// what rule tests name. Never written out: it may hold ID numbers.
     #[serde(skip)]
     pub key: String,
+}
+
+/// Whether a finding still asks for a decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    #[default]
+    Open,
+    /// An exception (owner, reason, expiry) covers it: written, never
+    /// dropped, but it does not count towards `--fail-on`.
+    Suppressed,
+}
+
+/// A finding against a previous run's (SARIF's `baselineState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineState {
+    /// Not in the baseline.
+    New,
+    /// In the baseline too (same fingerprint).
+    Unchanged,
+    /// In the baseline, gone today (listed in `resolved.jsonl`).
+    Resolved,
+}
+
+impl BaselineState {
+    pub fn name(self) -> &'static str {
+        match self {
+            BaselineState::New => "new",
+            BaselineState::Unchanged => "unchanged",
+            BaselineState::Resolved => "resolved",
+        }
+    }
 }
 
 /// A hash of the rule id, entity kind and raw entity key: the same hit gets
@@ -183,6 +223,37 @@ impl std::fmt::Display for FailOn {
         match self {
             FailOn::Never => f.write_str("never"),
             FailOn::At(s) => f.write_str(s.name()),
+        }
+    }
+}
+
+/// Which findings fail a run: open (not suppressed) ones at or above
+/// `--fail-on`, and, with a baseline, new ones at or above `--fail-on-new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailPolicy {
+    pub at: FailOn,
+    pub new_at: Option<Severity>,
+}
+
+impl FailPolicy {
+    pub fn fails(&self, f: &Finding) -> bool {
+        if f.status != Status::Open {
+            return false;
+        }
+        let any = matches!(self.at, FailOn::At(s) if f.severity >= s);
+        let new = self
+            .new_at
+            .is_some_and(|s| f.severity >= s && f.baseline == Some(BaselineState::New));
+        any || new
+    }
+}
+
+impl std::fmt::Display for FailPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.new_at {
+            None => write!(f, "{}", self.at),
+            Some(n) if self.at == FailOn::Never => write!(f, "new {}", n.name()),
+            Some(n) => write!(f, "{}, or new {}", self.at, n.name()),
         }
     }
 }

@@ -55,6 +55,29 @@ pub struct InputMapping {
     pub values: HashMap<String, HashMap<String, String>>,
 }
 
+impl InputMapping {
+    /// Everything the mapping says, in a fixed order (its maps sorted): the
+    /// same mapping gives the same text in every process.
+    pub(crate) fn identity(&self) -> String {
+        let sorted = |m: &HashMap<String, String>| {
+            let mut v: Vec<(&String, &String)> = m.iter().collect();
+            v.sort();
+            format!("{v:?}")
+        };
+        let mut values: Vec<(&String, String)> = self.values.iter().map(|(k, m)| (k, sorted(m))).collect();
+        values.sort();
+        format!(
+            "columns={} unit={:?} datetime={:?} date={:?} encoding={:?} delimiter={:?} values={values:?}",
+            sorted(&self.columns),
+            self.amount_unit,
+            self.datetime_format,
+            self.date_format,
+            self.encoding,
+            self.delimiter
+        )
+    }
+}
+
 impl Mapping {
     pub fn load(path: &Path) -> Result<Mapping, InputError> {
         let text = std::fs::read_to_string(path).map_err(|e| InputError::Io {

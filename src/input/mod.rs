@@ -1,11 +1,13 @@
 //! Inputs: finding the files, reading them through the mapping, and
 //! accounting for every row (accepted or rejected with a reason).
 
+pub mod cache;
 pub mod mapping;
 pub mod read;
 pub mod records;
 pub mod reference;
 pub mod values;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,7 +51,7 @@ pub enum InputError {
 
 /// A row that was not checked, and why. Values of sensitive columns are
 /// masked before they get here.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RejectedRow {
     pub input: InputKind,
     pub file: String,
@@ -90,6 +92,8 @@ pub struct InputPlan {
     /// Reference tables found beside the inputs (file name -> path).
     pub reference: BTreeMap<String, PathBuf>,
     pub mapping: Option<PathBuf>,
+    /// Transaction files not read: dated (by name) outside `--window`.
+    pub outside_window: Vec<PathBuf>,
     /// Files in a scanned folder that are none of the above.
     pub ignored: Vec<PathBuf>,
 }
@@ -280,7 +284,7 @@ pub(crate) fn load_observed(
     headers: BTreeMap<InputKind, Vec<Header>>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Loaded, InputError> {
-    load_with(plan, mapping, headers, progress, &|_, _, df| Ok(Some(df)))
+    load_with(plan, mapping, headers, progress, &|_, _, df| Ok(Some(df)), None, None)
 }
 
 /// What to do with each parsed file: keep it in memory (`Some`), or hand
@@ -295,6 +299,8 @@ pub(crate) fn load_with(
     headers: BTreeMap<InputKind, Vec<Header>>,
     progress: &indicatif::ProgressBar,
     sink: &FileSink,
+    cache: Option<&cache::ParseCache>,
+    window: Option<&window::TimeWindow>,
 ) -> Result<Loaded, InputError> {
     let jobs: Vec<(InputKind, &PathBuf, &Header)> = plan
         .files
@@ -306,7 +312,22 @@ pub(crate) fn load_with(
         .enumerate()
         .map(|(i, (kind, path, header))| {
             let display = path.to_string_lossy().to_string();
-            let file = read::read_file(*kind, path, &display, i as u32, header, mapping.get(*kind), progress)?;
+            let m = mapping.get(*kind);
+            let parse = || read::read_file(*kind, path, &display, i as u32, header, m, progress);
+            let mut file = match cache {
+                Some(c) => c.read_file(*kind, path, &display, i as u32, header, m, progress, parse)?,
+                None => parse()?,
+            };
+            // The window applies after the cache: one cached file serves
+            // every window that reaches it.
+            if let (Some(w), InputKind::Transactions) = (window, kind) {
+                let (kept, out) = w
+                    .keep(std::mem::take(&mut file.df), kind.time_column())
+                    .map_err(|e| InputError::Internal(e.to_string()))?;
+                file.df = kept;
+                file.stats.rows_accepted -= out;
+                file.stats.rows_outside_window += out;
+            }
             let kept = sink(*kind, i as u32, file.df)?;
             Ok((kept, file.stats, file.rejected))
         })

@@ -190,7 +190,7 @@ pub(crate) fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) 
 }
 
 /// Per-file counts for the summary and the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStats {
     pub input: InputKind,
     pub file: String,
@@ -198,6 +198,14 @@ pub struct FileStats {
     pub rows_read: u64,
     pub rows_accepted: u64,
     pub rows_rejected: u64,
+    /// Rows dated outside `--window`: read, not checked. Then
+    /// `rows_read = rows_accepted + rows_rejected + rows_outside_window`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_outside_window: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub struct ParsedFile {
@@ -832,6 +840,7 @@ fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: Da
         rows_read: read,
         rows_accepted: df.height() as u64,
         rows_rejected: rejected.len() as u64,
+        rows_outside_window: 0,
     };
     debug_assert_eq!(stats.rows_read, stats.rows_accepted + stats.rows_rejected);
     ParsedFile { df, stats, rejected }

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use polars::prelude::*;
 
+use crate::findings::model::Status;
 use crate::findings::Finding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -59,7 +60,7 @@ pub(crate) fn write_jsonl(findings: &[Finding], w: &mut dyn Write) -> std::io::R
     Ok(())
 }
 
-const FLAT_COLUMNS: [&str; 15] = [
+const FLAT_COLUMNS: [&str; 18] = [
     "fingerprint",
     "rule_id",
     "family",
@@ -75,10 +76,13 @@ const FLAT_COLUMNS: [&str; 15] = [
     "source_input",
     "source_file",
     "source_line",
+    "status",
+    "exception_id",
+    "baseline",
 ];
 
 /// One finding as flat text fields (lists joined with `;`, evidence as JSON).
-fn flat(f: &Finding) -> [String; 15] {
+fn flat(f: &Finding) -> [String; 18] {
     [
         f.fingerprint.clone(),
         f.rule_id.clone(),
@@ -95,6 +99,13 @@ fn flat(f: &Finding) -> [String; 15] {
         f.source.as_ref().map(|s| s.input.name().to_string()).unwrap_or_default(),
         f.source.as_ref().map(|s| s.file.clone()).unwrap_or_default(),
         f.source.as_ref().map(|s| s.line.to_string()).unwrap_or_default(),
+        match f.status {
+            Status::Open => "open",
+            Status::Suppressed => "suppressed",
+        }
+        .to_string(),
+        f.exception_id.clone().unwrap_or_default(),
+        f.baseline.map(|b| b.name().to_string()).unwrap_or_default(),
     ]
 }
 
@@ -109,7 +120,7 @@ pub(crate) fn write_csv(findings: &[Finding], w: &mut dyn Write) -> std::io::Res
 }
 
 pub(crate) fn findings_frame(findings: &[Finding]) -> PolarsResult<DataFrame> {
-    let rows: Vec<[String; 15]> = findings.iter().map(flat).collect();
+    let rows: Vec<[String; 18]> = findings.iter().map(flat).collect();
     let cols = FLAT_COLUMNS
         .iter()
         .enumerate()

@@ -5,7 +5,7 @@
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::engine::{RuleRun, RuleStatus};
-use crate::findings::FailOn;
+use crate::findings::FailPolicy;
 use crate::findings::Finding;
 use crate::rules::cases::CaseResult;
 
@@ -30,13 +30,13 @@ pub fn rule_tests(results: &[CaseResult]) -> Report {
     report
 }
 
-pub fn scan(runs: &[RuleRun], findings: &[Finding], fail_on: FailOn) -> Report {
+/// Shadow rules are left out (their findings are not the officer's yet);
+/// suppressed findings never fail a rule, and with a baseline each rule
+/// says how many of its findings are new.
+pub fn scan(runs: &[RuleRun], findings: &[Finding], fail_on: FailPolicy) -> Report {
     let mut suite = TestSuite::new("posaudit scan");
-    for r in runs {
-        let failing: Vec<&Finding> = findings
-            .iter()
-            .filter(|f| f.rule_id == r.rule_id && matches!(fail_on, FailOn::At(s) if f.severity >= s))
-            .collect();
+    for r in runs.iter().filter(|r| !r.shadow) {
+        let failing: Vec<&Finding> = findings.iter().filter(|f| f.rule_id == r.rule_id && fail_on.fails(f)).collect();
         let status = match r.status {
             RuleStatus::Skipped => {
                 let mut s = TestCaseStatus::skipped();
@@ -55,7 +55,10 @@ pub fn scan(runs: &[RuleRun], findings: &[Finding], fail_on: FailOn) -> Report {
                 let shown: Vec<String> = failing
                     .iter()
                     .take(50)
-                    .map(|f| format!("[{}] {}", f.merchant_ids.join(", "), f.message))
+                    .map(|f| {
+                        let state = f.baseline.map(|b| format!("({}) ", b.name())).unwrap_or_default();
+                        format!("{state}[{}] {}", f.merchant_ids.join(", "), f.message)
+                    })
                     .collect();
                 s.set_description(shown.join("\n"));
                 s

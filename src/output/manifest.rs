@@ -19,12 +19,21 @@ pub struct Manifest {
     pub totals: BTreeMap<String, Totals>,
     pub ignored_files: Vec<String>,
     pub mapping: Option<String>,
+    /// `--window`: the days checked and the files not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowReport>,
+    /// The parse cache: files read from it and parsed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::input::cache::CacheReport>,
     pub reference_tables: Vec<crate::input::reference::RefOrigin>,
     pub rule_runs: Vec<RuleRun>,
     pub findings: Counts,
     pub outputs: Vec<String>,
     pub threads: usize,
     pub fail_on: String,
+    /// Shadow rules, exceptions and the baseline, when the run had them.
+    #[serde(flatten)]
+    pub triage: TriageReport,
     pub exit_code: i32,
     pub elapsed_ms: u64,
 }
@@ -42,11 +51,22 @@ pub struct Totals {
     pub rows_read: u64,
     pub rows_accepted: u64,
     pub rows_rejected: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rows_outside_window: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Default, Serialize)]
 pub struct Counts {
     pub total: usize,
+    /// Of `total`, findings an exception covers.
+    pub suppressed: usize,
+    /// Of `total`, findings not in the baseline (with `--baseline`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<usize>,
     pub by_severity: BTreeMap<String, usize>,
     pub by_family: BTreeMap<String, usize>,
     pub by_rule: BTreeMap<String, usize>,
@@ -62,6 +82,14 @@ impl Counts {
             ..Default::default()
         };
         for f in findings {
+            if f.status == crate::findings::model::Status::Suppressed {
+                c.suppressed += 1;
+            }
+            if f.baseline == Some(crate::findings::model::BaselineState::New) {
+                *c.new.get_or_insert(0) += 1;
+            } else if f.baseline.is_some() {
+                c.new.get_or_insert(0);
+            }
             *c.by_severity.entry(f.severity.name().to_string()).or_default() += 1;
             *c.by_family.entry(f.family.name().to_string()).or_default() += 1;
             *c.by_rule.entry(f.rule_id.clone()).or_default() += 1;
@@ -80,6 +108,46 @@ pub fn totals(stats: &[FileStats]) -> BTreeMap<String, Totals> {
         t.rows_read += s.rows_read;
         t.rows_accepted += s.rows_accepted;
         t.rows_rejected += s.rows_rejected;
+        t.rows_outside_window += s.rows_outside_window;
     }
     out
+}
+
+/// The manifest's account of shadow rules, exceptions and the baseline.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TriageReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exceptions: Option<crate::findings::exceptions::ExceptionReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShadowReport {
+    pub rules: Vec<String>,
+    pub findings: usize,
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineReport {
+    pub path: String,
+    pub baseline_findings: usize,
+    pub new: usize,
+    pub unchanged: usize,
+    pub resolved: usize,
+    /// Baseline findings of rules that did not run today: neither found
+    /// again nor resolved.
+    pub not_rechecked: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowReport {
+    pub from: String,
+    pub to: String,
+    pub days: u32,
+    /// Transaction files dated (by name) outside the window: not read.
+    pub files_outside: Vec<String>,
 }

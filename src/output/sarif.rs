@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 use serde_sarif::sarif::{
     ArtifactLocation, Location, Message, MultiformatMessageString, PhysicalLocation, PropertyBag, Region, ReportingConfiguration,
-    ReportingDescriptor, Result as SarifResult, ResultLevel, Run, Sarif, Tool, ToolComponent,
+    ReportingDescriptor, Result as SarifResult, ResultLevel, Run, Sarif, Suppression, Tool, ToolComponent,
 };
 
 use crate::findings::Finding;
@@ -73,8 +73,22 @@ fn log(run: Run) -> Sarif {
     Sarif::builder().schema(SCHEMA).version(json!("2.1.0")).runs(vec![run]).build()
 }
 
-/// Findings of a scan, with every rule of the pack described.
-pub fn scan(findings: &[Finding], pack: &RulePack) -> Sarif {
+/// A suppressed finding's exception, as SARIF says it (`external`: the
+/// decision lives in a file beside the rules, not in the data).
+fn suppression(f: &Finding) -> Option<Vec<Suppression>> {
+    let id = f.exception_id.as_ref()?;
+    Some(vec![Suppression::builder()
+        .kind(json!("external"))
+        .status(json!("accepted"))
+        .justification(format!("exception {id}"))
+        .properties(props(vec![("exception_id", json!(id))], vec![]))
+        .build()])
+}
+
+/// Findings of a scan, with every rule of the pack described. With a
+/// baseline each result has its `baselineState`, and the baseline's
+/// findings gone today are listed as `absent`.
+pub fn scan(findings: &[Finding], resolved: &[serde_json::Value], pack: &RulePack) -> Sarif {
     let index: BTreeMap<&str, usize> = pack.rules.iter().enumerate().map(|(i, r)| (r.rule.id.as_str(), i)).collect();
     let rules = pack
         .rules
@@ -124,8 +138,26 @@ pub fn scan(findings: &[Finding], pack: &RulePack) -> Sarif {
                 .build();
             r.rule_index = index.get(f.rule_id.as_str()).map(|i| *i as i64);
             r.locations = f.source.as_ref().map(|s| vec![location(&s.file, Some(s.line), None)]);
+            r.baseline_state = f.baseline.map(|b| json!(b.name()));
+            r.suppressions = suppression(f);
             r
         })
+        .chain(resolved.iter().map(|v| {
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+            let rule_id = s("rule_id");
+            let severity = s("severity").parse::<Severity>().unwrap_or(Severity::Info);
+            let mut fp = BTreeMap::new();
+            fp.insert("posaudit/v1".to_string(), s("fingerprint"));
+            let mut r = SarifResult::builder()
+                .rule_id(rule_id.clone())
+                .level(level(severity))
+                .message(Message::builder().text(s("message")).build())
+                .partial_fingerprints(fp)
+                .baseline_state(json!("absent"))
+                .build();
+            r.rule_index = index.get(rule_id.as_str()).map(|i| *i as i64);
+            r
+        }))
         .collect();
     log(Run::builder().tool(driver(rules)).results(results).build())
 }

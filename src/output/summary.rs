@@ -7,6 +7,55 @@ use crate::rules::model::{Family, Severity};
 
 use super::manifest::Manifest;
 
+/// The daily-run lines: what is new, what the exceptions did, the shadow rules.
+fn triage(s: &mut String, m: &Manifest) {
+    if let Some(b) = &m.triage.baseline {
+        let _ = writeln!(
+            s,
+            "  baseline:    {} new, {} unchanged, {} resolved (against {}, {} findings{})",
+            b.new,
+            b.unchanged,
+            b.resolved,
+            b.path,
+            b.baseline_findings,
+            if b.not_rechecked > 0 {
+                format!("; {} of rules that did not run today not rechecked", b.not_rechecked)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if let Some(x) = &m.triage.exceptions {
+        let _ = writeln!(
+            s,
+            "  exceptions:  {} findings suppressed by {} exceptions ({})",
+            x.suppressed,
+            x.active.len(),
+            x.file
+        );
+        for e in &x.expired {
+            let _ = writeln!(
+                s,
+                "    expired {} ({}, until {}): {} findings it covered are open again",
+                e.id, e.owner, e.expires, e.findings_open_again
+            );
+        }
+        if !x.stale.is_empty() {
+            let _ = writeln!(s, "    stale (matched nothing today): {}", x.stale.join(", "));
+        }
+    }
+    if let Some(sh) = &m.triage.shadow {
+        let _ = writeln!(
+            s,
+            "  shadow:      {} findings of {} shadow rules in {} (not in the exit code): {}",
+            sh.findings,
+            sh.rules.len(),
+            sh.file,
+            sh.rules.join(", ")
+        );
+    }
+}
+
 pub fn render(m: &Manifest, runs: &[RuleRun]) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -24,12 +73,34 @@ pub fn render(m: &Manifest, runs: &[RuleRun]) -> String {
             "  {:<14} {:>10} rows read = {:>10} accepted + {:>6} rejected",
             input, t.rows_read, t.rows_accepted, t.rows_rejected
         );
+        if t.rows_outside_window > 0 {
+            let _ = writeln!(s, "  {:<14} {:>10} rows outside the window, not checked", "", t.rows_outside_window);
+        }
+    }
+    if let Some(w) = &m.window {
+        let _ = writeln!(
+            s,
+            "  window: {} to {} ({} days); {} files dated outside it not read",
+            w.from,
+            w.to,
+            w.days,
+            w.files_outside.len()
+        );
     }
     if !m.ignored_files.is_empty() {
         let _ = writeln!(s, "  ignored: {}", m.ignored_files.join(", "));
     }
     let f = &m.findings;
-    let _ = writeln!(s, "\nfindings: {}", f.total);
+    let _ = writeln!(
+        s,
+        "\nfindings: {}{}",
+        f.total,
+        if f.suppressed > 0 {
+            format!(" ({} open, {} suppressed)", f.total - f.suppressed, f.suppressed)
+        } else {
+            String::new()
+        }
+    );
     let sev: Vec<String> = Severity::ALL
         .iter()
         .rev()
@@ -42,10 +113,14 @@ pub fn render(m: &Manifest, runs: &[RuleRun]) -> String {
         .collect();
     let _ = writeln!(s, "  by family:   {}", fam.join(", "));
     let _ = writeln!(s, "  merchants:   {} with findings", f.by_merchant.len());
+    triage(&mut s, m);
     let _ = writeln!(s, "  by rule:");
     for r in runs {
         let n = f.by_rule.get(&r.rule_id).copied().unwrap_or(0);
         match r.status {
+            RuleStatus::Ran if r.shadow => {
+                let _ = writeln!(s, "    {:<14} {:>7} in shadow", r.rule_id, r.findings);
+            }
             RuleStatus::Ran => {
                 let _ = writeln!(s, "    {:<14} {:>7}", r.rule_id, n);
             }

@@ -206,6 +206,15 @@ const MAX_DEPTH: usize = 16;
 /// A rule file larger than this is refused unread.
 pub(crate) const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
 
+/// YAML files a rules folder may hold beside the rules that are not rules:
+/// an officer's exceptions (see `findings::exceptions`).
+pub const NOT_RULE_FILES: &[&str] = &["exceptions.yaml", "exceptions.yml"];
+
+fn is_rule_file(p: &Path) -> bool {
+    matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| NOT_RULE_FILES.contains(&n))
+}
+
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     yaml_files_at(dir, out, 0)
 }
@@ -221,7 +230,7 @@ fn yaml_files_at(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> std::io::R
     for p in entries {
         if p.is_dir() {
             yaml_files_at(&p, out, depth + 1)?;
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        } else if is_rule_file(&p) {
             out.push(p);
         }
     }
@@ -301,7 +310,7 @@ pub fn load(dirs: &[PathBuf]) -> Loaded {
 pub(crate) fn load_builtin() -> Loaded {
     fn walk(d: &include_dir::Dir<'static>, out: &mut Vec<(String, String)>) {
         for f in d.files() {
-            if matches!(f.path().extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            if is_rule_file(f.path()) {
                 out.push((
                     format!("(built-in)/rules/{}", f.path().display()),
                     f.contents_utf8().unwrap_or("").to_string(),

@@ -65,6 +65,21 @@ impl std::str::FromStr for Severity {
     }
 }
 
+/// Whether a rule's findings count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    #[default]
+    Active,
+    Shadow,
+}
+
+impl Lifecycle {
+    pub fn is_active(&self) -> bool {
+        *self == Lifecycle::Active
+    }
+}
+
 /// Why a rule exists: the text, how strong the evidence is (V verified, R
 /// reported, I inference, M memory) and the source keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +149,12 @@ pub struct Rule {
     /// What a group finding is about (e.g. `card`, `merchant`); rows use the input's entity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entity: Option<String>,
+    /// `active` (the default) or `shadow`: a shadow rule is evaluated as any
+    /// other, but its findings are written apart (`shadow-findings.jsonl`)
+    /// and kept out of the exit code and the officer-facing outputs, so a
+    /// team can watch a new rule before switching it on.
+    #[serde(default, skip_serializing_if = "Lifecycle::is_active")]
+    pub status: Lifecycle,
     /// The rule's own cases: records that must trigger it and near misses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<super::cases::RuleTest>,

@@ -1,4 +1,5 @@
 //! Helpers shared by the integration test binaries.
+#![allow(dead_code)] // each test binary uses some of these
 
 use std::path::Path;
 
@@ -14,4 +15,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(&p, &target).unwrap();
         }
     }
+}
+
+/// The posaudit binary, with its parse cache in this build's test folder
+/// (never the user's): a run after the first reads its inputs from the
+/// cache, so every test that scans twice exercises it.
+pub fn posaudit_command() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_posaudit"));
+    c.env(
+        "POSAUDIT_CACHE_DIR",
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("parse-cache"),
+    );
+    c
 }

@@ -1,0 +1,336 @@
+//! Parsed input files kept between runs, so that a daily run over the last
+//! 30 daily exports parses only the file that is new today.
+//!
+//! An entry is one parsed and checked file: its rows (Parquet, with their
+//! types), its counts and its rejected rows (already masked), so that a
+//! run from the cache reconciles exactly as a run from the file. It is
+//! named by a hash of the file's SHA-256, the input kind, the mapping, the
+//! header, the source of the parser and posaudit's version: a change to
+//! any of them is a different entry, never a stale one.
+//!
+//! The rows hold full card, account and ID numbers, which must not reach
+//! disk in the clear. Each entry is encrypted (ChaCha20-Poly1305) with a
+//! key derived from the file's own bytes under a separate hash, never
+//! written anywhere: whoever can read an entry's plaintext already holds
+//! the export it came from. A manifest's SHA-256 does not give the key.
+//!
+//! Size is bounded: after a run the least recently used entries are
+//! removed until the folder is under its limit.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::ChaCha20Poly1305;
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::mapping::InputMapping;
+use super::read::{FileStats, Header, ParsedFile, SRC_COL};
+use super::{InputKind, RejectedRow};
+
+/// The sources whose behaviour an entry depends on: a change to the
+/// parser is a new cache, even within one version number.
+const PARSER_SOURCES: &[&str] = &[
+    include_str!("read.rs"),
+    include_str!("records.rs"),
+    include_str!("values.rs"),
+    include_str!("mapping.rs"),
+    include_str!("mod.rs"),
+    include_str!("cache.rs"),
+    include_str!("../contract.rs"),
+    include_str!("../mask.rs"),
+];
+
+/// Files in an entry's folder start with this; anything else is left alone.
+const MAGIC: &[u8] = b"posaudit-parsed-v1\n";
+/// An entry being written starts with this.
+const WRITING: &str = ".writing.";
+/// Entries end with this; `evict` removes only these.
+const EXT: &str = "pac";
+
+/// The default size limit (`--cache-size`).
+pub const DEFAULT_LIMIT: u64 = 2 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache folder {path}: {source}")]
+    Folder { path: PathBuf, source: std::io::Error },
+}
+
+/// The parse cache of one run.
+pub struct ParseCache {
+    dir: PathBuf,
+    limit: u64,
+    build: String,
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    /// Entries that could not be read back (corrupt, truncated) or
+    /// written: the file was parsed instead.
+    pub(crate) failures: AtomicU64,
+}
+
+/// What reading a file through the cache needs to know about it.
+struct Keys {
+    entry: String,
+    key: [u8; 32],
+}
+
+impl ParseCache {
+    /// The folder used when none is given: `$POSAUDIT_CACHE_DIR`, else
+    /// `parsed/` under the user's cache folder.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(d) = std::env::var_os("POSAUDIT_CACHE_DIR").filter(|d| !d.is_empty()) {
+            return Some(PathBuf::from(d));
+        }
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })?;
+        Some(base.join("posaudit").join("parsed"))
+    }
+
+    pub fn open(dir: &Path, limit: u64) -> Result<ParseCache, CacheError> {
+        let folder = |source| CacheError::Folder {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(folder)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(folder)?;
+        }
+        let mut h = Sha256::new();
+        h.update(env!("CARGO_PKG_VERSION"));
+        for s in PARSER_SOURCES {
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s);
+        }
+        Ok(ParseCache {
+            dir: dir.to_path_buf(),
+            limit,
+            build: hex(&h.finalize()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// One pass over the file: its SHA-256 (the manifest's) and the
+    /// entry's name and key.
+    fn keys(&self, kind: InputKind, path: &Path, header: &Header, mapping: &InputMapping) -> std::io::Result<(String, Keys)> {
+        let mut f = std::fs::File::open(path)?;
+        let mut digest = Sha256::new();
+        let mut secret = Sha256::new();
+        secret.update(b"posaudit parse cache key\0");
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            digest.update(&buf[..n]);
+            secret.update(&buf[..n]);
+        }
+        let sha = hex(&digest.finalize());
+        let mut e = Sha256::new();
+        for part in [sha.as_str(), kind.name(), &mapping.identity(), &format!("{header:?}"), &self.build] {
+            e.update(part.as_bytes());
+            e.update([0x1f]);
+        }
+        let entry = hex(&e.finalize());
+        // The key is bound to the entry as well as the bytes.
+        secret.update(entry.as_bytes());
+        Ok((
+            sha,
+            Keys {
+                entry,
+                key: secret.finalize().into(),
+            },
+        ))
+    }
+
+    fn path_of(&self, entry: &str) -> PathBuf {
+        self.dir.join(format!("{entry}.{EXT}"))
+    }
+
+    /// Read a file through the cache: the cached parse if there is one,
+    /// else `parse()` (stored for next time).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read_file(
+        &self,
+        kind: InputKind,
+        path: &Path,
+        display: &str,
+        src: u32,
+        header: &Header,
+        mapping: &InputMapping,
+        progress: &indicatif::ProgressBar,
+        parse: impl FnOnce() -> Result<ParsedFile, super::InputError>,
+    ) -> Result<ParsedFile, super::InputError> {
+        let Ok((sha, keys)) = self.keys(kind, path, header, mapping) else {
+            // An unreadable file is reported by the parser.
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return parse();
+        };
+        let at = self.path_of(&keys.entry);
+        if at.is_file() {
+            match self.load(&at, &keys, kind, display, src) {
+                Some(p) if p.stats.sha256 == sha => {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
+                    touch(&at);
+                    return Ok(p);
+                }
+                _ => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    let _ = std::fs::remove_file(&at);
+                }
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let parsed = parse()?;
+        if self.store(&at, &keys, &parsed).is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(parsed)
+    }
+
+    fn store(&self, at: &Path, keys: &Keys, p: &ParsedFile) -> std::io::Result<()> {
+        let meta = serde_json::to_vec(&(&p.stats, &p.rejected)).map_err(std::io::Error::other)?;
+        let mut plain = Vec::with_capacity(p.df.estimated_size() / 2);
+        plain.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        plain.extend_from_slice(&meta);
+        let mut df = p.df.clone();
+        ParquetWriter::new(&mut plain)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .finish(&mut df)
+            .map_err(std::io::Error::other)?;
+        let cipher = ChaCha20Poly1305::new(&keys.key.into());
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = cipher
+            .encrypt(&nonce, plain.as_slice())
+            .map_err(|_| std::io::Error::other("encryption failed"))?;
+        let mut tmp = tempfile::Builder::new().prefix(WRITING).tempfile_in(&self.dir)?;
+        use std::io::Write;
+        tmp.write_all(MAGIC)?;
+        tmp.write_all(&nonce)?;
+        tmp.write_all(&sealed)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(at).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    fn load(&self, at: &Path, keys: &Keys, kind: InputKind, display: &str, src: u32) -> Option<ParsedFile> {
+        let bytes = std::fs::read(at).ok()?;
+        let rest = bytes.strip_prefix(MAGIC)?;
+        if rest.len() < 12 {
+            return None;
+        }
+        let (nonce, sealed) = rest.split_at(12);
+        let cipher = ChaCha20Poly1305::new(&keys.key.into());
+        let plain = cipher.decrypt(nonce.into(), sealed).ok()?;
+        let meta_len = u64::from_le_bytes(plain.get(..8)?.try_into().ok()?) as usize;
+        let meta = plain.get(8..8 + meta_len)?;
+        let (mut stats, mut rejected): (FileStats, Vec<RejectedRow>) = serde_json::from_slice(meta).ok()?;
+        let mut df = ParquetReader::new(std::io::Cursor::new(plain.get(8 + meta_len..)?)).finish().ok()?;
+        if stats.input != kind {
+            return None;
+        }
+        // The entry may come from another name or position in the file list.
+        stats.file = display.to_string();
+        for r in &mut rejected {
+            r.file = display.to_string();
+        }
+        if df.schema().contains(SRC_COL) {
+            let h = df.height();
+            df.with_column(UInt32Chunked::full(SRC_COL.into(), src, h).into_series().into_column())
+                .ok()?;
+        }
+        Some(ParsedFile { df, stats, rejected })
+    }
+
+    /// Remove the least recently used entries until the folder is within
+    /// its limit. Returns the bytes removed.
+    pub fn evict(&self) -> std::io::Result<u64> {
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+        for e in std::fs::read_dir(&self.dir)? {
+            let p = e?.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with(WRITING) {
+                // Left by a run killed while writing (encrypted, but of no use).
+                let old = std::fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|e| e.as_secs() > 3600));
+                if old {
+                    let _ = std::fs::remove_file(&p);
+                }
+                continue;
+            }
+            if p.extension().and_then(|x| x.to_str()) != Some(EXT) {
+                continue;
+            }
+            let m = std::fs::metadata(&p)?;
+            entries.push((m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), p));
+        }
+        let mut total: u64 = entries.iter().map(|e| e.1).sum();
+        entries.sort();
+        let mut removed = 0;
+        for (_, len, p) in entries {
+            if total <= self.limit {
+                break;
+            }
+            if std::fs::remove_file(&p).is_ok() {
+                total -= len;
+                removed += len;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// What the cache did in this run, for the manifest.
+    pub fn report(&self, evicted_bytes: u64) -> CacheReport {
+        CacheReport {
+            dir: self.dir.display().to_string(),
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            evicted_bytes,
+            limit_bytes: self.limit,
+        }
+    }
+}
+
+/// Mark an entry used now, for least-recently-used eviction.
+fn touch(p: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(p) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheReport {
+    pub dir: String,
+    /// Files read from the cache.
+    pub hits: u64,
+    /// Files parsed (and stored).
+    pub misses: u64,
+    /// Entries that could not be read back or written (the file was parsed).
+    pub failures: u64,
+    pub evicted_bytes: u64,
+    pub limit_bytes: u64,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
