@@ -4,7 +4,7 @@
 //! An entry is one parsed and checked file: its rows (Parquet, with their
 //! types), its counts and its rejected rows (already masked), so that a
 //! run from the cache reconciles exactly as a run from the file. It is
-//! named by a hash of the file's SHA-256, the input kind, the mapping, the
+//! named by a hash of the file's bytes, the input kind, the mapping, the
 //! header, the source of the parser and posaudit's version: a change to
 //! any of them is a different entry, never a stale one.
 //!
@@ -126,11 +126,12 @@ impl ParseCache {
         &self.dir
     }
 
-    /// One pass over the file: its SHA-256 (the manifest's) and the
-    /// entry's name and key.
-    fn keys(&self, kind: InputKind, path: &Path, header: &Header, mapping: &InputMapping) -> std::io::Result<(String, Keys)> {
+    /// One pass over the file: the entry's name and key. Both come from a
+    /// hash of the bytes under a prefix of our own, not from the file's
+    /// plain SHA-256 (which the manifest shows): knowing a manifest gives
+    /// neither. The plain SHA-256 is stored in the entry.
+    fn keys(&self, kind: InputKind, path: &Path, header: &Header, mapping: &InputMapping) -> std::io::Result<Keys> {
         let mut f = std::fs::File::open(path)?;
-        let mut digest = Sha256::new();
         let mut secret = Sha256::new();
         secret.update(b"posaudit parse cache key\0");
         let mut buf = vec![0u8; 1 << 20];
@@ -139,25 +140,26 @@ impl ParseCache {
             if n == 0 {
                 break;
             }
-            digest.update(&buf[..n]);
             secret.update(&buf[..n]);
         }
-        let sha = hex(&digest.finalize());
+        let secret: [u8; 32] = secret.finalize().into();
         let mut e = Sha256::new();
-        for part in [sha.as_str(), kind.name(), &mapping.identity(), &format!("{header:?}"), &self.build] {
-            e.update(part.as_bytes());
+        e.update(secret);
+        for part in [kind.name(), &mapping.identity(), &format!("{header:?}"), &self.build] {
             e.update([0x1f]);
+            e.update(part.as_bytes());
         }
         let entry = hex(&e.finalize());
-        // The key is bound to the entry as well as the bytes.
-        secret.update(entry.as_bytes());
-        Ok((
-            sha,
-            Keys {
-                entry,
-                key: secret.finalize().into(),
-            },
-        ))
+        // The key is bound to the entry (mapping, header, build) as well
+        // as to the bytes.
+        let mut k = Sha256::new();
+        k.update(secret);
+        k.update(b"key");
+        k.update(entry.as_bytes());
+        Ok(Keys {
+            entry,
+            key: k.finalize().into(),
+        })
     }
 
     fn path_of(&self, entry: &str) -> PathBuf {
@@ -178,7 +180,7 @@ impl ParseCache {
         progress: &indicatif::ProgressBar,
         parse: impl FnOnce() -> Result<ParsedFile, super::InputError>,
     ) -> Result<ParsedFile, super::InputError> {
-        let Ok((sha, keys)) = self.keys(kind, path, header, mapping) else {
+        let Ok(keys) = self.keys(kind, path, header, mapping) else {
             // An unreadable file is reported by the parser.
             self.misses.fetch_add(1, Ordering::Relaxed);
             return parse();
@@ -186,13 +188,13 @@ impl ParseCache {
         let at = self.path_of(&keys.entry);
         if at.is_file() {
             match self.load(&at, &keys, kind, display, src) {
-                Some(p) if p.stats.sha256 == sha => {
+                Some(p) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
                     touch(&at);
                     return Ok(p);
                 }
-                _ => {
+                None => {
                     self.failures.fetch_add(1, Ordering::Relaxed);
                     let _ = std::fs::remove_file(&at);
                 }
@@ -226,7 +228,8 @@ impl ParseCache {
         tmp.write_all(MAGIC)?;
         tmp.write_all(&nonce)?;
         tmp.write_all(&sealed)?;
-        tmp.as_file().sync_all()?;
+        // No fsync: an entry torn by a crash fails its authentication tag
+        // and the file is parsed again.
         tmp.persist(at).map_err(|e| e.error)?;
         Ok(())
     }
