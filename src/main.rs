@@ -141,8 +141,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             println!("{:<14} {:<20} {:<9} title", "id", "family", "severity");
             for lr in &pack.rules {
                 let rule = &lr.rule;
+                let shadow = if rule.status.is_active() { "" } else { " (shadow)" };
                 println!(
-                    "{:<14} {:<20} {:<9} {}",
+                    "{:<14} {:<20} {:<9} {}{shadow}",
                     rule.id,
                     rule.family.name(),
                     rule.severity.name(),

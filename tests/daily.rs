@@ -217,6 +217,12 @@ fn a_rerun_on_the_same_data_is_all_unchanged_and_can_fail_on_new_only() {
     let rules_new: BTreeSet<&str> = new.iter().map(|f| f["rule_id"].as_str().unwrap()).collect();
     assert_eq!(failures, rules_new.len(), "{junit}");
     assert!(junit.contains("(new)"));
+    let said_new: usize = junit
+        .split("<system-out>")
+        .skip(1)
+        .filter_map(|c| c.split(" new, ").next()?.rsplit(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(said_new, 3, "each rule's system-out counts its new findings: {junit}");
 
     // --fail-on-new without a baseline is a usage error.
     let o = run(

@@ -160,6 +160,12 @@ pub fn explain(lr: &crate::rules::load::LoadedRule) -> String {
     let _ = writeln!(s, "  family:    {}", r.family.name());
     let _ = writeln!(s, "  severity:  {}", r.severity.name());
     let _ = writeln!(s, "  source:    {}", r.source);
+    if !lr.rule.status.is_active() {
+        let _ = writeln!(
+            s,
+            "  status:    shadow (evaluated; findings go to shadow-findings.jsonl, outside the exit code)"
+        );
+    }
     if let Some(w) = &r.filter {
         let _ = writeln!(s, "  where:     {}", w.text);
     }

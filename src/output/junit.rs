@@ -5,6 +5,7 @@
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::engine::{RuleRun, RuleStatus};
+use crate::findings::model::{BaselineState, Status};
 use crate::findings::FailPolicy;
 use crate::findings::Finding;
 use crate::rules::cases::CaseResult;
@@ -66,6 +67,17 @@ pub fn scan(runs: &[RuleRun], findings: &[Finding], fail_on: FailPolicy) -> Repo
         };
         let mut case = TestCase::new(r.rule_id.clone(), status);
         case.set_classname("scan");
+        // With a baseline, each rule says how its findings compare.
+        let mine = || findings.iter().filter(|f| f.rule_id == r.rule_id);
+        if mine().any(|f| f.baseline.is_some()) {
+            let new = mine().filter(|f| f.baseline == Some(BaselineState::New)).count();
+            let suppressed = mine().filter(|f| f.status == Status::Suppressed).count();
+            case.set_system_out(format!(
+                "{} findings: {new} new, {} unchanged, {suppressed} suppressed",
+                mine().count(),
+                mine().count() - new
+            ));
+        }
         case.set_time(std::time::Duration::from_millis(r.elapsed_ms));
         suite.add_test_case(case);
     }
