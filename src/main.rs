@@ -52,6 +52,7 @@ fn data_options(data: std::path::PathBuf, rules: Vec<std::path::PathBuf>, as_of:
         shadow: vec![],
         cache: None,
         window_days: None,
+        lang: posaudit::findings::lang::Lang::En,
         threads: threads(None),
         reference: vec![],
         partitions: 1,
@@ -121,6 +122,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                         .map(|dir| CacheOptions { dir, limit: a.cache_size })
                 },
                 window_days: a.window,
+                lang: posaudit::findings::lang::Lang::resolve(a.lang),
                 threads: threads(a.threads),
                 reference: a.reference,
                 partitions: a.partitions,
@@ -132,7 +134,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 say("warning", w);
             }
             if !a.quiet || outcome.exit_code == exit::ERROR {
-                print!("{}", output::summary::render(&outcome.manifest, &outcome.runs));
+                print!("{}", output::summary::render(&outcome.manifest, &outcome.runs, opts.lang));
             }
             Ok(outcome.exit_code)
         }

@@ -44,7 +44,8 @@ fn sarif_errors(doc: &Value) -> Vec<String> {
         .collect()
 }
 
-const HEAD: &str = "title: t\nfamily: transaction_limits\nseverity: low\nbasis: {text: x}\nsource: transactions\n";
+const HEAD: &str =
+    "title: t\nfamily: transaction_limits\nseverity: low\nbasis: {text: x}\nsource: transactions\ntitle_zh: 测试\nmessage_zh: 消息\n";
 const CASES: &str = "tests:\n  - {name: fires, transactions: [{amount: \"2.00\"}], hits: [T1]}\n  - {name: silent, transactions: [{amount: \"0.50\"}], hits: []}\n";
 
 fn pack_with(files: &[(&str, String)]) -> tempfile::TempDir {
@@ -80,34 +81,43 @@ fn rules_check_reports_each_lint_problem_with_file_rule_and_field() {
         (
             "only_hit.yaml",
             format!("id: T-2\n{HEAD}where: \"amount > 1\"\nmessage: m\ntests:\n  - {{name: fires, transactions: [{{amount: \"2.00\"}}], hits: [T1]}}\n"),
-            "only_hit.yaml:9:1: rule T-2: field `tests`: the rule needs a near miss that stays silent",
+            "only_hit.yaml:11:1: rule T-2: field `tests`: the rule needs a near miss that stays silent",
             3,
         ),
         (
             "unused_param.yaml",
             format!("id: T-3\n{HEAD}params: {{limit: 5}}\nwhere: \"amount > 1\"\nmessage: m\n{CASES}"),
-            "unused_param.yaml:7:1: rule T-3: field `params.limit`: parameter `limit` is not used by any condition",
+            "unused_param.yaml:9:1: rule T-3: field `params.limit`: parameter `limit` is not used by any condition",
             3,
         ),
         (
             "unknown_column.yaml",
             format!("id: T-4\n{HEAD}where: \"amont > 1\"\nmessage: m\n{CASES}"),
-            "unknown_column.yaml:7:1: rule T-4: field `where`: unknown column `amont`",
+            "unknown_column.yaml:9:1: rule T-4: field `where`: unknown column `amont`",
             3,
         ),
         (
             "placeholder.yaml",
             format!("id: T-5\n{HEAD}where: \"amount > 1\"\nmessage: \"m {{nothing}}\"\n{CASES}"),
-            "warning: placeholder.yaml:8:1: rule T-5: field `message`: placeholder `{nothing}` is never filled",
+            "warning: placeholder.yaml:10:1: rule T-5: field `message`: placeholder `{nothing}` is never filled",
             0,
         ),
         (
             "no_basis.yaml",
-            format!("id: T-6\ntitle: t\nfamily: transaction_limits\nseverity: low\nsource: transactions\nwhere: \"amount > 1\"\nmessage: m\n{CASES}"),
+            format!("id: T-6\ntitle: t\ntitle_zh: 测试\nmessage_zh: m\nfamily: transaction_limits\nseverity: low\nsource: transactions\nwhere: \"amount > 1\"\nmessage: m\n{CASES}"),
             "warning: no_basis.yaml:1:1: rule T-6: field `id`: no `basis`: findings will not say why they matter",
             0,
         ),
     ];
+    let cases = cases.into_iter().chain([(
+        "no_chinese.yaml",
+        format!(
+            "id: T-7\n{}where: \"amount > 1\"\nmessage: m\n{CASES}",
+            HEAD.replace("title_zh: 测试\n", "")
+        ),
+        "no_chinese.yaml:2:1: rule T-7: field `title`: the rule needs `title_zh`: its Chinese text",
+        3,
+    )]);
     for (file, body, expected, code) in cases {
         let pack = pack_with(&[(file, body)]);
         let o = posaudit(&["rules", "check", pack.path().to_str().unwrap()]);
@@ -153,7 +163,7 @@ fn rules_check_names_a_missing_or_malformed_reference_table() {
     assert_eq!(sarif_errors(&doc), Vec::<String>::new());
     let r = &doc["runs"][0]["results"][0];
     assert_eq!(r["level"], "error");
-    assert_eq!(r["locations"][0]["physicalLocation"]["region"]["startLine"], 7);
+    assert_eq!(r["locations"][0]["physicalLocation"]["region"]["startLine"], 9);
     assert!(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
         .as_str()
         .unwrap()

@@ -49,6 +49,18 @@ pub fn lint(dirs: &[PathBuf], exceptions: Option<&std::path::Path>, as_of: Naive
         };
         errors.push(lr.issue(Some("tests"), format!("the rule needs {lacking} (add them under `tests`)")));
     }
+    for lr in &loaded.pack.rules {
+        for (field, v) in [("title_zh", &lr.rule.title_zh), ("message_zh", &lr.rule.message_zh)] {
+            if v.as_deref().is_none_or(|t| t.trim().is_empty()) {
+                errors.push(lr.issue(
+                    Some("title"),
+                    format!(
+                        "the rule needs `{field}`: its Chinese text, in the regulations' own words (officers read Chinese; `--lang zh`)"
+                    ),
+                ));
+            }
+        }
+    }
     errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(Lint {
         rules: loaded.pack.rules.len(),

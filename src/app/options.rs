@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
+use crate::findings::lang::Lang;
 use crate::findings::{FailOn, FailPolicy};
 use crate::output::{Format, Target};
 use crate::rules::model::Severity;
@@ -36,6 +37,8 @@ pub struct ScanOptions {
     pub cache: Option<CacheOptions>,
     /// Read only transactions dated in the N days ending `as_of` (`--window`).
     pub window_days: Option<u32>,
+    /// The language of messages, the summary, the report and the workbook.
+    pub lang: Lang,
     /// Rules run in shadow besides those the pack marks `status: shadow`.
     pub shadow: Vec<String>,
     pub threads: usize,

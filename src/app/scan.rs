@@ -13,6 +13,7 @@ use super::pack::{check_loaded, checked_pack, load_pack, load_references, mcc_ta
 use super::triage;
 use super::write::{output_targets, write_outputs, Written};
 use crate::engine;
+use crate::findings::lang::localize;
 use crate::findings::Finding;
 use crate::input::{self, InputError, InputKind};
 use crate::output::manifest::Manifest;
@@ -109,7 +110,9 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             opts.max_findings
         )));
     }
-    let triaged = triage::apply(&triage_inputs, findings, &mut runs, opts.as_of);
+    let mut triaged = triage::apply(&triage_inputs, findings, &mut runs, opts.as_of);
+    localize(&mut triaged.findings, opts.lang);
+    localize(&mut triaged.shadow, opts.lang);
     let stats = inputs.loaded.stats.clone();
     let (exit_code, manifest) = write_outputs(
         Written {

@@ -215,6 +215,10 @@ pub struct ScanArgs {
     /// recently used files go first.
     #[arg(long = "cache-size", value_name = "SIZE", default_value = "2G", value_parser = parse_size)]
     pub cache_size: u64,
+    /// Language of messages, the summary, the HTML report and the workbook:
+    /// en or zh (default: $POSAUDIT_LANG, else en).
+    #[arg(long, value_name = "LANG")]
+    pub lang: Option<posaudit::findings::lang::Lang>,
     /// Print nothing on success, and no progress bars.
     #[arg(long, short)]
     pub quiet: bool,

@@ -131,6 +131,7 @@ fn finding(lr: &LoadedRule, p: Parts) -> Finding {
         txn_ids: p.txn_ids,
         evidence: p.evidence,
         message: render(&rule.message, &values),
+        message_zh: rule.message_zh.as_ref().map(|m| render(m, &values)),
         basis: rule.basis.as_ref().map(|b| b.text.clone()).unwrap_or_default(),
         basis_mark: rule.basis.as_ref().and_then(|b| b.mark),
         source: p.source,

@@ -174,12 +174,15 @@ pub(crate) fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, rep
             report.errors.push(lr.issue(Some("evidence"), format!("unknown column `{e}`")));
         }
     }
-    for p in placeholders(&rule.message) {
-        if !known(&p) {
-            report.warnings.push(lr.issue(
-                Some("message"),
-                format!("placeholder `{{{p}}}` is never filled (no column, measure or parameter of that name)"),
-            ));
+    let templates = std::iter::once(("message", &rule.message)).chain(rule.message_zh.iter().map(|m| ("message_zh", m)));
+    for (field, template) in templates {
+        for p in placeholders(template) {
+            if !known(&p) {
+                report.warnings.push(lr.issue(
+                    Some(field),
+                    format!("placeholder `{{{p}}}` is never filled (no column, measure or parameter of that name)"),
+                ));
+            }
         }
     }
     let sql_texts: Vec<&str> = written

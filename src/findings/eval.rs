@@ -315,6 +315,7 @@ mod tests {
             txn_ids: vec![],
             evidence: Default::default(),
             message: String::new(),
+            message_zh: None,
             basis: String::new(),
             basis_mark: None,
             source: None,

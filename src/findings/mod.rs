@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod eval;
 pub mod exceptions;
+pub mod lang;
 pub mod message;
 pub mod model;
 

@@ -36,6 +36,10 @@ pub struct Finding {
     /// Column or measure -> value as text (money exact, sensitive values masked).
     pub evidence: IndexMap<String, String>,
     pub message: String,
+    /// The message from the rule's Chinese template (`--lang zh` writes it
+    /// as `message`).
+    #[serde(skip)]
+    pub message_zh: Option<String>,
     pub basis: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub basis_mark: Option<Mark>,
@@ -161,6 +165,9 @@ pub fn scrub(findings: &mut [Finding]) {
     for f in findings.iter_mut() {
         fix(&mut f.entity_id);
         fix(&mut f.message);
+        if let Some(m) = f.message_zh.as_mut() {
+            fix(m);
+        }
         if let Some(m) = f.merchant_id.as_mut() {
             fix(m);
         }

@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod progress;
 pub mod sarif;
 pub mod summary;
+pub mod words;
 
 use std::io::Write;
 

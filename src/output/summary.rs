@@ -6,6 +6,8 @@ use crate::engine::{RuleRun, RuleStatus};
 use crate::rules::model::{Family, Severity};
 
 use super::manifest::Manifest;
+use super::words::{family, severity, words};
+use crate::findings::lang::Lang;
 
 /// The daily-run lines: what is new, what the exceptions did, the shadow rules.
 fn triage(s: &mut String, m: &Manifest) {
@@ -56,25 +58,28 @@ fn triage(s: &mut String, m: &Manifest) {
     }
 }
 
-pub fn render(m: &Manifest, runs: &[RuleRun]) -> String {
+pub fn render(m: &Manifest, runs: &[RuleRun], lang: Lang) -> String {
+    let w = words(lang);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "posaudit {} · as of {} · {} rules ({})",
+        "posaudit {} · {} {} · {} {} ({})",
         m.version,
+        w.as_of,
         m.as_of,
         m.rules.count,
+        w.rules,
         &m.rules.digest[..12.min(m.rules.digest.len())]
     );
-    let _ = writeln!(s, "\ninputs");
+    let _ = writeln!(s, "\n{}", w.inputs);
     for (input, t) in &m.totals {
         let _ = writeln!(
             s,
-            "  {:<14} {:>10} rows read = {:>10} accepted + {:>6} rejected",
-            input, t.rows_read, t.rows_accepted, t.rows_rejected
+            "  {:<14} {:>10} {} = {:>10} {} + {:>6} {}",
+            input, t.rows_read, w.rows_read, t.rows_accepted, w.accepted, t.rows_rejected, w.rejected
         );
         if t.rows_outside_window > 0 {
-            let _ = writeln!(s, "  {:<14} {:>10} rows outside the window, not checked", "", t.rows_outside_window);
+            let _ = writeln!(s, "  {:<14} {:>10} {}", "", t.rows_outside_window, w.outside_window);
         }
     }
     if let Some(w) = &m.window {
@@ -88,15 +93,16 @@ pub fn render(m: &Manifest, runs: &[RuleRun]) -> String {
         );
     }
     if !m.ignored_files.is_empty() {
-        let _ = writeln!(s, "  ignored: {}", m.ignored_files.join(", "));
+        let _ = writeln!(s, "  {}: {}", w.ignored, m.ignored_files.join(", "));
     }
     let f = &m.findings;
     let _ = writeln!(
         s,
-        "\nfindings: {}{}",
+        "\n{}: {}{}",
+        w.findings,
         f.total,
         if f.suppressed > 0 {
-            format!(" ({} open, {} suppressed)", f.total - f.suppressed, f.suppressed)
+            format!(" ({} {}, {} {})", f.total - f.suppressed, w.open, f.suppressed, w.suppressed)
         } else {
             String::new()
         }
@@ -104,40 +110,44 @@ pub fn render(m: &Manifest, runs: &[RuleRun]) -> String {
     let sev: Vec<String> = Severity::ALL
         .iter()
         .rev()
-        .map(|v| format!("{} {}", v.name(), f.by_severity.get(v.name()).copied().unwrap_or(0)))
+        .map(|v| format!("{} {}", severity(lang, *v), f.by_severity.get(v.name()).copied().unwrap_or(0)))
         .collect();
-    let _ = writeln!(s, "  by severity: {}", sev.join(", "));
+    let _ = writeln!(s, "  {}: {}", w.by_severity, sev.join(", "));
     let fam: Vec<String> = Family::ALL
         .iter()
-        .map(|v| format!("{} {}", v.name(), f.by_family.get(v.name()).copied().unwrap_or(0)))
+        .map(|v| format!("{} {}", family(lang, *v), f.by_family.get(v.name()).copied().unwrap_or(0)))
         .collect();
-    let _ = writeln!(s, "  by family:   {}", fam.join(", "));
-    let _ = writeln!(s, "  merchants:   {} with findings", f.by_merchant.len());
+    let _ = writeln!(s, "  {}:   {}", w.by_family, fam.join(", "));
+    if lang == Lang::En {
+        let _ = writeln!(s, "  merchants:   {} with findings", f.by_merchant.len());
+    } else {
+        let _ = writeln!(s, "  {} {}", f.by_merchant.len(), w.merchants_with_findings);
+    }
     triage(&mut s, m);
-    let _ = writeln!(s, "  by rule:");
+    let _ = writeln!(s, "  {}:", w.by_rule);
     for r in runs {
         let n = f.by_rule.get(&r.rule_id).copied().unwrap_or(0);
         match r.status {
             RuleStatus::Ran if r.shadow => {
-                let _ = writeln!(s, "    {:<14} {:>7} in shadow", r.rule_id, r.findings);
+                let _ = writeln!(s, "    {:<14} {:>7} {}", r.rule_id, r.findings, w.in_shadow);
             }
             RuleStatus::Ran => {
                 let _ = writeln!(s, "    {:<14} {:>7}", r.rule_id, n);
             }
             RuleStatus::Skipped => {
-                let _ = writeln!(s, "    {:<14} skipped: {}", r.rule_id, r.reason.as_deref().unwrap_or(""));
+                let _ = writeln!(s, "    {:<14} {}: {}", r.rule_id, w.skipped, r.reason.as_deref().unwrap_or(""));
             }
             RuleStatus::Failed => {
-                let _ = writeln!(s, "    {:<14} FAILED: {}", r.rule_id, r.reason.as_deref().unwrap_or(""));
+                let _ = writeln!(s, "    {:<14} {}: {}", r.rule_id, w.failed, r.reason.as_deref().unwrap_or(""));
             }
         }
     }
-    let _ = writeln!(s, "\nwrote {}", m.outputs.join(", "));
-    let _ = writeln!(s, "time {:.2} s on {} threads", m.elapsed_ms as f64 / 1000.0, m.threads);
+    let _ = writeln!(s, "\n{} {}", w.wrote, m.outputs.join(", "));
+    let _ = writeln!(s, "{} {:.2} s, {} {}", w.time, m.elapsed_ms as f64 / 1000.0, m.threads, w.threads);
     let verdict = match m.exit_code {
-        0 => format!("exit 0: nothing at or above {}", m.fail_on),
-        1 => format!("exit 1: findings at or above {}", m.fail_on),
-        c => format!("exit {c}: some rules failed"),
+        0 => format!("exit 0: {} {}", w.exit_clean, m.fail_on),
+        1 => format!("exit 1: {} {}", w.exit_findings, m.fail_on),
+        c => format!("exit {c}: {}", w.exit_failed),
     };
     let _ = writeln!(s, "{verdict}");
     s

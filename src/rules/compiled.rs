@@ -99,6 +99,8 @@ pub struct CompiledRule {
     pub grouping: Option<Grouping>,
     pub evidence: Vec<String>,
     pub message: String,
+    /// The Chinese template, when the rule has one.
+    pub message_zh: Option<String>,
     /// Parameters as text, for messages.
     pub params: IndexMap<String, String>,
     /// What a group finding is about (`card`, `merchant`).
@@ -241,6 +243,7 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
         grouping,
         evidence: rule.evidence.clone(),
         message: rule.message.clone(),
+        message_zh: rule.message_zh.clone(),
         params: rule.params.iter().map(|(k, v)| (k.clone(), yaml_scalar_text(v))).collect(),
         entity: rule.entity.clone(),
         names: BTreeSet::new(),
@@ -510,6 +513,7 @@ fn names_of(rule: &CompiledRule) -> BTreeSet<String> {
     names.extend(rule.keys().iter().cloned());
     names.extend(rule.evidence.iter().cloned());
     names.extend(placeholders(&rule.message));
+    names.extend(rule.message_zh.iter().flat_map(|m| placeholders(m)));
     if let Some(g) = &rule.grouping {
         names.insert(g.time_column.clone());
         if let Some(p) = &g.peers {

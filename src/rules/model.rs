@@ -106,6 +106,13 @@ pub enum Mark {
 pub struct Rule {
     pub id: String,
     pub title: String,
+    /// The title in Chinese, in the regulations' own words (`rules check`
+    /// requires it: officers read Chinese).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
+    /// The message template in Chinese (same placeholders as `message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_zh: Option<String>,
     pub family: Family,
     pub severity: Severity,
     /// Missing is allowed but warned about: a finding should say why it matters.
