@@ -29,6 +29,8 @@ pub enum Error {
     Rules(rules::load::RuleErrors),
     #[error("invalid exceptions file:\n{0}")]
     Exceptions(rules::load::RuleErrors),
+    #[error("invalid scoring file:\n{0}")]
+    Scoring(rules::load::RuleErrors),
     #[error("cannot write output in {0}: {1}")]
     Output(PathBuf, std::io::Error),
     #[error("{0}")]
@@ -40,7 +42,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Rules(_) | Error::Exceptions(_) => app::exit::INVALID_RULES,
+            Error::Rules(_) | Error::Exceptions(_) | Error::Scoring(_) => app::exit::INVALID_RULES,
             _ => app::exit::ERROR,
         }
     }

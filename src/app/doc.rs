@@ -141,7 +141,16 @@ pub fn coverage(csv_text: &str) -> Result<String, crate::Error> {
     let _ = writeln!(s, "| catalogue entry | status | rules | what is missing, or the input it needs |");
     let _ = writeln!(s, "|---|---|---|---|");
     for [id, status, rules, note] in &rows {
-        let linked: Vec<String> = rules.split_whitespace().map(|r| format!("[{r}](#{})", r.to_lowercase())).collect();
+        let linked: Vec<String> = rules
+            .split_whitespace()
+            .map(|r| {
+                if r.ends_with(".yaml") {
+                    format!("`{r}`")
+                } else {
+                    format!("[{r}](#{})", r.to_lowercase())
+                }
+            })
+            .collect();
         let _ = writeln!(s, "| {id} | {status} | {} | {} |", linked.join(" "), cell(note));
     }
     Ok(s)

@@ -21,7 +21,8 @@ pub struct Lint {
 /// Lint a pack: parse and schema problems, its reference tables, and
 /// whether every rule has a case that fires and one that does not, and
 /// the exceptions file (`--exceptions`, or `exceptions.yaml` in a rules
-/// folder): its errors, and exceptions already expired as warnings.
+/// folder): its errors, and exceptions already expired as warnings; and
+/// the scoring file (`scoring.yaml`).
 pub fn lint(dirs: &[PathBuf], exceptions: Option<&std::path::Path>, as_of: NaiveDate) -> Result<Lint, Error> {
     let loaded = load_pack(dirs);
     let mut warnings = Vec::new();
@@ -37,6 +38,11 @@ pub fn lint(dirs: &[PathBuf], exceptions: Option<&std::path::Path>, as_of: Naive
     let mut errors = loaded.issues;
     errors.extend(report.errors);
     errors.extend(exception_errors);
+    match super::cases::load_scoring(&loaded.pack) {
+        Ok(_) => {}
+        Err(Error::Scoring(e)) => errors.extend(e.0),
+        Err(e) => return Err(e),
+    }
     if let Err(Error::Input(InputError::Reference { source_name, message })) = pack_references(dirs) {
         errors.push(RuleIssue::of_file(source_name, format!("reference table: {message}")));
     }

@@ -2,6 +2,7 @@
 //! catalogue). The top layer: it may use every module below it, and
 //! nothing below uses it.
 
+pub mod cases;
 pub mod diff;
 pub mod doc;
 pub mod evaluate;

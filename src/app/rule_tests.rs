@@ -369,7 +369,44 @@ pub fn run_pack(pack: &RulePack, refs: &References, filter: Option<&str>) -> Vec
         .filter(|lr| filter.is_none_or(|f| lr.rule.id.to_lowercase().contains(&f.to_lowercase())))
         .flat_map(|lr| lr.rule.tests.iter().map(move |t| (lr, t)))
         .collect();
-    engine::in_pool(|| selected.par_iter().map(|(lr, t)| run_case(lr, t, refs)).collect())
+    let mut results: Vec<CaseResult> = engine::in_pool(|| selected.par_iter().map(|(lr, t)| run_case(lr, t, refs)).collect());
+    results.extend(scoring_cases(pack, filter));
+    results
+}
+
+/// The scoring file's own cases (typologies, weights, the cash-out tiers),
+/// as results of a pseudo-rule `scoring`. A scoring file that does not
+/// load is a failed case naming the problem.
+fn scoring_cases(pack: &RulePack, filter: Option<&str>) -> Vec<CaseResult> {
+    if filter.is_some_and(|f| !"scoring".contains(&f.to_lowercase())) {
+        return vec![];
+    }
+    let result = |case: String, file: &str, passed: bool, detail: Option<String>| CaseResult {
+        rule_id: "scoring".into(),
+        case,
+        file: file.to_string(),
+        passed,
+        expected: vec![],
+        actual: vec![],
+        detail,
+        messages: vec![],
+    };
+    match super::cases::load_scoring(pack) {
+        Ok(None) => vec![],
+        Ok(Some(s)) => {
+            let rules = pack
+                .rules
+                .iter()
+                .map(|r| (r.rule.id.clone(), (r.rule.severity, r.rule.family)))
+                .collect();
+            s.scoring
+                .run_tests(&rules)
+                .into_iter()
+                .map(|r| result(r.name, &s.file, r.passed, r.detail))
+                .collect()
+        }
+        Err(e) => vec![result("the scoring file loads".into(), "scoring.yaml", false, Some(e.to_string()))],
+    }
 }
 
 #[cfg(test)]

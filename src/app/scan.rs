@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::cases::{cases, load_scoring, CaseData};
 use super::evaluate::evaluate;
 use super::inputs::read_inputs;
 pub use super::options::{ScanOptions, DEFAULT_MAX_FINDINGS};
@@ -29,6 +30,8 @@ pub struct ScanOutcome {
     pub findings: Vec<Finding>,
     /// Findings of shadow rules.
     pub shadow: Vec<Finding>,
+    /// Cases per merchant, ranked (empty without a scoring file).
+    pub cases: Vec<crate::findings::cases::Case>,
     pub warnings: Vec<RuleIssue>,
 }
 
@@ -47,6 +50,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut loaded = Some(loaded);
     let mut checked = None;
     let mut triage_inputs = None;
+    let mut scoring = None;
     let spill = if opts.partitions > 1 {
         let pack = &loaded.as_ref().expect("loaded above").pack;
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
@@ -65,6 +69,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut inputs = read_inputs(opts, progress, sink, |extras| {
         let c = check_loaded(loaded.take().expect("checked once"), extras, opts.as_of)?;
         triage_inputs = Some(triage::prepare(opts, &c.0)?);
+        scoring = load_scoring(&c.0)?;
         checked = Some(c);
         Ok(())
     })?;
@@ -74,9 +79,13 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     if let Some(apps) = inputs.loaded.frames.get(&InputKind::Applications) {
         warnings.extend(mcc_table_gaps(apps, &refs));
     }
+    let mut case_data = CaseData::default();
     let (findings, mut runs) = match &spill {
         None => {
             let frames = std::mem::take(&mut inputs.loaded.frames);
+            if scoring.is_some() {
+                case_data = CaseData::take(frames.get(&InputKind::Transactions), frames.get(&InputKind::Applications));
+            }
             evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress)?
         }
         Some(sp) => {
@@ -100,6 +109,22 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             .map_err(|e| Error::Internal(e.to_string()))?;
             bar.finish_and_clear();
             progress.phase("partitions", started.elapsed(), &format!("({} partitions)", sp.n));
+            if let Some(s) = &scoring {
+                case_data = CaseData::take(None, Some(&apps));
+                let cash = s.scoring.cash_out_rules();
+                // Amounts come back from the spill only when a cash-out
+                // signal fired.
+                if r.0.iter().any(|f| cash.contains(f.rule_id.as_str()) && !f.txn_ids.is_empty()) {
+                    for k in 0..sp.n {
+                        if let Some(df) = sp
+                            .read(InputKind::Transactions, "merchant_id", k)
+                            .map_err(|e| Error::Internal(e.to_string()))?
+                        {
+                            case_data.txns.extend(df.select(["txn_id", "amount"]).ok());
+                        }
+                    }
+                }
+            }
             r
         }
     };
@@ -113,6 +138,9 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut triaged = triage::apply(&triage_inputs, findings, &mut runs, opts.as_of);
     localize(&mut triaged.findings, opts.lang);
     localize(&mut triaged.shadow, opts.lang);
+    if let Some(s) = &scoring {
+        triaged.cases = cases(s, &triaged.findings, &case_data);
+    }
     let stats = inputs.loaded.stats.clone();
     let (exit_code, manifest) = write_outputs(
         Written {
@@ -123,6 +151,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             inputs: &inputs,
             stats,
             started,
+            scoring: scoring.as_ref(),
         },
         &triaged,
         &runs,
@@ -133,6 +162,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         runs,
         findings: triaged.findings,
         shadow: triaged.shadow,
+        cases: triaged.cases,
         warnings,
     })
 }

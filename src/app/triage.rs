@@ -15,7 +15,7 @@ use crate::findings::baseline::Baseline;
 use crate::findings::exceptions::Exceptions;
 use crate::findings::Finding;
 use crate::output::manifest::{BaselineReport, ShadowReport, TriageReport};
-use crate::rules::load::{RuleErrors, RulePack, NOT_RULE_FILES};
+use crate::rules::load::{RuleErrors, RulePack};
 use crate::rules::model::Lifecycle;
 use crate::Error;
 
@@ -28,7 +28,7 @@ pub(crate) fn exceptions_path(explicit: Option<&Path>, pack: &RulePack) -> Optio
     pack.dirs
         .iter()
         .filter(|d| !d.starts_with("(built-in)"))
-        .flat_map(|d| NOT_RULE_FILES.iter().map(move |n| Path::new(d).join(n)))
+        .flat_map(|d| ["exceptions.yaml", "exceptions.yml"].map(|n| Path::new(d).join(n)))
         .find(|p| p.is_file())
 }
 
@@ -98,6 +98,8 @@ pub(crate) struct Triaged {
     /// Baseline findings gone today (`resolved.jsonl`).
     pub resolved: Vec<serde_json::Value>,
     pub report: TriageReport,
+    /// One per merchant with findings, ranked (empty without a scoring file).
+    pub cases: Vec<crate::findings::cases::Case>,
 }
 
 pub(crate) use crate::findings::baseline::SHADOW_FILE;
@@ -149,5 +151,6 @@ pub(crate) fn apply(t: &TriageInputs, findings: Vec<Finding>, runs: &mut [RuleRu
         shadow,
         resolved,
         report,
+        cases: Vec::new(),
     }
 }

@@ -11,9 +11,11 @@ use super::inputs::ReadInputs;
 use super::options::ScanOptions;
 use super::triage::{Triaged, RESOLVED_FILE, SHADOW_FILE};
 use crate::engine::{RuleRun, RuleStatus};
+use crate::findings::cases::ScoringFile;
 use crate::input::reference::References;
 use crate::input::FileStats;
-use crate::output::manifest::{totals, Counts, Manifest, RulesInfo, WindowReport};
+use crate::output::cases_out::{CASES_CSV, CASES_JSONL};
+use crate::output::manifest::{totals, CasesReport, Counts, Manifest, RulesInfo, WindowReport};
 use crate::output::{self, atomic::Staged, Format, Target};
 use crate::rules::load::RulePack;
 use crate::Error;
@@ -34,7 +36,7 @@ pub(crate) fn output_targets(opts: &ScanOptions) -> Result<Vec<Target>, Error> {
     targets.dedup();
     let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let mut seen: BTreeMap<PathBuf, Format> = BTreeMap::new();
-    for fixed in ["rejected.csv", "manifest.json", SHADOW_FILE, RESOLVED_FILE] {
+    for fixed in ["rejected.csv", "manifest.json", SHADOW_FILE, RESOLVED_FILE, CASES_JSONL, CASES_CSV] {
         seen.insert(key(&opts.out.join(fixed)), Format::Jsonl);
     }
     for t in &targets {
@@ -68,6 +70,7 @@ pub(crate) struct Written<'a> {
     pub inputs: &'a ReadInputs,
     pub stats: Vec<FileStats>,
     pub started: Instant,
+    pub scoring: Option<&'a ScoringFile>,
 }
 
 /// The exit code, then every output staged and committed at once: the
@@ -82,6 +85,7 @@ pub(crate) fn write_outputs(w: Written, tri: &Triaged, runs: &[RuleRun]) -> Resu
         inputs,
         stats,
         started,
+        scoring,
     } = w;
     let rejected = &inputs.loaded.rejected;
     let plan = &inputs.plan;
@@ -132,6 +136,20 @@ pub(crate) fn write_outputs(w: Written, tri: &Triaged, runs: &[RuleRun]) -> Resu
             .map_err(|e| out_err(&opts.out, e))?;
         outputs.push(path.display().to_string());
     }
+    if scoring.is_some() {
+        for (name, csv) in [(CASES_JSONL, false), (CASES_CSV, true)] {
+            let path = staged
+                .write(name, |w| {
+                    if csv {
+                        output::cases_out::write_csv(&tri.cases, opts.lang, w)
+                    } else {
+                        output::cases_out::write_jsonl(&tri.cases, w)
+                    }
+                })
+                .map_err(|e| out_err(&opts.out, e))?;
+            outputs.push(path.display().to_string());
+        }
+    }
     let path = staged
         .write("rejected.csv", |w| output::write_rejected(rejected, w))
         .map_err(|e| out_err(&opts.out, e))?;
@@ -167,6 +185,7 @@ pub(crate) fn write_outputs(w: Written, tri: &Triaged, runs: &[RuleRun]) -> Resu
         threads: opts.threads,
         fail_on: policy.to_string(),
         triage: tri.report.clone(),
+        cases: scoring.map(|s| CasesReport::of(&tri.cases, &s.file, &s.digest)),
         exit_code,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };

@@ -38,7 +38,7 @@ fn datetimes_as_dates(df: &DataFrame, name: &str) -> Option<Vec<Option<NaiveDate
 }
 
 /// Integer units of a decimal column (fen for money, millionths for rates).
-fn scaled(df: &DataFrame, name: &str) -> Option<Vec<Option<i64>>> {
+pub(crate) fn scaled(df: &DataFrame, name: &str) -> Option<Vec<Option<i64>>> {
     let s = df.column(name).ok()?.as_materialized_series();
     let d = s.decimal().ok()?;
     Some(d.physical().iter().map(|v| v.map(|x| x as i64)).collect())

@@ -3,6 +3,7 @@
 //! is scored against labels.
 
 pub mod baseline;
+pub mod cases;
 pub mod eval;
 pub mod exceptions;
 pub mod lang;

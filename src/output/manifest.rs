@@ -31,6 +31,9 @@ pub struct Manifest {
     pub outputs: Vec<String>,
     pub threads: usize,
     pub fail_on: String,
+    /// Cases per merchant (with a scoring file): counts and the top ten.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cases: Option<CasesReport>,
     /// Shadow rules, exceptions and the baseline, when the run had them.
     #[serde(flatten)]
     pub triage: TriageReport,
@@ -150,4 +153,57 @@ pub struct WindowReport {
     pub days: u32,
     /// Transaction files dated (by name) outside the window: not read.
     pub files_outside: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CasesReport {
+    pub scoring_file: String,
+    pub scoring_digest: String,
+    pub count: usize,
+    pub by_severity: BTreeMap<String, usize>,
+    pub by_typology: BTreeMap<String, usize>,
+    pub top: Vec<TopCase>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopCase {
+    pub rank: usize,
+    pub merchant_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merchant_name: Option<String>,
+    pub score: f64,
+    pub severity: String,
+    pub typologies: Vec<String>,
+}
+
+impl CasesReport {
+    pub fn of(cases: &[crate::findings::cases::Case], file: &str, digest: &str) -> CasesReport {
+        let mut by_severity = BTreeMap::new();
+        let mut by_typology = BTreeMap::new();
+        for c in cases {
+            *by_severity.entry(c.severity.name().to_string()).or_default() += 1;
+            for t in &c.typologies {
+                *by_typology.entry(t.clone()).or_default() += 1;
+            }
+        }
+        CasesReport {
+            scoring_file: file.to_string(),
+            scoring_digest: digest.to_string(),
+            count: cases.len(),
+            by_severity,
+            by_typology,
+            top: cases
+                .iter()
+                .take(10)
+                .map(|c| TopCase {
+                    rank: c.rank,
+                    merchant_id: c.merchant_id.clone(),
+                    merchant_name: c.merchant_name.clone(),
+                    score: c.score,
+                    severity: c.severity.name().to_string(),
+                    typologies: c.typologies.clone(),
+                })
+                .collect(),
+        }
+    }
 }

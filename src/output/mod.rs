@@ -2,6 +2,7 @@
 //! terminal summary.
 
 pub mod atomic;
+pub mod cases_out;
 pub mod findings_out;
 pub mod junit;
 pub mod manifest;

@@ -124,6 +124,28 @@ pub fn render(m: &Manifest, runs: &[RuleRun], lang: Lang) -> String {
         let _ = writeln!(s, "  {} {}", f.by_merchant.len(), w.merchants_with_findings);
     }
     triage(&mut s, m);
+    if let Some(c) = &m.cases {
+        let sev: Vec<String> = Severity::ALL
+            .iter()
+            .rev()
+            .filter_map(|v| c.by_severity.get(v.name()).map(|n| format!("{} {n}", severity(lang, *v))))
+            .collect();
+        let _ = writeln!(s, "  {}: {} ({})", w.cases, c.count, sev.join(", "));
+        for t in c.top.iter().take(5) {
+            let sev = t.severity.parse().map(|v| severity(lang, v)).unwrap_or("");
+            let _ = writeln!(
+                s,
+                "    #{} {} {} · {} {} · {} {}",
+                t.rank,
+                t.merchant_id,
+                t.merchant_name.as_deref().unwrap_or(""),
+                w.score,
+                t.score,
+                sev,
+                t.typologies.join(" ")
+            );
+        }
+    }
     let _ = writeln!(s, "  {}:", w.by_rule);
     for r in runs {
         let n = f.by_rule.get(&r.rule_id).copied().unwrap_or(0);

@@ -207,8 +207,9 @@ const MAX_DEPTH: usize = 16;
 pub(crate) const MAX_RULE_FILE_BYTES: u64 = 1 << 20;
 
 /// YAML files a rules folder may hold beside the rules that are not rules:
-/// an officer's exceptions (see `findings::exceptions`).
-pub const NOT_RULE_FILES: &[&str] = &["exceptions.yaml", "exceptions.yml"];
+/// an officer's exceptions (`findings::exceptions`) and the case scoring
+/// (`findings::cases`).
+pub const NOT_RULE_FILES: &[&str] = &["exceptions.yaml", "exceptions.yml", "scoring.yaml", "scoring.yml"];
 
 fn is_rule_file(p: &Path) -> bool {
     matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
