@@ -11,11 +11,13 @@ use super::inputs::ReadInputs;
 use super::options::ScanOptions;
 use super::triage::{Triaged, RESOLVED_FILE, SHADOW_FILE};
 use crate::engine::{RuleRun, RuleStatus};
-use crate::findings::cases::ScoringFile;
+use crate::findings::cases::{typology_titles, ScoringFile};
+use crate::findings::lang::Lang;
 use crate::input::reference::References;
 use crate::input::FileStats;
 use crate::output::cases_out::{CASES_CSV, CASES_JSONL};
 use crate::output::manifest::{totals, CasesReport, Counts, Manifest, RulesInfo, WindowReport};
+use crate::output::report_data::ReportData;
 use crate::output::{self, atomic::Staged, Format, Target};
 use crate::rules::load::RulePack;
 use crate::Error;
@@ -100,62 +102,25 @@ pub(crate) fn write_outputs(w: Written, tri: &Triaged, runs: &[RuleRun]) -> Resu
         exit::CLEAN
     };
 
-    let mut staged = Staged::new(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
-    let mut outputs = Vec::new();
-    let out_err = |p: &Path, e| Error::Output(p.to_path_buf(), e);
-    for t in targets {
-        let path = staged
-            .write_path(&t.path, |w| match t.format {
-                Format::Jsonl => output::findings_out::write_jsonl(findings, w),
-                Format::Csv => output::findings_out::write_csv(findings, w),
-                Format::Parquet => output::findings_out::write_parquet(findings, w),
-                Format::Sarif => serde_json::to_writer_pretty(&mut *w, &output::sarif::scan(findings, &tri.resolved, pack))
-                    .map_err(std::io::Error::other),
-                Format::Junit => output::junit::scan(runs, findings, policy)
-                    .serialize(&mut *w)
-                    .map_err(std::io::Error::other),
-            })
-            .map_err(|e| out_err(&t.path, e))?;
-        outputs.push(path.display().to_string());
-    }
+    // Every output's path first: the manifest lists them, and the report
+    // formats show the manifest.
+    let mut fixed: Vec<&str> = Vec::new();
     if tri.report.shadow.is_some() {
-        let path = staged
-            .write(SHADOW_FILE, |w| output::findings_out::write_jsonl(&tri.shadow, w))
-            .map_err(|e| out_err(&opts.out, e))?;
-        outputs.push(path.display().to_string());
+        fixed.push(SHADOW_FILE);
     }
     if tri.report.baseline.is_some() {
-        let path = staged
-            .write(RESOLVED_FILE, |w| {
-                for v in &tri.resolved {
-                    serde_json::to_writer(&mut *w, v)?;
-                    w.write_all(b"\n")?;
-                }
-                Ok(())
-            })
-            .map_err(|e| out_err(&opts.out, e))?;
-        outputs.push(path.display().to_string());
+        fixed.push(RESOLVED_FILE);
     }
     if scoring.is_some() {
-        for (name, csv) in [(CASES_JSONL, false), (CASES_CSV, true)] {
-            let path = staged
-                .write(name, |w| {
-                    if csv {
-                        output::cases_out::write_csv(&tri.cases, opts.lang, w)
-                    } else {
-                        output::cases_out::write_jsonl(&tri.cases, w)
-                    }
-                })
-                .map_err(|e| out_err(&opts.out, e))?;
-            outputs.push(path.display().to_string());
-        }
+        fixed.extend([CASES_JSONL, CASES_CSV]);
     }
-    let path = staged
-        .write("rejected.csv", |w| output::write_rejected(rejected, w))
-        .map_err(|e| out_err(&opts.out, e))?;
-    outputs.push(path.display().to_string());
-    let manifest_path = opts.out.join("manifest.json");
-    outputs.push(manifest_path.display().to_string());
+    fixed.extend(["rejected.csv", "manifest.json"]);
+    let outputs: Vec<String> = targets
+        .iter()
+        .map(|t| t.path.clone())
+        .chain(fixed.iter().map(|n| opts.out.join(n)))
+        .map(|p| p.display().to_string())
+        .collect();
 
     let manifest = Manifest {
         tool: "posaudit",
@@ -189,12 +154,59 @@ pub(crate) fn write_outputs(w: Written, tri: &Triaged, runs: &[RuleRun]) -> Resu
         exit_code,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    staged
-        .write("manifest.json", |w| {
-            serde_json::to_writer_pretty(&mut *w, &manifest)?;
-            w.write_all(b"\n")
-        })
-        .map_err(|e| out_err(&opts.out, e))?;
+    let report = ReportData {
+        manifest: &manifest,
+        runs,
+        findings,
+        cases: &tri.cases,
+        rejected,
+        pack,
+        lang: opts.lang,
+        typologies: scoring
+            .map(|s| typology_titles(&s.scoring, opts.lang == Lang::Zh))
+            .unwrap_or_default(),
+    };
+
+    let mut staged = Staged::new(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
+    let out_err = |p: &Path, e| Error::Output(p.to_path_buf(), e);
+    for t in targets {
+        staged
+            .write_path(&t.path, |w| match t.format {
+                Format::Jsonl => output::findings_out::write_jsonl(findings, w),
+                Format::Csv => output::findings_out::write_csv(findings, w),
+                Format::Parquet => output::findings_out::write_parquet(findings, w),
+                Format::Sarif => serde_json::to_writer_pretty(&mut *w, &output::sarif::scan(findings, &tri.resolved, pack))
+                    .map_err(std::io::Error::other),
+                Format::Junit => output::junit::scan(runs, findings, policy)
+                    .serialize(&mut *w)
+                    .map_err(std::io::Error::other),
+                Format::Xlsx => output::workbook::write(&report, w),
+                Format::Html => output::html::write(&report, w),
+            })
+            .map_err(|e| out_err(&t.path, e))?;
+    }
+    let written = |staged: &mut Staged, name: &str, f: &dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()>| {
+        staged.write(name, f).map(|_| ()).map_err(|e| out_err(&opts.out, e))
+    };
+    for name in fixed {
+        match name {
+            SHADOW_FILE => written(&mut staged, name, &|w| output::findings_out::write_jsonl(&tri.shadow, w))?,
+            RESOLVED_FILE => written(&mut staged, name, &|w| {
+                for v in &tri.resolved {
+                    serde_json::to_writer(&mut *w, v)?;
+                    w.write_all(b"\n")?;
+                }
+                Ok(())
+            })?,
+            CASES_JSONL => written(&mut staged, name, &|w| output::cases_out::write_jsonl(&tri.cases, w))?,
+            CASES_CSV => written(&mut staged, name, &|w| output::cases_out::write_csv(&tri.cases, opts.lang, w))?,
+            "rejected.csv" => written(&mut staged, name, &|w| output::write_rejected(rejected, w))?,
+            _ => written(&mut staged, name, &|w| {
+                serde_json::to_writer_pretty(&mut *w, &manifest)?;
+                w.write_all(b"\n")
+            })?,
+        }
+    }
     staged.commit().map_err(|e| out_err(&opts.out, e))?;
     Ok((exit_code, manifest))
 }

@@ -16,6 +16,10 @@ pub enum Format {
     Sarif,
     /// JUnit XML: one test per rule.
     Junit,
+    /// The officer's workbook: summary, cases, findings, rejected rows, rules.
+    Xlsx,
+    /// The officer's report: one self-contained HTML page.
+    Html,
 }
 
 impl Format {
@@ -26,6 +30,8 @@ impl Format {
             Format::Parquet => "findings.parquet",
             Format::Sarif => "findings.sarif",
             Format::Junit => "junit.xml",
+            Format::Xlsx => "report.xlsx",
+            Format::Html => "report.html",
         }
     }
 }
@@ -44,7 +50,7 @@ impl std::str::FromStr for Target {
             .split_once('=')
             .ok_or_else(|| format!("`{s}` is not FORMAT=PATH (e.g. sarif=out/findings.sarif)"))?;
         let format = <Format as clap::ValueEnum>::from_str(f, true)
-            .map_err(|_| format!("unknown output format `{f}` (jsonl, csv, parquet, sarif, junit)"))?;
+            .map_err(|_| format!("unknown output format `{f}` (jsonl, csv, parquet, sarif, junit, xlsx, html)"))?;
         if p.is_empty() {
             return Err(format!("`{s}`: the path is empty"));
         }

@@ -4,12 +4,15 @@
 pub mod atomic;
 pub mod cases_out;
 pub mod findings_out;
+pub mod html;
 pub mod junit;
 pub mod manifest;
 pub mod progress;
+pub mod report_data;
 pub mod sarif;
 pub mod summary;
 pub mod words;
+pub mod workbook;
 
 use std::io::Write;
 
