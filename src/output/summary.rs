@@ -10,51 +10,83 @@ use super::words::{family, severity, words};
 use crate::findings::lang::Lang;
 
 /// The daily-run lines: what is new, what the exceptions did, the shadow rules.
-fn triage(s: &mut String, m: &Manifest) {
+fn triage(s: &mut String, m: &Manifest, lang: Lang) {
+    let zh = lang == Lang::Zh;
     if let Some(b) = &m.triage.baseline {
-        let _ = writeln!(
-            s,
-            "  baseline:    {} new, {} unchanged, {} resolved (against {}, {} findings{})",
-            b.new,
-            b.unchanged,
-            b.resolved,
-            b.path,
-            b.baseline_findings,
-            if b.not_rechecked > 0 {
-                format!("; {} of rules that did not run today not rechecked", b.not_rechecked)
-            } else {
-                String::new()
-            }
-        );
+        let not_rechecked = match (b.not_rechecked, zh) {
+            (0, _) => String::new(),
+            (n, false) => format!("; {n} of rules that did not run today not rechecked"),
+            (n, true) => format!("；{n} 条属于今天未运行的规则，未复核"),
+        };
+        let _ = if zh {
+            writeln!(
+                s,
+                "  与上次相比: 新增 {}，未变 {}，已消失 {}（基线 {}，{} 条发现{not_rechecked}）",
+                b.new, b.unchanged, b.resolved, b.path, b.baseline_findings
+            )
+        } else {
+            writeln!(
+                s,
+                "  baseline:    {} new, {} unchanged, {} resolved (against {}, {} findings{not_rechecked})",
+                b.new, b.unchanged, b.resolved, b.path, b.baseline_findings
+            )
+        };
     }
     if let Some(x) = &m.triage.exceptions {
-        let _ = writeln!(
-            s,
-            "  exceptions:  {} findings suppressed by {} exceptions ({})",
-            x.suppressed,
-            x.active.len(),
-            x.file
-        );
-        for e in &x.expired {
-            let _ = writeln!(
+        let _ = if zh {
+            writeln!(s, "  豁免: {} 条发现被 {} 项豁免覆盖（{}）", x.suppressed, x.active.len(), x.file)
+        } else {
+            writeln!(
                 s,
-                "    expired {} ({}, until {}): {} findings it covered are open again",
-                e.id, e.owner, e.expires, e.findings_open_again
-            );
+                "  exceptions:  {} findings suppressed by {} exceptions ({})",
+                x.suppressed,
+                x.active.len(),
+                x.file
+            )
+        };
+        for e in &x.expired {
+            let _ = if zh {
+                writeln!(
+                    s,
+                    "    已过期 {}（{}，有效至 {}）：其覆盖的 {} 条发现重新待处理",
+                    e.id, e.owner, e.expires, e.findings_open_again
+                )
+            } else {
+                writeln!(
+                    s,
+                    "    expired {} ({}, until {}): {} findings it covered are open again",
+                    e.id, e.owner, e.expires, e.findings_open_again
+                )
+            };
         }
         if !x.stale.is_empty() {
-            let _ = writeln!(s, "    stale (matched nothing today): {}", x.stale.join(", "));
+            let _ = if zh {
+                writeln!(s, "    今天未匹配任何发现: {}", x.stale.join(", "))
+            } else {
+                writeln!(s, "    stale (matched nothing today): {}", x.stale.join(", "))
+            };
         }
     }
     if let Some(sh) = &m.triage.shadow {
-        let _ = writeln!(
-            s,
-            "  shadow:      {} findings of {} shadow rules in {} (not in the exit code): {}",
-            sh.findings,
-            sh.rules.len(),
-            sh.file,
-            sh.rules.join(", ")
-        );
+        let _ = if zh {
+            writeln!(
+                s,
+                "  影子规则: {} 条规则的 {} 条发现写入 {}（不影响退出码）：{}",
+                sh.rules.len(),
+                sh.findings,
+                sh.file,
+                sh.rules.join(", ")
+            )
+        } else {
+            writeln!(
+                s,
+                "  shadow:      {} findings of {} shadow rules in {} (not in the exit code): {}",
+                sh.findings,
+                sh.rules.len(),
+                sh.file,
+                sh.rules.join(", ")
+            )
+        };
     }
 }
 
@@ -123,7 +155,7 @@ pub fn render(m: &Manifest, runs: &[RuleRun], lang: Lang) -> String {
     } else {
         let _ = writeln!(s, "  {} {}", f.by_merchant.len(), w.merchants_with_findings);
     }
-    triage(&mut s, m);
+    triage(&mut s, m, lang);
     if let Some(c) = &m.cases {
         let sev: Vec<String> = Severity::ALL
             .iter()
