@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, RulesCommand};
+use cli::{Cli, Command, MappingCommand, RulesCommand};
 use posaudit::app::exit;
 use posaudit::app::options::CacheOptions;
 use posaudit::app::scan::{self, ScanOptions};
@@ -58,6 +58,19 @@ fn data_options(data: std::path::PathBuf, rules: Vec<std::path::PathBuf>, as_of:
         partitions: 1,
         max_findings: scan::DEFAULT_MAX_FINDINGS,
     }
+}
+
+/// An input's name as the command line gives it.
+fn parse_input(s: &str) -> Result<posaudit::input::InputKind, Error> {
+    posaudit::input::InputKind::ALL
+        .into_iter()
+        .find(|k| k.name() == s)
+        .ok_or_else(|| Error::Usage(format!("`{s}` is not an input (applications, transactions, fees, fee_changes)")))
+}
+
+/// Print a line with ID and card numbers masked by shape.
+fn say_line(text: &str) {
+    println!("{}", posaudit::mask::scrub(text));
 }
 
 fn threads(requested: Option<usize>) -> usize {
@@ -137,6 +150,63 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 print!("{}", output::summary::render(&outcome.manifest, &outcome.runs, opts.lang));
             }
             Ok(outcome.exit_code)
+        }
+        Command::Mapping(MappingCommand::Infer { files, input, out }) => {
+            let kind = input.as_deref().map(parse_input).transpose()?;
+            let inferred = files
+                .iter()
+                .map(|f| posaudit::app::infer::infer(f, kind))
+                .collect::<Result<Vec<_>, _>>()?;
+            let draft = posaudit::app::infer::draft(&inferred);
+            match out {
+                Some(p) => {
+                    let mut staged = Staged::new(std::path::Path::new(".")).map_err(|e| Error::Output(".".into(), e))?;
+                    staged
+                        .write_path(&p, |w| w.write_all(draft.as_bytes()))
+                        .map_err(|e| Error::Output(p.clone(), e))?;
+                    staged.commit().map_err(|e| Error::Output(p.clone(), e))?;
+                    for i in &inferred {
+                        eprintln!(
+                            "{}: {} ({} columns matched, {} missing)",
+                            i.file.display(),
+                            i.kind.value,
+                            i.columns.iter().filter(|(_, g)| g.is_some()).count(),
+                            i.missing.len()
+                        );
+                    }
+                    eprintln!("wrote {}", p.display());
+                }
+                None => print!("{draft}"),
+            }
+            Ok(exit::CLEAN)
+        }
+        Command::Mapping(MappingCommand::Check { file, mapping, input }) => {
+            let kind = input.as_deref().map(parse_input).transpose()?;
+            let m = posaudit::input::mapping::Mapping::load(&mapping)?;
+            let r = posaudit::app::infer::check(&file, &m, kind)?;
+            let s = &r.stats;
+            println!("{} read as {}", file.display(), r.kind);
+            println!(
+                "  {} rows: {} accepted, {} rejected{}",
+                s.rows_read,
+                s.rows_accepted,
+                s.rows_rejected,
+                if s.lines_skipped > 0 {
+                    format!("; {} lines around the table skipped", s.lines_skipped)
+                } else {
+                    String::new()
+                }
+            );
+            if !r.extras.is_empty() {
+                println!("  extra columns (kept as text): {}", r.extras.join(", "));
+            }
+            for (col, (n, first)) in &r.by_column {
+                println!("  {col}: {n} rejected");
+                for (line, value, reason) in first {
+                    say_line(&format!("    line {line}: `{value}`: {reason}"));
+                }
+            }
+            Ok(if s.rows_rejected > 0 { exit::FINDINGS } else { exit::CLEAN })
         }
         Command::Rules(RulesCommand::List(r)) => {
             let pack = posaudit::app::pack::load_pack(&r.rules).into_result().map_err(Error::Rules)?;

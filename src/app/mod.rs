@@ -7,6 +7,7 @@ pub mod diff;
 pub mod doc;
 pub mod evaluate;
 pub mod exit;
+pub mod infer;
 pub mod inputs;
 pub mod lint;
 pub mod options;

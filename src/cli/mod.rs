@@ -28,6 +28,38 @@ pub enum Command {
     /// Work with the rule pack.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Read a new export format: guess its mapping, check it.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Guess a mapping from samples of export files (encoding, delimiter,
+    /// header row, title and summary lines, columns, units, formats, enum
+    /// values), each guess with its confidence and evidence.
+    Infer {
+        /// Export files (one input each; several files of one input share its section).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The input the files are (default: guessed from their headers).
+        #[arg(long = "input", value_name = "INPUT")]
+        input: Option<String>,
+        /// Write the draft here (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Read a whole file through a mapping and print what a scan would
+    /// accept and reject, per column, with the first rejected values
+    /// (exit 0 when every row reads, 1 when some are rejected).
+    Check {
+        file: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        mapping: PathBuf,
+        /// The input the file is (default: the one whose header it has).
+        #[arg(long = "input", value_name = "INPUT")]
+        input: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

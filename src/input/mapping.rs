@@ -53,6 +53,15 @@ pub struct InputMapping {
     /// Per column, value in the file -> canonical value (e.g. 消费 -> purchase).
     #[serde(default)]
     pub values: HashMap<String, HashMap<String, String>>,
+    /// Lines above the header row (a title, the account, the period): not
+    /// read. Counted in the file's `lines_skipped`.
+    #[serde(default)]
+    pub skip_lines: usize,
+    /// A row whose first field starts with one of these ends the data: it
+    /// and every line after it are a summary block (WeChat's `总交易单数`,
+    /// `#` comment lines, `<END>`), counted in `lines_skipped`, not read.
+    #[serde(default)]
+    pub footer: Vec<String>,
 }
 
 impl InputMapping {
@@ -67,14 +76,28 @@ impl InputMapping {
         let mut values: Vec<(&String, String)> = self.values.iter().map(|(k, m)| (k, sorted(m))).collect();
         values.sort();
         format!(
-            "columns={} unit={:?} datetime={:?} date={:?} encoding={:?} delimiter={:?} values={values:?}",
+            "columns={} unit={:?} datetime={:?} date={:?} encoding={:?} delimiter={:?} values={values:?} skip={} footer={:?}",
             sorted(&self.columns),
             self.amount_unit,
             self.datetime_format,
             self.date_format,
             self.encoding,
-            self.delimiter
+            self.delimiter,
+            self.skip_lines,
+            self.footer
         )
+    }
+
+    /// Whether the file has lines around its table (a title above, a
+    /// summary below): such a file is read in one piece, top to bottom.
+    pub(crate) fn has_frame(&self) -> bool {
+        self.skip_lines > 0 || !self.footer.is_empty()
+    }
+
+    /// Whether a row whose first field is `first` starts the summary block.
+    pub(crate) fn is_footer(&self, first: &str) -> bool {
+        let first = super::values::clean(first);
+        self.footer.iter().any(|f| !f.is_empty() && first.starts_with(f.as_str()))
     }
 }
 

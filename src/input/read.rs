@@ -81,7 +81,7 @@ enum CellError {
 }
 
 fn records<R: Read>(bytes: R, mapping: &InputMapping) -> RecordReader<R> {
-    RecordReader::new(bytes, text_encoding(mapping), mapping.delimiter_byte().unwrap_or(b','))
+    RecordReader::new(bytes, text_encoding(mapping), mapping.delimiter_byte().unwrap_or(b',')).skip(mapping.skip_lines)
 }
 
 /// Names posaudit gives columns of its own: an extra column of the file
@@ -202,6 +202,10 @@ pub struct FileStats {
     /// `rows_read = rows_accepted + rows_rejected + rows_outside_window`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub rows_outside_window: u64,
+    /// Lines around the table that the mapping says are no rows (a title
+    /// above, a summary block below): not read.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lines_skipped: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -494,7 +498,8 @@ fn read_csv(
 ) -> Result<ParsedFile, InputError> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let parts = parts_for(size);
+    // A file with a title or a summary block is read top to bottom.
+    let parts = if mapping.has_frame() { 1 } else { parts_for(size) };
     if parts > 1 {
         let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
             let mut f = File::open(path)?;
@@ -522,9 +527,11 @@ fn read_csv(
         hasher: hasher.clone(),
         progress,
     };
-    let (df, read, rejected) = parse_csv(kind, raw, size, display, src, header, mapping).map_err(|e| parse_err(path, e))?;
+    let (df, read, rejected, skipped) = parse_csv(kind, raw, size, display, src, header, mapping).map_err(|e| parse_err(path, e))?;
     let digest = hex(&hasher.lock().expect("hasher lock").clone().finalize());
-    Ok(finish_file(kind, display, digest, read, df, rejected))
+    let mut file = finish_file(kind, display, digest, read, df, rejected);
+    file.stats.lines_skipped = skipped;
+    Ok(file)
 }
 
 enum ParseError {
@@ -680,9 +687,9 @@ fn parse_csv<R: Read>(
     src: u32,
     header: &Header,
     mapping: &InputMapping,
-) -> Result<(DataFrame, u64, Vec<RejectedRow>), ParseError> {
+) -> Result<(DataFrame, u64, Vec<RejectedRow>, u64), ParseError> {
     let p = parse_records(kind, records(raw, mapping), size, display, src, header, mapping, true)?;
-    Ok((p.df, p.read, p.rejected))
+    Ok((p.df, p.read, p.rejected, p.skipped))
 }
 
 /// What parsing some CSV gave.
@@ -694,6 +701,8 @@ struct Parsed {
     lines: u64,
     /// The bytes ended inside a quoted value.
     ended_in_quote: bool,
+    /// Lines the mapping says are no rows (title above, summary below).
+    skipped: u64,
 }
 
 /// Parse records (after the header row, if `header_row`), each accepted
@@ -722,7 +731,14 @@ fn parse_records<R: Read>(
     if header_row {
         rdr.next_item().map_err(ParseError::Io)?;
     }
+    let mut skipped = if header_row { mapping.skip_lines as u64 } else { 0 };
     while let Some(item) = rdr.next_item().map_err(ParseError::Io)? {
+        if let Item::Record { lines, .. } = item {
+            if !mapping.footer.is_empty() && rdr.field(0).is_some_and(|f| mapping.is_footer(f)) {
+                skipped += lines as u64 + rdr.drain().map_err(ParseError::Io)?;
+                break;
+            }
+        }
         read += 1;
         let (line, lines) = match item {
             Item::Rejected { line, reason } => {
@@ -770,6 +786,7 @@ fn parse_records<R: Read>(
         rejected,
         lines: rdr.lines_read(),
         ended_in_quote: rdr.ended_in_quote(),
+        skipped,
     })
 }
 
@@ -778,9 +795,11 @@ fn parse_records<R: Read>(
 /// and property tests; the counts always reconcile (read = accepted + rejected).
 pub fn read_csv_bytes(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> Result<ParsedFile, InputError> {
     let header = bytes_header(kind, bytes, mapping)?;
-    let (df, read, rejected) =
+    let (df, read, rejected, skipped) =
         parse_csv(kind, bytes, bytes.len() as u64, BYTES, 0, &header, mapping).map_err(|e| parse_err(Path::new(BYTES), e))?;
-    Ok(finish_file(kind, BYTES, String::new(), read, df, rejected))
+    let mut file = finish_file(kind, BYTES, String::new(), read, df, rejected);
+    file.stats.lines_skipped = skipped;
+    Ok(file)
 }
 
 /// As `read_csv_bytes`, parsing the records after the header in `parts`
@@ -841,6 +860,7 @@ fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: Da
         rows_accepted: df.height() as u64,
         rows_rejected: rejected.len() as u64,
         rows_outside_window: 0,
+        lines_skipped: 0,
     };
     debug_assert_eq!(stats.rows_read, stats.rows_accepted + stats.rows_rejected);
     ParsedFile { df, stats, rejected }

@@ -139,6 +139,25 @@ impl<R: Read> RecordReader<R> {
         self
     }
 
+    /// Read and drop `n` physical lines (a title above the header row).
+    pub(crate) fn skip(mut self, n: usize) -> Self {
+        for _ in 0..n {
+            if matches!(self.read_line(), Ok(None) | Err(_)) {
+                break;
+            }
+        }
+        self
+    }
+
+    /// Read and drop every line left; how many there were.
+    pub(crate) fn drain(&mut self) -> std::io::Result<u64> {
+        let mut n = 0;
+        while self.read_line()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Physical lines read so far.
     pub(crate) fn lines_read(&self) -> u64 {
         self.lines_read
