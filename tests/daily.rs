@@ -330,48 +330,49 @@ fn a_window_moved_by_a_day_keeps_the_fingerprint_of_everything_found_again() {
     );
 }
 
-#[test]
-fn renamed_files_and_reordered_rows_change_no_fingerprint() {
-    let t = tempfile::tempdir().unwrap();
-    let (data, cache) = (t.path().join("data"), t.path().join("cache"));
-    month(&data, 10, 503);
-    let first = scan(&data, &t.path().join("o1"), &cache, "2026-11-20", &[]);
-    let base = first.out.to_str().unwrap().to_string();
-
-    // Rename every daily file, and reverse the order of the rows in each
-    // (the header stays first); shuffle the applications too.
-    let moved = t.path().join("moved");
-    copy_dir(&data, &moved);
-    let tx = moved.join("transactions");
+/// Rewrite a copy of `data`: `rename` daily files, `reorder` the rows of
+/// every file (the header stays first).
+fn altered(data: &Path, to: &Path, rename: bool, reorder: bool) {
+    copy_dir(data, to);
+    let tx = to.join("transactions");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&tx).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();
     for p in names {
         let text = std::fs::read_to_string(&p).unwrap();
         let mut lines: Vec<&str> = text.lines().collect();
         let header = lines.remove(0);
-        lines.reverse();
-        let stem = p.file_stem().unwrap().to_str().unwrap().replace('-', "");
-        std::fs::write(
-            tx.join(format!("pos_export_{stem}.csv")),
-            format!("{header}\n{}\n", lines.join("\n")),
-        )
-        .unwrap();
+        if reorder {
+            lines.reverse();
+        }
+        let target = if rename {
+            tx.join(format!(
+                "pos_export_{}.csv",
+                p.file_stem().unwrap().to_str().unwrap().replace('-', "")
+            ))
+        } else {
+            p.clone()
+        };
         std::fs::remove_file(&p).unwrap();
+        std::fs::write(target, format!("{header}\n{}\n", lines.join("\n"))).unwrap();
     }
-    let apps = moved.join("applications.csv");
-    let text = std::fs::read_to_string(&apps).unwrap();
-    let mut lines: Vec<&str> = text.lines().collect();
-    let header = lines.remove(0);
-    let third = lines.len() / 3;
-    lines.rotate_left(third);
-    std::fs::write(&apps, format!("{header}\n{}\n", lines.join("\n"))).unwrap();
+    if reorder {
+        let apps = to.join("applications.csv");
+        let text = std::fs::read_to_string(&apps).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let header = lines.remove(0);
+        let third = lines.len() / 3;
+        lines.rotate_left(third);
+        std::fs::write(&apps, format!("{header}\n{}\n", lines.join("\n"))).unwrap();
+    }
+}
 
-    let second = scan(&moved, &t.path().join("o2"), &cache, "2026-11-20", &["--baseline", &base]);
+/// The same findings, found again: nothing new, nothing resolved, and
+/// only where they were read from differs.
+fn assert_same_findings(first: &Scan, second: &Scan) {
     let m = manifest(&second.out);
-    assert_eq!(m["baseline"]["new"], 0, "{}", text_of(&second));
+    assert_eq!(m["baseline"]["new"], 0, "{}", text_of(second));
     assert_eq!(m["baseline"]["resolved"], 0);
     assert_eq!(fingerprints(&first.findings()), fingerprints(&second.findings()));
-    // Only where they were read from differs.
     let strip = |fs: Vec<Value>| -> Vec<Value> {
         let mut v: Vec<Value> = fs
             .into_iter()
@@ -385,6 +386,32 @@ fn renamed_files_and_reordered_rows_change_no_fingerprint() {
         v
     };
     assert_eq!(strip(first.findings()), strip(second.findings()));
+}
+
+#[test]
+fn renamed_files_change_no_fingerprint() {
+    let t = tempfile::tempdir().unwrap();
+    let (data, cache) = (t.path().join("data"), t.path().join("cache"));
+    month(&data, 10, 503);
+    let first = scan(&data, &t.path().join("o1"), &cache, "2026-11-20", &[]);
+    let base = first.out.to_str().unwrap().to_string();
+    let renamed = t.path().join("renamed");
+    altered(&data, &renamed, true, false);
+    let second = scan(&renamed, &t.path().join("o2"), &cache, "2026-11-20", &["--baseline", &base]);
+    assert_same_findings(&first, &second);
+}
+
+#[test]
+fn reordered_rows_change_no_fingerprint() {
+    let t = tempfile::tempdir().unwrap();
+    let (data, cache) = (t.path().join("data"), t.path().join("cache"));
+    month(&data, 10, 508);
+    let first = scan(&data, &t.path().join("o1"), &cache, "2026-11-20", &[]);
+    let base = first.out.to_str().unwrap().to_string();
+    let reordered = t.path().join("reordered");
+    altered(&data, &reordered, false, true);
+    let second = scan(&reordered, &t.path().join("o2"), &cache, "2026-11-20", &["--baseline", &base]);
+    assert_same_findings(&first, &second);
 }
 
 fn text_of(s: &Scan) -> String {
