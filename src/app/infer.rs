@@ -558,8 +558,15 @@ const SUMMARY_MARKS: &[&str] = &["总交易单数", "总计", "合计", "汇总"
 /// Guess what one file is and how to read it.
 pub fn infer(path: &Path, kind: Option<InputKind>) -> Result<Inferred, InputError> {
     let (head, tail, whole) = read_sample(path)?;
-    let encoding = detect_encoding(path, &head)?;
-    let mut text = decode(&head, encoding.value);
+    infer_sample(path, &head, &tail, whole, kind)
+}
+
+/// As `infer`, from a sample already read: the file's first bytes, its
+/// last (when `whole` is false), and the name to report it by. For
+/// fuzzing: any bytes give a draft or an error, never a panic.
+pub fn infer_sample(path: &Path, head: &[u8], tail: &[u8], whole: bool, kind: Option<InputKind>) -> Result<Inferred, InputError> {
+    let encoding = detect_encoding(path, head)?;
+    let mut text = decode(head, encoding.value);
     if !whole {
         // Drop the (possibly cut) last line of the head, keep the tail's whole lines.
         text.truncate(text.rfind('\n').map(|i| i + 1).unwrap_or(text.len()));
@@ -570,7 +577,7 @@ pub fn infer(path: &Path, kind: Option<InputKind>) -> Result<Inferred, InputErro
     let tail_lines: Vec<String> = if whole {
         Vec::new()
     } else {
-        let t = decode(&tail, encoding.value);
+        let t = decode(tail, encoding.value);
         t.lines().skip(1).map(|l| l.trim_end_matches('\r').to_string()).collect()
     };
     if sample.lines.is_empty() {
@@ -969,8 +976,24 @@ fn merged_values(files: &[&Inferred]) -> (ValueMaps, BTreeMap<&'static str, Vec<
 }
 
 /// The mapping draft for the files, with every guess's confidence and
-/// evidence as a comment; required columns not found at the top.
+/// evidence as a comment; required columns not found at the top. The
+/// evidence quotes the file, whose bytes may hold anything: characters
+/// YAML does not allow, even in a comment, are replaced, so the draft
+/// always loads (a fuzz target holds it to that).
 pub fn draft(inferred: &[Inferred]) -> String {
+    draft_text(inferred)
+        .chars()
+        .map(|c| {
+            if (c.is_control() && c != '\n') || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}') {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+fn draft_text(inferred: &[Inferred]) -> String {
     let mut s = String::new();
     let q = |t: &str| serde_json::to_string(t).unwrap_or_default();
     let _ = writeln!(s, "# posaudit mapping draft, written by `posaudit mapping infer` from:");
@@ -1138,4 +1161,29 @@ pub fn check(path: &Path, mapping: &crate::input::mapping::Mapping, kind: Option
         });
     }
     Err(first_err.unwrap_or_else(|| InputError::Usage("no input kind to check".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_draft_always_loads_as_a_mapping() {
+        // Control characters in headers and values (found by the fuzzer):
+        // YAML refuses them even in comments.
+        let data = "交易\u{1}单号,商户号,交易时间,金额\u{7f}\nT1\u{2},898000000000001,2026-11-01 10:00:00,1.00\n合计\u{0},1\n";
+        let i = infer_sample(Path::new("x.csv"), data.as_bytes(), &[], true, None).unwrap();
+        let d = draft(std::slice::from_ref(&i));
+        crate::input::mapping::Mapping::parse(&d, Path::new("draft.yaml")).unwrap_or_else(|e| panic!("{e}\n{d}"));
+        assert!(d.contains("\"商户号\": merchant_id"), "{d}");
+    }
+
+    #[test]
+    fn formats_prefer_the_usual_one_when_several_read_the_values() {
+        let v = vec!["2026-10-01 02:00:00".to_string()];
+        let g = format_of(&v, DATETIME_CANDIDATES, true).unwrap();
+        assert_eq!(g.value, "", "the default reads it: no format is written");
+        let v = vec!["20261001020000".to_string()];
+        assert_eq!(format_of(&v, DATETIME_CANDIDATES, true).unwrap().value, "%Y%m%d%H%M%S");
+    }
 }
