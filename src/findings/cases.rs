@@ -161,18 +161,22 @@ impl ScoringFile {
 
     pub fn parse(file: &str, text: String) -> Result<ScoringFile, Vec<RuleIssue>> {
         use sha2::Digest;
-        let scoring: Scoring = serde_yaml::from_str(&text).map_err(|e| {
-            let loc = e.location();
-            let msg = e.to_string();
-            vec![RuleIssue {
-                file: file.to_string(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                rule_id: None,
-                field: None,
-                message: msg.split(" at line ").next().unwrap_or(&msg).to_string(),
-            }]
-        })?;
+        // Through a YAML value first: it refuses a key written twice (a
+        // weight given twice would otherwise silently take the last).
+        let scoring: Scoring = serde_yaml::from_str::<serde_yaml::Value>(&text)
+            .and_then(|_| serde_yaml::from_str(&text))
+            .map_err(|e| {
+                let loc = e.location();
+                let msg = e.to_string();
+                vec![RuleIssue {
+                    file: file.to_string(),
+                    line: loc.as_ref().map(|l| l.line()),
+                    column: loc.as_ref().map(|l| l.column()),
+                    rule_id: None,
+                    field: None,
+                    message: msg.split(" at line ").next().unwrap_or(&msg).to_string(),
+                }]
+            })?;
         Ok(ScoringFile {
             file: file.to_string(),
             digest: sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),
@@ -514,6 +518,16 @@ pub fn typology_titles(s: &Scoring, zh: bool) -> IndexMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_weight_written_twice_is_an_error_at_its_line() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/scoring.yaml"))
+            .unwrap()
+            .replace("rule_weights:\n", "rule_weights:\n  SUS-DUP-01: 7\n");
+        let e = ScoringFile::parse("scoring.yaml", text).err().expect("a duplicate key is refused");
+        assert!(e[0].message.contains("duplicate"), "{e:?}");
+        assert!(e[0].line.is_some());
+    }
 
     #[test]
     fn yuan_is_exact() {

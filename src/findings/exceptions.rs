@@ -90,7 +90,8 @@ impl Exceptions {
         let parsed: ExceptionsFile = if text.trim().is_empty() {
             ExceptionsFile { exceptions: vec![] }
         } else {
-            serde_yaml::from_str(text).map_err(|e| {
+            // Through a YAML value first: it refuses a key written twice.
+            serde_yaml::from_str::<serde_yaml::Value>(text).and_then(|_| serde_yaml::from_str(text)).map_err(|e| {
                 let loc = e.location();
                 let msg = e.to_string();
                 vec![RuleIssue {

@@ -112,10 +112,14 @@ impl Mapping {
 
     /// A mapping from its YAML text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Mapping, InputError> {
-        let m: Mapping = serde_yaml::from_str(text).map_err(|e| InputError::Mapping {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        // Through a YAML value first: it refuses a key written twice (a
+        // header mapped twice would otherwise silently take the last).
+        let m: Mapping = serde_yaml::from_str::<serde_yaml::Value>(text)
+            .and_then(|_| serde_yaml::from_str(text))
+            .map_err(|e| InputError::Mapping {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         for kind in InputKind::ALL {
             m.get(kind).validate(kind, path)?;
         }
