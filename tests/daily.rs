@@ -3,7 +3,7 @@
 //! and `--window`.
 
 mod common;
-use common::copy_dir;
+use common::{copy_dir, jsonl, root, text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,10 +14,6 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_posaudit");
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// Run posaudit with its parse cache in `cache` (never the user's).
 fn run(args: &[&str], cache: &Path) -> Output {
     Command::new(BIN)
@@ -26,18 +22,6 @@ fn run(args: &[&str], cache: &Path) -> Output {
         .env("POSAUDIT_CACHE_DIR", cache)
         .output()
         .expect("run posaudit")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
 }
 
 fn manifest(out: &Path) -> Value {

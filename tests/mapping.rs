@@ -4,6 +4,7 @@
 //! a summary block below it.
 
 mod common;
+use common::{root, text};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,20 +12,12 @@ use std::process::Output;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn run(args: &[&str]) -> Output {
     common::posaudit_command()
         .args(args)
         .current_dir(root())
         .output()
         .expect("run posaudit")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// Contract column -> the header a Chinese export gives it.

@@ -3,7 +3,7 @@
 //! driven in headless Chromium.
 
 mod common;
-use common::copy_dir;
+use common::{copy_dir, jsonl, root, text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,28 +11,12 @@ use std::process::Output;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn run(args: &[&str]) -> Output {
     common::posaudit_command()
         .args(args)
         .current_dir(root())
         .output()
         .expect("run posaudit")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn jsonl(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 fn scan_demo(out: &Path, extra: &[&str]) -> Output {

@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Finding, Status};
-use crate::rules::load::{locate, RuleIssue};
+use crate::rules::load::{locate, parse_side_file, RuleIssue};
 use crate::rules::model::{Family, Severity};
 
 /// The scoring file as written.
@@ -161,22 +161,7 @@ impl ScoringFile {
 
     pub fn parse(file: &str, text: String) -> Result<ScoringFile, Vec<RuleIssue>> {
         use sha2::Digest;
-        // Through a YAML value first: it refuses a key written twice (a
-        // weight given twice would otherwise silently take the last).
-        let scoring: Scoring = serde_yaml::from_str::<serde_yaml::Value>(&text)
-            .and_then(|_| serde_yaml::from_str(&text))
-            .map_err(|e| {
-                let loc = e.location();
-                let msg = e.to_string();
-                vec![RuleIssue {
-                    file: file.to_string(),
-                    line: loc.as_ref().map(|l| l.line()),
-                    column: loc.as_ref().map(|l| l.column()),
-                    rule_id: None,
-                    field: None,
-                    message: msg.split(" at line ").next().unwrap_or(&msg).to_string(),
-                }]
-            })?;
+        let scoring: Scoring = parse_side_file(file, &text)?;
         Ok(ScoringFile {
             file: file.to_string(),
             digest: sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect(),

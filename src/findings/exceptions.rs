@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Finding, Status};
-use crate::rules::load::{locate, RuleIssue};
+use crate::rules::load::{locate, parse_side_file, RuleIssue};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -90,21 +90,13 @@ impl Exceptions {
         let parsed: ExceptionsFile = if text.trim().is_empty() {
             ExceptionsFile { exceptions: vec![] }
         } else {
-            // Through a YAML value first: it refuses a key written twice.
-            serde_yaml::from_str::<serde_yaml::Value>(text).and_then(|_| serde_yaml::from_str(text)).map_err(|e| {
-                let loc = e.location();
-                let msg = e.to_string();
-                vec![RuleIssue {
-                    file: file.to_string(),
-                    line: loc.as_ref().map(|l| l.line()),
-                    column: loc.as_ref().map(|l| l.column()),
-                    rule_id: None,
-                    field: None,
-                    message: format!(
-                        "{} (an exceptions file is `exceptions:` and a list of items with id, fingerprint or rule and merchant, owner, reason, ticket, expires)",
-                        msg.split(" at line ").next().unwrap_or(&msg)
-                    ),
-                }]
+            parse_side_file(file, text).map_err(|mut e: Vec<RuleIssue>| {
+                for i in &mut e {
+                    i.message.push_str(
+                        " (an exceptions file is `exceptions:` and a list of items with id, fingerprint or rule and merchant, owner, reason, ticket, expires)",
+                    );
+                }
+                e
             })?
         };
         let mut issues = Vec::new();

@@ -17,7 +17,6 @@
 //! Size is bounded: after a run the least recently used entries are
 //! removed until the folder is under its limit.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -131,17 +130,9 @@ impl ParseCache {
     /// plain SHA-256 (which the manifest shows): knowing a manifest gives
     /// neither. The plain SHA-256 is stored in the entry.
     fn keys(&self, kind: InputKind, path: &Path, header: &Header, mapping: &InputMapping) -> std::io::Result<Keys> {
-        let mut f = std::fs::File::open(path)?;
         let mut secret = Sha256::new();
         secret.update(b"posaudit parse cache key\0");
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            secret.update(&buf[..n]);
-        }
+        super::read::hash_file(path, &mut secret)?;
         let secret: [u8; 32] = secret.finalize().into();
         let mut e = Sha256::new();
         e.update(secret);

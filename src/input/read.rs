@@ -573,17 +573,22 @@ impl<R: Read> Read for Counting<'_, R> {
 }
 
 fn sha256_of(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
     let mut h = Sha256::new();
+    hash_file(path, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// Feed a file's bytes to a hasher, a megabyte at a time.
+pub(crate) fn hash_file(path: &Path, h: &mut Sha256) -> std::io::Result<()> {
+    let mut f = File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok(());
         }
         h.update(&buf[..n]);
     }
-    Ok(hex(&h.finalize()))
 }
 
 /// Where the line after byte `pos` starts (None: no line break after it).

@@ -269,6 +269,27 @@ fn yaml_error(file: &str, rule_id: Option<String>, e: &serde_yaml::Error) -> Rul
     }
 }
 
+/// Parse a YAML file kept beside the rules (exceptions, scoring) into `T`,
+/// through a YAML value first: that refuses a key written twice, which
+/// serde would otherwise settle silently by keeping the last. A problem
+/// comes back at its line and column.
+pub(crate) fn parse_side_file<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, Vec<RuleIssue>> {
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .and_then(|_| serde_yaml::from_str(text))
+        .map_err(|e| {
+            let loc = e.location();
+            let msg = e.to_string();
+            vec![RuleIssue {
+                file: file.to_string(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                rule_id: None,
+                field: None,
+                message: msg.split(" at line ").next().unwrap_or(&msg).to_string(),
+            }]
+        })
+}
+
 /// Load every `.yaml`/`.yml` file under the folders. All problems are
 /// collected, not just the first.
 pub fn load(dirs: &[PathBuf]) -> Loaded {
