@@ -1028,17 +1028,38 @@ fn draft_text(inferred: &[Inferred]) -> String {
                 .map(move |(h, g)| format!("{} `{h}` -> {}", i.kind.value, g.as_ref().map(|g| g.value).unwrap_or("")))
         })
         .collect();
+    let mut doubtful = doubtful;
+    for i in inferred {
+        for (what, g) in [
+            ("amount_unit", i.amount_unit.as_ref().map(|g| (g.value.to_string(), g.confidence))),
+            (
+                "datetime_format",
+                i.datetime_format.as_ref().map(|g| (g.value.clone(), g.confidence)),
+            ),
+            ("date_format", i.date_format.as_ref().map(|g| (g.value.clone(), g.confidence))),
+        ] {
+            if let Some((v, c)) = g.filter(|(_, c)| *c < Confidence::High) {
+                let d = format!("{} {what} {v} ({})", i.kind.value, c.name());
+                if !doubtful.contains(&d) {
+                    doubtful.push(d);
+                }
+            }
+        }
+    }
     if !doubtful.is_empty() {
         let _ = writeln!(s, "# DOUBTFUL (check these): {}", doubtful.join("; "));
     }
-    // One section per input; files of one input share it: the first one
-    // speaks for the format, the values seen in any of them are mapped.
+    // One section per input; files of one input share it: the biggest
+    // one speaks for the format (its sample has the most rows to judge
+    // units and formats by), the values seen in any of them are mapped.
     let mut done = BTreeSet::new();
-    for i in inferred {
-        if !done.insert(i.kind.value) {
+    for first in inferred {
+        if !done.insert(first.kind.value) {
             continue;
         }
-        let same: Vec<&Inferred> = inferred.iter().filter(|j| j.kind.value == i.kind.value).collect();
+        let same: Vec<&Inferred> = inferred.iter().filter(|j| j.kind.value == first.kind.value).collect();
+        let size = |f: &Inferred| std::fs::metadata(&f.file).map(|m| m.len()).unwrap_or(0);
+        let i = same.iter().copied().max_by_key(|f| size(f)).unwrap_or(first);
         let (values, unmapped) = merged_values(&same);
         let _ = writeln!(s, "\n{}:", i.kind.value.name());
         let note = |g_conf: Confidence, ev: &str| format!("# {}: {ev}", g_conf.name());
