@@ -115,14 +115,25 @@ pub fn render(m: &Manifest, runs: &[RuleRun], lang: Lang) -> String {
         }
     }
     if let Some(w) = &m.window {
-        let _ = writeln!(
-            s,
-            "  window: {} to {} ({} days); {} files dated outside it not read",
-            w.from,
-            w.to,
-            w.days,
-            w.files_outside.len()
-        );
+        let _ = if lang == Lang::Zh {
+            writeln!(
+                s,
+                "  时间窗口: {} 至 {}（{} 天）；{} 个日期在窗口外的文件未读取",
+                w.from,
+                w.to,
+                w.days,
+                w.files_outside.len()
+            )
+        } else {
+            writeln!(
+                s,
+                "  window: {} to {} ({} days); {} files dated outside it not read",
+                w.from,
+                w.to,
+                w.days,
+                w.files_outside.len()
+            )
+        };
     }
     if !m.ignored_files.is_empty() {
         let _ = writeln!(s, "  {}: {}", w.ignored, m.ignored_files.join(", "));
