@@ -342,3 +342,102 @@ fn a_file_it_cannot_read_with_confidence_gets_a_draft_that_says_so() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("the file is UTF-16"), "{}", text(&o));
 }
+
+#[test]
+fn constants_fill_columns_an_export_lacks_and_absent_columns_skip_only_the_rules_that_need_them() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    std::fs::create_dir_all(data.join("transactions")).unwrap();
+    let demo = root().join("fixtures/demo");
+    for n in ["applications.csv", "fees.csv", "fee_changes.csv"] {
+        std::fs::copy(demo.join(n), data.join(n)).unwrap();
+    }
+    // The demo's transactions without five columns, as a bill that has no
+    // card numbers, entry modes or MCCs, and only successful card payments.
+    let drop = ["payment_method", "status", "card_no_masked", "entry_mode", "mcc"];
+    for e in std::fs::read_dir(demo.join("transactions")).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let keep: Vec<usize> = (0..header.len()).filter(|i| !drop.contains(&header[*i])).collect();
+        let mut out = keep.iter().map(|i| header[*i]).collect::<Vec<_>>().join(",") + "\n";
+        for l in lines {
+            let cells: Vec<&str> = l.split(',').collect();
+            if cells.len() == header.len() && !l.contains('"') {
+                out += &(keep.iter().map(|i| cells[*i]).collect::<Vec<_>>().join(",") + "\n");
+            }
+        }
+        std::fs::write(data.join("transactions").join(p.file_name().unwrap()), out).unwrap();
+    }
+    let scan = |mapping: &str, out: &str| {
+        std::fs::write(data.join("mapping.yaml"), mapping).unwrap();
+        run(&[
+            "scan",
+            data.to_str().unwrap(),
+            "--as-of",
+            "2026-11-20",
+            "--out",
+            t.path().join(out).to_str().unwrap(),
+            "--fail-on",
+            "never",
+        ])
+    };
+    // Without the mapping: the missing column is named.
+    let o = scan("transactions: {}\n", "o0");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("required column `status` of the transactions input is missing"),
+        "{}",
+        text(&o)
+    );
+
+    let o = scan(
+        "transactions:\n  constants: {payment_method: card, status: approved}\n  absent: [card_no_masked, entry_mode, mcc]\n",
+        "o1",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(t.path().join("o1/manifest.json")).unwrap()).unwrap();
+    let skipped: std::collections::BTreeMap<String, String> = m["rule_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "skipped")
+        .map(|r| {
+            (
+                r["rule_id"].as_str().unwrap().to_string(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (rule, column) in [
+        ("SUS-MCC-01", "mcc"),
+        ("SUS-MCC-02", "mcc"),
+        ("SUS-UNDER-01", "entry_mode"),
+        ("LIM-QR-01", "entry_mode"),
+    ] {
+        assert!(
+            skipped.get(rule).is_some_and(|r| r.contains(&format!("`{column}`"))),
+            "{rule}: {skipped:?}"
+        );
+    }
+    // Rules that read the merchant's registered MCC (app_mcc) still run.
+    for rule in ["SUS-CASH-04", "SUS-CARD-02", "SUS-NEW-02"] {
+        assert!(!skipped.contains_key(rule), "{rule} was skipped: {skipped:?}");
+    }
+    // The demo's planted bad values are still rejected; every other row reads.
+    assert!(m["totals"]["transactions"]["rows_accepted"].as_u64().unwrap() > 8_000);
+    assert!(m["totals"]["transactions"]["rows_rejected"].as_u64().unwrap() <= 3);
+
+    // A constant beside the file's own column, or a required column absent: errors.
+    let o = scan("transactions:\n  constants: {txn_type: purchase, payment_method: card, status: approved}\n  absent: [card_no_masked, entry_mode, mcc]\n", "o2");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("`txn_type` is in the file and also given under `constants`"),
+        "{}",
+        text(&o)
+    );
+    let o = scan("transactions:\n  absent: [status]\n", "o3");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("`status` cannot be absent"), "{}", text(&o));
+}

@@ -95,7 +95,12 @@ fn needed_by(needed: &Needed, kind: InputKind) -> Option<Names> {
 /// lookup. Derived checks read contract terms through the positions
 /// rather than as joined columns, which at millions of rows would be
 /// gigabytes of repeated values.
-fn join_applications(base: DataFrame, merchants: &DataFrame, needed: &Option<Names>) -> PolarsResult<(DataFrame, Vec<Option<IdxSize>>)> {
+fn join_applications(
+    base: DataFrame,
+    kind: InputKind,
+    merchants: &DataFrame,
+    needed: &Option<Names>,
+) -> PolarsResult<(DataFrame, Vec<Option<IdxSize>>)> {
     let base_schema = base.schema().clone();
     let mut keep: Vec<Expr> = Vec::new();
     for name in merchants.get_column_names() {
@@ -103,7 +108,9 @@ fn join_applications(base: DataFrame, merchants: &DataFrame, needed: &Option<Nam
         if name == SRC_COL || name == LINE_COL || name == "merchant_id" {
             continue;
         }
-        let joined_name = if base_schema.contains(name) {
+        // Prefixed when the input has (or its contract names) a column of
+        // that name: `app_mcc` stays `app_mcc` for an export without `mcc`.
+        let joined_name = if base_schema.contains(name) || kind.column(name).is_some() {
             format!("{APP_PREFIX}{name}")
         } else {
             name.to_string()
@@ -213,7 +220,7 @@ pub(crate) fn prepare_part(
     let mut txn_apps: Vec<Option<IdxSize>> = Vec::new();
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
         if let Some(df) = inputs.remove(&kind) {
-            let (mut joined, at) = join_applications(df, &merchants, &needed_by(needed, kind))?;
+            let (mut joined, at) = join_applications(df, kind, &merchants, &needed_by(needed, kind))?;
             let app = checks::AppRows { apps: &merchants, at };
             match kind {
                 InputKind::Transactions => {
@@ -242,8 +249,9 @@ pub(crate) fn prepare_part(
                         keys::add_codes(&mut joined, coded)?;
                         laps.lap("key codes");
                     }
-                    // The MCC the transaction was submitted under, classed too.
-                    if let Some(mcc) = refs.tables.iter().find(|t| t.key == "mcc") {
+                    // The MCC the transaction was submitted under, classed too
+                    // (when the export has one).
+                    if let (Some(mcc), true) = (refs.tables.iter().find(|t| t.key == "mcc"), joined.schema().contains("mcc")) {
                         joined = join_reference(joined, mcc, "mcc", "txn_")?;
                     }
                     laps.lap("join MCC table");

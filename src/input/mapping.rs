@@ -62,6 +62,16 @@ pub struct InputMapping {
     /// `#` comment lines, `<END>`), counted in `lines_skipped`, not read.
     #[serde(default)]
     pub footer: Vec<String>,
+    /// Contract columns the export has no column for, with the one value
+    /// every row takes (a WeChat bill: `payment_method: qr_wechat`). The
+    /// value is checked like any cell.
+    #[serde(default)]
+    pub constants: HashMap<String, String>,
+    /// Contract columns the export does not have at all: left out of the
+    /// rows, so rules that need them are skipped with the reason, as for
+    /// optional columns, instead of running on empty values.
+    #[serde(default)]
+    pub absent: Vec<String>,
 }
 
 impl InputMapping {
@@ -76,7 +86,7 @@ impl InputMapping {
         let mut values: Vec<(&String, String)> = self.values.iter().map(|(k, m)| (k, sorted(m))).collect();
         values.sort();
         format!(
-            "columns={} unit={:?} datetime={:?} date={:?} encoding={:?} delimiter={:?} values={values:?} skip={} footer={:?}",
+            "columns={} unit={:?} datetime={:?} date={:?} encoding={:?} delimiter={:?} values={values:?} skip={} footer={:?} constants={} absent={:?}",
             sorted(&self.columns),
             self.amount_unit,
             self.datetime_format,
@@ -84,8 +94,20 @@ impl InputMapping {
             self.encoding,
             self.delimiter,
             self.skip_lines,
-            self.footer
+            self.footer,
+            sorted(&self.constants),
+            self.absent
         )
+    }
+
+    /// The constant of a contract column, if the mapping gives one.
+    pub(crate) fn constant(&self, column: &str) -> Option<&str> {
+        self.constants.get(column).map(String::as_str)
+    }
+
+    /// Whether the mapping says the export has no such column.
+    pub(crate) fn is_absent(&self, column: &str) -> bool {
+        self.absent.iter().any(|a| a == column)
     }
 
     /// Whether the file has lines around its table (a title above, a
@@ -142,11 +164,27 @@ impl InputMapping {
             path: PathBuf::from(path),
             message,
         };
-        for target in self.columns.values().chain(self.values.keys()) {
+        for target in self
+            .columns
+            .values()
+            .chain(self.values.keys())
+            .chain(self.constants.keys())
+            .chain(&self.absent)
+        {
             if kind.column(target).is_none() {
                 return Err(bad(format!(
                     "{kind}: `{target}` is not a column of the {kind} input (see the data contract)"
                 )));
+            }
+        }
+        for a in &self.absent {
+            if kind.column(a).is_some_and(|c| c.required_value) {
+                return Err(bad(format!(
+                    "{kind}: `{a}` cannot be absent: every row needs a value (give it under `constants` if the export has one value for all)"
+                )));
+            }
+            if self.constants.contains_key(a) {
+                return Err(bad(format!("{kind}: `{a}` is both absent and a constant")));
             }
         }
         if let Some(d) = &self.delimiter {

@@ -135,7 +135,22 @@ pub(crate) fn resolve_header(kind: InputKind, path: &Path, names: &[String], map
             }
         }
     }
-    if let Some(missing) = specs.iter().zip(&positions).find(|(s, p)| !s.optional && p.is_none()) {
+    // A constant stands for a column the file does not have, never beside one.
+    if let Some((s, _)) = specs
+        .iter()
+        .zip(&positions)
+        .find(|(s, p)| p.is_some() && mapping.constant(s.name).is_some())
+    {
+        return Err(InputError::Mapping {
+            path: path.to_path_buf(),
+            message: format!("`{}` is in the file and also given under `constants`: keep one", s.name),
+        });
+    }
+    if let Some(missing) = specs
+        .iter()
+        .zip(&positions)
+        .find(|(s, p)| !s.optional && p.is_none() && mapping.constant(s.name).is_none() && !mapping.is_absent(s.name))
+    {
         return Err(InputError::MissingColumn {
             path: path.to_path_buf(),
             input: kind,
@@ -345,11 +360,14 @@ impl<'m> RowParser<'m> {
     {
         let mut scratch: Vec<Cell<'a>> = Vec::with_capacity(self.specs.len());
         for (spec, pos) in self.specs.iter().zip(&header.positions) {
-            let raw = pos.and_then(&field).unwrap_or("");
-            if pos.is_none() {
-                scratch.push(Cell::Null);
-                continue;
-            }
+            let raw = match (pos, self.mapping.constant(spec.name)) {
+                (Some(p), _) => field(*p).unwrap_or(""),
+                (None, Some(c)) => c,
+                (None, None) => {
+                    scratch.push(Cell::Null);
+                    continue;
+                }
+            };
             match self.parse_cell(spec, raw) {
                 Ok(c) => scratch.push(c),
                 Err(reason) => return Err((spec.name.to_string(), raw.to_string(), reason.to_string())),
@@ -390,9 +408,10 @@ impl<'m> RowParser<'m> {
         let height = self.src.len();
         let mut cols: Vec<Column> = Vec::with_capacity(self.builders.len() + 2);
         for ((spec, b), pos) in self.specs.iter().zip(self.builders).zip(&header.positions) {
-            // Optional columns absent from the file stay absent from the
-            // frame, so that rules needing them are skipped, not run on nulls.
-            if pos.is_none() {
+            // Optional (or mapped absent) columns missing from the file stay
+            // absent from the frame, so that rules needing them are
+            // skipped, not run on nulls; a constant makes a column.
+            if pos.is_none() && self.mapping.constant(spec.name).is_none() {
                 continue;
             }
             let name: PlSmallStr = spec.name.into();
