@@ -764,6 +764,27 @@ fn the_parse_cache_gives_the_same_run_and_keeps_no_number_in_the_clear() {
         assert!(!text.contains("merchant_id"), "{} is not encrypted", e.display());
     }
 
+    // The folder the cache made is the user's alone; a folder the user
+    // names keeps its permissions (pointing at a shared folder must not
+    // lock others out of it).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777, 0o700);
+        let shared = t.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+        scan(
+            &data,
+            &t.path().join("shared-out"),
+            &cache,
+            "2026-11-20",
+            &["--cache-dir", shared.to_str().unwrap()],
+        );
+        assert_eq!(std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777, 0o755);
+        assert!(std::fs::read_dir(&shared).unwrap().count() > 0, "entries were written there");
+    }
+
     // A damaged entry is parsed again, with the same result.
     let victim = &entries[0];
     let mut bytes = std::fs::read(victim).unwrap();

@@ -99,11 +99,16 @@ impl ParseCache {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(folder)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(folder)?;
+        // A folder we create is the user's alone; an existing one (the user
+        // may point at any folder) keeps its permissions: entries are
+        // encrypted and written 0600 whatever the folder.
+        if !dir.is_dir() {
+            std::fs::create_dir_all(dir).map_err(folder)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(folder)?;
+            }
         }
         let mut h = Sha256::new();
         h.update(env!("CARGO_PKG_VERSION"));
