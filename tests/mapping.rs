@@ -4,21 +4,12 @@
 //! a summary block below it.
 
 mod common;
-use common::{root, text};
+use common::{root, run, text};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
-
-fn run(args: &[&str]) -> Output {
-    common::posaudit_command()
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run posaudit")
-}
 
 /// Contract column -> the header a Chinese export gives it.
 fn chinese_headers() -> BTreeMap<&'static str, &'static str> {

@@ -3,21 +3,13 @@
 //! driven in headless Chromium.
 
 mod common;
-use common::{copy_dir, jsonl, root, text};
+use common::{copy_dir, jsonl, root, run, text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-
-fn run(args: &[&str]) -> Output {
-    common::posaudit_command()
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run posaudit")
-}
 
 fn scan_demo(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec!["scan", "fixtures/demo", "--as-of", "2026-11-20", "--out", out.to_str().unwrap()];

@@ -26,7 +26,7 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::mapping::InputMapping;
-use super::read::{FileStats, Header, ParsedFile, SRC_COL};
+use super::read::{hex, FileStats, Header, ParsedFile, SRC_COL};
 use super::{InputKind, RejectedRow};
 
 /// The sources whose behaviour an entry depends on: a change to the
@@ -328,8 +328,4 @@ pub struct CacheReport {
     pub failures: u64,
     pub evicted_bytes: u64,
     pub limit_bytes: u64,
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -47,3 +47,8 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
 }
+
+/// Run posaudit from the repository's root, its cache in the test folder.
+pub fn run(args: &[&str]) -> std::process::Output {
+    posaudit_command().args(args).current_dir(root()).output().expect("run posaudit")
+}
