@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Finding, Status};
-use crate::rules::load::{locate, parse_side_file, RuleIssue};
+use crate::rules::load::{parse_side_file, side_file_issue, RuleIssue};
 use crate::rules::model::{Family, Severity};
 
 /// The scoring file as written.
@@ -136,19 +136,8 @@ pub struct ScoringFile {
 }
 
 fn issue(file: &str, text: &str, id: &str, field: &str, message: String) -> RuleIssue {
-    let at = if id.is_empty() {
-        text.lines().position(|l| l.starts_with(&format!("{field}:"))).map(|i| (i + 1, 1))
-    } else {
-        locate(text, id, field)
-    };
-    RuleIssue {
-        file: file.to_string(),
-        line: at.map(|a| a.0),
-        column: at.map(|a| a.1),
-        rule_id: None,
-        field: Some(field.to_string()),
-        message: if id.is_empty() { message } else { format!("{id}: {message}") },
-    }
+    let message = if id.is_empty() { message } else { format!("{id}: {message}") };
+    side_file_issue(file, text, id, field, message)
 }
 
 impl ScoringFile {

@@ -16,7 +16,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Finding, Status};
-use crate::rules::load::{locate, parse_side_file, RuleIssue};
+use crate::rules::load::{parse_side_file, side_file_issue, RuleIssue};
 
 /// The file as written.
 #[derive(Debug, Deserialize)]
@@ -100,17 +100,7 @@ impl Exceptions {
             })?
         };
         let mut issues = Vec::new();
-        let issue = |id: &str, field: &str, message: String| {
-            let at = locate(text, id, field);
-            RuleIssue {
-                file: file.to_string(),
-                line: at.map(|a| a.0),
-                column: at.map(|a| a.1),
-                rule_id: None,
-                field: Some(field.to_string()),
-                message: format!("exception {id}: {message}"),
-            }
-        };
+        let issue = |id: &str, field: &str, message: String| side_file_issue(file, text, id, field, format!("exception {id}: {message}"));
         let mut seen = BTreeSet::new();
         let mut expiry = Vec::new();
         for x in &parsed.exceptions {
@@ -189,15 +179,13 @@ impl Exceptions {
                 if known.contains(r) {
                     return None;
                 }
-                let at = locate(text, &x.id, "rule");
-                Some(RuleIssue {
-                    file: self.file.clone(),
-                    line: at.map(|a| a.0),
-                    column: at.map(|a| a.1),
-                    rule_id: None,
-                    field: Some("rule".into()),
-                    message: format!("exception {}: no rule `{r}` in the pack (see `posaudit rules list`)", x.id),
-                })
+                Some(side_file_issue(
+                    &self.file,
+                    text,
+                    &x.id,
+                    "rule",
+                    format!("exception {}: no rule `{r}` in the pack (see `posaudit rules list`)", x.id),
+                ))
             })
             .collect()
     }

@@ -269,6 +269,25 @@ fn yaml_error(file: &str, rule_id: Option<String>, e: &serde_yaml::Error) -> Rul
     }
 }
 
+/// A problem with one item of a file kept beside the rules, located at
+/// the item's `field` (found by the item's `id`; with no id, at the
+/// top-level `field`).
+pub(crate) fn side_file_issue(file: &str, text: &str, id: &str, field: &str, message: String) -> RuleIssue {
+    let at = if id.is_empty() {
+        text.lines().position(|l| l.starts_with(&format!("{field}:"))).map(|i| (i + 1, 1))
+    } else {
+        locate(text, id, field)
+    };
+    RuleIssue {
+        file: file.to_string(),
+        line: at.map(|a| a.0),
+        column: at.map(|a| a.1),
+        rule_id: None,
+        field: Some(field.to_string()),
+        message,
+    }
+}
+
 /// Parse a YAML file kept beside the rules (exceptions, scoring) into `T`,
 /// through a YAML value first: that refuses a key written twice, which
 /// serde would otherwise settle silently by keeping the last. A problem
