@@ -76,8 +76,15 @@ pub struct Inferred {
     pub values: BTreeMap<&'static str, BTreeMap<String, Guess<&'static str>>>,
     /// Contract column -> values no rule of thumb maps.
     pub unmapped_values: BTreeMap<&'static str, Vec<String>>,
-    /// Required columns of the input not found.
+    /// Columns every row needs a value of, not found: map them by hand.
     pub missing: Vec<&'static str>,
+    /// Columns of the contract that may be left out, not found: written
+    /// under `absent`, so the rules that need them are skipped.
+    pub absent: Vec<&'static str>,
+    /// A preset whose headers the file has (`wechat`, ...): the draft is
+    /// the preset, which knows the format beyond what a sample shows
+    /// (refund rows, codes, the title line).
+    pub preset: Option<Guess<&'static str>>,
 }
 
 /// Header aliases of real exports, per input: contract column -> names
@@ -808,13 +815,26 @@ pub fn infer_sample(path: &Path, head: &[u8], tail: &[u8], whole: bool, kind: Op
             }
         }
     }
+    let not_found = |c: &&crate::contract::ColumnSpec| !c.optional && index_of(c.name).is_none();
     let missing: Vec<&'static str> = kind
         .value
         .columns()
         .iter()
-        .filter(|c| !c.optional && index_of(c.name).is_none())
+        .filter(|c| not_found(c) && c.required_value)
         .map(|c| c.name)
         .collect();
+    let absent: Vec<&'static str> = kind
+        .value
+        .columns()
+        .iter()
+        .filter(|c| not_found(c) && !c.required_value)
+        .map(|c| c.name)
+        .collect();
+    let preset = recognise_preset(&split, kind.value);
+    let kind = match &preset {
+        Some(p) if kind.confidence < Confidence::High => guess(kind.value, Confidence::High, p.evidence.clone()),
+        _ => kind,
+    };
     Ok(Inferred {
         file: path.to_path_buf(),
         kind,
@@ -829,7 +849,32 @@ pub fn infer_sample(path: &Path, head: &[u8], tail: &[u8], whole: bool, kind: Op
         values,
         unmapped_values,
         missing,
+        absent,
+        preset,
     })
+}
+
+/// The preset whose signature headers one of the first lines has.
+fn recognise_preset(lines: &[Vec<String>], kind: InputKind) -> Option<Guess<&'static str>> {
+    for (i, fields) in lines.iter().enumerate().take(40) {
+        let names: BTreeSet<String> = fields.iter().map(|f| normalise_header(f)).collect();
+        for p in crate::input::mapping::PRESETS {
+            if p.kind == kind && !p.signature.is_empty() && p.signature.iter().all(|h| names.contains(*h)) {
+                return Some(guess(
+                    p.name,
+                    Confidence::High,
+                    format!(
+                        "line {} has the headers {} of the {} format: this is preset:{}",
+                        i + 1,
+                        p.signature.join(", "),
+                        p.title,
+                        p.name
+                    ),
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// Datetime formats seen in real exports (`None`: the reader's default
@@ -1010,17 +1055,35 @@ fn draft_text(inferred: &[Inferred]) -> String {
     let _ = writeln!(s, "# Each guess says how sure it is and why. Check the draft with");
     let _ = writeln!(s, "#   posaudit mapping check FILE --mapping THIS_FILE");
     let _ = writeln!(s, "# and edit what it rejects.");
-    let missing: Vec<String> = inferred
-        .iter()
-        .flat_map(|i| i.missing.iter().map(move |m| format!("{}.{m}", i.kind.value)))
-        .collect();
+    let listed = |pick: fn(&Inferred) -> &Vec<&'static str>| -> Vec<String> {
+        inferred
+            .iter()
+            .filter(|i| i.preset.is_none())
+            .flat_map(|i| pick(i).iter().map(move |m| format!("{}.{m}", i.kind.value)))
+            .collect()
+    };
+    let missing = listed(|i| &i.missing);
     if missing.is_empty() {
         let _ = writeln!(s, "# Every required column was found.");
     } else {
         let _ = writeln!(s, "# MISSING required columns (map them by hand): {}", missing.join(", "));
     }
+    let absent = listed(|i| &i.absent);
+    if !absent.is_empty() {
+        let _ = writeln!(
+            s,
+            "# ABSENT (no column found; written under `absent`, so the rules that need them are skipped; map them if the file has them): {}",
+            absent.join(", ")
+        );
+    }
+    for i in inferred {
+        if let Some(p) = &i.preset {
+            let _ = writeln!(s, "# PRESET {}: {}", i.file.display(), p.evidence);
+        }
+    }
     let doubtful: Vec<String> = inferred
         .iter()
+        .filter(|i| i.preset.is_none())
         .flat_map(|i| {
             i.columns
                 .iter()
@@ -1029,7 +1092,7 @@ fn draft_text(inferred: &[Inferred]) -> String {
         })
         .collect();
     let mut doubtful = doubtful;
-    for i in inferred {
+    for i in inferred.iter().filter(|i| i.preset.is_none()) {
         for (what, g) in [
             ("amount_unit", i.amount_unit.as_ref().map(|g| (g.value.to_string(), g.confidence))),
             (
@@ -1062,6 +1125,22 @@ fn draft_text(inferred: &[Inferred]) -> String {
         let i = same.iter().copied().max_by_key(|f| size(f)).unwrap_or(first);
         let (values, unmapped) = merged_values(&same);
         let _ = writeln!(s, "\n{}:", i.kind.value.name());
+        if let Some(p) = &i.preset {
+            // The preset's own section, comments and all: a scan can take
+            // `--mapping preset:NAME` as well.
+            let _ = writeln!(s, "  # {}: {}", p.confidence.name(), p.evidence);
+            let text = crate::input::mapping::preset(p.value).unwrap_or_default();
+            let head = format!("{}:", i.kind.value.name());
+            let body = text
+                .lines()
+                .skip_while(|l| *l != head)
+                .skip(1)
+                .take_while(|l| l.is_empty() || l.starts_with(' '));
+            for l in body {
+                let _ = writeln!(s, "{l}");
+            }
+            continue;
+        }
         let note = |g_conf: Confidence, ev: &str| format!("# {}: {ev}", g_conf.name());
         let _ = writeln!(s, "  {}", note(i.encoding.confidence, &i.encoding.evidence));
         let _ = writeln!(s, "  encoding: {}", i.encoding.value);
@@ -1095,6 +1174,10 @@ fn draft_text(inferred: &[Inferred]) -> String {
                     let _ = writeln!(s, "  {key}: {}", q(&g.value));
                 }
             }
+        }
+        if !i.absent.is_empty() {
+            let _ = writeln!(s, "  # no column found for these: the rules that need them are skipped");
+            let _ = writeln!(s, "  absent: [{}]", i.absent.join(", "));
         }
         let _ = writeln!(s, "  columns:");
         for (h, g) in &i.columns {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::values::AmountUnit;
 use super::InputError;
-use crate::contract::InputKind;
+use crate::contract::{ColType, InputKind};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +72,104 @@ pub struct InputMapping {
     /// optional columns, instead of running on empty values.
     #[serde(default)]
     pub absent: Vec<String>,
+    /// Rows that carry some columns in other file columns than the rest
+    /// (a WeChat or Alipay refund row: its own id in 微信退款单号, the
+    /// payment's id in 微信订单号, the amount in 退款金额). The first case
+    /// whose `when` holds decides a row's sources; other rows read
+    /// `columns` and `constants` above.
+    #[serde(default)]
+    pub rows: Vec<RowCase>,
+    /// Contract column -> a regular expression with one capture group,
+    /// searched in the `skip_lines` lines above the header: the value of
+    /// every row (an Alipay bill names its account in `#账号：[2088...]`).
+    #[serde(default)]
+    pub title: HashMap<String, String>,
+}
+
+/// A kind of row and where its columns come from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowCase {
+    /// Header in the file -> the values (as cleaned: no backtick, no
+    /// blanks) that select the row. Every header listed must match.
+    pub when: HashMap<String, OneOrMore>,
+    /// Header in the file -> canonical column, for these rows.
+    #[serde(default)]
+    pub columns: HashMap<String, String>,
+    /// Canonical column -> the value these rows take.
+    #[serde(default)]
+    pub constants: HashMap<String, String>,
+    /// Money columns these rows show with the opposite sign (Alipay
+    /// writes a refund's amount as `-12.00`).
+    #[serde(default)]
+    pub negate: Vec<String>,
+}
+
+/// One value or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    pub(crate) fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMore::One(s) => vec![s.as_str()],
+            OneOrMore::More(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// A mapping shipped with posaudit for an export format whose layout is
+/// public: `--mapping preset:NAME`. Each file documents its format.
+pub struct Preset {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub kind: InputKind,
+    /// Headers that together name the format (`mapping infer` recognises
+    /// a file by them; none: it does not need to).
+    pub signature: &'static [&'static str],
+    pub text: &'static str,
+}
+
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "wechat",
+        title: "WeChat Pay trade bill",
+        kind: InputKind::Transactions,
+        signature: &["微信订单号", "微信退款单号", "交易状态", "特约商户号"],
+        text: include_str!("presets/wechat.yaml"),
+    },
+    Preset {
+        name: "alipay",
+        title: "Alipay business detail bill",
+        kind: InputKind::Transactions,
+        signature: &["支付宝交易号", "业务类型", "退款批次号/请求号"],
+        text: include_str!("presets/alipay.yaml"),
+    },
+    Preset {
+        name: "unionpay",
+        title: "UnionPay-style reconciliation file",
+        kind: InputKind::Transactions,
+        signature: &["受理商户代码", "受卡机终端标识码", "交易代码", "应答码"],
+        text: include_str!("presets/unionpay.yaml"),
+    },
+    Preset {
+        name: "lakala",
+        title: "Lakala-style merchant transaction export",
+        kind: InputKind::Transactions,
+        // Its headers and values are the common ones: `mapping infer`
+        // reads it without the preset (a test proves it), so none.
+        signature: &[],
+        text: include_str!("presets/lakala.yaml"),
+    },
+];
+
+/// The text of a preset, by name.
+pub fn preset(name: &str) -> Option<&'static str> {
+    PRESETS.iter().find(|p| p.name == name).map(|p| p.text)
 }
 
 impl InputMapping {
@@ -85,8 +183,22 @@ impl InputMapping {
         };
         let mut values: Vec<(&String, String)> = self.values.iter().map(|(k, m)| (k, sorted(m))).collect();
         values.sort();
+        let cases: Vec<String> = self
+            .rows
+            .iter()
+            .map(|c| {
+                let mut when: Vec<(&String, Vec<&str>)> = c.when.iter().map(|(k, v)| (k, v.values())).collect();
+                when.sort();
+                format!(
+                    "when={when:?} columns={} constants={} negate={:?}",
+                    sorted(&c.columns),
+                    sorted(&c.constants),
+                    c.negate
+                )
+            })
+            .collect();
         format!(
-            "columns={} unit={:?} datetime={:?} date={:?} encoding={:?} delimiter={:?} values={values:?} skip={} footer={:?} constants={} absent={:?}",
+            "columns={} unit={:?} datetime={:?} date={:?} encoding={:?} delimiter={:?} values={values:?} skip={} footer={:?} constants={} absent={:?} rows={cases:?} title={}",
             sorted(&self.columns),
             self.amount_unit,
             self.datetime_format,
@@ -96,8 +208,23 @@ impl InputMapping {
             self.skip_lines,
             self.footer,
             sorted(&self.constants),
-            self.absent
+            self.absent,
+            sorted(&self.title)
         )
+    }
+
+    /// The contract value a file value stands for: the `values` entry for
+    /// it, else the first pattern (`*_CREDIT`, `ICBC*`, `*`) that matches
+    /// it, longest first; None: the value as written.
+    pub(crate) fn value_of(&self, column: &str, value: &str) -> Option<&str> {
+        let vm = self.values.get(column)?;
+        if let Some(v) = vm.get(value) {
+            return Some(v);
+        }
+        vm.iter()
+            .filter(|(k, _)| k.contains('*') && glob_match(k, value))
+            .max_by_key(|(k, _)| (k.len(), k.as_str()))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The constant of a contract column, if the mapping gives one.
@@ -124,7 +251,17 @@ impl InputMapping {
 }
 
 impl Mapping {
+    /// A mapping file, or `preset:NAME` for one shipped with posaudit.
     pub fn load(path: &Path) -> Result<Mapping, InputError> {
+        if let Some(name) = path.to_str().and_then(|p| p.strip_prefix("preset:")) {
+            let text = preset(name).ok_or_else(|| {
+                InputError::Usage(format!(
+                    "no preset `{name}`: the presets are {}",
+                    PRESETS.iter().map(|p| format!("preset:{}", p.name)).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            return Mapping::parse(text, path);
+        }
         let text = std::fs::read_to_string(path).map_err(|e| InputError::Io {
             path: path.to_path_buf(),
             source: e,
@@ -170,6 +307,12 @@ impl InputMapping {
             .chain(self.values.keys())
             .chain(self.constants.keys())
             .chain(&self.absent)
+            .chain(self.title.keys())
+            .chain(
+                self.rows
+                    .iter()
+                    .flat_map(|c| c.columns.values().chain(c.constants.keys()).chain(&c.negate)),
+            )
         {
             if kind.column(target).is_none() {
                 return Err(bad(format!(
@@ -185,6 +328,31 @@ impl InputMapping {
             }
             if self.constants.contains_key(a) {
                 return Err(bad(format!("{kind}: `{a}` is both absent and a constant")));
+            }
+        }
+        for (column, pattern) in &self.title {
+            let groups = regex::Regex::new(pattern)
+                .map_err(|e| bad(format!("{kind}: title pattern for `{column}` is not a regular expression: {e}")))?
+                .captures_len();
+            if groups != 2 {
+                return Err(bad(format!(
+                    "{kind}: title pattern for `{column}` needs exactly one capture group `(...)`: the value"
+                )));
+            }
+            if self.skip_lines == 0 {
+                return Err(bad(format!("{kind}: `title` reads the lines above the header: give `skip_lines`")));
+            }
+        }
+        for (i, c) in self.rows.iter().enumerate() {
+            if c.when.is_empty() {
+                return Err(bad(format!("{kind}: rows[{i}] has no `when`: name a header and its values")));
+            }
+            for n in &c.negate {
+                if !matches!(kind.column(n).map(|s| s.ty), Some(ColType::Money(_))) {
+                    return Err(bad(format!(
+                        "{kind}: rows[{i}]: `negate` applies to money columns; `{n}` is not one"
+                    )));
+                }
             }
         }
         if let Some(d) = &self.delimiter {
@@ -219,6 +387,26 @@ impl InputMapping {
             .unwrap_or(h.as_str());
         kind.columns().iter().find(|c| c.name.eq_ignore_ascii_case(target)).map(|c| c.name)
     }
+}
+
+/// `*` stands for any text (none included); everything else is literal.
+fn glob_match(pattern: &str, value: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == value;
+    }
+    if value.len() < first.len() + last.len() || !value.starts_with(first) || !value.ends_with(last) {
+        return false;
+    }
+    let mut rest = &value[first.len()..value.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 pub(crate) fn normalise_header(h: &str) -> String {

@@ -39,6 +39,10 @@ pub enum InputError {
     BadLink { path: PathBuf, message: String },
     #[error("mapping file {path}: {message}")]
     Mapping { path: PathBuf, message: String },
+    /// The file and the mapping disagree (a header the mapping names is
+    /// not there, a title pattern finds nothing): `path` is the data file.
+    #[error("{path} does not fit the mapping: {message}")]
+    NotAsMapped { path: PathBuf, message: String },
     #[error("no {input} input: {hint}")]
     Missing { input: InputKind, hint: String },
     #[error("reference table {source_name}: {message}")]

@@ -46,6 +46,34 @@ pub struct Header {
     pub extras: Vec<(usize, String)>,
     /// How many fields the header has: every row must have as many.
     pub width: usize,
+    /// For each contract column, whether any source gives it (a file
+    /// column, a constant, the title, a kind of row): the frame has it.
+    pub present: Vec<bool>,
+    /// The mapping's kinds of row (`rows`), resolved to positions.
+    pub cases: Vec<CaseHeader>,
+    /// For each contract column, the value read from the title lines.
+    pub titled: Vec<Option<String>>,
+}
+
+/// One kind of row of the mapping, resolved against a file's header.
+#[derive(Debug, Clone)]
+pub struct CaseHeader {
+    /// (position, values): every one must hold.
+    pub when: Vec<(usize, Vec<String>)>,
+    /// For each contract column: its position for these rows.
+    pub positions: Vec<Option<usize>>,
+    /// For each contract column: its constant for these rows.
+    pub constants: Vec<Option<String>>,
+    /// For each contract column: shown with the opposite sign.
+    pub negate: Vec<bool>,
+}
+
+impl CaseHeader {
+    fn holds<'a>(&self, field: &impl Fn(usize) -> Option<&'a str>) -> bool {
+        self.when
+            .iter()
+            .all(|(p, vals)| field(*p).map(values::clean).is_some_and(|v| vals.iter().any(|x| x == v)))
+    }
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> InputError {
@@ -80,6 +108,14 @@ enum CellError {
     Value(#[from] values::ValueError),
 }
 
+/// The lines above the header, when the mapping reads values from them.
+fn title_lines<R: Read>(bytes: R, mapping: &InputMapping) -> Vec<String> {
+    if mapping.title.is_empty() {
+        return Vec::new();
+    }
+    RecordReader::new(bytes, text_encoding(mapping), mapping.delimiter_byte().unwrap_or(b',')).first_lines(mapping.skip_lines)
+}
+
 fn records<R: Read>(bytes: R, mapping: &InputMapping) -> RecordReader<R> {
     RecordReader::new(bytes, text_encoding(mapping), mapping.delimiter_byte().unwrap_or(b',')).skip(mapping.skip_lines)
 }
@@ -95,7 +131,13 @@ fn reserved(name: &str) -> bool {
 
 /// Match headers to the contract; a missing required column is an error
 /// that names the file and the column.
-pub(crate) fn resolve_header(kind: InputKind, path: &Path, names: &[String], mapping: &InputMapping) -> Result<Header, InputError> {
+pub(crate) fn resolve_header(
+    kind: InputKind,
+    path: &Path,
+    names: &[String],
+    title_lines: &[String],
+    mapping: &InputMapping,
+) -> Result<Header, InputError> {
     let specs = kind.columns();
     let mut positions = vec![None; specs.len()];
     let mut extras: Vec<(usize, String)> = Vec::new();
@@ -141,15 +183,76 @@ pub(crate) fn resolve_header(kind: InputKind, path: &Path, names: &[String], map
         .zip(&positions)
         .find(|(s, p)| p.is_some() && mapping.constant(s.name).is_some())
     {
-        return Err(InputError::Mapping {
+        return Err(InputError::NotAsMapped {
             path: path.to_path_buf(),
             message: format!("`{}` is in the file and also given under `constants`: keep one", s.name),
         });
     }
+    let mapping_err = |message: String| InputError::NotAsMapped {
+        path: path.to_path_buf(),
+        message,
+    };
+    let position_of = |from: &str, what: &str| -> Result<usize, InputError> {
+        let h = super::mapping::normalise_header(from);
+        names
+            .iter()
+            .position(|n| super::mapping::normalise_header(n) == h)
+            .ok_or_else(|| mapping_err(format!("{what}: the file has no column `{from}`")))
+    };
+    let spec_of = |name: &str| specs.iter().position(|c| c.name == name).expect("validated: a contract column");
+    let mut cases = Vec::with_capacity(mapping.rows.len());
+    for (k, case) in mapping.rows.iter().enumerate() {
+        let what = format!("{kind}: rows[{k}]");
+        let mut when: Vec<(usize, Vec<String>)> = Vec::new();
+        for (from, vals) in &case.when {
+            when.push((position_of(from, &what)?, vals.values().iter().map(|v| v.to_string()).collect()));
+        }
+        when.sort();
+        let mut c = CaseHeader {
+            when,
+            positions: vec![None; specs.len()],
+            constants: vec![None; specs.len()],
+            negate: vec![false; specs.len()],
+        };
+        for (from, to) in &case.columns {
+            c.positions[spec_of(to)] = Some(position_of(from, &what)?);
+        }
+        for (to, v) in &case.constants {
+            c.constants[spec_of(to)] = Some(v.clone());
+        }
+        for n in &case.negate {
+            c.negate[spec_of(n)] = true;
+        }
+        cases.push(c);
+    }
+    let mut titled = vec![None; specs.len()];
+    for (column, pattern) in &mapping.title {
+        let re = regex::Regex::new(pattern).map_err(|e| mapping_err(e.to_string()))?;
+        let found = title_lines
+            .iter()
+            .find_map(|l| re.captures(l).and_then(|c| c.get(1)).map(|m| m.as_str().to_string()));
+        let Some(v) = found else {
+            return Err(mapping_err(format!(
+                "{kind}: the title pattern for `{column}` (`{pattern}`) matches none of the {} lines above the header",
+                title_lines.len()
+            )));
+        };
+        titled[spec_of(column)] = Some(v);
+    }
+    let present: Vec<bool> = specs
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            positions[j].is_some()
+                || mapping.constant(s.name).is_some()
+                || titled[j].is_some()
+                || cases.iter().any(|c| c.positions[j].is_some() || c.constants[j].is_some())
+        })
+        .collect();
     if let Some(missing) = specs
         .iter()
-        .zip(&positions)
-        .find(|(s, p)| !s.optional && p.is_none() && mapping.constant(s.name).is_none() && !mapping.is_absent(s.name))
+        .zip(&present)
+        .find(|(s, p)| !s.optional && !**p && !mapping.is_absent(s.name))
     {
         return Err(InputError::MissingColumn {
             path: path.to_path_buf(),
@@ -161,6 +264,9 @@ pub(crate) fn resolve_header(kind: InputKind, path: &Path, names: &[String], map
         positions,
         extras,
         width: names.len(),
+        present,
+        cases,
+        titled,
     })
 }
 
@@ -173,12 +279,14 @@ fn head_of(path: &Path) -> Result<Vec<u8>, InputError> {
 }
 
 pub(crate) fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) -> Result<Header, InputError> {
+    let mut title = Vec::new();
     let names: Vec<String> = match FileFormat::of(path) {
         FileFormat::Csv => {
             records::sniff(&head_of(path)?, text_encoding(mapping)).map_err(|message| InputError::Encoding {
                 path: path.to_path_buf(),
                 message,
             })?;
+            title = title_lines(File::open(path).map_err(|e| io_err(path, e))?, mapping);
             let mut rdr = records(File::open(path).map_err(|e| io_err(path, e))?, mapping);
             let csv_err = |message: String| InputError::Csv {
                 path: path.to_path_buf(),
@@ -201,7 +309,7 @@ pub(crate) fn read_header(kind: InputKind, path: &Path, mapping: &InputMapping) 
             schema.iter_names().map(|n| n.to_string()).collect()
         }
     };
-    resolve_header(kind, path, &names, mapping)
+    resolve_header(kind, path, &names, &title, mapping)
 }
 
 /// Per-file counts for the summary and the manifest.
@@ -292,11 +400,15 @@ impl<'m> RowParser<'m> {
         }
     }
 
-    fn parse_cell<'a>(&self, spec: &ColumnSpec, raw: &'a str) -> Result<Cell<'a>, CellError>
+    fn parse_cell<'a>(&self, spec: &ColumnSpec, raw: &'a str, negate: bool) -> Result<Cell<'a>, CellError>
     where
         'm: 'a,
     {
+        let m: &'m InputMapping = self.mapping;
         let s = values::clean(raw);
+        // A value mapped to "" is no value (WeChat's 付款银行 `OTHERS`
+        // says nothing of the card's type).
+        let s: &'a str = if s.is_empty() { s } else { m.value_of(spec.name, s).unwrap_or(s) };
         if s.is_empty() {
             return if spec.required_value {
                 Err(CellError::Empty)
@@ -304,11 +416,6 @@ impl<'m> RowParser<'m> {
                 Ok(Cell::Null)
             };
         }
-        let m: &'m InputMapping = self.mapping;
-        let s: &'a str = match m.values.get(spec.name).and_then(|vm| vm.get(s)) {
-            Some(v) => v.as_str(),
-            None => s,
-        };
         Ok(match spec.ty {
             ColType::Str | ColType::List => Cell::Str(s),
             ColType::Enum(allowed) => {
@@ -324,6 +431,7 @@ impl<'m> RowParser<'m> {
             ColType::Int => Cell::I64(values::parse_int(s)?),
             ColType::Money(sign) => {
                 let v = values::parse_money(s, m.amount_unit)?;
+                let v = if negate { -v } else { v };
                 if sign == Sign::Positive && v < 0 {
                     return Err(CellError::Negative(s.to_string()));
                 }
@@ -350,7 +458,7 @@ impl<'m> RowParser<'m> {
     /// Parse one row; on success append it, on failure return the reason.
     fn push<'a>(
         &mut self,
-        header: &Header,
+        header: &'a Header,
         field: impl Fn(usize) -> Option<&'a str>,
         src: u32,
         line: u64,
@@ -359,16 +467,27 @@ impl<'m> RowParser<'m> {
         'm: 'a,
     {
         let mut scratch: Vec<Cell<'a>> = Vec::with_capacity(self.specs.len());
-        for (spec, pos) in self.specs.iter().zip(&header.positions) {
-            let raw = match (pos, self.mapping.constant(spec.name)) {
-                (Some(p), _) => field(*p).unwrap_or(""),
-                (None, Some(c)) => c,
-                (None, None) => {
+        let case = header.cases.iter().find(|c| c.holds(&field));
+        for (j, (spec, pos)) in self.specs.iter().zip(&header.positions).enumerate() {
+            // This kind of row's own source first, then the file's column,
+            // the mapping's constant, the title's value.
+            let from_case = case.and_then(|c| match (c.positions[j], &c.constants[j]) {
+                (Some(p), _) => Some(field(p).unwrap_or("")),
+                (None, Some(v)) => Some(v.as_str()),
+                (None, None) => None,
+            });
+            let raw = match (from_case, pos, self.mapping.constant(spec.name), &header.titled[j]) {
+                (Some(r), ..) => r,
+                (None, Some(p), ..) => field(*p).unwrap_or(""),
+                (None, None, Some(c), _) => c,
+                (None, None, None, Some(t)) => t.as_str(),
+                (None, None, None, None) => {
                     scratch.push(Cell::Null);
                     continue;
                 }
             };
-            match self.parse_cell(spec, raw) {
+            let negate = case.is_some_and(|c| c.negate[j]);
+            match self.parse_cell(spec, raw, negate) {
                 Ok(c) => scratch.push(c),
                 Err(reason) => return Err((spec.name.to_string(), raw.to_string(), reason.to_string())),
             }
@@ -407,11 +526,11 @@ impl<'m> RowParser<'m> {
     fn finish(self, header: &Header) -> PolarsResult<DataFrame> {
         let height = self.src.len();
         let mut cols: Vec<Column> = Vec::with_capacity(self.builders.len() + 2);
-        for ((spec, b), pos) in self.specs.iter().zip(self.builders).zip(&header.positions) {
+        for ((spec, b), present) in self.specs.iter().zip(self.builders).zip(&header.present) {
             // Optional (or mapped absent) columns missing from the file stay
             // absent from the frame, so that rules needing them are
             // skipped, not run on nulls; a constant makes a column.
-            if pos.is_none() && self.mapping.constant(spec.name).is_none() {
+            if !present {
                 continue;
             }
             let name: PlSmallStr = spec.name.into();
@@ -865,7 +984,7 @@ fn bytes_header(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> Result
         Some(Item::Rejected { line, reason }) => return Err(csv_err(format!("line {line}: the header row is unreadable: {reason}"))),
         Some(Item::Record { .. }) => (0..rdr.len()).map(|i| rdr.field(i).unwrap_or("").to_string()).collect(),
     };
-    resolve_header(kind, path, &names, mapping)
+    resolve_header(kind, path, &names, &title_lines(bytes, mapping), mapping)
 }
 
 fn parse_err(path: &Path, e: ParseError) -> InputError {
@@ -996,6 +1115,93 @@ pub(crate) fn empty_frame(kind: InputKind, extras: &[String]) -> PolarsResult<Da
             .map(|(i, n)| (kind.columns().len() + i, n.clone()))
             .collect(),
         width: kind.columns().len() + extras.len(),
+        present: vec![true; kind.columns().len()],
+        cases: Vec::new(),
+        titled: vec![None; kind.columns().len()],
     };
     RowParser::new(kind, &header, &InputMapping::default(), 0).finish(&header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::mapping::Mapping;
+
+    fn column(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+        let s = df.column(name).unwrap().cast(&DataType::String).unwrap();
+        s.str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn a_wechat_refund_row_takes_its_id_original_and_amount_from_its_own_columns() {
+        let m = Mapping::load(Path::new("preset:wechat")).unwrap();
+        let bill = "交易时间,特约商户号,设备号,微信订单号,用户标识,交易类型,交易状态,付款银行,应结订单金额,微信退款单号,退款金额,手续费\n\
+`2026-10-01 10:00:00,`822100056910006,`SN1,`4200001,`oA,`MICROPAY,`SUCCESS,`CMB_CREDIT,`100.00,`,`0.00,`0.38\n\
+`2026-10-02 11:00:00,`822100056910006,`SN1,`4200001,`oA,`MICROPAY,`REFUND,`ICBC_DEBIT,`100.00,`5030009,`40.00,`-0.15\n\
+`2026-10-02 12:00:00,`822100056910006,`SN1,`4200002,`oB,`APP,`SUCCESS,`OTHERS,`7.00,`,`0.00,`0.03\n\
+总交易单数,应结订单总金额\n`2,`107.00\n";
+        let f = read_csv_bytes(InputKind::Transactions, bill.as_bytes(), m.get(InputKind::Transactions)).unwrap();
+        assert_eq!(f.stats.rows_accepted, 3, "{:?}", f.rejected);
+        assert_eq!(f.stats.lines_skipped, 2);
+        let df = &f.df;
+        let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(column(df, "txn_id"), s(&[Some("4200001"), Some("5030009"), Some("4200002")]));
+        assert_eq!(column(df, "original_txn_id"), s(&[None, Some("4200001"), None]));
+        assert_eq!(column(df, "txn_type"), s(&[Some("purchase"), Some("refund"), Some("purchase")]));
+        assert_eq!(column(df, "amount"), s(&[Some("100.00"), Some("40.00"), Some("7.00")]));
+        assert_eq!(column(df, "fee"), s(&[Some("0.38"), Some("-0.15"), Some("0.03")]));
+        // Patterns: *_CREDIT and *_DEBIT; anything else (the wallet) is no card type.
+        assert_eq!(column(df, "card_type"), s(&[Some("credit"), Some("debit"), None]));
+        assert_eq!(column(df, "entry_mode"), s(&[Some("qr_dynamic"), Some("qr_dynamic"), None]));
+        assert_eq!(column(df, "payment_method"), s(&[Some("qr_wechat"); 3]));
+        assert!(df.column("card_no_masked").is_err(), "absent columns stay out of the frame");
+    }
+
+    #[test]
+    fn an_alipay_bill_takes_its_merchant_from_the_title_and_turns_refund_amounts_positive() {
+        let m = Mapping::load(Path::new("preset:alipay")).unwrap();
+        let bill = "#支付宝业务明细查询\n#账号：[20881234567890120156]\n#起始日期：[2026年10月01日 00:00:00]\n#----\n\
+支付宝交易号,业务类型,完成时间,终端号,对方账户,订单金额（元）,服务费（元）,退款批次号/请求号\n\
+2026001\t,交易\t,2026-10-01 10:00:00\t,T1\t,138****0000\t,50.00\t,0.30\t,\t\n\
+2026001\t,退款\t,2026-10-02 10:00:00\t,T1\t,138****0000\t,-20.00\t,-0.12\t,R9\t\n\
+2026002\t,退款\t,2026-10-02 11:00:00\t,T1\t,138****0000\t,20.00\t,0.00\t,R10\t\n\
+#交易合计：1笔\n";
+        let bytes = encoding_rs::GB18030.encode(bill).0;
+        let f = read_csv_bytes(InputKind::Transactions, &bytes, m.get(InputKind::Transactions)).unwrap();
+        assert_eq!(f.stats.rows_read, 3);
+        assert_eq!(f.stats.rows_accepted, 2);
+        assert_eq!(f.stats.lines_skipped, 5);
+        // A refund shown as a positive amount is not what the bill writes: rejected, with the reason.
+        assert_eq!(f.rejected.len(), 1);
+        assert_eq!(f.rejected[0].column, "amount");
+        let df = &f.df;
+        let s = |v: &[Option<&str>]| v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(column(df, "merchant_id"), s(&[Some("20881234567890120156"); 2]));
+        assert_eq!(column(df, "txn_id"), s(&[Some("2026001"), Some("R9")]));
+        assert_eq!(column(df, "original_txn_id"), s(&[None, Some("2026001")]));
+        assert_eq!(column(df, "amount"), s(&[Some("50.00"), Some("20.00")]));
+        assert_eq!(column(df, "fee"), s(&[Some("0.30"), Some("-0.12")]));
+    }
+
+    #[test]
+    fn a_title_pattern_that_finds_nothing_is_an_error_that_says_so() {
+        let m = Mapping::load(Path::new("preset:alipay")).unwrap();
+        let bill = "#a\n#b\n#c\n#d\n支付宝交易号,业务类型,完成时间,订单金额（元）,退款批次号/请求号\n";
+        let bytes = encoding_rs::GB18030.encode(bill).0;
+        let e = read_csv_bytes(InputKind::Transactions, &bytes, m.get(InputKind::Transactions))
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("matches none of the 4 lines above the header"), "{e}");
+    }
+
+    #[test]
+    fn mapping_files_with_row_cases_are_checked_before_reading() {
+        let bad = |yaml: &str| Mapping::parse(yaml, Path::new("m.yaml")).err().unwrap().to_string();
+        assert!(bad("transactions:\n  rows:\n    - columns: {a: txn_id}\n").contains("missing field `when`"));
+        assert!(bad("transactions:\n  rows:\n    - when: {}\n").contains("has no `when`"));
+        assert!(bad("transactions:\n  rows:\n    - when: {a: b}\n      negate: [txn_id]\n").contains("`txn_id` is not one"));
+        assert!(bad("transactions:\n  rows:\n    - when: {a: b}\n      columns: {x: nope}\n").contains("`nope` is not a column"));
+        assert!(bad("transactions:\n  skip_lines: 1\n  title: {merchant_id: 'x'}\n").contains("exactly one capture group"));
+        assert!(bad("transactions:\n  title: {merchant_id: '(x)'}\n").contains("give `skip_lines`"));
+    }
 }

@@ -149,6 +149,19 @@ impl<R: Read> RecordReader<R> {
         self
     }
 
+    /// The text of the first `n` physical lines (a title the mapping reads
+    /// values from); a line that does not decode is empty.
+    pub(crate) fn first_lines(mut self, n: usize) -> Vec<String> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            match self.read_line() {
+                Ok(Some(l)) => out.push(l.text.unwrap_or_default()),
+                _ => break,
+            }
+        }
+        out
+    }
+
     /// Read and drop every line left; how many there were.
     pub(crate) fn drain(&mut self) -> std::io::Result<u64> {
         let mut n = 0;
