@@ -8,6 +8,7 @@
 
 pub mod alloc;
 pub mod app;
+pub mod backend;
 pub mod checks;
 pub mod cleanup;
 pub mod contract;

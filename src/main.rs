@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, MappingCommand, RulesCommand};
+use cli::{Cli, Command, ExportCommand, ImportCommand, MappingCommand, RulesCommand};
 use posaudit::app::exit;
 use posaudit::app::options::CacheOptions;
 use posaudit::app::scan::{self, ScanOptions};
@@ -102,54 +102,123 @@ fn write_outputs(
     staged.commit().map_err(|e| Error::Output(".".into(), e))
 }
 
+/// What a scan (or `prepare`, which reads inputs as a scan does) is asked.
+fn scan_options(a: cli::ScanArgs) -> ScanOptions {
+    ScanOptions {
+        dir: a.dir,
+        applications: a.applications,
+        transactions: a.transactions,
+        fees: a.fees,
+        fee_changes: a.fee_changes,
+        mapping: a.mapping,
+        rules: a.rules.rules,
+        out: a.out,
+        formats: a.format,
+        outputs: a.output,
+        as_of: a.as_of.unwrap_or_else(today_shanghai),
+        fail_on: a.fail_on.unwrap_or(if a.fail_on_new.is_some() {
+            posaudit::findings::FailOn::Never
+        } else {
+            posaudit::findings::FailOn::At(posaudit::rules::model::Severity::High)
+        }),
+        fail_on_new: a.fail_on_new,
+        baseline: a.baseline,
+        exceptions: a.exceptions,
+        shadow: a.shadow,
+        cache: if a.no_cache {
+            None
+        } else {
+            a.cache_dir
+                .or_else(posaudit::input::cache::ParseCache::default_dir)
+                .map(|dir| CacheOptions { dir, limit: a.cache_size })
+        },
+        window_days: a.window,
+        lang: posaudit::findings::lang::Lang::resolve(a.lang),
+        threads: threads(a.threads),
+        reference: a.reference,
+        partitions: a.partitions,
+        max_findings: a.max_findings,
+    }
+}
+
 fn run(cli: Cli) -> Result<i32, Error> {
     match cli.command {
         Command::Scan(a) => {
             let a = *a;
-            let opts = ScanOptions {
-                dir: a.dir,
-                applications: a.applications,
-                transactions: a.transactions,
-                fees: a.fees,
-                fee_changes: a.fee_changes,
-                mapping: a.mapping,
-                rules: a.rules.rules,
-                out: a.out,
-                formats: a.format,
-                outputs: a.output,
-                as_of: a.as_of.unwrap_or_else(today_shanghai),
-                fail_on: a.fail_on.unwrap_or(if a.fail_on_new.is_some() {
-                    posaudit::findings::FailOn::Never
-                } else {
-                    posaudit::findings::FailOn::At(posaudit::rules::model::Severity::High)
-                }),
-                fail_on_new: a.fail_on_new,
-                baseline: a.baseline,
-                exceptions: a.exceptions,
-                shadow: a.shadow,
-                cache: if a.no_cache {
-                    None
-                } else {
-                    a.cache_dir
-                        .or_else(posaudit::input::cache::ParseCache::default_dir)
-                        .map(|dir| CacheOptions { dir, limit: a.cache_size })
-                },
-                window_days: a.window,
-                lang: posaudit::findings::lang::Lang::resolve(a.lang),
-                threads: threads(a.threads),
-                reference: a.reference,
-                partitions: a.partitions,
-                max_findings: a.max_findings,
-            };
-            let progress = posaudit::output::progress::Progress::new(a.quiet, a.verbose);
+            let (quiet, verbose) = (a.quiet, a.verbose);
+            let opts = scan_options(a);
+            let progress = posaudit::output::progress::Progress::new(quiet, verbose);
             let outcome = scan::scan_with(&opts, &progress)?;
             for w in &outcome.warnings {
                 say("warning", w);
             }
-            if !a.quiet || outcome.exit_code == exit::ERROR {
+            if !quiet || outcome.exit_code == exit::ERROR {
                 print!("{}", output::summary::render(&outcome.manifest, &outcome.runs, opts.lang));
             }
             Ok(outcome.exit_code)
+        }
+        Command::Prepare(a) => {
+            let a = *a;
+            let (quiet, verbose) = (a.quiet, a.verbose);
+            let opts = scan_options(a);
+            let progress = posaudit::output::progress::Progress::new(quiet, verbose);
+            let m = posaudit::app::spark::prepare(&opts, &progress)?;
+            if !quiet {
+                for (input, f) in &m.frames {
+                    println!(
+                        "{input}: {} rows, {} columns -> {}",
+                        f.rows,
+                        f.columns.len(),
+                        opts.out.join(&f.file).display()
+                    );
+                }
+                println!(
+                    "{} rows rejected (rejected.csv); as of {}; wrote {}",
+                    m.rows_rejected,
+                    m.as_of,
+                    opts.out.join(posaudit::app::spark::PREPARED_MANIFEST).display()
+                );
+            }
+            Ok(exit::CLEAN)
+        }
+        Command::Export(ExportCommand::Spark { rules, out, partial }) => {
+            let e = posaudit::app::spark::export_spark(&rules.rules, &out, partial)?;
+            for (id, why) in &e.refused {
+                say_line(&format!("{id}: not exported: {why}"));
+            }
+            if !e.written {
+                say_line(&format!(
+                    "{} of {} rules cannot run on Spark: nothing written (--partial writes the others)",
+                    e.refused.len(),
+                    e.refused.len() + e.rules
+                ));
+                return Ok(exit::INVALID_RULES);
+            }
+            println!(
+                "wrote {} ({} rules{}): run it with spark-submit {}",
+                out.display(),
+                e.rules,
+                if e.refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} not exported", e.refused.len())
+                },
+                out.join("posaudit_spark.py").display()
+            );
+            Ok(exit::CLEAN)
+        }
+        Command::Import(ImportCommand::Spark {
+            rules,
+            prepared,
+            hits,
+            out,
+        }) => {
+            let i = posaudit::app::spark::import_spark(&rules.rules, &prepared, &hits, &out)?;
+            for (id, status, why) in &i.not_run {
+                say_line(&format!("{id}: {status}: {}", posaudit::mask::scrub(why)));
+            }
+            println!("{} findings -> {}", i.findings.len(), out.join("findings.jsonl").display());
+            Ok(exit::CLEAN)
         }
         Command::Mapping(MappingCommand::Infer { files, input, out }) => {
             let kind = input.as_deref().map(parse_input).transpose()?;

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["input"],
     &["checks", "rules"],
     &["findings"],
-    &["engine"],
+    &["engine", "backend"],
     &["output"],
     &["app"],
 ];

@@ -1,8 +1,9 @@
 //! Any bytes read through a mapping that changes everything a mapping can
-//! change: encoding, delimiter, units, formats, header names, values.
+//! change: encoding, delimiter, units, formats, header names, values; and
+//! through each shipped preset (per-row cases, title values, patterns).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use posaudit::input::mapping::Mapping;
+use posaudit::input::mapping::{Mapping, PRESETS};
 use posaudit::input::read::read_csv_bytes;
 use posaudit::input::InputKind;
 
@@ -14,7 +15,9 @@ const MAPPINGS: &[&str] = &[
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, bytes)) = data.split_first() else { return };
-    let text = MAPPINGS[which as usize % MAPPINGS.len()];
+    let all = MAPPINGS.len() + PRESETS.len();
+    let i = which as usize % all;
+    let text = if i < MAPPINGS.len() { MAPPINGS[i] } else { PRESETS[i - MAPPINGS.len()].text };
     let mapping = Mapping::parse(text, std::path::Path::new("fuzz.yaml")).expect("the fixed mappings are valid");
     if let Ok(file) = read_csv_bytes(InputKind::Transactions, bytes, mapping.get(InputKind::Transactions)) {
         assert_eq!(file.stats.rows_read, file.stats.rows_accepted + file.stats.rows_rejected);

@@ -14,5 +14,6 @@ pub mod options;
 pub mod pack;
 pub mod rule_tests;
 pub mod scan;
+pub mod spark;
 pub mod triage;
 pub mod write;

@@ -31,6 +31,52 @@ pub enum Command {
     /// Read a new export format: guess its mapping, check it.
     #[command(subcommand)]
     Mapping(MappingCommand),
+    /// Read and check the inputs as a scan does and write the frames the
+    /// rules read (derived columns and application columns joined) as
+    /// Parquet in --out, with rejected.csv and prepared.json: the map-side
+    /// step of the Spark job.
+    Prepare(Box<ScanArgs>),
+    /// Write the rule pack for another engine.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Read what another engine's run of the pack found.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A Spark job: one Spark SQL query per rule, translated from the
+    /// compiled rules, and a PySpark driver (exit 3, naming each rule,
+    /// when some rule cannot be translated, unless --partial).
+    Spark {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The job's folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Write the rules that translate and name the others.
+        #[arg(long)]
+        partial: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Turn a Spark run's hits into findings (findings.jsonl in --out),
+    /// with the same fingerprints, messages and masking as a scan.
+    Spark {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// The folder `posaudit prepare` wrote.
+        #[arg(long, value_name = "DIR")]
+        prepared: PathBuf,
+        /// The folder the Spark job wrote its hits to.
+        #[arg(long, value_name = "DIR")]
+        hits: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

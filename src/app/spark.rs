@@ -1,0 +1,323 @@
+//! The rule pack on Apache Spark, in three steps around the cluster:
+//!
+//! 1. `posaudit prepare`: read the inputs as a scan does (mapping, checks,
+//!    rejected rows) and write the frames the rules read, derived columns
+//!    and joined application columns included, as Parquet. The derived
+//!    columns are posaudit's own code (check characters, Luhn, expected
+//!    fees, refund originals, gaps between purchases), so the cluster sees
+//!    exactly the values the embedded engine sees.
+//! 2. `posaudit export spark`: write a Spark job, one SQL query per rule
+//!    translated from the compiled rule (`backend::spark`) and a generic
+//!    PySpark driver that runs them over the prepared Parquet and writes
+//!    each rule's hits.
+//! 3. `posaudit import spark`: turn the hits into findings with the
+//!    engine's own code (`engine::hits`): the same fingerprints, evidence,
+//!    messages and masking as a scan.
+//!
+//! The prepared files and the hits hold the inputs' values (full card and
+//! ID numbers among them, as the inputs do): they belong where the inputs
+//! are kept. Findings are masked as a scan's are.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::inputs::read_inputs;
+use super::pack::{check_loaded, load_pack, load_references};
+use super::scan::ScanOptions;
+use crate::backend::spark::{translate_pack, SparkRule};
+use crate::engine::{self, prepare};
+use crate::findings::Finding;
+use crate::input::{FileStats, InputKind};
+use crate::output::atomic::Staged;
+use crate::output::progress::Progress;
+use crate::rules::load::RulePack;
+use crate::Error;
+
+/// What `prepare` writes beside the Parquet files.
+pub const PREPARED_MANIFEST: &str = "prepared.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PreparedManifest {
+    pub as_of: NaiveDate,
+    pub posaudit_version: String,
+    /// The pack whose columns were kept (its digest).
+    pub rules_digest: String,
+    /// Input -> file written, rows.
+    pub frames: BTreeMap<String, PreparedFrame>,
+    /// The files read, in `_src` order (findings name them).
+    pub files: Vec<FileStats>,
+    pub rows_rejected: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PreparedFrame {
+    pub file: String,
+    pub rows: usize,
+    pub columns: Vec<String>,
+}
+
+fn output_err(dir: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Output(dir.to_path_buf(), e)
+}
+
+/// `posaudit prepare`: the inputs read, checked and prepared, as Parquet in
+/// `opts.out`, with `rejected.csv` and `prepared.json`.
+pub fn prepare(opts: &ScanOptions, progress: &Progress) -> Result<PreparedManifest, Error> {
+    let mut loaded = Some(load_pack(&opts.rules));
+    let mut checked = None;
+    let keep: &crate::input::FileSink = &|_, _, df| Ok(Some(df));
+    let inputs = read_inputs(opts, progress, keep, |extras| {
+        checked = Some(check_loaded(loaded.take().expect("checked once"), extras, opts.as_of)?);
+        Ok(())
+    })?;
+    let (pack, _) = checked.expect("rules are checked before data is read");
+    let refs = load_references(&inputs.plan, &opts.rules, &opts.reference)?;
+    let stats = inputs.loaded.stats.clone();
+    let rejected = inputs.loaded.rejected;
+    let as_of = opts.as_of;
+    let prepared = engine::in_pool(|| prepare::prepare(inputs.loaded.frames, &refs, as_of, &Some(prepare::names_used(&pack))))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::create_dir_all(&opts.out).map_err(output_err(&opts.out))?;
+    let mut staged = Staged::new(&opts.out).map_err(output_err(&opts.out))?;
+    let mut frames = BTreeMap::new();
+    for (kind, df) in prepared.frames {
+        // Integer key codes are the engine's own shortcut, not data.
+        let keep: Vec<PlSmallStr> = df
+            .get_column_names()
+            .into_iter()
+            .filter(|c| !c.starts_with(crate::engine::keys::KEY_PREFIX))
+            .cloned()
+            .collect();
+        let mut df = df.select(keep).map_err(|e| Error::Internal(e.to_string()))?;
+        let file = format!("{}.parquet", kind.name());
+        staged
+            .write(&file, |w| {
+                ParquetWriter::new(w)
+                    .finish(&mut df)
+                    .map(|_| ())
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+            .map_err(output_err(&opts.out))?;
+        frames.insert(
+            kind.name().to_string(),
+            PreparedFrame {
+                file,
+                rows: df.height(),
+                columns: df.get_column_names().iter().map(|c| c.to_string()).collect(),
+            },
+        );
+    }
+    staged
+        .write("rejected.csv", |w| crate::output::write_rejected(&rejected, w))
+        .map_err(output_err(&opts.out))?;
+    let manifest = PreparedManifest {
+        as_of,
+        posaudit_version: env!("CARGO_PKG_VERSION").to_string(),
+        rules_digest: pack.digest.clone(),
+        frames,
+        files: stats,
+        rows_rejected: rejected.len() as u64,
+    };
+    staged
+        .write(PREPARED_MANIFEST, |w| {
+            serde_json::to_writer_pretty(&mut *w, &manifest).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })
+        .map_err(output_err(&opts.out))?;
+    staged.commit().map_err(output_err(&opts.out))?;
+    Ok(manifest)
+}
+
+/// The driver every exported job runs (generic: it reads `rules.json`).
+const DRIVER: &str = include_str!("../backend/posaudit_spark.py");
+
+/// What `export spark` wrote and what it could not.
+pub struct Exported {
+    pub rules: usize,
+    pub refused: BTreeMap<String, String>,
+    pub written: bool,
+}
+
+/// The columns each input can have once prepared: every contract and
+/// derived column (the schema the rules are checked against).
+fn full_columns(as_of: NaiveDate) -> Result<BTreeMap<InputKind, BTreeSet<String>>, Error> {
+    let schemas = engine::validate::contract_schemas(&BTreeMap::new(), as_of).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(schemas
+        .into_iter()
+        .map(|(k, s)| (k, s.iter_names().map(|n| n.to_string()).collect()))
+        .collect())
+}
+
+/// `posaudit export spark`: the job for `rules`, in `out`. A rule the
+/// translation cannot express is named with its reason; unless `partial`,
+/// nothing is written then.
+pub fn export_spark(rules: &[PathBuf], out: &Path, partial: bool) -> Result<Exported, Error> {
+    let as_of = NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date");
+    let (pack, _) = check_loaded(load_pack(rules), &BTreeMap::new(), as_of)?;
+    let (translated, refused) = translate_pack(pack.rules.iter().map(|r| &r.compiled), &full_columns(as_of)?);
+    if !refused.is_empty() && !partial {
+        return Ok(Exported {
+            rules: translated.len(),
+            refused,
+            written: false,
+        });
+    }
+    std::fs::create_dir_all(out).map_err(output_err(out))?;
+    let mut staged = Staged::new(out).map_err(output_err(out))?;
+    for r in &translated {
+        staged
+            .write(&format!("sql/{}.sql", r.id), |w| {
+                writeln!(w, "-- {} ({}, {}): generated by posaudit export spark", r.id, r.shape, r.source)?;
+                writeln!(w, "{}", r.sql)
+            })
+            .map_err(output_err(out))?;
+    }
+    let job = JobFile {
+        posaudit_version: env!("CARGO_PKG_VERSION").to_string(),
+        rules_digest: pack.digest.clone(),
+        rules: translated.clone(),
+        refused: refused.clone(),
+    };
+    staged
+        .write("rules.json", |w| {
+            serde_json::to_writer_pretty(&mut *w, &job).map_err(std::io::Error::other)?;
+            w.write_all(b"\n")
+        })
+        .map_err(output_err(out))?;
+    staged
+        .write("posaudit_spark.py", |w| w.write_all(DRIVER.as_bytes()))
+        .map_err(output_err(out))?;
+    staged
+        .write("README.md", |w| w.write_all(job_readme(&translated, &refused).as_bytes()))
+        .map_err(output_err(out))?;
+    staged.commit().map_err(output_err(out))?;
+    Ok(Exported {
+        rules: translated.len(),
+        refused,
+        written: true,
+    })
+}
+
+#[derive(Serialize)]
+struct JobFile {
+    posaudit_version: String,
+    rules_digest: String,
+    rules: Vec<SparkRule>,
+    refused: BTreeMap<String, String>,
+}
+
+fn job_readme(rules: &[SparkRule], refused: &BTreeMap<String, String>) -> String {
+    let mut s = String::new();
+    s += "# posaudit rule pack as a Spark job\n\n";
+    s += "Generated by `posaudit export spark`; do not edit (export again).\n\n";
+    s += "```sh\n";
+    s += "posaudit prepare DATA --as-of 2026-11-20 --out prepared/         # per input partition, on any machine\n";
+    s += "spark-submit posaudit_spark.py --prepared prepared/ --hits hits/  # the rules, on the cluster\n";
+    s += "posaudit import spark --prepared prepared/ --hits hits/ --out findings/\n";
+    s += "```\n\n";
+    s += &format!("{} rules, one query each in `sql/`.\n", rules.len());
+    if !refused.is_empty() {
+        s += "\nNot exported (the translation cannot express them):\n\n";
+        for (id, why) in refused {
+            s += &format!("- {id}: {why}\n");
+        }
+    }
+    s
+}
+
+/// What the driver says of each rule (`hits/status.json`).
+#[derive(Debug, Deserialize)]
+struct RuleStatus {
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The findings of an import and the rules that gave none because they
+/// did not run on the cluster (id, status, reason).
+pub struct Imported {
+    pub findings: Vec<Finding>,
+    pub not_run: Vec<(String, String, String)>,
+}
+
+/// `posaudit import spark`: the hits of a Spark run as findings, written
+/// as `findings.jsonl` in `out`.
+pub fn import_spark(rules: &[PathBuf], prepared: &Path, hits: &Path, out: &Path) -> Result<Imported, Error> {
+    let read_json = |p: PathBuf| -> Result<String, Error> {
+        std::fs::read_to_string(&p).map_err(|e| Error::Usage(format!("cannot read {}: {e}", p.display())))
+    };
+    let manifest: PreparedManifest = serde_json::from_str(&read_json(prepared.join(PREPARED_MANIFEST))?)
+        .map_err(|e| Error::Usage(format!("{}: not a posaudit prepare manifest: {e}", prepared.display())))?;
+    let status: BTreeMap<String, RuleStatus> = serde_json::from_str(&read_json(hits.join("status.json"))?)
+        .map_err(|e| Error::Usage(format!("{}: not a posaudit Spark run: {e}", hits.display())))?;
+    let (pack, _) = check_loaded(load_pack(rules), &BTreeMap::new(), manifest.as_of)?;
+    let imported = findings_of_hits(&pack, &status, hits, &manifest.files)?;
+    std::fs::create_dir_all(out).map_err(output_err(out))?;
+    let mut staged = Staged::new(out).map_err(output_err(out))?;
+    staged
+        .write("findings.jsonl", |w| {
+            crate::output::findings_out::write_jsonl(&imported.findings, w)
+        })
+        .map_err(output_err(out))?;
+    staged.commit().map_err(output_err(out))?;
+    Ok(imported)
+}
+
+fn findings_of_hits(pack: &RulePack, status: &BTreeMap<String, RuleStatus>, hits: &Path, files: &[FileStats]) -> Result<Imported, Error> {
+    let mut findings = Vec::new();
+    let mut not_run = Vec::new();
+    for lr in &pack.rules {
+        let id = &lr.compiled.id;
+        let Some(st) = status.get(id) else {
+            not_run.push((id.clone(), "missing".into(), "the Spark run has no status for it".into()));
+            continue;
+        };
+        if st.status != "ran" {
+            not_run.push((id.clone(), st.status.clone(), st.reason.clone().unwrap_or_default()));
+            continue;
+        }
+        let path = hits.join(format!("{id}.parquet"));
+        let df = read_hits(&path)?;
+        let mut f = if lr.compiled.is_grouped() {
+            engine::hits::group_findings(lr, &df, files)
+        } else {
+            engine::hits::row_findings(lr, &df, files)
+        };
+        findings.append(&mut f);
+    }
+    crate::findings::model::sort(&mut findings);
+    Ok(Imported { findings, not_run })
+}
+
+/// A rule's hits as Spark wrote them: one Parquet file, or a folder of
+/// part files.
+fn read_hits(path: &Path) -> Result<DataFrame, Error> {
+    let bad = |e: String| Error::Usage(format!("{}: {e}", path.display()));
+    let mut parts: Vec<PathBuf> = if path.is_dir() {
+        std::fs::read_dir(path)
+            .map_err(|e| bad(e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+            .collect()
+    } else {
+        vec![path.to_path_buf()]
+    };
+    parts.sort();
+    let mut out: Option<DataFrame> = None;
+    for p in parts {
+        let f = std::fs::File::open(&p).map_err(|e| bad(e.to_string()))?;
+        let df = ParquetReader::new(f).finish().map_err(|e| bad(e.to_string()))?;
+        out = Some(match out {
+            None => df,
+            Some(mut acc) => {
+                acc.vstack_mut(&df).map_err(|e| bad(e.to_string()))?;
+                acc
+            }
+        });
+    }
+    out.ok_or_else(|| bad("no hits file".into()))
+}

@@ -1,0 +1,3 @@
+//! Other engines the compiled rules translate to.
+
+pub mod spark;

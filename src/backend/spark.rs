@@ -1,0 +1,557 @@
+//! A compiled rule as one Spark SQL query over the prepared inputs (the
+//! frames `posaudit prepare` writes, registered as views named after their
+//! input: `transactions`, `applications`, ...).
+//!
+//! Each query returns the rule's hits in the shape the embedded engine's
+//! plan gives them (`engine::plan`): a row rule's hit rows with `__row_id`,
+//! `_src`, `_line` and the columns its evidence and message name; a
+//! grouped rule's groups with their keys, `__window`, the built-in
+//! measures, the rule's measures, peer statistics, the members' ids in
+//! time order (`__ids`), merchants (`__merchants`), evidence lists and the
+//! first member's origin. `posaudit import spark` turns those into
+//! findings with the same code the engine uses, so both give the same
+//! fingerprints, messages and masking.
+//!
+//! What the query means follows the engine exactly:
+//! - calendar windows are the day (`CAST(t AS DATE)`) or the month
+//!   (`trunc(.., 'MM')`) and are named `yyyy-MM-dd` / `yyyy-MM`;
+//! - a rolling window ends at each row and holds the same key's rows in
+//!   (t - period, t]: an integer range over milliseconds, `period - 1`
+//!   preceding, so the left end is open as in polars (`ClosedWindow::Right`);
+//! - hit windows of one key that share rows are one episode (each starts
+//!   at or before the previous one ends), named by its first transaction,
+//!   with the measures of its densest window (most rows, the earliest of
+//!   equals) and the rows of the whole episode as members;
+//! - peer statistics are medians and linear percentiles over the groups
+//!   that share the peer columns and the window, rounded half to even to
+//!   two decimals; a group's own history is the median over its keys'
+//!   windows;
+//! - members are ordered by time, then by input order (`_src`, `_line`).
+//!
+//! A rule whose form the translation does not cover fails with the reason;
+//! nothing is dropped silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::contract::InputKind;
+use crate::rules::compiled::{CompiledRule, Grouping, Window};
+use crate::rules::model::Calendar;
+
+/// Where the driver puts the columns a rule names that this run's data
+/// may not have (evidence, message placeholders): at each mark, for each
+/// such column the view has, `, ` and the mark's template with `{c}`
+/// replaced by the column (`SparkRule::fills`).
+const ROW_MARK: &str = "/*posaudit:row*/";
+const MEMBERS_MARK: &str = "/*posaudit:members*/";
+const SELECT_MARK: &str = "/*posaudit:select*/";
+
+/// Measures every group carries (as `engine::plan::BUILTIN_MEASURES`).
+const BUILTIN: [&str; 4] = ["count", "window_start", "window_end", "sum_amount"];
+const PEER_COLUMNS: [&str; 6] = ["peer_median", "peer_p95", "peer_p99", "peer_count", "own_median", "own_windows"];
+
+/// One rule for the Spark job.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SparkRule {
+    pub id: String,
+    /// The view it reads.
+    pub source: &'static str,
+    /// The query, `${as_of}` left for the run to bind.
+    pub sql: String,
+    /// Columns the query lists at its marks when the view has them.
+    pub optional: Vec<String>,
+    /// Mark -> the template written there for each optional column.
+    pub fills: BTreeMap<&'static str, String>,
+    /// The rule's kind of plan, for the job's log.
+    pub shape: &'static str,
+}
+
+/// Translate a compiled rule, given the columns its input can have (the
+/// full prepared schema: every contract and derived column).
+pub fn translate(rule: &CompiledRule, columns: &BTreeSet<String>) -> Result<SparkRule, String> {
+    let source = rule.source.name();
+    match &rule.grouping {
+        None => row_rule(rule, columns),
+        Some(g) => match g.window {
+            Some(Window::Rolling { millis }) => rolling_rule(rule, g, millis, columns),
+            _ => group_rule(rule, g, columns),
+        },
+    }
+    .map(|(sql, optional, fills, shape)| SparkRule {
+        id: rule.id.clone(),
+        source,
+        sql,
+        optional,
+        fills,
+        shape,
+    })
+}
+
+type Translated = (String, Vec<String>, BTreeMap<&'static str, String>, &'static str);
+
+/// A column's values over a group's rows, in time and input order.
+fn member_list(order: &str, value: &str) -> String {
+    format!("transform(array_sort(collect_list(struct({order}, {value} AS __v))), x -> x.__v)")
+}
+
+/// The fills of a grouped rule: evidence lists in the members, then selected.
+fn list_fills(order: &str) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        (MEMBERS_MARK, format!("{} AS {{c}}", member_list(order, "r.{c}"))),
+        (SELECT_MARK, "m.{c}".to_string()),
+    ])
+}
+
+/// The id of one row of an input, as text (`engine::plan::row_entity`).
+fn row_id(kind: InputKind) -> String {
+    match kind.entity().1 {
+        Some(c) => format!("CAST({c} AS STRING)"),
+        None => "concat_ws('|', merchant_id, item, date_format(effective_at, 'yyyy-MM-dd HH:mm:ss'))".to_string(),
+    }
+}
+
+/// The row condition. The source is always given an alias (`FROM t AS
+/// __source`): without one, Spark reads `FROM t WHERE (c)` as the table
+/// `t` aliased `WHERE` with a column list.
+fn condition(rule: &CompiledRule) -> String {
+    match &rule.filter {
+        Some(f) => format!("({})", f.text),
+        None => "TRUE".to_string(),
+    }
+}
+
+/// Columns a row rule's hits carry (`engine::plan::row_columns`).
+fn row_rule(rule: &CompiledRule, columns: &BTreeSet<String>) -> Result<Translated, String> {
+    let mut wanted: Vec<String> = vec!["merchant_id".to_string()];
+    for c in rule
+        .evidence
+        .iter()
+        .cloned()
+        .chain(crate::rules::model::placeholders(&rule.message))
+    {
+        if !wanted.contains(&c) {
+            wanted.push(c);
+        }
+    }
+    wanted.retain(|c| columns.contains(c));
+    let sql = format!(
+        "SELECT {id} AS __row_id, _src, _line {ROW_MARK}\nFROM {src} AS __source\nWHERE {cond}",
+        id = row_id(rule.source),
+        src = rule.source.name(),
+        cond = condition(rule)
+    );
+    Ok((sql, wanted, BTreeMap::from([(ROW_MARK, "{c}".to_string())]), "rows"))
+}
+
+/// `a <=> b AND ...` over the keys (null-safe, as the engine joins).
+fn keys_equal(keys: &[String], left: &str, right: &str) -> String {
+    if keys.is_empty() {
+        return "TRUE".to_string();
+    }
+    keys.iter()
+        .map(|k| format!("{left}.{k} <=> {right}.{k}"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn list(items: &[String]) -> String {
+    items.join(", ")
+}
+
+/// Evidence columns gathered per group: those not already a key or a
+/// measure (`engine::plan::build`'s member list).
+fn evidence_lists(rule: &CompiledRule, g: &Grouping, columns: &BTreeSet<String>) -> Vec<String> {
+    // A peer column is the group's own value already (the engine's member
+    // list of it is dropped as a duplicate name).
+    let peer_by: &[String] = g.peers.as_ref().map_or(&[], |p| &p.by);
+    rule.evidence
+        .iter()
+        .filter(|e| !g.keys.contains(e) && !g.measures.contains_key(*e) && !BUILTIN.contains(&e.as_str()))
+        .filter(|e| !peer_by.contains(e))
+        .filter(|e| columns.contains(*e))
+        .cloned()
+        .collect()
+}
+
+fn window_key(cal: Calendar, t: &str) -> (String, &'static str) {
+    match cal {
+        Calendar::Day => (format!("CAST({t} AS DATE)"), "yyyy-MM-dd"),
+        Calendar::Month => (format!("trunc(CAST({t} AS DATE), 'MM')"), "yyyy-MM"),
+    }
+}
+
+fn group_rule(rule: &CompiledRule, g: &Grouping, columns: &BTreeSet<String>) -> Result<Translated, String> {
+    let src = rule.source.name();
+    let t = g.time_column.as_str();
+    let timed = columns.contains(t);
+    let calendar = match g.window {
+        Some(Window::Calendar(c)) => {
+            if !timed {
+                return Err(format!("its time column `{t}` is not a column of the {src} input"));
+            }
+            Some(window_key(c, t))
+        }
+        _ => None,
+    };
+    let mut group_by: Vec<String> = g.keys.clone();
+    if calendar.is_some() {
+        group_by.push("__window".into());
+    }
+    let mut aggs: Vec<String> = vec!["COUNT(*) AS count".into()];
+    if timed {
+        aggs.push(format!("MIN({t}) AS window_start"));
+        aggs.push(format!("MAX({t}) AS window_end"));
+    }
+    if columns.contains("amount") {
+        aggs.push("SUM(amount) AS sum_amount".into());
+    }
+    for (name, m) in &g.measures {
+        aggs.push(format!("{} AS {name}", m.text));
+    }
+    let having = g.having.as_ref().map(|h| h.text.clone()).unwrap_or_else(|| "TRUE".into());
+    aggs.push(format!("({having}) AS __hit"));
+    let mut peer_by_extra: Vec<String> = Vec::new();
+    if let Some(p) = &g.peers {
+        for b in p.by.iter().filter(|b| !g.keys.contains(b)) {
+            aggs.push(format!("MIN({b}) AS {b}"));
+            peer_by_extra.push(b.clone());
+        }
+    }
+    let window_col = calendar.as_ref().map(|(e, _)| format!(", {e} AS __window")).unwrap_or_default();
+    let mut sql = format!(
+        "WITH __rows AS (\n  SELECT *, {id} AS __id{window_col} FROM {src} AS __source WHERE {cond}\n),\n__groups AS (\n  SELECT {keys}{comma}{aggs}\n  FROM __rows{group}\n)",
+        id = row_id(rule.source),
+        cond = condition(rule),
+        keys = list(&group_by),
+        comma = if group_by.is_empty() { "" } else { ", " },
+        aggs = aggs.join(", "),
+        group = if group_by.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", list(&group_by))
+        },
+    );
+    let mut hits_from = "__groups";
+    let mut hit = "__hit = true".to_string();
+    if let Some(p) = &g.peers {
+        let of = format!("CAST({} AS DOUBLE)", p.of);
+        let mut part: Vec<String> = p.by.clone();
+        if calendar.is_some() {
+            part.push("__window".into());
+        }
+        let over = if part.is_empty() {
+            "()".to_string()
+        } else {
+            format!("(PARTITION BY {})", list(&part))
+        };
+        let (own_median, own_windows) = if g.keys.is_empty() || g.window.is_none() {
+            (format!("bround({of}, 2)"), "1".to_string())
+        } else {
+            let own = format!("(PARTITION BY {})", list(&g.keys));
+            (
+                format!("bround(percentile({of}, 0.5) OVER {own}, 2)"),
+                format!("COUNT(*) OVER {own}"),
+            )
+        };
+        sql += &format!(
+            ",\n__peered AS (\n  SELECT *, bround(percentile({of}, 0.5) OVER {over}, 2) AS peer_median, \
+             bround(percentile({of}, 0.95) OVER {over}, 2) AS peer_p95, \
+             bround(percentile({of}, 0.99) OVER {over}, 2) AS peer_p99, \
+             COUNT(*) OVER {over} AS peer_count, {own_median} AS own_median, {own_windows} AS own_windows\n  FROM __groups\n)"
+        );
+        hits_from = "__peered";
+        hit = format!("{hit} AND ({})", p.when.text);
+    }
+    sql += &format!(",\n__hits AS (SELECT * FROM {hits_from} WHERE {hit})");
+    // Members of the groups that hit, in time order, then input order.
+    let order = if timed {
+        format!("r.{t} AS __a, r._src AS __b, r._line AS __c")
+    } else {
+        "r._src AS __b, r._line AS __c".to_string()
+    };
+    let sorted = |field: &str| member_list(&order, &format!("r.{field}"));
+    let mut members: Vec<String> = vec![
+        format!("{} AS __ids", sorted("__id")),
+        format!("element_at(array_sort(collect_list(struct({order}))), 1).__b AS _src"),
+        format!("element_at(array_sort(collect_list(struct({order}))), 1).__c AS _line"),
+    ];
+    if !g.keys.iter().any(|k| k == "merchant_id") && columns.contains("merchant_id") {
+        members.push(format!("{} AS __merchants", sorted("merchant_id")));
+    }
+    sql +=
+        &format!(
+        ",\n__members AS (\n  SELECT {keys}{comma}{members} {MEMBERS_MARK}\n  FROM __rows r LEFT SEMI JOIN __hits h ON {on}\n  {group}\n)",
+        keys = group_by.iter().map(|k| format!("r.{k} AS {k}")).collect::<Vec<_>>().join(", "),
+        comma = if group_by.is_empty() { "" } else { ", " },
+        members = members.join(", "),
+        on = keys_equal(&group_by, "r", "h"),
+        group = if group_by.is_empty() {
+            String::new()
+        } else {
+            format!("GROUP BY {}", group_by.iter().map(|k| format!("r.{k}")).collect::<Vec<_>>().join(", "))
+        },
+    );
+    let mut out: Vec<String> = g.keys.iter().map(|k| format!("h.{k}")).collect();
+    if let Some((_, fmt)) = &calendar {
+        out.push(format!("date_format(h.__window, '{fmt}') AS __window"));
+    }
+    out.push("h.count".into());
+    if timed {
+        out.push("h.window_start".into());
+        out.push("h.window_end".into());
+    }
+    if columns.contains("amount") {
+        out.push("h.sum_amount".into());
+    }
+    out.extend(g.measures.keys().map(|m| format!("h.{m}")));
+    out.extend(peer_by_extra.iter().map(|b| format!("h.{b}")));
+    if g.peers.is_some() {
+        out.extend(PEER_COLUMNS.iter().map(|c| format!("h.{c}")));
+    }
+    let member_cols: Vec<String> = {
+        let mut v = vec!["m.__ids".to_string(), "m._src".into(), "m._line".into()];
+        if members.len() > 3 {
+            v.push("m.__merchants".into());
+        }
+        v
+    };
+    out.extend(member_cols);
+    sql += &format!(
+        "\nSELECT {out} {SELECT_MARK}\nFROM __hits h LEFT JOIN __members m ON {on}",
+        out = out.join(", "),
+        on = keys_equal(&group_by, "h", "m"),
+    );
+    Ok((sql, evidence_lists(rule, g, columns), list_fills(&order), "groups"))
+}
+
+/// Append `OVER <window>` to every aggregate call of a SQL expression, so
+/// that a group's measure becomes a rolling window's. COUNT(DISTINCT x)
+/// becomes the size of the window's set of x; MEDIAN(x) its 0.5 percentile.
+pub(crate) fn windowed(text: &str, window: &str) -> Result<String, String> {
+    const AGGREGATES: [&str; 6] = ["SUM", "COUNT", "MIN", "MAX", "AVG", "MEDIAN"];
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut i = 0;
+    let mut last = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\'' {
+            // Skip a string literal ('' is a quote inside it).
+            i += 1;
+            while i < bytes.len() {
+                if bytes[i] == b'\'' {
+                    if bytes.get(i + 1) == Some(&b'\'') {
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let word = text[start..i].to_ascii_uppercase();
+            let mut j = i;
+            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if AGGREGATES.contains(&word.as_str()) && bytes.get(j) == Some(&b'(') {
+                let close = matching(bytes, j).ok_or_else(|| format!("unbalanced parentheses in `{text}`"))?;
+                let inner = text[j + 1..close].trim();
+                if AGGREGATES.iter().any(|a| contains_call(inner, a)) {
+                    return Err(format!("an aggregate inside an aggregate (`{text}`) has no rolling form"));
+                }
+                out.push_str(&text[last..start]);
+                let upper = inner.to_ascii_uppercase();
+                let call = if word == "COUNT" && upper.starts_with("DISTINCT ") {
+                    format!("size(collect_set({}) OVER {window})", &inner[9..])
+                } else if word == "MEDIAN" {
+                    format!("percentile({inner}, 0.5) OVER {window}")
+                } else {
+                    format!("{}({inner}) OVER {window}", &text[start..i])
+                };
+                out.push_str(&call);
+                i = close + 1;
+                last = i;
+                continue;
+            }
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[last..]);
+    Ok(out)
+}
+
+/// The index of the parenthesis closing the one at `open`, quotes skipped.
+fn matching(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut i = open;
+    let mut quoted = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn contains_call(text: &str, name: &str) -> bool {
+    let upper = text.to_ascii_uppercase();
+    upper.match_indices(name).any(|(i, _)| {
+        let before_ok = i == 0 || !(upper.as_bytes()[i - 1].is_ascii_alphanumeric() || upper.as_bytes()[i - 1] == b'_');
+        before_ok && upper[i + name.len()..].trim_start().starts_with('(')
+    })
+}
+
+fn rolling_rule(rule: &CompiledRule, g: &Grouping, millis: i64, columns: &BTreeSet<String>) -> Result<Translated, String> {
+    let src = rule.source.name();
+    let t = g.time_column.as_str();
+    if !columns.contains(t) {
+        return Err(format!("its time column `{t}` is not a column of the {src} input"));
+    }
+    if millis < 1 {
+        return Err("a rolling window shorter than a millisecond".into());
+    }
+    let keys = &g.keys;
+    let part = if keys.is_empty() {
+        String::new()
+    } else {
+        format!("PARTITION BY {} ", list(keys))
+    };
+    let w = "__w";
+    let mut aggs: Vec<String> = vec![
+        format!("COUNT(*) OVER {w} AS count"),
+        format!("MIN({t}) OVER {w} AS window_start"),
+        format!("MAX({t}) OVER {w} AS window_end"),
+    ];
+    if columns.contains("amount") {
+        aggs.push(format!("SUM(amount) OVER {w} AS sum_amount"));
+    }
+    for (name, m) in &g.measures {
+        aggs.push(format!(
+            "{} AS {name}",
+            windowed(&m.text, w).map_err(|e| format!("measure `{name}`: {e}"))?
+        ));
+    }
+    let having = match &g.having {
+        Some(h) => windowed(&h.text, w).map_err(|e| format!("having: {e}"))?,
+        None => "TRUE".into(),
+    };
+    aggs.push(format!("({having}) AS __hit"));
+    let key_list = |prefix: &str| keys.iter().map(|k| format!("{prefix}{k}")).collect::<Vec<_>>();
+    let keys_comma = |prefix: &str| {
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", key_list(prefix).join(", "))
+        }
+    };
+    let order = "__ms, __s, __l";
+    let ep_part = if keys.is_empty() {
+        "PARTITION BY __ep".to_string()
+    } else {
+        format!("PARTITION BY {}, __ep", list(keys))
+    };
+    let member_order = "r.__ms AS __a, r._src AS __b, r._line AS __c";
+    let order_member = |field: &str| member_list(member_order, field);
+    let mut window_members: Vec<String> = vec![
+        "element_at(array_sort(collect_list(struct(r.__ms AS __a, r._src AS __b, r._line AS __c))), 1).__b AS _src".into(),
+        "element_at(array_sort(collect_list(struct(r.__ms AS __a, r._src AS __b, r._line AS __c))), 1).__c AS _line".into(),
+    ];
+    let merchants = !keys.iter().any(|k| k == "merchant_id") && columns.contains("merchant_id");
+    if merchants {
+        window_members.push(format!("{} AS __merchants", order_member("r.merchant_id")));
+    }
+    let group_d = {
+        let mut v = key_list("d.");
+        v.push("d.__ep".into());
+        v.join(", ")
+    };
+    let sql = format!(
+        "WITH __rows AS (\n  SELECT *, {id} AS __id, unix_millis(CAST({t} AS TIMESTAMP)) AS __ms FROM {src} AS __source WHERE {cond} AND {t} IS NOT NULL\n),\n\
+__windows AS (\n  SELECT {keys_c}__ms, _src AS __s, _line AS __l, {aggs}\n  FROM __rows\n  WINDOW {w} AS ({part}ORDER BY __ms RANGE BETWEEN {before} PRECEDING AND CURRENT ROW)\n),\n\
+__hits AS (SELECT * FROM __windows WHERE __hit = true),\n\
+__marked AS (\n  SELECT *, CASE WHEN LAG(window_end) OVER __o IS NULL OR window_start > LAG(window_end) OVER __o THEN 1 ELSE 0 END AS __new\n  FROM __hits WINDOW __o AS ({part}ORDER BY {order})\n),\n\
+__episodes AS (\n  SELECT *, SUM(__new) OVER ({part}ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __ep FROM __marked\n),\n\
+__densest AS (\n  SELECT * FROM (\n    SELECT *, MIN(window_start) OVER ({ep_part}) AS __ep_from, MAX(window_end) OVER ({ep_part}) AS __ep_to,\n      ROW_NUMBER() OVER ({ep_part} ORDER BY count DESC, {order}) AS __rank\n    FROM __episodes\n  ) WHERE __rank = 1\n),\n\
+__episode_members AS (\n  SELECT {keys_d}d.__ep, {ids} AS __ids\n  FROM __densest d JOIN __rows r ON {on} AND r.{t} BETWEEN d.__ep_from AND d.__ep_to\n  GROUP BY {group_d}\n),\n\
+__window_members AS (\n  SELECT {keys_d}d.__ep, {wm} {MEMBERS_MARK}\n  FROM __densest d JOIN __rows r ON {on} AND r.{t} BETWEEN d.window_start AND d.window_end\n  GROUP BY {group_d}\n)\n\
+SELECT {keys_out}d.count, d.__ep_from AS window_start, d.__ep_to AS window_end{sum}{measures}, e.__ids, m._src, m._line{merchants_out} {SELECT_MARK}\n\
+FROM __densest d\nLEFT JOIN __episode_members e ON {on_e} AND d.__ep = e.__ep\nLEFT JOIN __window_members m ON {on_m} AND d.__ep = m.__ep",
+        id = row_id(rule.source),
+        cond = condition(rule),
+        keys_c = keys_comma(""),
+        aggs = aggs.join(", "),
+        before = millis - 1,
+        keys_d = keys_comma("d."),
+        ids = order_member("r.__id"),
+        on = keys_equal(keys, "d", "r"),
+        wm = window_members.join(", "),
+        keys_out = keys_comma("d."),
+        sum = if columns.contains("amount") { ", d.sum_amount" } else { "" },
+        measures = g.measures.keys().map(|m| format!(", d.{m}")).collect::<String>(),
+        merchants_out = if merchants { ", m.__merchants" } else { "" },
+        on_e = keys_equal(keys, "d", "e"),
+        on_m = keys_equal(keys, "d", "m"),
+    );
+    Ok((sql, evidence_lists(rule, g, columns), list_fills(member_order), "rolling"))
+}
+
+/// Every rule of a pack, translated or refused: (rules, rule id -> reason).
+pub fn translate_pack<'a>(
+    rules: impl IntoIterator<Item = &'a CompiledRule>,
+    columns: &BTreeMap<InputKind, BTreeSet<String>>,
+) -> (Vec<SparkRule>, BTreeMap<String, String>) {
+    let mut ok = Vec::new();
+    let mut refused = BTreeMap::new();
+    let none = BTreeSet::new();
+    for r in rules {
+        match translate(r, columns.get(&r.source).unwrap_or(&none)) {
+            Ok(s) => ok.push(s),
+            Err(reason) => {
+                refused.insert(r.id.clone(), reason);
+            }
+        }
+    }
+    (ok, refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates_become_window_functions() {
+        assert_eq!(
+            windowed(
+                "COUNT(*) >= 10 AND SUM(CASE WHEN a = 'x(' THEN 1 ELSE 0 END) > 0.5 * count(*)",
+                "__w"
+            )
+            .unwrap(),
+            "COUNT(*) OVER __w >= 10 AND SUM(CASE WHEN a = 'x(' THEN 1 ELSE 0 END) OVER __w > 0.5 * count(*) OVER __w"
+        );
+        assert_eq!(
+            windowed("COUNT(DISTINCT merchant_id) > 3", "__w").unwrap(),
+            "size(collect_set(merchant_id) OVER __w) > 3"
+        );
+        assert_eq!(windowed("MEDIAN(amount)", "__w").unwrap(), "percentile(amount, 0.5) OVER __w");
+        // A column whose name ends like an aggregate is no call.
+        assert_eq!(windowed("my_sum(x) + max_amount", "__w").unwrap(), "my_sum(x) + max_amount");
+        assert!(windowed("SUM(MAX(x))", "__w").unwrap_err().contains("inside an aggregate"));
+    }
+}
