@@ -1,0 +1,271 @@
+//! The rule pack on Apache Spark against the embedded engine: `posaudit
+//! prepare`, `posaudit export spark`, the job run by PySpark in local mode,
+//! `posaudit import spark`; the findings must equal a scan's, byte for
+//! byte (and so by fingerprint, rule by rule).
+//!
+//! Needs Java 17 and PySpark (`.ci/run` installs both). Where they are
+//! missing the Spark runs are skipped with a note, unless
+//! POSAUDIT_REQUIRE_SPARK=1 (CI), when that is a failure.
+
+mod common;
+use common::{jsonl, root, run, text};
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+fn python() -> String {
+    std::env::var("POSAUDIT_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Whether PySpark and Java are here; if not, why.
+fn spark_missing() -> Option<String> {
+    let java = Command::new("java").arg("-version").output();
+    if !java.is_ok_and(|o| o.status.success()) {
+        return Some("no `java` on PATH (Spark needs Java 17)".into());
+    }
+    let py = Command::new(python()).args(["-c", "import pyspark"]).output();
+    match py {
+        Ok(o) if o.status.success() => None,
+        _ => Some(format!("`{} -c 'import pyspark'` fails", python())),
+    }
+}
+
+fn require_spark() -> bool {
+    match spark_missing() {
+        None => true,
+        Some(why) => {
+            if std::env::var("POSAUDIT_REQUIRE_SPARK").is_ok_and(|v| v == "1") {
+                panic!("POSAUDIT_REQUIRE_SPARK=1 but {why}");
+            }
+            eprintln!("skipping the Spark run: {why}");
+            false
+        }
+    }
+}
+
+/// Export the shipped pack once per test.
+fn export(job: &Path) {
+    let o = run(&["export", "spark", "--out", job.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// Findings per rule: fingerprints.
+fn by_rule(path: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in jsonl(path) {
+        m.entry(f["rule_id"].as_str().unwrap().to_string())
+            .or_default()
+            .insert(f["fingerprint"].as_str().unwrap().to_string());
+    }
+    m
+}
+
+/// Scan `data` in memory and through Spark; both findings files.
+fn both_ways(data: &Path, as_of: &str, work: &Path, job: &Path) {
+    let scan = work.join("scan");
+    let o = run(&[
+        "scan",
+        data.to_str().unwrap(),
+        "--as-of",
+        as_of,
+        "--out",
+        scan.to_str().unwrap(),
+        "--fail-on",
+        "never",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let prep = work.join("prepared");
+    let o = run(&["prepare", data.to_str().unwrap(), "--as-of", as_of, "--out", prep.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let hits = work.join("hits");
+    let o = Command::new(python())
+        .arg(job.join("posaudit_spark.py"))
+        .args(["--master", "local[2]", "--prepared"])
+        .arg(&prep)
+        .arg("--hits")
+        .arg(&hits)
+        .output()
+        .expect("run the Spark job");
+    assert!(o.status.success(), "the Spark job failed:\n{}", text(&o));
+    let status: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(hits.join("status.json")).unwrap()).unwrap();
+    let not_ran: Vec<String> = status
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s["status"] != "ran")
+        .map(|(id, s)| format!("{id}: {}", s))
+        .collect();
+    assert!(not_ran.is_empty(), "every rule runs on Spark:\n{}", not_ran.join("\n"));
+    let found = work.join("found");
+    let o = run(&[
+        "import",
+        "spark",
+        "--prepared",
+        prep.to_str().unwrap(),
+        "--hits",
+        hits.to_str().unwrap(),
+        "--out",
+        found.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let (want, got) = (by_rule(&scan.join("findings.jsonl")), by_rule(&found.join("findings.jsonl")));
+    for rule in want.keys().chain(got.keys()).collect::<BTreeSet<_>>() {
+        let (w, g) = (
+            want.get(rule).cloned().unwrap_or_default(),
+            got.get(rule).cloned().unwrap_or_default(),
+        );
+        assert!(
+            w == g,
+            "{rule}: the engine found {} ({} not on Spark), Spark {} ({} not in the engine)",
+            w.len(),
+            w.difference(&g).count(),
+            g.len(),
+            g.difference(&w).count()
+        );
+    }
+    assert!(!want.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(found.join("findings.jsonl")).unwrap(),
+        std::fs::read_to_string(scan.join("findings.jsonl")).unwrap(),
+        "the findings files are byte-identical (evidence, messages, masking, order)"
+    );
+}
+
+#[test]
+fn every_shipped_rule_exports_to_spark_sql() {
+    let t = tempfile::tempdir().unwrap();
+    let job = t.path().join("job");
+    export(&job);
+    let rules: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(job.join("rules.json")).unwrap()).unwrap();
+    let ids: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let mut files = 0;
+    for family in std::fs::read_dir(root().join("rules")).unwrap() {
+        let family = family.unwrap().path();
+        if family.is_dir() && family.file_name().is_some_and(|n| n != "reference") {
+            files += std::fs::read_dir(&family).unwrap().count();
+        }
+    }
+    assert_eq!(ids.len(), files, "one query per rule file");
+    assert!(rules["refused"].as_object().unwrap().is_empty());
+    for id in ids {
+        let sql = std::fs::read_to_string(job.join("sql").join(format!("{id}.sql"))).unwrap();
+        assert!(sql.contains("SELECT"), "{id}");
+    }
+    assert!(job.join("posaudit_spark.py").is_file());
+}
+
+#[test]
+fn a_rule_the_translation_cannot_express_is_named_and_stops_the_export() {
+    let t = tempfile::tempdir().unwrap();
+    let rules = t.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("X-NEST-01.yaml"),
+        "id: X-NEST-01\ntitle: nested aggregates in a rolling window\ntitle_zh: 嵌套聚合\nfamily: suspicious_patterns\nseverity: low\n\
+         source: transactions\nwhere: \"status = 'approved'\"\ngroup_by: [merchant_id]\nrolling: 1d\n\
+         having: \"SUM(amount) > 10 * MAX(amount)\"\nmeasures:\n  spread: \"MAX(amount) - MIN(amount)\"\n\
+         message: \"{merchant_id}\"\nmessage_zh: \"{merchant_id}\"\nbasis:\n  text: a test\n  mark: I\n  sources: []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("X-OK-01.yaml"),
+        "id: X-OK-01\ntitle: a row rule\ntitle_zh: 行规则\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\n\
+         where: \"amount > 100\"\nmessage: \"{merchant_id}\"\nmessage_zh: \"{merchant_id}\"\nbasis:\n  text: a test\n  mark: I\n  sources: []\n",
+    )
+    .unwrap();
+    // Both translate as written.
+    let job = t.path().join("job");
+    let o = run(&[
+        "export",
+        "spark",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--out",
+        job.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    std::fs::write(
+        rules.join("X-NEST-01.yaml"),
+        std::fs::read_to_string(rules.join("X-NEST-01.yaml"))
+            .unwrap()
+            .replace("SUM(amount) > 10 * MAX(amount)", "SUM(amount - MIN(amount)) > 10"),
+    )
+    .unwrap();
+    let job2 = t.path().join("job2");
+    let o = run(&[
+        "export",
+        "spark",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--out",
+        job2.to_str().unwrap(),
+    ]);
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{said}");
+    assert!(
+        said.contains("X-NEST-01: not exported: having: an aggregate inside an aggregate"),
+        "{said}"
+    );
+    assert!(said.contains("nothing written (--partial writes the others)"), "{said}");
+    assert!(!job2.exists());
+    let o = run(&[
+        "export",
+        "spark",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--out",
+        job2.to_str().unwrap(),
+        "--partial",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let readme = std::fs::read_to_string(job2.join("README.md")).unwrap();
+    assert!(readme.contains("- X-NEST-01: having: an aggregate inside an aggregate"), "{readme}");
+    assert!(job2.join("sql/X-OK-01.sql").is_file());
+    assert!(!job2.join("sql/X-NEST-01.sql").exists());
+    let jobfile: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(job2.join("rules.json")).unwrap()).unwrap();
+    assert!(jobfile["refused"]["X-NEST-01"].is_string());
+}
+
+#[test]
+fn the_demo_on_spark_gives_the_scans_findings_byte_for_byte() {
+    if !require_spark() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let job = t.path().join("job");
+    export(&job);
+    both_ways(&root().join("fixtures/demo"), "2026-11-20", &t.path().join("demo"), &job);
+}
+
+#[test]
+fn a_generated_month_with_every_planted_pattern_on_spark_gives_the_scans_findings() {
+    if !require_spark() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    // A seed and size no rule was written against, honest look-alikes,
+    // broken rows.
+    posaudit_gen::generate(&posaudit_gen::GenOptions {
+        merchants: 240,
+        days: 31,
+        txns_per_day: 1200,
+        seed: 31337,
+        out: data.clone(),
+        format: posaudit_gen::GenFormat::Csv,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+        violation_share: 0.4,
+        bad_rows: true,
+        lookalikes: true,
+    })
+    .unwrap();
+    let job = t.path().join("job");
+    export(&job);
+    both_ways(&data, "2026-11-03", &t.path().join("gen"), &job);
+}
