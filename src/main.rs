@@ -159,10 +159,12 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Prepare(a) => {
             let a = *a;
-            let (quiet, verbose) = (a.quiet, a.verbose);
-            let opts = scan_options(a);
+            let (quiet, verbose) = (a.scan.quiet, a.scan.verbose);
+            let mut scope = a.partition.unwrap_or_default();
+            scope.period_start = a.period_start;
+            let opts = scan_options(a.scan);
             let progress = posaudit::output::progress::Progress::new(quiet, verbose);
-            let m = posaudit::app::spark::prepare(&opts, &progress)?;
+            let m = posaudit::app::spark::prepare(&opts, &scope, &progress)?;
             if !quiet {
                 for (input, f) in &m.frames {
                     println!(

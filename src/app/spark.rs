@@ -51,6 +51,63 @@ pub struct PreparedManifest {
     /// The files read, in `_src` order (findings name them).
     pub files: Vec<FileStats>,
     pub rows_rejected: u64,
+    /// `K/N`: the merchants of partition K of N (all inputs filtered by a
+    /// hash of merchant_id, as `scan --partitions` splits them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// The first approved purchase of all the data (dormancy needs it and
+    /// a partition cannot see it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<String>,
+}
+
+/// Which part of the data a `prepare` run keeps.
+#[derive(Debug, Clone, Default)]
+pub struct PrepareScope {
+    /// (K, N): the merchants whose id hashes to K of N.
+    pub partition: Option<(usize, usize)>,
+    /// The first approved purchase of all the data, when this run reads
+    /// only its own partition's files (default: from the rows read).
+    pub period_start: Option<chrono::NaiveDateTime>,
+}
+
+impl std::str::FromStr for PrepareScope {
+    type Err = String;
+    /// `K/N`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a partition K/N (0 <= K < N), e.g. 3/16");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if n == 0 || k >= n {
+            return Err(bad());
+        }
+        Ok(PrepareScope {
+            partition: Some((k, n)),
+            period_start: None,
+        })
+    }
+}
+
+/// The first approved purchase (ms), as `engine::partition::Spill` finds it.
+fn first_purchase(txns: &DataFrame) -> Result<Option<i64>, Error> {
+    let first = txns
+        .clone()
+        .lazy()
+        .filter(col("txn_type").eq(lit("purchase")).and(col("status").eq(lit("approved"))))
+        .select([col("txn_time").min().cast(DataType::Int64)])
+        .collect()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(first.column("txn_time").ok().and_then(|c| c.i64().ok()).and_then(|c| c.get(0)))
+}
+
+/// The rows of merchants in partition `k` of `n`.
+fn keep_partition(df: DataFrame, k: usize, n: usize) -> Result<DataFrame, Error> {
+    let ids = df
+        .column("merchant_id")
+        .and_then(|c| c.str().cloned())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let mask: BooleanChunked = ids.iter().map(|v| Some(engine::partition::part_of(v, n) == k)).collect();
+    df.filter(&mask).map_err(|e| Error::Internal(e.to_string()))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,7 +123,7 @@ fn output_err(dir: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 
 /// `posaudit prepare`: the inputs read, checked and prepared, as Parquet in
 /// `opts.out`, with `rejected.csv` and `prepared.json`.
-pub fn prepare(opts: &ScanOptions, progress: &Progress) -> Result<PreparedManifest, Error> {
+pub fn prepare(opts: &ScanOptions, scope: &PrepareScope, progress: &Progress) -> Result<PreparedManifest, Error> {
     let mut loaded = Some(load_pack(&opts.rules));
     let mut checked = None;
     let keep: &crate::input::FileSink = &|_, _, df| Ok(Some(df));
@@ -77,9 +134,28 @@ pub fn prepare(opts: &ScanOptions, progress: &Progress) -> Result<PreparedManife
     let (pack, _) = checked.expect("rules are checked before data is read");
     let refs = load_references(&inputs.plan, &opts.rules, &opts.reference)?;
     let stats = inputs.loaded.stats.clone();
-    let rejected = inputs.loaded.rejected;
+    // Rejected rows may have no merchant to place them by: partition 0
+    // reports them all, so that the partitions' counts add up.
+    let rejected = match scope.partition {
+        Some((k, _)) if k != 0 => Vec::new(),
+        _ => inputs.loaded.rejected,
+    };
     let as_of = opts.as_of;
-    let prepared = engine::in_pool(|| prepare::prepare(inputs.loaded.frames, &refs, as_of, &Some(prepare::names_used(&pack))))
+    let mut frames = inputs.loaded.frames;
+    let mut period_start = scope.period_start.map(|t| t.and_utc().timestamp_millis());
+    if let Some((k, n)) = scope.partition {
+        if period_start.is_none() {
+            if let Some(t) = frames.get(&InputKind::Transactions) {
+                period_start = first_purchase(t)?;
+            }
+        }
+        frames = frames
+            .into_iter()
+            .map(|(kind, df)| Ok((kind, keep_partition(df, k, n)?)))
+            .collect::<Result<_, Error>>()?;
+    }
+    let needed = Some(prepare::names_used(&pack));
+    let prepared = engine::in_pool(|| prepare::prepare_part(frames, &refs, as_of, &needed, period_start, false))
         .map_err(|e| Error::Internal(e.to_string()))?;
     std::fs::create_dir_all(&opts.out).map_err(output_err(&opts.out))?;
     let mut staged = Staged::new(&opts.out).map_err(output_err(&opts.out))?;
@@ -121,6 +197,12 @@ pub fn prepare(opts: &ScanOptions, progress: &Progress) -> Result<PreparedManife
         frames,
         files: stats,
         rows_rejected: rejected.len() as u64,
+        partition: scope.partition.map(|(k, n)| format!("{k}/{n}")),
+        period_start: period_start.map(|ms| {
+            crate::input::values::datetime_from_millis(ms)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        }),
     };
     staged
         .write(PREPARED_MANIFEST, |w| {

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.sql import SparkSession
 
@@ -43,19 +44,31 @@ def fill(rule, columns):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--prepared", required=True, help="the folder posaudit prepare wrote")
+    ap.add_argument("--prepared", required=True, nargs="+",
+                    help="the folder posaudit prepare wrote, or one per partition (prepare --partition K/N)")
     ap.add_argument("--hits", required=True, help="where to write each rule's hits and status.json")
     ap.add_argument("--as-of", help="the date expiry and age checks use (default: the one prepare used)")
     ap.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
     ap.add_argument("--only", nargs="*", help="run these rules only")
+    ap.add_argument("--parallel", type=int, default=4,
+                    help="rules submitted at once (Spark runs their jobs side by side; default 4)")
     args = ap.parse_args(argv)
 
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "rules.json"), encoding="utf-8") as fh:
         job = json.load(fh)
-    with open(os.path.join(args.prepared, "prepared.json"), encoding="utf-8") as fh:
-        prepared = json.load(fh)
-    as_of = args.as_of or prepared["as_of"]
+    manifests = []
+    for d in args.prepared:
+        with open(os.path.join(d, "prepared.json"), encoding="utf-8") as fh:
+            manifests.append(json.load(fh))
+    if len({m["as_of"] for m in manifests}) > 1 or len({m["rules_digest"] for m in manifests}) > 1:
+        sys.exit("the prepared folders were written with different --as-of dates or rule packs")
+    if len(manifests) > 1:
+        parts = sorted(m.get("partition") or "" for m in manifests)
+        n = {p.split("/")[1] for p in parts if p}
+        if "" in parts or len(n) != 1 or len(parts) != int(n.pop()) or len(set(parts)) != len(parts):
+            sys.exit(f"the prepared folders are not the partitions 0..N-1 of one split: {parts}")
+    as_of = args.as_of or manifests[0]["as_of"]
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", as_of):
         sys.exit(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")
 
@@ -72,38 +85,44 @@ def main(argv=None):
     spark.sparkContext.setLogLevel("FATAL")
 
     views = {}
-    for name, frame in prepared["frames"].items():
-        df = spark.read.parquet(os.path.join(args.prepared, frame["file"]))
+    for name in sorted({n for m in manifests for n in m["frames"]}):
+        paths = [os.path.join(d, m["frames"][name]["file"]) for d, m in zip(args.prepared, manifests) if name in m["frames"]]
+        df = spark.read.parquet(*paths)
         df.createOrReplaceTempView(name)
         views[name] = set(df.columns)
 
     os.makedirs(args.hits, exist_ok=True)
-    status = {}
     started = time.time()
-    for rule in job["rules"]:
+
+    def run_rule(rule):
+        """One rule: its status, and its hits written."""
         rid = rule["id"]
-        if args.only and rid not in args.only:
-            continue
         t0 = time.time()
         source = rule["source"]
         if source not in views:
-            status[rid] = {"status": "skipped", "reason": f"needs the {source} input, which was not given"}
-            continue
+            return rid, {"status": "skipped", "reason": f"needs the {source} input, which was not given"}
         sql = fill(rule, views[source]).replace("${as_of}", f"'{as_of}'")
         out = os.path.join(args.hits, rid + ".parquet")
         try:
             spark.sql(sql).coalesce(1).write.mode("overwrite").parquet(out)
             hits = spark.read.parquet(out).count()
-            status[rid] = {"status": "ran", "hits": hits, "seconds": round(time.time() - t0, 3)}
+            st = {"status": "ran", "hits": hits, "seconds": round(time.time() - t0, 3)}
         except AnalysisException as e:
             text = str(e).split("\n")[0]
-            if "UNRESOLVED_COLUMN" in text or "cannot be resolved" in text or "cannot resolve" in text:
-                status[rid] = {"status": "skipped", "reason": "a column it needs is not in this data: " + text}
+            missing = re.search(r"`([^`]+)` cannot be resolved", text)
+            if "UNRESOLVED_COLUMN" in text and missing:
+                # As the engine says it (an optional column this export lacks).
+                st = {"status": "skipped", "reason": f"column `{missing.group(1)}` is absent from the {source} input"}
             else:
-                status[rid] = {"status": "failed", "reason": text}
+                st = {"status": "failed", "reason": text}
         except Exception as e:  # a rule's failure is reported, the others run
-            status[rid] = {"status": "failed", "reason": str(e).split("\n")[0]}
-        print(f"{rid}: {status[rid]['status']} ({time.time() - t0:.2f} s)", file=sys.stderr)
+            st = {"status": "failed", "reason": str(e).split("\n")[0]}
+        print(f"{rid}: {st['status']} ({time.time() - t0:.2f} s)", file=sys.stderr)
+        return rid, st
+
+    todo = [r for r in job["rules"] if not args.only or r["id"] in args.only]
+    with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
+        status = dict(pool.map(run_rule, todo))
     for rid, why in job.get("refused", {}).items():
         status[rid] = {"status": "not_exported", "reason": why}
     with open(os.path.join(args.hits, "status.json"), "w", encoding="utf-8") as fh:

@@ -35,13 +35,32 @@ pub enum Command {
     /// rules read (derived columns and application columns joined) as
     /// Parquet in --out, with rejected.csv and prepared.json: the map-side
     /// step of the Spark job.
-    Prepare(Box<ScanArgs>),
+    Prepare(Box<PrepareArgs>),
     /// Write the rule pack for another engine.
     #[command(subcommand)]
     Export(ExportCommand),
     /// Read what another engine's run of the pack found.
     #[command(subcommand)]
     Import(ImportCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    /// Keep the merchants of partition K of N (by a hash of merchant_id):
+    /// one map task's share; run K = 0..N-1 into N folders.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<posaudit::app::spark::PrepareScope>,
+    /// The first approved purchase of all the data (YYYY-MM-DD HH:MM:SS),
+    /// when this run reads only its partition's files (default: the first
+    /// in the rows read).
+    #[arg(long = "period-start", value_name = "DATETIME", value_parser = parse_datetime)]
+    pub period_start: Option<chrono::NaiveDateTime>,
+}
+
+fn parse_datetime(s: &str) -> Result<chrono::NaiveDateTime, String> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").map_err(|e| format!("`{s}`: {e} (expected YYYY-MM-DD HH:MM:SS)"))
 }
 
 #[derive(Debug, Subcommand)]
