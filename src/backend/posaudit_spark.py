@@ -74,7 +74,7 @@ def main(argv=None):
 
     builder = SparkSession.builder.appName("posaudit")
     # Times are naive local times: read and compute them without a zone.
-    builder = builder.config("spark.sql.session.timeZone", "UTC")
+    builder = builder.config("spark.sql.session.timeZone", "UTC").config("spark.ui.showConsoleProgress", "false")
     if args.master:
         builder = builder.master(args.master)
     elif "spark.master" not in os.environ.get("SPARK_CONF", "") and not os.environ.get("SPARK_HOME"):

@@ -323,11 +323,11 @@ fn group_rule(rule: &CompiledRule, g: &Grouping, columns: &BTreeSet<String>) -> 
     Ok((sql, evidence_lists(rule, g, columns), list_fills(&order), "groups"))
 }
 
-/// Append `OVER <window>` to every aggregate call of a SQL expression, so
-/// that a group's measure becomes a rolling window's. COUNT(DISTINCT x)
-/// becomes the size of the window's set of x; MEDIAN(x) its 0.5 percentile.
-pub(crate) fn windowed(text: &str, window: &str) -> Result<String, String> {
-    const AGGREGATES: [&str; 6] = ["SUM", "COUNT", "MIN", "MAX", "AVG", "MEDIAN"];
+const AGGREGATES: [&str; 6] = ["SUM", "COUNT", "MIN", "MAX", "AVG", "MEDIAN"];
+
+/// Replace every aggregate call of a SQL expression (`SUM(..)`, `COUNT(..)`,
+/// ...) by what `f` makes of its name (upper case) and argument text.
+fn rewrite_aggregates(text: &str, mut f: impl FnMut(&str, &str) -> Result<String, String>) -> Result<String, String> {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len() + 32);
     let mut i = 0;
@@ -367,18 +367,9 @@ pub(crate) fn windowed(text: &str, window: &str) -> Result<String, String> {
                     return Err(format!("an aggregate inside an aggregate (`{text}`) has no rolling form"));
                 }
                 out.push_str(&text[last..start]);
-                let upper = inner.to_ascii_uppercase();
-                let call = if word == "COUNT" && upper.starts_with("DISTINCT ") {
-                    format!("size(collect_set({}) OVER {window})", &inner[9..])
-                } else if word == "MEDIAN" {
-                    format!("percentile({inner}, 0.5) OVER {window}")
-                } else {
-                    format!("{}({inner}) OVER {window}", &text[start..i])
-                };
-                out.push_str(&call);
+                out.push_str(&f(&word, inner)?);
                 i = close + 1;
                 last = i;
-                continue;
             }
             continue;
         }
@@ -386,6 +377,58 @@ pub(crate) fn windowed(text: &str, window: &str) -> Result<String, String> {
     }
     out.push_str(&text[last..]);
     Ok(out)
+}
+
+/// Append `OVER <window>` to every aggregate call of a SQL expression, so
+/// that a group's measure becomes a rolling window's. COUNT(DISTINCT x)
+/// becomes the size of the window's set of x; MEDIAN(x) its 0.5 percentile.
+pub(crate) fn windowed(text: &str, window: &str) -> Result<String, String> {
+    rewrite_aggregates(text, |word, inner| {
+        let upper = inner.to_ascii_uppercase();
+        Ok(if word == "COUNT" && upper.starts_with("DISTINCT ") {
+            format!("size(collect_set({}) OVER {window})", &inner[9..])
+        } else if word == "MEDIAN" {
+            format!("percentile({inner}, 0.5) OVER {window}")
+        } else {
+            format!("{word}({inner}) OVER {window}")
+        })
+    })
+}
+
+/// The running sums a rolling expression needs, when it only sums and
+/// counts: each aggregate becomes the difference of two prefix sums (to
+/// the row, and to the window's open left end), so a window costs O(1)
+/// whatever its size. `sums` collects (name, expression summed); None: an
+/// aggregate with no prefix form (MIN, MAX, MEDIAN, COUNT(DISTINCT)).
+fn prefix_form(text: &str, sums: &mut Vec<(String, String)>) -> Option<String> {
+    // The sum over the window: to the row, less to the left end (none
+    // there: zero).
+    let mut add = |expr: String| -> String {
+        let name = match sums.iter().position(|(_, e)| *e == expr) {
+            Some(i) => sums[i].0.clone(),
+            None => {
+                let name = format!("__p{}", sums.len());
+                sums.push((name.clone(), expr));
+                name
+            }
+        };
+        format!("({name} - COALESCE({name}__left, 0))")
+    };
+    rewrite_aggregates(text, |word, inner| {
+        let upper = inner.to_ascii_uppercase();
+        match word {
+            "COUNT" if inner == "*" => Ok(add("1".into())),
+            "COUNT" if !upper.starts_with("DISTINCT ") => Ok(add(format!("CASE WHEN ({inner}) IS NULL THEN 0 ELSE 1 END"))),
+            "SUM" => {
+                // NULL when the window has no value, as SUM is.
+                let v = add(format!("COALESCE({inner}, 0)"));
+                let n = add(format!("CASE WHEN ({inner}) IS NULL THEN 0 ELSE 1 END"));
+                Ok(format!("(CASE WHEN {n} = 0 THEN NULL ELSE {v} END)"))
+            }
+            _ => Err(String::new()),
+        }
+    })
+    .ok()
 }
 
 /// The index of the parenthesis closing the one at `open`, quotes skipped.
@@ -433,26 +476,6 @@ fn rolling_rule(rule: &CompiledRule, g: &Grouping, millis: i64, columns: &BTreeS
     } else {
         format!("PARTITION BY {} ", list(keys))
     };
-    let w = "__w";
-    let mut aggs: Vec<String> = vec![
-        format!("COUNT(*) OVER {w} AS count"),
-        format!("MIN({t}) OVER {w} AS window_start"),
-        format!("MAX({t}) OVER {w} AS window_end"),
-    ];
-    if columns.contains("amount") {
-        aggs.push(format!("SUM(amount) OVER {w} AS sum_amount"));
-    }
-    for (name, m) in &g.measures {
-        aggs.push(format!(
-            "{} AS {name}",
-            windowed(&m.text, w).map_err(|e| format!("measure `{name}`: {e}"))?
-        ));
-    }
-    let having = match &g.having {
-        Some(h) => windowed(&h.text, w).map_err(|e| format!("having: {e}"))?,
-        None => "TRUE".into(),
-    };
-    aggs.push(format!("({having}) AS __hit"));
     let key_list = |prefix: &str| keys.iter().map(|k| format!("{prefix}{k}")).collect::<Vec<_>>();
     let keys_comma = |prefix: &str| {
         if keys.is_empty() {
@@ -460,6 +483,10 @@ fn rolling_rule(rule: &CompiledRule, g: &Grouping, millis: i64, columns: &BTreeS
         } else {
             format!("{}, ", key_list(prefix).join(", "))
         }
+    };
+    let windows = match prefix_windows(g, millis, columns, &part, &keys_comma("")) {
+        Some(w) => w,
+        None => frame_windows(g, millis, columns, &part, &keys_comma(""))?,
     };
     let order = "__ms, __s, __l";
     let ep_part = if keys.is_empty() {
@@ -483,8 +510,9 @@ fn rolling_rule(rule: &CompiledRule, g: &Grouping, millis: i64, columns: &BTreeS
         v.join(", ")
     };
     let sql = format!(
-        "WITH __rows AS (\n  SELECT *, {id} AS __id, unix_millis(CAST({t} AS TIMESTAMP)) AS __ms FROM {src} AS __source WHERE {cond} AND {t} IS NOT NULL\n),\n\
-__windows AS (\n  SELECT {keys_c}__ms, _src AS __s, _line AS __l, {aggs}\n  FROM __rows\n  WINDOW {w} AS ({part}ORDER BY __ms RANGE BETWEEN {before} PRECEDING AND CURRENT ROW)\n),\n\
+        "WITH __all AS (\n  SELECT *, {id} AS __id, unix_millis(CAST({t} AS TIMESTAMP)) AS __ms FROM {src} AS __source WHERE {cond} AND {t} IS NOT NULL\n),\n\
+__rows AS ({rows}),\n\
+{windows},\n\
 __hits AS (SELECT * FROM __windows WHERE __hit = true),\n\
 __marked AS (\n  SELECT *, CASE WHEN LAG(window_end) OVER __o IS NULL OR window_start > LAG(window_end) OVER __o THEN 1 ELSE 0 END AS __new\n  FROM __hits WINDOW __o AS ({part}ORDER BY {order})\n),\n\
 __episodes AS (\n  SELECT *, SUM(__new) OVER ({part}ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __ep FROM __marked\n),\n\
@@ -495,9 +523,7 @@ SELECT {keys_out}d.count, d.__ep_from AS window_start, d.__ep_to AS window_end{s
 FROM __densest d\nLEFT JOIN __episode_members e ON {on_e} AND d.__ep = e.__ep\nLEFT JOIN __window_members m ON {on_m} AND d.__ep = m.__ep",
         id = row_id(rule.source),
         cond = condition(rule),
-        keys_c = keys_comma(""),
-        aggs = aggs.join(", "),
-        before = millis - 1,
+        rows = floors(g, columns, keys)?,
         keys_d = keys_comma("d."),
         ids = order_member("r.__id"),
         on = keys_equal(keys, "d", "r"),
@@ -510,6 +536,120 @@ FROM __densest d\nLEFT JOIN __episode_members e ON {on_e} AND d.__ep = e.__ep\nL
         on_m = keys_equal(keys, "d", "m"),
     );
     Ok((sql, evidence_lists(rule, g, columns), list_fills(member_order), "rolling"))
+}
+
+/// The rows of keys that can hit: a key with fewer rows in all than the
+/// condition's `COUNT(*)` floor, or whose largest value or `SUM(CASE ..)`
+/// total is below its floor, cannot (`Grouping::min_count`, `max_floors`,
+/// `sum_floors`, as the engine prunes). Exact, and it spares the windows
+/// of most keys (most cards pay once).
+fn floors(g: &Grouping, columns: &BTreeSet<String>, keys: &[String]) -> Result<String, String> {
+    if keys.is_empty() {
+        return Ok("SELECT * FROM __all".into());
+    }
+    let over = format!("(PARTITION BY {})", list(keys));
+    let mut add: Vec<String> = Vec::new();
+    let mut keep: Vec<String> = Vec::new();
+    if let Some(k) = g.min_count.filter(|k| *k > 1) {
+        add.push(format!("COUNT(*) OVER {over} AS __floor_n"));
+        keep.push(format!("__floor_n >= {k}"));
+    }
+    for (i, (c, v, strict)) in g.max_floors.iter().filter(|(c, _, _)| columns.contains(c)).enumerate() {
+        add.push(format!("MAX(CAST({c} AS DOUBLE)) OVER {over} AS __floor_max{i}"));
+        keep.push(format!("__floor_max{i} {} {v:?}", if *strict { ">" } else { ">=" }));
+    }
+    for (i, (text, v, strict)) in g.sum_floors.iter().enumerate() {
+        add.push(format!("CAST({} AS DOUBLE) AS __floor_sum{i}", windowed(text, &over)?));
+        keep.push(format!("__floor_sum{i} {} {v:?}", if *strict { ">" } else { ">=" }));
+    }
+    if add.is_empty() {
+        return Ok("SELECT * FROM __all".into());
+    }
+    Ok(format!(
+        "SELECT * FROM (SELECT *, {} FROM __all) WHERE {}",
+        add.join(", "),
+        keep.join(" AND ")
+    ))
+}
+
+/// `__windows`: one row per row of `__rows`, the window ending at it, by
+/// Spark's sliding range frame. Each window is aggregated anew (the frame
+/// has no inverse), so a key's cost grows with its rows times the rows in
+/// a window: the form for MIN, MAX and the like only.
+fn frame_windows(g: &Grouping, millis: i64, columns: &BTreeSet<String>, part: &str, keys_c: &str) -> Result<String, String> {
+    let t = g.time_column.as_str();
+    let w = "__w";
+    let mut aggs: Vec<String> = vec![
+        format!("COUNT(*) OVER {w} AS count"),
+        format!("MIN({t}) OVER {w} AS window_start"),
+        format!("MAX({t}) OVER {w} AS window_end"),
+    ];
+    if columns.contains("amount") {
+        aggs.push(format!("SUM(amount) OVER {w} AS sum_amount"));
+    }
+    for (name, m) in &g.measures {
+        aggs.push(format!(
+            "{} AS {name}",
+            windowed(&m.text, w).map_err(|e| format!("measure `{name}`: {e}"))?
+        ));
+    }
+    let having = match &g.having {
+        Some(h) => windowed(&h.text, w).map_err(|e| format!("having: {e}"))?,
+        None => "TRUE".into(),
+    };
+    aggs.push(format!("({having}) AS __hit"));
+    Ok(format!(
+        "__windows AS (\n  SELECT {keys_c}__ms, _src AS __s, _line AS __l, {aggs}\n  FROM __rows\n  WINDOW {w} AS ({part}ORDER BY __ms RANGE BETWEEN {before} PRECEDING AND CURRENT ROW)\n)",
+        aggs = aggs.join(", "),
+        before = millis - 1,
+    ))
+}
+
+/// `__windows` in linear time, when every aggregate is a sum or a count:
+/// running sums to each row (`__cum`), the same sums to the window's open
+/// left end t - period found by one sorted sweep over the rows and a
+/// probe per row (`__left`: the last row at or before t - period, and the
+/// first row after it, whose time is the window's start); each aggregate
+/// is the difference. None: some aggregate has no such form.
+fn prefix_windows(g: &Grouping, millis: i64, columns: &BTreeSet<String>, part: &str, keys_c: &str) -> Option<String> {
+    let t = g.time_column.as_str();
+    let mut sums: Vec<(String, String)> = Vec::new();
+    let count = prefix_form("COUNT(*)", &mut sums)?;
+    let mut aggs: Vec<String> = vec![
+        format!("{count} AS count"),
+        "__first AS window_start".into(),
+        "__t AS window_end".into(),
+    ];
+    if columns.contains("amount") {
+        aggs.push(format!("{} AS sum_amount", prefix_form("SUM(amount)", &mut sums)?));
+    }
+    for (name, m) in &g.measures {
+        aggs.push(format!("{} AS {name}", prefix_form(&m.text, &mut sums)?));
+    }
+    let having = match &g.having {
+        Some(h) => prefix_form(&h.text, &mut sums)?,
+        None => "TRUE".into(),
+    };
+    aggs.push(format!("({having}) AS __hit"));
+    let cum: Vec<String> = sums.iter().map(|(n, e)| format!("SUM({e}) OVER __u AS {n}")).collect();
+    let names: Vec<String> = sums.iter().map(|(n, _)| n.clone()).collect();
+    let nulls: Vec<String> = sums.iter().map(|(n, _)| format!("NULL AS {n}")).collect();
+    let lefts: Vec<String> = sums.iter().map(|(n, _)| format!("last({n}, true) OVER __a AS {n}__left")).collect();
+    Some(format!(
+        "__cum AS (\n  SELECT {keys_c}__ms, _src AS __s, _line AS __l, {t} AS __t, {cum}\n  FROM __rows\n  \
+WINDOW __u AS ({part}ORDER BY __ms RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)\n),\n\
+__points AS (\n  SELECT {keys_c}__ms AS __at, 1 AS __kind, __s, __l, __t, {names}\n  FROM __cum\n  UNION ALL\n  \
+SELECT {keys_c}__ms - {millis} AS __at, 0 AS __kind, __s, __l, NULL AS __t, {nulls}\n  FROM __cum\n),\n\
+__left AS (\n  SELECT * FROM (\n    SELECT __kind, __s AS __ls, __l AS __ll, {lefts}, last(__t, true) OVER __b AS __first\n    FROM __points\n    \
+WINDOW __a AS ({part}ORDER BY __at, __kind DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),\n      \
+__b AS ({part}ORDER BY __at DESC, __kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)\n  ) WHERE __kind = 0\n),\n\
+__windows AS (\n  SELECT {keys_c}__ms, __s, __l, {aggs}\n  FROM __cum JOIN __left ON __s = __ls AND __l = __ll\n)",
+        cum = cum.join(", "),
+        names = names.join(", "),
+        nulls = nulls.join(", "),
+        lefts = lefts.join(", "),
+        aggs = aggs.join(", "),
+    ))
 }
 
 /// Every rule of a pack, translated or refused: (rules, rule id -> reason).
