@@ -683,7 +683,7 @@ mod tests {
                 "__w"
             )
             .unwrap(),
-            "COUNT(*) OVER __w >= 10 AND SUM(CASE WHEN a = 'x(' THEN 1 ELSE 0 END) OVER __w > 0.5 * count(*) OVER __w"
+            "COUNT(*) OVER __w >= 10 AND SUM(CASE WHEN a = 'x(' THEN 1 ELSE 0 END) OVER __w > 0.5 * COUNT(*) OVER __w"
         );
         assert_eq!(
             windowed("COUNT(DISTINCT merchant_id) > 3", "__w").unwrap(),
@@ -693,5 +693,20 @@ mod tests {
         // A column whose name ends like an aggregate is no call.
         assert_eq!(windowed("my_sum(x) + max_amount", "__w").unwrap(), "my_sum(x) + max_amount");
         assert!(windowed("SUM(MAX(x))", "__w").unwrap_err().contains("inside an aggregate"));
+    }
+
+    #[test]
+    fn sums_and_counts_take_a_prefix_form_and_the_rest_do_not() {
+        let mut sums = Vec::new();
+        let f = prefix_form("COUNT(*) >= 3 AND SUM(amount) > 2 * COUNT(*)", &mut sums).unwrap();
+        assert_eq!(
+            f,
+            "(__p0 - COALESCE(__p0__left, 0)) >= 3 AND (CASE WHEN (__p2 - COALESCE(__p2__left, 0)) = 0 THEN NULL \
+             ELSE (__p1 - COALESCE(__p1__left, 0)) END) > 2 * (__p0 - COALESCE(__p0__left, 0))"
+        );
+        // One running sum per distinct expression.
+        assert_eq!(sums.len(), 3);
+        assert!(prefix_form("MAX(days_since_prev_txn) >= 30", &mut sums).is_none());
+        assert!(prefix_form("COUNT(DISTINCT card_hash) > 3", &mut sums).is_none());
     }
 }
