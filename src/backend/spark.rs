@@ -233,30 +233,47 @@ fn group_rule(rule: &CompiledRule, g: &Grouping, columns: &BTreeSet<String>) -> 
     let mut hits_from = "__groups";
     let mut hit = "__hit = true".to_string();
     if let Some(p) = &g.peers {
-        let of = format!("CAST({} AS DOUBLE)", p.of);
+        let of = format!("CAST(g.{} AS DOUBLE)", p.of);
         let mut part: Vec<String> = p.by.clone();
         if calendar.is_some() {
             part.push("__window".into());
         }
-        let over = if part.is_empty() {
-            "()".to_string()
-        } else {
-            format!("(PARTITION BY {})", list(&part))
-        };
-        let (own_median, own_windows) = if g.keys.is_empty() || g.window.is_none() {
-            (format!("bround({of}, 2)"), "1".to_string())
-        } else {
-            let own = format!("(PARTITION BY {})", list(&g.keys));
+        // Statistics per peer set (and per key for the own history) from
+        // one sorted array each, joined back: as polars computes them.
+        sql += &format!(
+            ",\n__peer_sets AS (\n  SELECT {cols}array_sort(collect_list({of})) AS __pv, COUNT(*) AS peer_count\n  FROM __groups g{group}\n)",
+            cols = part.iter().map(|c| format!("g.{c} AS {c}, ")).collect::<String>(),
+            group = if part.is_empty() {
+                String::new()
+            } else {
+                format!(" GROUP BY {}", part.iter().map(|c| format!("g.{c}")).collect::<Vec<_>>().join(", "))
+            },
+        );
+        let own_history = !(g.keys.is_empty() || g.window.is_none());
+        if own_history {
+            sql += &format!(
+                ",\n__own_sets AS (\n  SELECT {cols}, array_sort(collect_list({of})) AS __ov, COUNT(*) AS own_windows\n  FROM __groups g GROUP BY {keys}\n)",
+                cols = g.keys.iter().map(|c| format!("g.{c} AS {c}")).collect::<Vec<_>>().join(", "),
+                keys = g.keys.iter().map(|c| format!("g.{c}")).collect::<Vec<_>>().join(", "),
+            );
+        }
+        let (own_median, own_windows, own_join) = if own_history {
             (
-                format!("bround(percentile({of}, 0.5) OVER {own}, 2)"),
-                format!("COUNT(*) OVER {own}"),
+                round2(&quantile("o.__ov", 0.5)),
+                "o.own_windows".to_string(),
+                format!(" LEFT JOIN __own_sets o ON {}", keys_equal(&g.keys, "g", "o")),
             )
+        } else {
+            (round2(&of), "1".to_string(), String::new())
         };
         sql += &format!(
-            ",\n__peered AS (\n  SELECT *, bround(percentile({of}, 0.5) OVER {over}, 2) AS peer_median, \
-             bround(percentile({of}, 0.95) OVER {over}, 2) AS peer_p95, \
-             bround(percentile({of}, 0.99) OVER {over}, 2) AS peer_p99, \
-             COUNT(*) OVER {over} AS peer_count, {own_median} AS own_median, {own_windows} AS own_windows\n  FROM __groups\n)"
+            ",\n__peered AS (\n  SELECT g.*, {median} AS peer_median, {p95} AS peer_p95, {p99} AS peer_p99, \
+             s.peer_count AS peer_count, {own_median} AS own_median, {own_windows} AS own_windows\n  \
+             FROM __groups g LEFT JOIN __peer_sets s ON {on}{own_join}\n)",
+            median = round2(&quantile("s.__pv", 0.5)),
+            p95 = round2(&quantile("s.__pv", 0.95)),
+            p99 = round2(&quantile("s.__pv", 0.99)),
+            on = keys_equal(&part, "g", "s"),
         );
         hits_from = "__peered";
         hit = format!("{hit} AND ({})", p.when.text);
@@ -377,6 +394,26 @@ fn rewrite_aggregates(text: &str, mut f: impl FnMut(&str, &str) -> Result<String
     }
     out.push_str(&text[last..]);
     Ok(out)
+}
+
+/// The `q` quantile of a sorted array of doubles as polars computes it
+/// (`QuantileMethod::Linear`): at (n - 1) q, between the two values around
+/// it, `proportion * (upper - lower) + lower`. NULL for no values.
+fn quantile(arr: &str, q: f64) -> String {
+    let fi = format!("((size({arr}) - 1) * CAST({q:?} AS DOUBLE))");
+    let at = |k: u32| format!("element_at({arr}, CAST(floor({fi}) AS INT) + {k})");
+    format!(
+        "(CASE WHEN size({arr}) = 0 THEN NULL WHEN ceil({fi}) = floor({fi}) OR {lo} = {hi} THEN {lo} \
+         ELSE ({fi} - floor({fi})) * ({hi} - {lo}) + {lo} END)",
+        lo = at(1),
+        hi = at(2),
+    )
+}
+
+/// Two decimals, half to even, as polars rounds a double: the double
+/// times 100, rounded to the nearest integer (ties to even), over 100.
+fn round2(x: &str) -> String {
+    format!("(rint(({x}) * 100.0) / 100.0)")
 }
 
 /// Append `OVER <window>` to every aggregate call of a SQL expression, so
