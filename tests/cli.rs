@@ -633,6 +633,69 @@ fn parquet_inputs_give_the_same_findings_as_csv() {
     assert_eq!(fp(findings(&a)), fp(findings(&b)));
 }
 
+/// The inputs of `from` (contract CSV) rewritten as Parquet of the
+/// contract's types (money as decimals, times as datetimes, ...), as
+/// `examples/typed_parquet` writes them.
+fn typed_parquet(from: &std::path::Path, to: &std::path::Path) {
+    use polars::prelude::*;
+    use posaudit::input::InputKind;
+    let write = |kind: InputKind, csv: &std::path::Path, out: &std::path::Path| {
+        let parsed = posaudit::input::read::read_csv_bytes(kind, &std::fs::read(csv).unwrap(), &Default::default()).unwrap();
+        let mut df = posaudit::input::typed::contract_frame(parsed.df).unwrap();
+        ParquetWriter::new(std::fs::File::create(out).unwrap()).finish(&mut df).unwrap();
+    };
+    std::fs::create_dir_all(to.join("transactions")).unwrap();
+    for kind in [InputKind::Applications, InputKind::Fees, InputKind::FeeChanges] {
+        write(
+            kind,
+            &from.join(format!("{}.csv", kind.name())),
+            &to.join(format!("{}.parquet", kind.name())),
+        );
+    }
+    for e in std::fs::read_dir(from.join("transactions")).unwrap() {
+        let p = e.unwrap().path();
+        write(
+            InputKind::Transactions,
+            &p,
+            &to.join("transactions").join(p.with_extension("parquet").file_name().unwrap()),
+        );
+    }
+}
+
+#[test]
+fn typed_parquet_inputs_give_the_same_findings_as_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (c, p) = (tmp.path().join("csv"), tmp.path().join("typed"));
+    generate(&gen_opts(&c, 0.4)).unwrap();
+    typed_parquet(&c, &p);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    scan(&c, &a, &[]);
+    let o = scan(&p, &b, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // Source lines differ (a CSV file has a header row); the rest is equal.
+    let meaning = |fs: Vec<Value>| -> Vec<Value> {
+        fs.into_iter()
+            .map(|mut f| {
+                f.as_object_mut().unwrap().remove("source");
+                f
+            })
+            .collect()
+    };
+    let (fa, fb) = (meaning(findings(&a)), meaning(findings(&b)));
+    assert!(!fa.is_empty());
+    assert!(fa == fb, "typed Parquet gives other findings than CSV");
+    let m = |d: &std::path::Path| -> Value { serde_json::from_str(&std::fs::read_to_string(d.join("manifest.json")).unwrap()).unwrap() };
+    // The rows CSV rejects cannot be written as typed values: the rest is
+    // accepted alike.
+    for input in ["applications", "transactions", "fees", "fee_changes"] {
+        assert_eq!(
+            m(&a)["totals"][input]["rows_accepted"],
+            m(&b)["totals"][input]["rows_accepted"],
+            "{input}"
+        );
+    }
+}
+
 #[test]
 fn generator_is_deterministic() {
     let tmp = tempfile::tempdir().unwrap();

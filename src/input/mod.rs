@@ -6,6 +6,7 @@ pub mod mapping;
 pub mod read;
 pub mod records;
 pub mod reference;
+pub mod typed;
 pub mod values;
 pub mod window;
 

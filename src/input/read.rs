@@ -460,6 +460,7 @@ impl<'m> RowParser<'m> {
         &mut self,
         header: &'a Header,
         field: impl Fn(usize) -> Option<&'a str>,
+        typed: impl Fn(usize) -> Option<Cell<'a>>,
         src: u32,
         line: u64,
     ) -> Result<(), (String, String, String)>
@@ -478,7 +479,14 @@ impl<'m> RowParser<'m> {
             });
             let raw = match (from_case, pos, self.mapping.constant(spec.name), &header.titled[j]) {
                 (Some(r), ..) => r,
-                (None, Some(p), ..) => field(*p).unwrap_or(""),
+                (None, Some(p), ..) => match typed(*p) {
+                    // A Parquet value of the contract's type, checked already.
+                    Some(cell) => {
+                        scratch.push(cell);
+                        continue;
+                    }
+                    None => field(*p).unwrap_or(""),
+                },
                 (None, None, Some(c), _) => c,
                 (None, None, None, Some(t)) => t.as_str(),
                 (None, None, None, None) => {
@@ -912,7 +920,7 @@ fn parse_records<R: Read>(
         }
         let pushed = {
             let r = &rdr;
-            parser.push(header, |i| r.field(i), src, line)
+            parser.push(header, |i| r.field(i), |_| None, src, line)
         };
         if let Err((column, value, reason)) = pushed {
             if lines > 1 {
@@ -1030,8 +1038,19 @@ fn read_parquet(
     // value that is not UTF-8 rejects its row only.
     let mut strings: Vec<StringChunked> = Vec::with_capacity(raw.width());
     let mut not_utf8: Vec<Option<Vec<bool>>> = Vec::with_capacity(raw.width());
-    for c in raw.columns() {
+    // Columns of the contract's own type are taken as they are (`typed`).
+    let specs = kind.columns();
+    let mut typed: Vec<Option<Vec<super::typed::TypedCell>>> = Vec::with_capacity(raw.width());
+    for (i, c) in raw.columns().iter().enumerate() {
         let s = c.as_materialized_series();
+        let spec = header.positions.iter().position(|p| *p == Some(i)).map(|j| &specs[j]);
+        if let Some(cells) = spec.and_then(|spec| super::typed::typed_cells(spec, s, mapping)) {
+            typed.push(Some(cells));
+            strings.push(StringChunked::full_null(s.name().clone(), 0));
+            not_utf8.push(None);
+            continue;
+        }
+        typed.push(None);
         let bad_type = || InputError::Parquet {
             path: PathBuf::from(path),
             message: format!(
@@ -1095,8 +1114,22 @@ fn read_parquet(
             rejected.push(RejectedRow::new(kind, display, line, &names[i], "", reason));
             continue;
         }
-        let field = |i: usize| strings.get(i).and_then(|c| c.get(row));
-        if let Err((column, value, reason)) = parser.push(header, field, src, line) {
+        use super::typed::TypedCell;
+        let field = |i: usize| match typed.get(i).and_then(Option::as_ref) {
+            Some(cells) => match &cells[row] {
+                TypedCell::Text(t) => Some(t.as_str()),
+                _ => None,
+            },
+            None => strings.get(i).and_then(|c| c.get(row)),
+        };
+        let value = |i: usize| match typed.get(i).and_then(Option::as_ref).map(|cells| &cells[row]) {
+            Some(TypedCell::Int(v)) => Some(Cell::I64(*v)),
+            Some(TypedCell::Float(v)) => Some(Cell::F64(*v)),
+            Some(TypedCell::Day(d)) => Some(Cell::Date(*d)),
+            Some(TypedCell::Expiry(d, p)) => Some(Cell::Expiry(*d, *p)),
+            _ => None,
+        };
+        if let Err((column, value, reason)) = parser.push(header, field, value, src, line) {
             rejected.push(RejectedRow::new(kind, display, line, &column, &value, reason));
         }
     }
@@ -1192,6 +1225,92 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("matches none of the 4 lines above the header"), "{e}");
+    }
+
+    /// A transactions Parquet file of the contract's types, and the same
+    /// values as CSV text (written as a cast to text writes them).
+    fn typed_and_text() -> (DataFrame, String) {
+        let n = 6;
+        let text = |name: &str, v: &[Option<&str>]| Column::new(name.into(), v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>());
+        let ids: Vec<String> = (1..=n).map(|i| format!("T{i}")).collect();
+        let ms = 1_790_000_000_000i64;
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new("txn_id".into(), ids.clone()),
+                text("merchant_id", &[Some("M1"), Some("M1"), Some("M1"), None, Some("M1"), Some("M1")]),
+                Int64Chunked::from_vec("txn_time".into(), vec![ms, ms + 500, ms, ms, ms, ms])
+                    .into_datetime(TimeUnit::Milliseconds, None)
+                    .into_series()
+                    .into_column(),
+                text("txn_type", &[Some("purchase"); 6]),
+                text("status", &[Some("approved"); 6]),
+                // 12.300, 12.345 (a third decimal), -5.000 (negative), 1.000 x3
+                Int128Chunked::from_vec("amount".into(), vec![12_300, 12_345, -5_000, 1_000, 1_000, 1_000])
+                    .into_decimal_unchecked(18, 3)
+                    .into_series()
+                    .into_column(),
+                text("payment_method", &[Some("card"); 6]),
+                Int128Chunked::from_vec("fee".into(), vec![-10, 5, 5, 5, 5, 5])
+                    .into_decimal_unchecked(18, 2)
+                    .into_series()
+                    .into_column(),
+                Column::new(
+                    "lat".into(),
+                    vec![Some(39.9), Some(39.9), Some(39.9), Some(39.9), Some(f64::NAN), None],
+                ),
+            ],
+        )
+        .unwrap();
+        let csv = "txn_id,merchant_id,txn_time,txn_type,status,amount,payment_method,fee,lat\n\
+T1,M1,2026-09-21 14:13:20,purchase,approved,12.300,card,-0.10,39.9\n\
+T2,M1,2026-09-21 14:13:20,purchase,approved,12.345,card,0.05,39.9\n\
+T3,M1,2026-09-21 14:13:20,purchase,approved,-5.000,card,0.05,39.9\n\
+T4,,2026-09-21 14:13:20,purchase,approved,1.000,card,0.05,39.9\n\
+T5,M1,2026-09-21 14:13:20,purchase,approved,1.000,card,0.05,NaN\n\
+T6,M1,2026-09-21 14:13:20,purchase,approved,1.000,card,0.05,\n"
+            .to_string();
+        (df, csv)
+    }
+
+    #[test]
+    fn typed_parquet_columns_are_taken_as_they_are_and_checked_as_text_is() {
+        let (mut df, csv) = typed_and_text();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
+        let m = Mapping::parse(
+            "transactions:\n  absent: [terminal_sn, card_type, card_no_masked, card_hash, entry_mode, mcc, location_city_code, original_txn_id, settlement_account_number]\n",
+            Path::new("m.yaml"),
+        )
+        .unwrap();
+        let kind = InputKind::Transactions;
+        let mapping = m.get(kind);
+        let header = read_header(kind, &path, mapping).unwrap();
+        let typed = read_file(kind, &path, "t.parquet", 0, &header, mapping, &indicatif::ProgressBar::hidden()).unwrap();
+        let text = read_csv_bytes(kind, csv.as_bytes(), mapping).unwrap();
+        // The same rows accepted (the 500 ms are cut as the text path cuts
+        // them), the same rows rejected for the same reasons.
+        let without_lines = |df: &DataFrame| df.drop(LINE_COL).unwrap();
+        assert_eq!(typed.stats.rows_accepted, 2, "{:?}", typed.rejected);
+        assert!(
+            without_lines(&typed.df).equals_missing(&without_lines(&text.df)),
+            "{:?}\n{:?}",
+            typed.df,
+            text.df
+        );
+        let reasons = |f: &ParsedFile| {
+            f.rejected
+                .iter()
+                .map(|r| (r.line, r.column.clone(), r.reason.clone()))
+                .collect::<Vec<_>>()
+        };
+        let mut from_csv = reasons(&text);
+        for r in &mut from_csv {
+            r.0 -= 1; // CSV line 1 is the header
+        }
+        assert_eq!(reasons(&typed), from_csv);
+        assert!(reasons(&typed).iter().any(|r| r.2.contains("12.345")), "{:?}", reasons(&typed));
     }
 
     #[test]
