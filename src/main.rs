@@ -216,6 +216,9 @@ fn run(cli: Cli) -> Result<i32, Error> {
             out,
         }) => {
             let i = posaudit::app::spark::import_spark(&rules.rules, &prepared, &hits, &out)?;
+            for w in &i.warnings {
+                say_line(&format!("warning: {w}"));
+            }
             for (id, status, why) in &i.not_run {
                 say_line(&format!("{id}: {status}: {}", posaudit::mask::scrub(why)));
             }

@@ -324,6 +324,8 @@ struct RuleStatus {
 pub struct Imported {
     pub findings: Vec<Finding>,
     pub not_run: Vec<(String, String, String)>,
+    /// What the user should know (a pack other than the prepared files').
+    pub warnings: Vec<String>,
 }
 
 /// `posaudit import spark`: the hits of a Spark run as findings, written
@@ -337,7 +339,15 @@ pub fn import_spark(rules: &[PathBuf], prepared: &Path, hits: &Path, out: &Path)
     let status: BTreeMap<String, RuleStatus> = serde_json::from_str(&read_json(hits.join("status.json"))?)
         .map_err(|e| Error::Usage(format!("{}: not a posaudit Spark run: {e}", hits.display())))?;
     let (pack, _) = check_loaded(load_pack(rules), &BTreeMap::new(), manifest.as_of)?;
-    let imported = findings_of_hits(&pack, &status, hits, &manifest.files)?;
+    let mut imported = findings_of_hits(&pack, &status, hits, &manifest.files)?;
+    if pack.digest != manifest.rules_digest {
+        // The digest covers the files' paths: the same pack read from
+        // another folder differs too, so this is a warning.
+        imported.warnings.push(format!(
+            "{} was prepared for another rule pack (or the same pack at another path) than the one importing its hits",
+            prepared.display()
+        ));
+    }
     std::fs::create_dir_all(out).map_err(output_err(out))?;
     let mut staged = Staged::new(out).map_err(output_err(out))?;
     staged
@@ -372,7 +382,11 @@ fn findings_of_hits(pack: &RulePack, status: &BTreeMap<String, RuleStatus>, hits
         findings.append(&mut f);
     }
     crate::findings::model::sort(&mut findings);
-    Ok(Imported { findings, not_run })
+    Ok(Imported {
+        findings,
+        not_run,
+        warnings: Vec::new(),
+    })
 }
 
 /// A rule's hits as Spark wrote them: one Parquet file, or a folder of

@@ -68,6 +68,11 @@ def main(argv=None):
         n = {p.split("/")[1] for p in parts if p}
         if "" in parts or len(n) != 1 or len(parts) != int(n.pop()) or len(set(parts)) != len(parts):
             sys.exit(f"the prepared folders are not the partitions 0..N-1 of one split: {parts}")
+    if manifests[0]["rules_digest"] != job.get("rules_digest"):
+        # The digest covers the rule files' paths too: the same pack read
+        # from another folder differs, so this is a warning.
+        print("warning: the prepared files were written for another rule pack (or the same pack at another "
+              "path): columns a rule needs may be missing", file=sys.stderr)
     as_of = args.as_of or manifests[0]["as_of"]
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", as_of):
         sys.exit(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")
@@ -75,10 +80,9 @@ def main(argv=None):
     builder = SparkSession.builder.appName("posaudit")
     # Times are naive local times: read and compute them without a zone.
     builder = builder.config("spark.sql.session.timeZone", "UTC").config("spark.ui.showConsoleProgress", "false")
+    # Without --master: spark-submit's, or PySpark's own default (local[*]).
     if args.master:
         builder = builder.master(args.master)
-    elif "spark.master" not in os.environ.get("SPARK_CONF", "") and not os.environ.get("SPARK_HOME"):
-        builder = builder.master("local[*]")
     spark = builder.getOrCreate()
     # A rule that fails is reported in status.json; Spark's own log of it
     # (a stack trace per failure) is noise here.
