@@ -88,18 +88,6 @@ impl std::str::FromStr for PrepareScope {
     }
 }
 
-/// The first approved purchase (ms), as `engine::partition::Spill` finds it.
-fn first_purchase(txns: &DataFrame) -> Result<Option<i64>, Error> {
-    let first = txns
-        .clone()
-        .lazy()
-        .filter(col("txn_type").eq(lit("purchase")).and(col("status").eq(lit("approved"))))
-        .select([col("txn_time").min().cast(DataType::Int64)])
-        .collect()
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(first.column("txn_time").ok().and_then(|c| c.i64().ok()).and_then(|c| c.get(0)))
-}
-
 /// The rows of merchants in partition `k` of `n`.
 fn keep_partition(df: DataFrame, k: usize, n: usize) -> Result<DataFrame, Error> {
     let ids = df
@@ -146,7 +134,7 @@ pub fn prepare(opts: &ScanOptions, scope: &PrepareScope, progress: &Progress) ->
     if let Some((k, n)) = scope.partition {
         if period_start.is_none() {
             if let Some(t) = frames.get(&InputKind::Transactions) {
-                period_start = first_purchase(t)?;
+                period_start = engine::partition::first_purchase(t).map_err(|e| Error::Internal(e.to_string()))?;
             }
         }
         frames = frames

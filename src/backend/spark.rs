@@ -286,12 +286,10 @@ fn group_rule(rule: &CompiledRule, g: &Grouping, columns: &BTreeSet<String>) -> 
         "r._src AS __b, r._line AS __c".to_string()
     };
     let sorted = |field: &str| member_list(&order, &format!("r.{field}"));
-    let mut members: Vec<String> = vec![
-        format!("{} AS __ids", sorted("__id")),
-        format!("element_at(array_sort(collect_list(struct({order}))), 1).__b AS _src"),
-        format!("element_at(array_sort(collect_list(struct({order}))), 1).__c AS _line"),
-    ];
-    if !g.keys.iter().any(|k| k == "merchant_id") && columns.contains("merchant_id") {
+    // The first member's origin: the least (time, file, line), found once.
+    let mut members: Vec<String> = vec![format!("{} AS __ids", sorted("__id")), format!("MIN(struct({order})) AS __first")];
+    let merchants = !g.keys.iter().any(|k| k == "merchant_id") && columns.contains("merchant_id");
+    if merchants {
         members.push(format!("{} AS __merchants", sorted("merchant_id")));
     }
     sql +=
@@ -324,14 +322,14 @@ fn group_rule(rule: &CompiledRule, g: &Grouping, columns: &BTreeSet<String>) -> 
     if g.peers.is_some() {
         out.extend(PEER_COLUMNS.iter().map(|c| format!("h.{c}")));
     }
-    let member_cols: Vec<String> = {
-        let mut v = vec!["m.__ids".to_string(), "m._src".into(), "m._line".into()];
-        if members.len() > 3 {
-            v.push("m.__merchants".into());
-        }
-        v
-    };
-    out.extend(member_cols);
+    out.extend([
+        "m.__ids".to_string(),
+        "m.__first.__b AS _src".into(),
+        "m.__first.__c AS _line".into(),
+    ]);
+    if merchants {
+        out.push("m.__merchants".into());
+    }
     sql += &format!(
         "\nSELECT {out} {SELECT_MARK}\nFROM __hits h LEFT JOIN __members m ON {on}",
         out = out.join(", "),
@@ -533,10 +531,7 @@ fn rolling_rule(rule: &CompiledRule, g: &Grouping, millis: i64, columns: &BTreeS
     };
     let member_order = "r.__ms AS __a, r._src AS __b, r._line AS __c";
     let order_member = |field: &str| member_list(member_order, field);
-    let mut window_members: Vec<String> = vec![
-        "element_at(array_sort(collect_list(struct(r.__ms AS __a, r._src AS __b, r._line AS __c))), 1).__b AS _src".into(),
-        "element_at(array_sort(collect_list(struct(r.__ms AS __a, r._src AS __b, r._line AS __c))), 1).__c AS _line".into(),
-    ];
+    let mut window_members: Vec<String> = vec![format!("MIN(struct({member_order})) AS __first")];
     let merchants = !keys.iter().any(|k| k == "merchant_id") && columns.contains("merchant_id");
     if merchants {
         window_members.push(format!("{} AS __merchants", order_member("r.merchant_id")));
@@ -556,7 +551,7 @@ __episodes AS (\n  SELECT *, SUM(__new) OVER ({part}ORDER BY {order} ROWS BETWEE
 __densest AS (\n  SELECT * FROM (\n    SELECT *, MIN(window_start) OVER ({ep_part}) AS __ep_from, MAX(window_end) OVER ({ep_part}) AS __ep_to,\n      ROW_NUMBER() OVER ({ep_part} ORDER BY count DESC, {order}) AS __rank\n    FROM __episodes\n  ) WHERE __rank = 1\n),\n\
 __episode_members AS (\n  SELECT {keys_d}d.__ep, {ids} AS __ids\n  FROM __densest d JOIN __rows r ON {on} AND r.{t} BETWEEN d.__ep_from AND d.__ep_to\n  GROUP BY {group_d}\n),\n\
 __window_members AS (\n  SELECT {keys_d}d.__ep, {wm} {MEMBERS_MARK}\n  FROM __densest d JOIN __rows r ON {on} AND r.{t} BETWEEN d.window_start AND d.window_end\n  GROUP BY {group_d}\n)\n\
-SELECT {keys_out}d.count, d.__ep_from AS window_start, d.__ep_to AS window_end{sum}{measures}, e.__ids, m._src, m._line{merchants_out} {SELECT_MARK}\n\
+SELECT {keys_out}d.count, d.__ep_from AS window_start, d.__ep_to AS window_end{sum}{measures}, e.__ids, m.__first.__b AS _src, m.__first.__c AS _line{merchants_out} {SELECT_MARK}\n\
 FROM __densest d\nLEFT JOIN __episode_members e ON {on_e} AND d.__ep = e.__ep\nLEFT JOIN __window_members m ON {on_m} AND d.__ep = m.__ep",
         id = row_id(rule.source),
         cond = condition(rule),

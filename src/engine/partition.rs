@@ -56,6 +56,18 @@ pub(crate) fn split_of(rule: &CompiledRule) -> Split {
     }
 }
 
+/// The first approved purchase of some transactions (ms): where the
+/// data's period starts, for dormancy (a partition cannot see it alone).
+pub(crate) fn first_purchase(txns: &DataFrame) -> PolarsResult<Option<i64>> {
+    let first = txns
+        .clone()
+        .lazy()
+        .filter(col("txn_type").eq(lit("purchase")).and(col("status").eq(lit("approved"))))
+        .select([col("txn_time").min().cast(DataType::Int64)])
+        .collect()?;
+    Ok(first.column("txn_time")?.i64()?.get(0))
+}
+
 /// Partition of a key value: a stable hash, the same on every run.
 pub(crate) fn part_of(value: Option<&str>, n: usize) -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -126,13 +138,7 @@ impl Spill {
             return Ok(Some(df));
         }
         if kind == InputKind::Transactions {
-            let first = df
-                .clone()
-                .lazy()
-                .filter(col("txn_type").eq(lit("purchase")).and(col("status").eq(lit("approved"))))
-                .select([col("txn_time").min().cast(DataType::Int64)])
-                .collect()?;
-            if let Some(v) = first.column("txn_time")?.i64()?.get(0) {
+            if let Some(v) = first_purchase(&df)? {
                 self.period_start.fetch_min(v, Ordering::Relaxed);
             }
         }
