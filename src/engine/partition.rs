@@ -102,18 +102,43 @@ pub struct Spill {
     keys: BTreeMap<InputKind, BTreeSet<String>>,
     /// First approved purchase over all transactions (ms), for dormancy.
     period_start: AtomicI64,
+    /// Parsed files not yet written, by input (see `sink`).
+    pending: std::sync::Mutex<BTreeMap<InputKind, Pending>>,
+    /// Batches written so far: the next batch's file name.
+    batches: std::sync::atomic::AtomicU32,
+    batch_rows: usize,
+}
+
+/// Files of one input waiting to be split and written together.
+#[derive(Default)]
+struct Pending {
+    files: Vec<(u32, DataFrame)>,
+    rows: usize,
+}
+
+/// Rows held before a batch is split and written. Writing each file on its
+/// own wrote files x keys x partitions small Parquet files (30 daily files
+/// in 64 partitions: some 7,700), and reading them back dominated the run;
+/// a batch writes keys x partitions files whatever the number of inputs,
+/// and holds at most this many parsed rows (a few hundred MB).
+/// `POSAUDIT_SPILL_BATCH_ROWS` lowers it, for tests of many batches.
+const BATCH_ROWS: usize = 500_000;
+
+fn batch_rows() -> usize {
+    std::env::var("POSAUDIT_SPILL_BATCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(BATCH_ROWS)
 }
 
 impl Spill {
-    pub fn new(pack: &RulePack, n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
+    pub fn new(_pack: &RulePack, n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
         let mut keys: BTreeMap<InputKind, BTreeSet<String>> = BTreeMap::new();
+        // Parsed rows are split by merchant only: rules split by another
+        // key read prepared rows, re-split in the merchant pass (`run`).
         for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
             keys.entry(kind).or_default().insert("merchant_id".into());
-        }
-        for lr in &pack.rules {
-            if let Split::Key(k) = split_of(&lr.compiled) {
-                keys.entry(lr.compiled.source).or_default().insert(k);
-            }
         }
         let dir = match within {
             Some(d) => tempfile::Builder::new().prefix(".posaudit-spill.").tempdir_in(d)?,
@@ -125,6 +150,9 @@ impl Spill {
             n: n.max(1),
             keys,
             period_start: AtomicI64::new(i64::MAX),
+            pending: Default::default(),
+            batches: Default::default(),
+            batch_rows: batch_rows(),
         })
     }
 
@@ -132,7 +160,9 @@ impl Spill {
         self.dir.path().join(kind.name()).join(key).join(k.to_string())
     }
 
-    /// Spill one parsed file; applications stay in memory.
+    /// Spill one parsed file; applications stay in memory. Files are
+    /// gathered into batches of about `BATCH_ROWS` rows, each split and
+    /// written at once; `flush` writes the last one.
     pub(crate) fn sink(&self, kind: InputKind, file: u32, df: DataFrame) -> PolarsResult<Option<DataFrame>> {
         if kind == InputKind::Applications {
             return Ok(Some(df));
@@ -142,6 +172,52 @@ impl Spill {
                 self.period_start.fetch_min(v, Ordering::Relaxed);
             }
         }
+        let full = {
+            let mut pending = self
+                .pending
+                .lock()
+                .map_err(|_| polars_err!(ComputeError: "a spill thread panicked"))?;
+            let p = pending.entry(kind).or_default();
+            p.rows += df.height();
+            p.files.push((file, df));
+            if p.rows >= self.batch_rows {
+                Some(std::mem::take(p))
+            } else {
+                None
+            }
+        };
+        if let Some(batch) = full {
+            self.write_batch(kind, batch)?;
+        }
+        Ok(None)
+    }
+
+    /// Write what `sink` still holds. Called before partitions are read.
+    pub(crate) fn flush(&self) -> PolarsResult<()> {
+        let pending = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .map_err(|_| polars_err!(ComputeError: "a spill thread panicked"))?,
+        );
+        for (kind, batch) in pending {
+            self.write_batch(kind, batch)?;
+        }
+        Ok(())
+    }
+
+    /// One batch of parsed files, in file order, split by each of its
+    /// input's keys into one Parquet file per non-empty partition.
+    fn write_batch(&self, kind: InputKind, mut batch: Pending) -> PolarsResult<()> {
+        batch.files.sort_by_key(|(file, _)| *file);
+        let mut frames = batch.files.into_iter().map(|(_, df)| df);
+        let Some(mut df) = frames.next() else { return Ok(()) };
+        for next in frames {
+            let aligned = crate::input::align(&mut df, next)?;
+            df.vstack_mut_owned(aligned)?;
+        }
+        df.rechunk_mut_par();
+        let name = format!("{:08}.parquet", self.batches.fetch_add(1, Ordering::Relaxed));
         for key in self.keys.get(&kind).into_iter().flatten() {
             if !df.schema().contains(key) {
                 continue;
@@ -150,25 +226,43 @@ impl Spill {
                 .into_par_iter()
                 .enumerate()
                 .filter(|(_, part)| part.height() > 0)
-                .try_for_each(|(k, mut part)| {
-                    let dir = self.part_dir(kind, key, k);
-                    // After an interruption removed the spill folder, never
-                    // create it again.
-                    if crate::cleanup::interrupted() || !self.dir.path().is_dir() {
-                        polars_bail!(ComputeError: "the spill folder is gone (interrupted)");
-                    }
-                    std::fs::create_dir_all(&dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
-                    let f = std::fs::File::create(dir.join(format!("{file:08}.parquet")))
-                        .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
-                    // Spill files live for one scan: fast to write beats small.
-                    ParquetWriter::new(f)
-                        .with_compression(ParquetCompression::Lz4Raw)
-                        .with_statistics(StatisticsOptions::empty())
-                        .finish(&mut part)
-                        .map(|_| ())
-                })?;
+                .try_for_each(|(k, mut part)| self.write_part(&self.part_dir(kind, key, k), &name, &mut part))?;
         }
-        Ok(None)
+        Ok(())
+    }
+
+    /// Prepared rows of merchant partition `from`, kept under `dir` for a
+    /// later pass: split by `key` into every partition, or (None) kept
+    /// as partition `from`.
+    pub(crate) fn write_prepared(&self, kind: InputKind, dir: &str, key: Option<&str>, from: usize, df: DataFrame) -> PolarsResult<()> {
+        if df.height() == 0 {
+            return Ok(());
+        }
+        let parts = match key {
+            Some(key) => split_frame(&df, key, self.n)?.into_iter().enumerate().collect(),
+            None => vec![(from, df)],
+        };
+        let name = format!("{from:08}.parquet");
+        parts
+            .into_par_iter()
+            .filter(|(_, part)| part.height() > 0)
+            .try_for_each(|(k, mut part)| self.write_part(&self.part_dir(kind, dir, k), &name, &mut part))
+    }
+
+    fn write_part(&self, dir: &std::path::Path, name: &str, part: &mut DataFrame) -> PolarsResult<()> {
+        // After an interruption removed the spill folder, never create it
+        // again.
+        if crate::cleanup::interrupted() || !self.dir.path().is_dir() {
+            polars_bail!(ComputeError: "the spill folder is gone (interrupted)");
+        }
+        std::fs::create_dir_all(dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
+        let f = std::fs::File::create(dir.join(name)).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
+        // Spill files live for one scan: fast to write beats small.
+        ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .with_statistics(StatisticsOptions::empty())
+            .finish(part)
+            .map(|_| ())
     }
 
     /// One partition of an input, its files in file order (None: no rows).
@@ -190,7 +284,12 @@ impl Spill {
                 }
             }
         }
+        // Batches are written as files finish parsing, which on several
+        // threads is not always file order: put the rows back in it.
         if let Some(df) = &mut out {
+            if !in_input_order(df)? {
+                *df = df.sort([SRC_COL, LINE_COL], SortMultipleOptions::default())?;
+            }
             df.rechunk_mut_par();
         }
         Ok(out)
@@ -199,6 +298,21 @@ impl Spill {
     pub(crate) fn period_start(&self) -> Option<i64> {
         Some(self.period_start.load(Ordering::Relaxed)).filter(|v| *v != i64::MAX)
     }
+}
+
+/// Whether rows are ordered by file, then line.
+fn in_input_order(df: &DataFrame) -> PolarsResult<bool> {
+    let src = df.column(SRC_COL)?.u32()?;
+    let line = df.column(LINE_COL)?.u64()?;
+    let mut last = (0u32, 0u64);
+    for (s, l) in src.iter().zip(line.iter()) {
+        let at = (s.unwrap_or(0), l.unwrap_or(0));
+        if at < last {
+            return Ok(false);
+        }
+        last = at;
+    }
+    Ok(true)
 }
 
 /// The empty frame of an input that has a schema but no rows here: the
@@ -216,38 +330,24 @@ fn sub_pack(rules: Vec<&LoadedRule>) -> RulePack {
     }
 }
 
+/// One partition's groups of a rule with peers (`peer_base`).
+fn peer_base(rule: &CompiledRule, base: &DataFrame, as_of: NaiveDate) -> PolarsResult<DataFrame> {
+    let ctx = super::plan::PlanContext {
+        schema: base.schema(),
+        as_of,
+        rows: base.height(),
+        time_range: None,
+        peer_stats: None,
+    };
+    let lf = super::plan::peer_base(rule, base.clone().lazy(), &ctx)
+        .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", rule.id, e.message))?;
+    lf.collect()
+}
+
 /// Peer statistics of the rules with peers, over all partitions: each
 /// partition's groups (`peer_base`), stacked, then the statistics of all.
-fn peer_statistics(
-    rules: &[&LoadedRule],
-    n: usize,
-    frames_of: &dyn Fn(usize, &RulePack) -> PolarsResult<Option<Prepared>>,
-    as_of: NaiveDate,
-) -> PolarsResult<super::PeerStats> {
+fn peer_statistics(rules: &[&LoadedRule], mut groups: BTreeMap<String, Vec<DataFrame>>) -> PolarsResult<super::PeerStats> {
     let mut out = super::PeerStats::new();
-    if rules.is_empty() {
-        return Ok(out);
-    }
-    let sub = sub_pack(rules.to_vec());
-    let mut groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
-    for k in 0..n {
-        let Some(prepared) = frames_of(k, &sub)? else { continue };
-        for lr in rules {
-            let Some(base) = prepared.frames.get(&lr.compiled.source) else {
-                continue;
-            };
-            let ctx = super::plan::PlanContext {
-                schema: base.schema(),
-                as_of,
-                rows: base.height(),
-                time_range: None,
-                peer_stats: None,
-            };
-            let lf = super::plan::peer_base(&lr.compiled, base.clone().lazy(), &ctx)
-                .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", lr.compiled.id, e.message))?;
-            groups.entry(lr.compiled.id.clone()).or_default().push(lf.collect()?);
-        }
-    }
     for lr in rules {
         let Some(parts) = groups.remove(&lr.compiled.id) else { continue };
         let mut all: Option<DataFrame> = None;
@@ -286,6 +386,7 @@ pub fn run(
     done: &(dyn Fn(&RuleRun) + Sync),
 ) -> PolarsResult<(Vec<Finding>, Vec<RuleRun>)> {
     let (apps, present, files) = (inputs.apps, inputs.present, inputs.files);
+    spill.flush()?;
     let n = spill.n;
     let period_start = spill.period_start();
     let mut by_split: BTreeMap<Split, Vec<&LoadedRule>> = BTreeMap::new();
@@ -363,77 +464,141 @@ pub fn run(
         }
         Ok(frames)
     };
-    // A merchant partition's prepared frames; None when it has no rows at all.
-    let merchant_frames = |k: usize, sub: &RulePack| -> PolarsResult<Option<Prepared>> {
-        let frames = merchant_inputs(k)?;
-        if frames.values().all(|df| df.height() == 0) {
-            return Ok(None);
-        }
-        prepare_part(frames, refs, as_of, &Some(names_used(sub)), period_start, true).map(Some)
-    };
-    let peer_stats = peer_statistics(&peer_rules, n, &merchant_frames, as_of)?;
     // Every partition of a split has the same schema: each rule resolves once.
     let probes = super::Probes::default();
-    for (split, rules) in by_split {
-        let sub = sub_pack(rules);
-        let needed = Some(names_used(&sub));
-        let partitions = if split == Split::Whole { 1 } else { n };
-        for k in 0..partitions {
-            let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
-            match &split {
-                Split::Merchant => frames = merchant_inputs(k)?,
-                Split::Key(key) => {
-                    frames.insert(InputKind::Applications, apps.clone());
-                    for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
-                        if let Some(df) = spill.read(kind, key, k)?.or_else(|| empty_of(kind)) {
-                            frames.insert(kind, df);
-                        }
-                    }
-                }
-                Split::Whole => {
-                    frames.insert(InputKind::Applications, apps.clone());
-                    // An aggregate over a whole input (no key) needs every
-                    // row at once: all its partitions, back in file order.
-                    for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
-                        if kind == InputKind::Applications {
-                            continue;
-                        }
-                        let mut all: Option<DataFrame> = None;
-                        for j in 0..n {
-                            if let Some(df) = spill.read(kind, "merchant_id", j)? {
-                                match &mut all {
-                                    None => all = Some(df),
-                                    Some(acc) => {
-                                        let aligned = crate::input::align(acc, df)?;
-                                        acc.vstack_mut_owned(aligned)?;
-                                    }
-                                }
-                            }
-                        }
-                        let all = match all {
-                            Some(df) => df.sort([SRC_COL, LINE_COL], SortMultipleOptions::default())?,
-                            None => match empty_of(kind) {
-                                Some(df) => df,
-                                None => continue,
-                            },
-                        };
-                        frames.insert(kind, all);
-                    }
-                }
+    let merchant_rules = sub_pack(by_split.remove(&Split::Merchant).unwrap_or_default());
+    let whole_rules = by_split.remove(&Split::Whole).map(sub_pack);
+    let key_rules: Vec<(String, RulePack)> = by_split
+        .into_iter()
+        .filter_map(|(split, rules)| match split {
+            Split::Key(key) => Some((key, sub_pack(rules))),
+            _ => None,
+        })
+        .collect();
+    let (peered, plain): (Vec<LoadedRule>, Vec<LoadedRule>) =
+        merchant_rules.rules.iter().cloned().partition(|lr| lr.compiled.peers().is_some());
+    let (peered, plain) = (sub_pack(peered.iter().collect()), sub_pack(plain.iter().collect()));
+    // The merchant pass: each merchant partition is read and prepared once
+    // (derived columns need a merchant's whole history), its rules run,
+    // and what the other splits read is taken from the prepared rows:
+    // peer rules wait for statistics over all partitions, rules grouped
+    // by a card or terminal need that key's rows from every partition.
+    let mut needed = names_used(&merchant_rules);
+    for (_, sub) in &key_rules {
+        for (kind, names) in names_used(sub) {
+            needed.entry(kind).or_default().extend(names);
+        }
+    }
+    let needed = Some(needed);
+    let mut peer_groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
+    let mut schemas: BTreeMap<(String, InputKind), DataFrame> = BTreeMap::new();
+    for k in 0..n {
+        let frames = merchant_inputs(k)?;
+        // A partition with no rows has no findings: evaluate only the
+        // first (so every rule reports how it ran), skip the rest.
+        if k > 0 && frames.values().all(|df| df.height() == 0) {
+            continue;
+        }
+        let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
+        let (fs, rs) = super::run_with_peers(&plain, &prepared, files, as_of, &|_| {}, &super::PeerStats::new(), &probes);
+        absorb(fs, rs);
+        for lr in &peered.rules {
+            if let Some(base) = prepared.frames.get(&lr.compiled.source) {
+                peer_groups
+                    .entry(lr.compiled.id.clone())
+                    .or_default()
+                    .push(peer_base(&lr.compiled, base, as_of)?);
             }
-            // A partition with no rows has no findings: evaluate only the
-            // first (so every rule reports how it ran), skip the rest.
-            let no_rows = frames
+        }
+        let mut carried: Vec<(String, Option<&str>, &RulePack)> = key_rules
+            .iter()
+            .map(|(key, sub)| (format!("prepared-{key}"), Some(key.as_str()), sub))
+            .collect();
+        if !peered.rules.is_empty() {
+            carried.push(("prepared-merchant".to_string(), None, &peered));
+        }
+        for (dir, key, sub) in carried {
+            let names = names_used(sub);
+            for (kind, df) in &prepared.frames {
+                let Some(names) = names.get(kind) else { continue };
+                let df = super::prepare::carried(df, *kind, names)?;
+                if k == 0 {
+                    schemas.insert((dir.clone(), *kind), df.clear());
+                }
+                spill.write_prepared(*kind, &dir, key, k, df)?;
+            }
+        }
+    }
+    let peer_stats = peer_statistics(&peered.rules.iter().collect::<Vec<_>>(), peer_groups)?;
+    // The carried rows of partition `k`, with key codes made afresh (a
+    // merchant partition's codes are its own).
+    let carried_frames = |dir: &str, sub: &RulePack, k: usize| -> PolarsResult<Option<Prepared>> {
+        let mut prepared = Prepared::default();
+        for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
+            let Some(mut df) = spill.read(kind, dir, k)?.or_else(|| schemas.get(&(dir.to_string(), kind)).cloned()) else {
+                continue;
+            };
+            let names = names_used(sub).remove(&kind).unwrap_or_default();
+            let mut coded: Vec<&str> = names
                 .iter()
-                .filter(|(kind, _)| !(matches!(split, Split::Key(_)) && **kind == InputKind::Applications))
-                .all(|(_, df)| df.height() == 0);
-            if no_rows && k > 0 {
+                .map(String::as_str)
+                .filter(|n| n.starts_with(super::keys::KEY_PREFIX))
+                .collect();
+            coded.sort_unstable();
+            super::keys::add_codes(&mut df, coded)?;
+            prepared.frames.insert(kind, df);
+        }
+        if k > 0 && prepared.frames.values().all(|df| df.height() == 0) {
+            return Ok(None);
+        }
+        Ok(Some(prepared))
+    };
+    let mut later: Vec<(String, &RulePack)> = Vec::new();
+    if !peered.rules.is_empty() {
+        later.push(("prepared-merchant".to_string(), &peered));
+    }
+    later.extend(key_rules.iter().map(|(key, sub)| (format!("prepared-{key}"), sub)));
+    for (dir, sub) in later {
+        for k in 0..n {
+            if let Some(prepared) = carried_frames(&dir, sub, k)? {
+                let (fs, rs) = super::run_with_peers(sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
+                absorb(fs, rs);
+            }
+        }
+    }
+    // An aggregate over a whole input (no key) needs every row at once:
+    // all its partitions, back in file order.
+    if let Some(sub) = whole_rules {
+        let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
+        frames.insert(InputKind::Applications, apps.clone());
+        for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
+            if kind == InputKind::Applications {
                 continue;
             }
-            let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
-            let (fs, rs) = super::run_with_peers(&sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
-            absorb(fs, rs);
+            let mut all: Option<DataFrame> = None;
+            for j in 0..n {
+                if let Some(df) = spill.read(kind, "merchant_id", j)? {
+                    match &mut all {
+                        None => all = Some(df),
+                        Some(acc) => {
+                            let aligned = crate::input::align(acc, df)?;
+                            acc.vstack_mut_owned(aligned)?;
+                        }
+                    }
+                }
+            }
+            let all = match all {
+                Some(df) => df.sort([SRC_COL, LINE_COL], SortMultipleOptions::default())?,
+                None => match empty_of(kind) {
+                    Some(df) => df,
+                    None => continue,
+                },
+            };
+            frames.insert(kind, all);
         }
+        let prepared = prepare_part(frames, refs, as_of, &Some(names_used(&sub)), period_start, true)?;
+        let (fs, rs) = super::run_with_peers(&sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
+        absorb(fs, rs);
     }
     let mut runs: Vec<RuleRun> = runs.into_values().collect();
     runs.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
@@ -442,4 +607,60 @@ pub fn run(
     }
     finish(&mut findings);
     Ok((findings, runs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(src: u32, merchants: &[&str]) -> DataFrame {
+        let n = merchants.len();
+        df! {
+            "merchant_id" => merchants,
+            SRC_COL => vec![src; n],
+            LINE_COL => (2..2 + n as u64).collect::<Vec<_>>(),
+        }
+        .unwrap()
+    }
+
+    #[test]
+    fn batches_written_out_of_file_order_read_back_in_input_order() {
+        let mut spill = Spill::new(&RulePack::default(), 2, None).unwrap();
+        // A batch per file, and files finishing in reverse order (as
+        // parallel parsing may): the partitions still read in file order.
+        spill.batch_rows = 1;
+        for src in [3u32, 1, 2, 0] {
+            let df = file(src, &["m1", "m2", "m3", "m1"]);
+            assert!(spill.sink(InputKind::Fees, src, df).unwrap().is_none());
+        }
+        spill.flush().unwrap();
+        let mut seen = 0;
+        for k in 0..2 {
+            let Some(df) = spill.read(InputKind::Fees, "merchant_id", k).unwrap() else {
+                continue;
+            };
+            assert!(in_input_order(&df).unwrap(), "{df}");
+            seen += df.height();
+        }
+        assert_eq!(seen, 16);
+        // Four batches, not four files per key and partition each.
+        assert_eq!(spill.batches.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn files_are_gathered_into_one_batch_below_its_size() {
+        let mut spill = Spill::new(&RulePack::default(), 3, None).unwrap();
+        spill.batch_rows = 100;
+        for src in 0..10u32 {
+            spill.sink(InputKind::Fees, src, file(src, &["a", "b", "c"])).unwrap();
+        }
+        assert_eq!(spill.batches.load(Ordering::Relaxed), 0, "nothing written before the batch fills");
+        spill.flush().unwrap();
+        assert_eq!(spill.batches.load(Ordering::Relaxed), 1);
+        let rows: usize = (0..3)
+            .filter_map(|k| spill.read(InputKind::Fees, "merchant_id", k).unwrap())
+            .map(|df| df.height())
+            .sum();
+        assert_eq!(rows, 30);
+    }
 }

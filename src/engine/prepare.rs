@@ -310,6 +310,20 @@ pub(crate) fn prepare_part(
     Ok(Prepared { frames, steps: laps.steps })
 }
 
+/// The columns of a prepared frame that rules reading `names` need, less
+/// integer key codes (codes are made per frame; rows carried to another
+/// frame get new ones).
+pub(crate) fn carried(df: &DataFrame, kind: InputKind, names: &Names) -> PolarsResult<DataFrame> {
+    let keep: Vec<PlSmallStr> = df
+        .get_column_names()
+        .into_iter()
+        .filter(|c| !c.starts_with(keys::KEY_PREFIX))
+        .filter(|c| names.contains(c.as_str()) || ALWAYS_KEPT.contains(&c.as_str()) || c.as_str() == kind.time_column())
+        .cloned()
+        .collect();
+    df.select(keep)
+}
+
 /// Columns findings need whatever the rules say: origins, entity ids,
 /// merchant, amount (for `sum_amount`).
 const ALWAYS_KEPT: &[&str] = &[
