@@ -28,7 +28,7 @@ pub fn evaluate(
         .map_err(|e| Error::Internal(e.to_string()))?;
     progress.phase("derived columns and joins", started.elapsed(), "");
     for (step, took) in &prepared.steps {
-        progress.phase(&format!("  {step}"), *took, "");
+        progress.note(&format!("  {step}: {:.2} s", took.as_secs_f64()));
     }
     for (kind, df) in &prepared.frames {
         progress.note(&format!(

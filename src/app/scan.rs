@@ -135,6 +135,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             opts.max_findings
         )));
     }
+    let finishing = Instant::now();
     let mut triaged = triage::apply(&triage_inputs, findings, &mut runs, opts.as_of);
     localize(&mut triaged.findings, opts.lang);
     localize(&mut triaged.shadow, opts.lang);
@@ -156,6 +157,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         &triaged,
         &runs,
     )?;
+    progress.phase("triage, cases and outputs", finishing.elapsed(), "");
     Ok(ScanOutcome {
         exit_code,
         manifest,

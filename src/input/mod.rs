@@ -355,8 +355,10 @@ pub(crate) fn load_with(
             }
         }
     }
+    // One column at a time: rechunking all columns at once (in parallel)
+    // held two copies of every input, the largest peak of a scan.
     for df in frames.values_mut() {
-        df.rechunk_mut_par();
+        df.rechunk_mut();
     }
     Ok(Loaded {
         frames,

@@ -62,7 +62,11 @@ impl Progress {
     /// A phase finished (verbose only).
     pub fn phase(&self, what: &str, elapsed: Duration, detail: &str) {
         if self.verbose {
-            self.log(&format!("{what}: {:.2} s {detail}", elapsed.as_secs_f64()));
+            let peak = match (rss_mib("VmRSS:"), rss_mib("VmHWM:")) {
+                (Some(now), Some(peak)) => format!(" (memory {now} MiB, peak so far {peak} MiB)"),
+                _ => String::new(),
+            };
+            self.log(&format!("{what}: {:.2} s {detail}{peak}", elapsed.as_secs_f64()));
         }
     }
 
@@ -98,4 +102,14 @@ impl Progress {
             None => eprintln!("{line}"),
         }
     }
+}
+
+/// The process's resident memory (`VmRSS:`) or its peak so far
+/// (`VmHWM:`), where the system says it (Linux: /proc/self/status), for
+/// `--verbose`'s phase lines.
+fn rss_mib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
