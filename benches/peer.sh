@@ -40,7 +40,7 @@ median() {
 
 read -r bare_s bare_mib < <(median "$bare" "$dir")
 read -r duck_s duck_mib < <(median python3 benches/duckdb_peer.py "$dir" "$threads")
-read -r scan_s scan_mib < <(median "$bin" scan "$dir" --as-of 2026-11-20 --fail-on never --quiet --threads "$threads" --out "$out/scan")
+read -r scan_s scan_mib < <(median "$bin" scan "$dir" --as-of 2026-11-20 --fail-on never --quiet --no-cache --threads "$threads" --out "$out/scan")
 rows=$(python3 -c 'import json, sys; print(sum(f["rows_read"] for f in json.load(open(sys.argv[1]))["inputs"]))' "$out/scan/manifest.json")
 
 printf 'machine: %s cores, %s GiB, threads=%s, medians of %s; %s input rows\n' \

@@ -31,8 +31,13 @@ pub fn evaluate(
         progress.note(&format!("  {step}: {:.2} s", took.as_secs_f64()));
     }
     for (kind, df) in &prepared.frames {
+        let apps = prepared
+            .joined
+            .get(kind)
+            .map(|j| format!(" (+ {} application columns, gathered per rule)", j.width()))
+            .unwrap_or_default();
         progress.note(&format!(
-            "  {kind}: {} rows, {} columns, {:.0} MB in memory",
+            "  {kind}: {} rows, {} columns, {:.0} MB in memory{apps}",
             df.height(),
             df.width(),
             df.estimated_size() as f64 / 1e6

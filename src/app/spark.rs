@@ -148,7 +148,7 @@ pub fn prepare(opts: &ScanOptions, scope: &PrepareScope, progress: &Progress) ->
     std::fs::create_dir_all(&opts.out).map_err(output_err(&opts.out))?;
     let mut staged = Staged::new(&opts.out).map_err(output_err(&opts.out))?;
     let mut frames = BTreeMap::new();
-    for (kind, df) in prepared.frames {
+    for (kind, df) in prepared.into_frames().map_err(|e| Error::Internal(e.to_string()))? {
         // Integer key codes are the engine's own shortcut, not data.
         let keep: Vec<PlSmallStr> = df
             .get_column_names()

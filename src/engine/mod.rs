@@ -96,7 +96,15 @@ fn run_one(
         rows,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    let Some(base) = prepared.frames.get(&rule.source) else {
+    let base = match prepared.frame(rule.source, Some(&rule.names)) {
+        Ok(base) => base,
+        Err(e) => {
+            let v = vec![];
+            let r = done(RuleStatus::Failed, Some(clean_polars_error(&e)), &v, 0);
+            return (v, r);
+        }
+    };
+    let Some(base) = base else {
         let v = vec![];
         let r = done(
             RuleStatus::Skipped,
@@ -111,7 +119,7 @@ fn run_one(
         schema: &schema,
         as_of,
         rows: base.height(),
-        time_range: time_range(base, rule.time_column()),
+        time_range: time_range(&base, rule.time_column()),
         peer_stats: peer_stats.get(&rule.id),
     };
     // Resolve on an empty frame first: an optional column the data lacks

@@ -1,15 +1,21 @@
 //! Partitioned evaluation, for inputs larger than memory. Inputs are
 //! parsed once; each file's rows are spilled to Parquet parts by a hash of
-//! a partition key, and rules then run partition by partition. A rule is
-//! split by a key that keeps each of its groups inside one partition:
+//! the merchant (files gathered into batches), and rules then run
+//! partition by partition. A rule is split by a key that keeps each of its
+//! groups inside one partition:
 //!
-//! - `merchant_id` for row rules and rules grouped by merchant. All inputs
-//!   are split by merchant for these, so per-merchant derived columns
-//!   (gaps between purchases, refund originals, deposit timing) see the
-//!   merchant's whole history.
-//! - the rule's first group key otherwise (a card, a transaction id).
-//! - application rules grouped across merchants run once, on all
-//!   applications (they are small).
+//! - `merchant_id` for row rules and rules grouped by merchant. Each
+//!   merchant partition is read and prepared once, so per-merchant derived
+//!   columns (gaps between purchases, refund originals, deposit timing)
+//!   see the merchant's whole history.
+//! - the rule's first group key otherwise (a card, a transaction id): the
+//!   columns these rules read are carried from each prepared merchant
+//!   partition, re-split by that key, so all rows of a card meet in one
+//!   partition without being prepared again.
+//! - rules with a peer baseline run after a first pass over all merchant
+//!   partitions has made the peer statistics, on rows carried the same way.
+//! - application rules grouped across merchants, and aggregates over a
+//!   whole input, run once on all rows.
 //!
 //! Findings are the union over partitions, sorted as in a single run, so
 //! they equal the in-memory run's byte for byte.
@@ -503,11 +509,11 @@ pub fn run(
         let (fs, rs) = super::run_with_peers(&plain, &prepared, files, as_of, &|_| {}, &super::PeerStats::new(), &probes);
         absorb(fs, rs);
         for lr in &peered.rules {
-            if let Some(base) = prepared.frames.get(&lr.compiled.source) {
+            if let Some(base) = prepared.frame(lr.compiled.source, Some(&lr.compiled.names))? {
                 peer_groups
                     .entry(lr.compiled.id.clone())
                     .or_default()
-                    .push(peer_base(&lr.compiled, base, as_of)?);
+                    .push(peer_base(&lr.compiled, &base, as_of)?);
             }
         }
         let mut carried: Vec<(String, Option<&str>, &RulePack)> = key_rules
@@ -519,9 +525,13 @@ pub fn run(
         }
         for (dir, key, sub) in carried {
             let names = names_used(sub);
-            for (kind, df) in &prepared.frames {
+            for kind in prepared.frames.keys() {
                 let Some(names) = names.get(kind) else { continue };
-                let df = super::prepare::carried(df, *kind, names)?;
+                let wanted: BTreeSet<String> = names.iter().cloned().collect();
+                let Some(df) = prepared.frame(*kind, Some(&wanted))? else {
+                    continue;
+                };
+                let df = super::prepare::carried(&df, *kind, names)?;
                 if k == 0 {
                     schemas.insert((dir.clone(), *kind), df.clear());
                 }

@@ -21,8 +21,63 @@ pub use crate::contract::APP_PREFIX;
 #[derive(Clone, Default)]
 pub struct Prepared {
     pub frames: BTreeMap<InputKind, DataFrame>,
+    /// Application columns of each input's rows, gathered onto its frame
+    /// when a rule reads them (`frame`).
+    pub joined: BTreeMap<InputKind, Joined>,
     /// How long each preparation step took, for `--verbose`.
     pub steps: Vec<(&'static str, Duration)>,
+}
+
+/// The application columns of a frame's rows, not yet copied onto it.
+/// Held on every row they were most of a prepared frame's width (contract
+/// terms, limits, the settlement account: 16-byte decimals repeated for
+/// each of a merchant's transactions, about a quarter of the memory at
+/// 10M rows); each rule gathers the few it reads, and drops them after.
+#[derive(Clone)]
+pub struct Joined {
+    /// One row per merchant: the application columns, under the names
+    /// rules read them by.
+    columns: DataFrame,
+    /// Each row's application (a row of `columns`), null for none.
+    at: IdxCa,
+}
+
+impl Joined {
+    /// How many application columns the rows can have gathered.
+    pub fn width(&self) -> usize {
+        self.columns.width()
+    }
+}
+
+impl Prepared {
+    /// The frame `kind`'s rules read, with the application columns among
+    /// `names` gathered onto it (all of them for None). None: no such input.
+    pub fn frame(&self, kind: InputKind, names: Option<&std::collections::BTreeSet<String>>) -> PolarsResult<Option<DataFrame>> {
+        let Some(df) = self.frames.get(&kind) else { return Ok(None) };
+        let mut out = df.clone();
+        if let Some(j) = self.joined.get(&kind) {
+            let wanted: Vec<PlSmallStr> = j
+                .columns
+                .get_column_names()
+                .into_iter()
+                .filter(|c| names.is_none_or(|n| n.contains(c.as_str())))
+                .cloned()
+                .collect();
+            if !wanted.is_empty() {
+                let gathered = j.columns.select(wanted)?.take(&j.at)?;
+                out.hstack_mut(gathered.columns())?;
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Every frame with all its application columns, to write out.
+    pub fn into_frames(self) -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
+        self.frames
+            .keys()
+            .map(|kind| Ok((*kind, self.frame(*kind, None)?.expect("a frame of this kind"))))
+            .collect()
+    }
 }
 
 /// Wall time per step, in order.
@@ -88,19 +143,19 @@ fn needed_by(needed: &Needed, kind: InputKind) -> Option<Names> {
     needed.as_ref().map(|m| m.get(&kind).cloned().unwrap_or_default())
 }
 
-/// Join the application columns `needed` names onto `base` (all of them
-/// for `None`), and say which application each row has.
+/// The application columns `needed` names for `base`'s rows (all of
+/// them for `None`), and which application each row has.
 ///
 /// `merchants` has one row per merchant, so each row's application is one
-/// lookup. Derived checks read contract terms through the positions
-/// rather than as joined columns, which at millions of rows would be
-/// gigabytes of repeated values.
+/// lookup. The columns are gathered onto the rows only when a rule reads
+/// them (`Prepared::frame`); derived checks read contract terms through
+/// the positions.
 fn join_applications(
-    base: DataFrame,
+    base: &DataFrame,
     kind: InputKind,
     merchants: &DataFrame,
     needed: &Option<Names>,
-) -> PolarsResult<(DataFrame, Vec<Option<IdxSize>>)> {
+) -> PolarsResult<(Joined, Vec<Option<IdxSize>>)> {
     let base_schema = base.schema().clone();
     let mut keep: Vec<Expr> = Vec::new();
     for name in merchants.get_column_names() {
@@ -120,8 +175,9 @@ fn join_applications(
         }
     }
     let positions = positions_in(base.column("merchant_id")?.str()?, merchants.column("merchant_id")?.str()?);
-    let out = gather_onto(base, merchants, keep, &positions)?;
-    Ok((out, positions))
+    let columns = merchants.clone().lazy().select(keep).collect()?;
+    let at = IdxCa::from_iter_options("at".into(), positions.iter().copied());
+    Ok((Joined { columns, at }, positions))
 }
 
 /// Join a reference table on `left_key`; value columns are prefixed with
@@ -206,9 +262,14 @@ pub(crate) fn prepare_part(
     apps_derived: bool,
 ) -> PolarsResult<Prepared> {
     let mut frames = BTreeMap::new();
+    let mut joined_columns = BTreeMap::new();
     let mut laps = Laps::new();
     let Some(mut apps) = inputs.remove(&InputKind::Applications) else {
-        return Ok(Prepared { frames, steps: laps.steps });
+        return Ok(Prepared {
+            frames,
+            joined: joined_columns,
+            steps: laps.steps,
+        });
     };
     if !apps_derived {
         apps = derive_applications(apps, refs, as_of)?;
@@ -220,7 +281,9 @@ pub(crate) fn prepare_part(
     let mut txn_apps: Vec<Option<IdxSize>> = Vec::new();
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
         if let Some(df) = inputs.remove(&kind) {
-            let (mut joined, at) = join_applications(df, kind, &merchants, &needed_by(needed, kind))?;
+            let (apps_of_rows, at) = join_applications(&df, kind, &merchants, &needed_by(needed, kind))?;
+            joined_columns.insert(kind, apps_of_rows);
+            let mut joined = df;
             let app = checks::AppRows { apps: &merchants, at };
             match kind {
                 InputKind::Transactions => {
@@ -307,7 +370,11 @@ pub(crate) fn prepare_part(
         }
     }
     laps.lap("fees, fee changes, projection");
-    Ok(Prepared { frames, steps: laps.steps })
+    Ok(Prepared {
+        frames,
+        joined: joined_columns,
+        steps: laps.steps,
+    })
 }
 
 /// The columns of a prepared frame that rules reading `names` need, less

@@ -254,5 +254,5 @@ pub fn contract_schemas(extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveD
         .collect::<PolarsResult<BTreeMap<_, _>>>()?;
     let refs = crate::input::reference::empty_references();
     let prepared: Prepared = super::prepare::prepare(frames, &refs, as_of, &None)?;
-    Ok(prepared.frames.iter().map(|(k, df)| (*k, df.schema().clone())).collect())
+    Ok(prepared.into_frames()?.iter().map(|(k, df)| (*k, df.schema().clone())).collect())
 }
