@@ -38,34 +38,50 @@ fn codes_from(mut code: Vec<u32>, columns: &[&StringChunked]) -> Vec<u32> {
 
 /// Add a code column for each key set named by `columns` (code column
 /// names); a set with a column that is absent or not text gets none.
+///
+/// Sets of one key are coded first, all at once on the thread pool (each
+/// is a pass over millions of rows through a hash map: 4 s one after the
+/// other at 10M rows); then sets of several keys, at once too, each
+/// refining its leading key's codes when that key has them.
 pub(crate) fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a str>) -> PolarsResult<()> {
-    for name in columns {
-        let Some(keys) = name.strip_prefix(KEY_PREFIX) else { continue };
-        if df.schema().contains(name) {
-            continue;
+    use rayon::prelude::*;
+    let wanted: Vec<&str> = columns
+        .into_iter()
+        .filter(|name| name.starts_with(KEY_PREFIX) && !df.schema().contains(name))
+        .collect();
+    for pass in [false, true] {
+        let names: Vec<&str> = wanted.iter().copied().filter(|n| n.contains(',') == pass).collect();
+        let frame: &DataFrame = df;
+        let made: Vec<Option<Column>> = names.par_iter().map(|name| code_of(frame, name)).collect();
+        for c in made.into_iter().flatten() {
+            df.with_column(c)?;
         }
-        let keys: Vec<&str> = keys.split(',').collect();
-        let texts: Option<Vec<&StringChunked>> = keys
-            .iter()
-            .map(|k| df.column(k).ok().and_then(|c| c.as_materialized_series().str().ok()))
-            .collect();
-        let Some(texts) = texts else { continue };
-        // A pair starting with an already coded key (merchant ids are)
-        // refines that key's codes: one text column hashed instead of two.
-        let leading = df.column(&code_column(&[keys[0].to_string()])).ok().and_then(|c| {
-            c.as_materialized_series()
-                .u32()
-                .ok()
-                .map(|c| c.into_no_null_iter().collect::<Vec<u32>>())
-        });
-        let coded = match leading {
-            Some(start) if keys.len() > 1 && start.len() == df.height() => codes_from(start, &texts[1..]),
-            _ => codes(&texts),
-        };
-        let coded = UInt32Chunked::from_vec(name.into(), coded);
-        df.with_column(coded.into_series().into_column())?;
     }
     Ok(())
+}
+
+/// The code column `name` names, made from `df`'s key columns; None when
+/// a key is absent or not text.
+fn code_of(df: &DataFrame, name: &str) -> Option<Column> {
+    let keys: Vec<&str> = name.strip_prefix(KEY_PREFIX)?.split(',').collect();
+    let texts: Option<Vec<&StringChunked>> = keys
+        .iter()
+        .map(|k| df.column(k).ok().and_then(|c| c.as_materialized_series().str().ok()))
+        .collect();
+    let texts = texts?;
+    // A pair starting with an already coded key (merchant ids are)
+    // refines that key's codes: one text column hashed instead of two.
+    let leading = df.column(&code_column(&[keys[0].to_string()])).ok().and_then(|c| {
+        c.as_materialized_series()
+            .u32()
+            .ok()
+            .map(|c| c.into_no_null_iter().collect::<Vec<u32>>())
+    });
+    let coded = match leading {
+        Some(start) if keys.len() > 1 && start.len() == df.height() => codes_from(start, &texts[1..]),
+        _ => codes(&texts),
+    };
+    Some(UInt32Chunked::from_vec(name.into(), coded).into_series().into_column())
 }
 
 #[cfg(test)]
