@@ -480,6 +480,18 @@ fn episodes(rows: LazyFrame, hits: LazyFrame, keys: &[String], time: &str, membe
         })
     };
     let key_cols = || keys.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
+    // Only the rows of keys that hit can be members: the others would be
+    // sorted with the ranges (by text keys, 10M rows) for nothing. An
+    // inner join with the hit keys, once each, keeps them in their order.
+    let rows = if keys.is_empty() {
+        rows
+    } else {
+        let hit_keys = hits.clone().select(key_cols()).unique_stable(None, UniqueKeepStrategy::First);
+        let mut only = JoinArgs::new(JoinType::Inner);
+        only.nulls_equal = true;
+        only.maintain_order = MaintainOrderJoin::Left;
+        rows.join(hit_keys, key_cols(), key_cols(), only)
+    };
     // A new episode where the key changes or the window starts after the
     // previous one ended (hits come sorted by key, then time).
     let same_key = keys
