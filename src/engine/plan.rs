@@ -213,6 +213,28 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
     } else {
         let mut rows = lf;
         let mut label = None;
+        // As for rolling windows: keys with fewer rows in all than the
+        // condition's COUNT(*) floor have no group that can hit (a group is
+        // some of its key's rows). A repeated transaction id is rare: this
+        // leaves a few rows to group instead of ten million one-row groups.
+        // Not with peers: their statistics are over every group.
+        if let (Some(k), false, false) = (
+            grouping.min_count.filter(|k| *k > 1),
+            key_names.is_empty(),
+            grouping.peers.is_some(),
+        ) {
+            let code = code_column(key_names);
+            let by: Vec<Expr> = if ctx.schema.contains(&code) {
+                vec![col(code.as_str())]
+            } else {
+                key_cols(key_names)
+            };
+            let total = len().over(by).map_err(|e| PlanError {
+                field: "having".into(),
+                message: clean_polars_error(&e),
+            })?;
+            rows = rows.filter(total.cast(DataType::Int64).gt_eq(lit(k as i64)));
+        }
         // Group by the keys' integer code where prepare made one (merchant
         // ids): grouping integers is cheaper than grouping text. The keys
         // themselves come back as each group's first value.
@@ -675,6 +697,56 @@ mod tests {
             .sort(by, SortMultipleOptions::default())
             .collect()
             .unwrap()
+    }
+
+    /// A COUNT(*) floor leaves out keys with too few rows before grouping
+    /// by day or over all rows: the hits are those grouping every row gives.
+    #[test]
+    fn a_count_floor_leaves_the_hits_of_plain_and_daily_groups_unchanged() {
+        for (keys, window, floor) in [
+            ("merchant_id", "window: 1d\n", 2),
+            ("merchant_id, card_hash", "window: 1d\n", 3),
+            ("card_hash", "", 5),
+            ("txn_id", "", 2),
+        ] {
+            let r: crate::rules::model::Rule = serde_yaml::from_str(&format!(
+                "id: T-2\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\n\
+                 group_by: [{keys}]\n{window}having: \"COUNT(*) >= {floor}\"\nmessage: m\n"
+            ))
+            .unwrap();
+            let floored = crate::rules::compiled::compile(&r).unwrap();
+            assert_eq!(floored.grouping.as_ref().unwrap().min_count, Some(floor), "{keys}");
+            let mut plain = floored.clone();
+            plain.grouping.as_mut().unwrap().min_count = None;
+            for coded in [false, true] {
+                let mut df = rows();
+                if coded {
+                    keys::add_codes(&mut df, [keys::code_column(floored.keys()).as_str()]).unwrap();
+                }
+                let groups = |rule: &CompiledRule, df: DataFrame| {
+                    let schema = df.schema().clone();
+                    let ctx = PlanContext {
+                        schema: &schema,
+                        as_of: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+                        rows: df.height(),
+                        time_range: None,
+                        peer_stats: None,
+                    };
+                    let by: Vec<&str> = rule.keys().iter().map(String::as_str).chain(["window_start"]).collect();
+                    build(rule, df.lazy(), &ctx)
+                        .unwrap()
+                        .sort(by, SortMultipleOptions::default())
+                        .collect()
+                        .unwrap()
+                };
+                let with = groups(&floored, df.clone());
+                let without = groups(&plain, df);
+                assert!(with.equals_missing(&without), "{keys} {window}: {with} vs {without}");
+                if keys != "txn_id" {
+                    assert!(with.height() > 0, "{keys} {window}: the data has hits");
+                }
+            }
+        }
     }
 
     /// The single-index windows over coded keys equal polars' own per-key
