@@ -52,9 +52,8 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut triage_inputs = None;
     let mut scoring = None;
     let spill = if opts.partitions > 1 {
-        let pack = &loaded.as_ref().expect("loaded above").pack;
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
-        Some(engine::partition::Spill::new(pack, opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
+        Some(engine::partition::Spill::new(opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
     } else {
         None
     };

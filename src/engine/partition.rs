@@ -104,8 +104,6 @@ pub struct Spill {
     _interrupt_guard: crate::cleanup::Registered,
     dir: tempfile::TempDir,
     pub n: usize,
-    /// For each non-application input, the keys it is split by.
-    keys: BTreeMap<InputKind, BTreeSet<String>>,
     /// First approved purchase over all transactions (ms), for dormancy.
     period_start: AtomicI64,
     /// Parsed files not yet written, by input (see `sink`).
@@ -139,13 +137,7 @@ fn batch_rows() -> usize {
 }
 
 impl Spill {
-    pub fn new(_pack: &RulePack, n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
-        let mut keys: BTreeMap<InputKind, BTreeSet<String>> = BTreeMap::new();
-        // Parsed rows are split by merchant only: rules split by another
-        // key read prepared rows, re-split in the merchant pass (`run`).
-        for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
-            keys.entry(kind).or_default().insert("merchant_id".into());
-        }
+    pub fn new(n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
         let dir = match within {
             Some(d) => tempfile::Builder::new().prefix(".posaudit-spill.").tempdir_in(d)?,
             None => tempfile::tempdir()?,
@@ -154,7 +146,6 @@ impl Spill {
             _interrupt_guard: crate::cleanup::register(dir.path()),
             dir,
             n: n.max(1),
-            keys,
             period_start: AtomicI64::new(i64::MAX),
             pending: Default::default(),
             batches: Default::default(),
@@ -212,8 +203,10 @@ impl Spill {
         Ok(())
     }
 
-    /// One batch of parsed files, in file order, split by each of its
-    /// input's keys into one Parquet file per non-empty partition.
+    /// One batch of parsed files, in file order, split by merchant into
+    /// one Parquet file per non-empty partition. Parsed rows are split by
+    /// merchant only: rules split by another key read prepared rows,
+    /// re-split in the merchant pass (`run`).
     fn write_batch(&self, kind: InputKind, mut batch: Pending) -> PolarsResult<()> {
         batch.files.sort_by_key(|(file, _)| *file);
         let mut frames = batch.files.into_iter().map(|(_, df)| df);
@@ -224,23 +217,19 @@ impl Spill {
         }
         df.rechunk_mut_par();
         let name = format!("{:08}.parquet", self.batches.fetch_add(1, Ordering::Relaxed));
-        for key in self.keys.get(&kind).into_iter().flatten() {
-            if !df.schema().contains(key) {
-                continue;
-            }
-            split_frame(&df, key, self.n)?
-                .into_par_iter()
-                .enumerate()
-                .filter(|(_, part)| part.height() > 0)
-                .try_for_each(|(k, mut part)| self.write_part(&self.part_dir(kind, key, k), &name, &mut part))?;
-        }
-        Ok(())
+        self.write_split(kind, "merchant_id", Some("merchant_id"), 0, &name, df)
     }
 
     /// Prepared rows of merchant partition `from`, kept under `dir` for a
     /// later pass: split by `key` into every partition, or (None) kept
     /// as partition `from`.
     pub(crate) fn write_prepared(&self, kind: InputKind, dir: &str, key: Option<&str>, from: usize, df: DataFrame) -> PolarsResult<()> {
+        self.write_split(kind, dir, key, from, &format!("{from:08}.parquet"), df)
+    }
+
+    /// `df` split by `key` (or all of it as partition `from`), each
+    /// non-empty part written as `name` under its partition of `dir`.
+    fn write_split(&self, kind: InputKind, dir: &str, key: Option<&str>, from: usize, name: &str, df: DataFrame) -> PolarsResult<()> {
         if df.height() == 0 {
             return Ok(());
         }
@@ -248,11 +237,10 @@ impl Spill {
             Some(key) => split_frame(&df, key, self.n)?.into_iter().enumerate().collect(),
             None => vec![(from, df)],
         };
-        let name = format!("{from:08}.parquet");
         parts
             .into_par_iter()
             .filter(|(_, part)| part.height() > 0)
-            .try_for_each(|(k, mut part)| self.write_part(&self.part_dir(kind, dir, k), &name, &mut part))
+            .try_for_each(|(k, mut part)| self.write_part(&self.part_dir(kind, dir, k), name, &mut part))
     }
 
     fn write_part(&self, dir: &std::path::Path, name: &str, part: &mut DataFrame) -> PolarsResult<()> {
@@ -635,7 +623,7 @@ mod tests {
 
     #[test]
     fn batches_written_out_of_file_order_read_back_in_input_order() {
-        let mut spill = Spill::new(&RulePack::default(), 2, None).unwrap();
+        let mut spill = Spill::new(2, None).unwrap();
         // A batch per file, and files finishing in reverse order (as
         // parallel parsing may): the partitions still read in file order.
         spill.batch_rows = 1;
@@ -659,7 +647,7 @@ mod tests {
 
     #[test]
     fn files_are_gathered_into_one_batch_below_its_size() {
-        let mut spill = Spill::new(&RulePack::default(), 3, None).unwrap();
+        let mut spill = Spill::new(3, None).unwrap();
         spill.batch_rows = 100;
         for src in 0..10u32 {
             spill.sink(InputKind::Fees, src, file(src, &["a", "b", "c"])).unwrap();
