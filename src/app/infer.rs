@@ -1243,7 +1243,7 @@ pub fn check(path: &Path, mapping: &crate::input::mapping::Mapping, kind: Option
             }
         };
         let display = path.display().to_string();
-        let parsed = crate::input::read::read_file(k, path, &display, 0, &header, mapping.get(k), &indicatif::ProgressBar::hidden())?;
+        let parsed = crate::input::read_file(k, path, &display, 0, &header, mapping.get(k), &indicatif::ProgressBar::hidden())?;
         let mut by_column = ColumnRejections::new();
         for r in &parsed.rejected {
             let col = if r.column.is_empty() {

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod mapping;
+mod parquet;
 pub mod read;
 pub mod records;
 pub mod reference;
@@ -292,6 +293,27 @@ pub(crate) fn load_observed(
     load_with(plan, mapping, headers, progress, &|_, _, df| Ok(Some(df)), None, None)
 }
 
+/// Read one input file, CSV or Parquet by its name, accepting or rejecting
+/// every row.
+pub(crate) fn read_file(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &read::Header,
+    mapping: &mapping::InputMapping,
+    progress: &indicatif::ProgressBar,
+) -> Result<read::ParsedFile, InputError> {
+    match read::FileFormat::of(path) {
+        read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress),
+        read::FileFormat::Parquet => {
+            let r = parquet::read_parquet(kind, path, display, src, header, mapping);
+            progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
+            r
+        }
+    }
+}
+
 /// What to do with each parsed file: keep it in memory (`Some`), or hand
 /// it elsewhere (spill to disk) and keep nothing (`None`).
 pub(crate) type FileSink<'a> = dyn Fn(InputKind, u32, DataFrame) -> Result<Option<DataFrame>, InputError> + Sync + 'a;
@@ -318,7 +340,7 @@ pub(crate) fn load_with(
         .map(|(i, (kind, path, header))| {
             let display = path.to_string_lossy().to_string();
             let m = mapping.get(*kind);
-            let parse = || read::read_file(*kind, path, &display, i as u32, header, m, progress);
+            let parse = || read_file(*kind, path, &display, i as u32, header, m, progress);
             let mut file = match cache {
                 Some(c) => c.read_file(*kind, path, &display, i as u32, header, m, progress, parse)?,
                 None => parse()?,

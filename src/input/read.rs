@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{Read, Seek};
 
 use rayon::prelude::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
@@ -76,7 +76,7 @@ impl CaseHeader {
     }
 }
 
-fn io_err(path: &Path, e: std::io::Error) -> InputError {
+pub(super) fn io_err(path: &Path, e: std::io::Error) -> InputError {
     InputError::Io {
         path: path.to_path_buf(),
         source: e,
@@ -95,7 +95,7 @@ fn text_encoding(mapping: &InputMapping) -> TextEncoding {
 /// delimiter.
 /// Why one cell of a row is refused (the rejected row's reason).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum CellError {
+pub(super) enum CellError {
     #[error("value is empty but required")]
     Empty,
     #[error("`{value}` is not one of {allowed}")]
@@ -343,8 +343,10 @@ pub struct ParsedFile {
 
 /// A column under construction. Money and rates are integers (fen,
 /// millionths) until the end, when they become exact decimals.
-enum Builder {
+pub(super) enum Builder {
     Str(StringChunkedBuilder),
+    /// A text column taken whole, every value of it already good as it is.
+    Ready(StringChunked),
     I64(Vec<Option<i64>>),
     F64(Vec<Option<f64>>),
     Date(Vec<Option<i32>>),
@@ -352,7 +354,8 @@ enum Builder {
 }
 
 /// A parsed cell, before the whole row is known to be good.
-enum Cell<'a> {
+#[derive(Clone, Copy)]
+pub(super) enum Cell<'a> {
     Null,
     Str(&'a str),
     I64(i64),
@@ -361,17 +364,109 @@ enum Cell<'a> {
     Expiry(Option<i32>, bool),
 }
 
-struct RowParser<'m> {
+impl Builder {
+    pub(super) fn push(&mut self, cell: Cell) {
+        match (self, cell) {
+            (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
+            (Builder::Str(b), _) => b.append_null(),
+            (Builder::I64(v), Cell::I64(x)) => v.push(Some(x)),
+            (Builder::I64(v), _) => v.push(None),
+            (Builder::F64(v), Cell::F64(x)) => v.push(Some(x)),
+            (Builder::F64(v), _) => v.push(None),
+            (Builder::Date(v), Cell::Date(x)) => v.push(Some(x)),
+            (Builder::Date(v), _) => v.push(None),
+            (Builder::Expiry(d, p), Cell::Expiry(x, perm)) => {
+                d.push(x);
+                p.push(Some(perm));
+            }
+            (Builder::Expiry(d, p), _) => {
+                d.push(None);
+                p.push(None);
+            }
+            (Builder::Ready(_), _) => unreachable!("a column taken whole gets no cells"),
+        }
+    }
+
+    /// Put a parsed cell in place of the value at `row` (a typed column's
+    /// value that went through the text parser). Text columns are never typed.
+    pub(super) fn set(&mut self, row: usize, cell: Cell) {
+        match (self, cell) {
+            (Builder::I64(v), Cell::I64(x)) => v[row] = Some(x),
+            (Builder::F64(v), Cell::F64(x)) => v[row] = Some(x),
+            (Builder::Date(v), Cell::Date(x)) => v[row] = Some(x),
+            (Builder::Expiry(d, p), Cell::Expiry(x, perm)) => {
+                d[row] = x;
+                p[row] = Some(perm);
+            }
+            _ => {}
+        }
+    }
+}
+
+pub(super) struct RowParser<'m> {
     specs: &'static [ColumnSpec],
     mapping: &'m InputMapping,
-    builders: Vec<Builder>,
-    extras: Vec<StringChunkedBuilder>,
-    src: Vec<u32>,
-    lines: Vec<u64>,
+    pub(super) builders: Vec<Builder>,
+    pub(super) extras: Vec<StringChunkedBuilder>,
+    pub(super) src: Vec<u32>,
+    pub(super) lines: Vec<u64>,
+}
+
+/// Parse one cell's text as the contract's type for `spec`, through the
+/// mapping's value map; `negate` turns the sign of money.
+pub(super) fn parse_cell<'a>(m: &'a InputMapping, spec: &ColumnSpec, raw: &'a str, negate: bool) -> Result<Cell<'a>, CellError> {
+    let s = values::clean(raw);
+    // A value mapped to "" is no value (WeChat's 付款银行 `OTHERS`
+    // says nothing of the card's type).
+    let s: &'a str = if s.is_empty() { s } else { m.value_of(spec.name, s).unwrap_or(s) };
+    if s.is_empty() {
+        return if spec.required_value {
+            Err(CellError::Empty)
+        } else {
+            Ok(Cell::Null)
+        };
+    }
+    Ok(match spec.ty {
+        ColType::Str | ColType::List => Cell::Str(s),
+        ColType::Enum(allowed) => {
+            if allowed.contains(&s) {
+                Cell::Str(s)
+            } else {
+                return Err(CellError::NotOneOf {
+                    value: s.to_string(),
+                    allowed: allowed.join(", "),
+                });
+            }
+        }
+        ColType::Int => Cell::I64(values::parse_int(s)?),
+        ColType::Money(sign) => {
+            let v = values::parse_money(s, m.amount_unit)?;
+            let v = if negate { -v } else { v };
+            if sign == Sign::Positive && v < 0 {
+                return Err(CellError::Negative(s.to_string()));
+            }
+            Cell::I64(v)
+        }
+        ColType::Rate => {
+            let v = values::parse_rate(s)?;
+            if v < 0 {
+                return Err(CellError::NegativeRate(s.to_string()));
+            }
+            Cell::I64(v)
+        }
+        ColType::Number => Cell::I64(values::parse_number6(s)?),
+        ColType::Coord => Cell::F64(values::parse_coord(s)?),
+        ColType::Date => Cell::Date(values::days_since_epoch(values::parse_date(s, m.date_format.as_deref())?)),
+        ColType::DateTime => Cell::I64(values::parse_datetime(s, m.datetime_format.as_deref())?),
+        ColType::Expiry => match values::parse_expiry(s, m.date_format.as_deref())? {
+            Expiry::Permanent => Cell::Expiry(None, true),
+            Expiry::Date(d) => Cell::Expiry(Some(values::days_since_epoch(d)), false),
+        },
+    })
 }
 
 impl<'m> RowParser<'m> {
-    fn new(kind: InputKind, header: &Header, mapping: &'m InputMapping, capacity: usize) -> Self {
+    pub(super) fn new(kind: InputKind, header: &Header, mapping: &'m InputMapping, capacity: usize) -> Self {
         let specs = kind.columns();
         let builders = specs
             .iter()
@@ -400,67 +495,11 @@ impl<'m> RowParser<'m> {
         }
     }
 
-    fn parse_cell<'a>(&self, spec: &ColumnSpec, raw: &'a str, negate: bool) -> Result<Cell<'a>, CellError>
-    where
-        'm: 'a,
-    {
-        let m: &'m InputMapping = self.mapping;
-        let s = values::clean(raw);
-        // A value mapped to "" is no value (WeChat's 付款银行 `OTHERS`
-        // says nothing of the card's type).
-        let s: &'a str = if s.is_empty() { s } else { m.value_of(spec.name, s).unwrap_or(s) };
-        if s.is_empty() {
-            return if spec.required_value {
-                Err(CellError::Empty)
-            } else {
-                Ok(Cell::Null)
-            };
-        }
-        Ok(match spec.ty {
-            ColType::Str | ColType::List => Cell::Str(s),
-            ColType::Enum(allowed) => {
-                if allowed.contains(&s) {
-                    Cell::Str(s)
-                } else {
-                    return Err(CellError::NotOneOf {
-                        value: s.to_string(),
-                        allowed: allowed.join(", "),
-                    });
-                }
-            }
-            ColType::Int => Cell::I64(values::parse_int(s)?),
-            ColType::Money(sign) => {
-                let v = values::parse_money(s, m.amount_unit)?;
-                let v = if negate { -v } else { v };
-                if sign == Sign::Positive && v < 0 {
-                    return Err(CellError::Negative(s.to_string()));
-                }
-                Cell::I64(v)
-            }
-            ColType::Rate => {
-                let v = values::parse_rate(s)?;
-                if v < 0 {
-                    return Err(CellError::NegativeRate(s.to_string()));
-                }
-                Cell::I64(v)
-            }
-            ColType::Number => Cell::I64(values::parse_number6(s)?),
-            ColType::Coord => Cell::F64(values::parse_coord(s)?),
-            ColType::Date => Cell::Date(values::days_since_epoch(values::parse_date(s, m.date_format.as_deref())?)),
-            ColType::DateTime => Cell::I64(values::parse_datetime(s, m.datetime_format.as_deref())?),
-            ColType::Expiry => match values::parse_expiry(s, m.date_format.as_deref())? {
-                Expiry::Permanent => Cell::Expiry(None, true),
-                Expiry::Date(d) => Cell::Expiry(Some(values::days_since_epoch(d)), false),
-            },
-        })
-    }
-
     /// Parse one row; on success append it, on failure return the reason.
-    fn push<'a>(
+    pub(super) fn push<'a>(
         &mut self,
         header: &'a Header,
         field: impl Fn(usize) -> Option<&'a str>,
-        typed: impl Fn(usize) -> Option<Cell<'a>>,
         src: u32,
         line: u64,
     ) -> Result<(), (String, String, String)>
@@ -479,14 +518,7 @@ impl<'m> RowParser<'m> {
             });
             let raw = match (from_case, pos, self.mapping.constant(spec.name), &header.titled[j]) {
                 (Some(r), ..) => r,
-                (None, Some(p), ..) => match typed(*p) {
-                    // A Parquet value of the contract's type, checked already.
-                    Some(cell) => {
-                        scratch.push(cell);
-                        continue;
-                    }
-                    None => field(*p).unwrap_or(""),
-                },
+                (None, Some(p), ..) => field(*p).unwrap_or(""),
                 (None, None, Some(c), _) => c,
                 (None, None, None, Some(t)) => t.as_str(),
                 (None, None, None, None) => {
@@ -495,30 +527,13 @@ impl<'m> RowParser<'m> {
                 }
             };
             let negate = case.is_some_and(|c| c.negate[j]);
-            match self.parse_cell(spec, raw, negate) {
+            match parse_cell(self.mapping, spec, raw, negate) {
                 Ok(c) => scratch.push(c),
                 Err(reason) => return Err((spec.name.to_string(), raw.to_string(), reason.to_string())),
             }
         }
         for (b, cell) in self.builders.iter_mut().zip(scratch.drain(..)) {
-            match (b, cell) {
-                (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
-                (Builder::Str(b), _) => b.append_null(),
-                (Builder::I64(v), Cell::I64(x)) => v.push(Some(x)),
-                (Builder::I64(v), _) => v.push(None),
-                (Builder::F64(v), Cell::F64(x)) => v.push(Some(x)),
-                (Builder::F64(v), _) => v.push(None),
-                (Builder::Date(v), Cell::Date(x)) => v.push(Some(x)),
-                (Builder::Date(v), _) => v.push(None),
-                (Builder::Expiry(d, p), Cell::Expiry(x, perm)) => {
-                    d.push(x);
-                    p.push(Some(perm));
-                }
-                (Builder::Expiry(d, p), _) => {
-                    d.push(None);
-                    p.push(None);
-                }
-            }
+            b.push(cell);
         }
         for (b, (pos, _)) in self.extras.iter_mut().zip(&header.extras) {
             match field(*pos).map(values::clean).filter(|s| !s.is_empty()) {
@@ -531,7 +546,7 @@ impl<'m> RowParser<'m> {
         Ok(())
     }
 
-    fn finish(self, header: &Header) -> PolarsResult<DataFrame> {
+    pub(super) fn finish(self, header: &Header) -> PolarsResult<DataFrame> {
         let height = self.src.len();
         let mut cols: Vec<Column> = Vec::with_capacity(self.builders.len() + 2);
         for ((spec, b), present) in self.specs.iter().zip(self.builders).zip(&header.present) {
@@ -544,6 +559,7 @@ impl<'m> RowParser<'m> {
             let name: PlSmallStr = spec.name.into();
             match b {
                 Builder::Str(b) => cols.push(b.finish().into_series().into_column()),
+                Builder::Ready(ca) => cols.push(ca.with_name(name).into_series().into_column()),
                 Builder::I64(v) => {
                     let ca = Int64Chunked::from_iter_options(name.clone(), v.into_iter());
                     let s = match spec.ty {
@@ -614,26 +630,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(crate) fn read_file(
-    kind: InputKind,
-    path: &Path,
-    display: &str,
-    src: u32,
-    header: &Header,
-    mapping: &InputMapping,
-    progress: &indicatif::ProgressBar,
-) -> Result<ParsedFile, InputError> {
-    match FileFormat::of(path) {
-        FileFormat::Csv => read_csv(kind, path, display, src, header, mapping, progress),
-        FileFormat::Parquet => {
-            let r = read_parquet(kind, path, display, src, header, mapping);
-            progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
-            r
-        }
-    }
-}
-
-fn read_csv(
+pub(crate) fn read_csv(
     kind: InputKind,
     path: &Path,
     display: &str,
@@ -920,7 +917,7 @@ fn parse_records<R: Read>(
         }
         let pushed = {
             let r = &rdr;
-            parser.push(header, |i| r.field(i), |_| None, src, line)
+            parser.push(header, |i| r.field(i), src, line)
         };
         if let Err((column, value, reason)) = pushed {
             if lines > 1 {
@@ -1002,7 +999,14 @@ fn parse_err(path: &Path, e: ParseError) -> InputError {
     }
 }
 
-fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: DataFrame, rejected: Vec<RejectedRow>) -> ParsedFile {
+pub(super) fn finish_file(
+    kind: InputKind,
+    display: &str,
+    sha256: String,
+    read: u64,
+    df: DataFrame,
+    rejected: Vec<RejectedRow>,
+) -> ParsedFile {
     let stats = FileStats {
         input: kind,
         file: display.to_string(),
@@ -1015,126 +1019,6 @@ fn finish_file(kind: InputKind, display: &str, sha256: String, read: u64, df: Da
     };
     debug_assert_eq!(stats.rows_read, stats.rows_accepted + stats.rows_rejected);
     ParsedFile { df, stats, rejected }
-}
-
-fn read_parquet(
-    kind: InputKind,
-    path: &Path,
-    display: &str,
-    src: u32,
-    header: &Header,
-    mapping: &InputMapping,
-) -> Result<ParsedFile, InputError> {
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-    let digest = hex(&Sha256::digest(&bytes));
-    let pq_err = |e: PolarsError| InputError::Parquet {
-        path: PathBuf::from(path),
-        message: e.to_string(),
-    };
-    let raw = ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(pq_err)?;
-    // Parquet columns go through the same text parser as CSV, so that both
-    // formats accept and reject exactly the same values. A column that
-    // holds no single values (a list, a struct) stops the run; a binary
-    // value that is not UTF-8 rejects its row only.
-    let mut strings: Vec<StringChunked> = Vec::with_capacity(raw.width());
-    let mut not_utf8: Vec<Option<Vec<bool>>> = Vec::with_capacity(raw.width());
-    // Columns of the contract's own type are taken as they are (`typed`).
-    let specs = kind.columns();
-    let mut typed: Vec<Option<Vec<super::typed::TypedCell>>> = Vec::with_capacity(raw.width());
-    for (i, c) in raw.columns().iter().enumerate() {
-        let s = c.as_materialized_series();
-        let spec = header.positions.iter().position(|p| *p == Some(i)).map(|j| &specs[j]);
-        if let Some(cells) = spec.and_then(|spec| super::typed::typed_cells(spec, s, mapping)) {
-            typed.push(Some(cells));
-            strings.push(StringChunked::full_null(s.name().clone(), 0));
-            not_utf8.push(None);
-            continue;
-        }
-        typed.push(None);
-        let bad_type = || InputError::Parquet {
-            path: PathBuf::from(path),
-            message: format!(
-                "column `{}` holds values of type {}, not text, numbers or dates",
-                s.name(),
-                s.dtype()
-            ),
-        };
-        if s.dtype().is_nested() {
-            return Err(bad_type());
-        }
-        let (text, bad) = match s.dtype() {
-            DataType::Binary => {
-                let b = s.binary().map_err(|_| bad_type())?;
-                let mut bad = vec![false; b.len()];
-                let text: StringChunked = b
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        v.and_then(|v| match std::str::from_utf8(v) {
-                            Ok(t) => Some(t.to_string()),
-                            Err(_) => {
-                                bad[i] = true;
-                                None
-                            }
-                        })
-                    })
-                    .collect();
-                (text, Some(bad))
-            }
-            DataType::Datetime(_, _) => {
-                let t = s.cast(&DataType::String).map_err(|_| bad_type())?;
-                let t = t
-                    .str()
-                    .map_err(|_| bad_type())?
-                    .apply_values(|v| std::borrow::Cow::Owned(v.get(..19).unwrap_or(v).to_string()));
-                (t, None)
-            }
-            _ => {
-                let t = s.cast(&DataType::String).map_err(|_| bad_type())?;
-                (t.str().map_err(|_| bad_type())?.clone(), None)
-            }
-        };
-        strings.push(text.rechunk().into_owned());
-        not_utf8.push(bad);
-    }
-    let used: Vec<usize> = header
-        .positions
-        .iter()
-        .flatten()
-        .copied()
-        .chain(header.extras.iter().map(|(i, _)| *i))
-        .collect();
-    let names: Vec<String> = raw.get_column_names().iter().map(|n| n.to_string()).collect();
-    let mut parser = RowParser::new(kind, header, mapping, raw.height());
-    let mut rejected = Vec::new();
-    for row in 0..raw.height() {
-        let line = row as u64 + 1;
-        if let Some(i) = used.iter().copied().find(|i| not_utf8[*i].as_ref().is_some_and(|b| b[row])) {
-            let reason = "value is binary data that is not valid UTF-8 text".to_string();
-            rejected.push(RejectedRow::new(kind, display, line, &names[i], "", reason));
-            continue;
-        }
-        use super::typed::TypedCell;
-        let field = |i: usize| match typed.get(i).and_then(Option::as_ref) {
-            Some(cells) => match &cells[row] {
-                TypedCell::Text(t) => Some(t.as_str()),
-                _ => None,
-            },
-            None => strings.get(i).and_then(|c| c.get(row)),
-        };
-        let value = |i: usize| match typed.get(i).and_then(Option::as_ref).map(|cells| &cells[row]) {
-            Some(TypedCell::Int(v)) => Some(Cell::I64(*v)),
-            Some(TypedCell::Float(v)) => Some(Cell::F64(*v)),
-            Some(TypedCell::Day(d)) => Some(Cell::Date(*d)),
-            Some(TypedCell::Expiry(d, p)) => Some(Cell::Expiry(*d, *p)),
-            _ => None,
-        };
-        if let Err((column, value, reason)) = parser.push(header, field, value, src, line) {
-            rejected.push(RejectedRow::new(kind, display, line, &column, &value, reason));
-        }
-    }
-    let df = parser.finish(header).map_err(|e| InputError::Internal(e.to_string()))?;
-    Ok(finish_file(kind, display, digest, raw.height() as u64, df, rejected))
 }
 
 /// An empty frame with every contract column of the input (optional ones
@@ -1287,7 +1171,7 @@ T6,M1,2026-09-21 14:13:20,purchase,approved,1.000,card,0.05,\n"
         let kind = InputKind::Transactions;
         let mapping = m.get(kind);
         let header = read_header(kind, &path, mapping).unwrap();
-        let typed = read_file(kind, &path, "t.parquet", 0, &header, mapping, &indicatif::ProgressBar::hidden()).unwrap();
+        let typed = crate::input::read_file(kind, &path, "t.parquet", 0, &header, mapping, &indicatif::ProgressBar::hidden()).unwrap();
         let text = read_csv_bytes(kind, csv.as_bytes(), mapping).unwrap();
         // The same rows accepted (the 500 ms are cut as the text path cuts
         // them), the same rows rejected for the same reasons.

@@ -16,59 +16,66 @@ use super::mapping::InputMapping;
 use super::values::{AmountUnit, MAX_FEN, MAX_MILLIONTHS};
 use crate::contract::{ColType, ColumnSpec, Sign};
 
-/// One cell of a typed column.
-pub(crate) enum TypedCell {
-    Null,
-    /// Fen, millionths, milliseconds or a plain integer, by the column's type.
-    Int(i64),
-    Float(f64),
-    Day(i32),
-    /// (date, permanent), as `values::parse_expiry` gives them.
-    Expiry(Option<i32>, bool),
-    /// Not taken as it is: this text goes through the parser.
-    Text(String),
+/// The values of a typed column, in the vectors the row parser builds
+/// (`read::Builder`): fen, millionths, milliseconds or plain integers by
+/// the column's type; floats; days since 1970; (date, permanent).
+pub(crate) enum TypedValues {
+    I64(Vec<Option<i64>>),
+    F64(Vec<Option<f64>>),
+    Date(Vec<Option<i32>>),
+    Expiry(Vec<Option<i32>>, Vec<Option<bool>>),
 }
 
-/// The cells of `s` if it can be taken as it is for `spec`; None: the
+/// A column taken as it is, but for the rows in `fallback`: their values
+/// (null in `values`) are not taken as they are and go through the text
+/// parser as the given text.
+pub(crate) struct TypedColumn {
+    pub values: TypedValues,
+    pub fallback: Vec<(usize, String)>,
+}
+
+/// The values of `s` if it can be taken as it is for `spec`; None: the
 /// column takes the text path.
-pub(crate) fn typed_cells(spec: &ColumnSpec, s: &Series, mapping: &InputMapping) -> Option<Vec<TypedCell>> {
+pub(crate) fn typed_column(spec: &ColumnSpec, s: &Series, mapping: &InputMapping) -> Option<TypedColumn> {
     if !mapping.rows.is_empty() || mapping.values.contains_key(spec.name) {
         return None;
     }
     let dtype = s.dtype().clone();
     let integer = dtype.is_integer();
+    let mut fallback = Vec::new();
     // (scale of the column's integers, the contract's scale, sign allowed, largest)
-    let scaled = |scale: u32, target: u32, sign: Sign, max: i64| -> Option<Vec<TypedCell>> {
+    let mut scaled = |scale: u32, target: u32, sign: Sign, max: i64| -> Option<TypedValues> {
         let ints: Vec<Option<i128>> = match &dtype {
             DataType::Decimal(_, _) => s.decimal().ok()?.physical().iter().collect(),
             _ => s.cast(&DataType::Int128).ok()?.i128().ok()?.iter().collect(),
         };
-        Some(
-            ints.into_iter()
-                .enumerate()
-                .map(|(row, v)| match v {
-                    None => TypedCell::Null,
-                    Some(v) => {
-                        let exact = if scale <= target {
-                            v.checked_mul(10i128.pow(target - scale))
-                        } else {
-                            let d = 10i128.pow(scale - target);
-                            (v % d == 0).then_some(v / d)
-                        };
-                        match exact.and_then(|x| i64::try_from(x).ok()) {
-                            Some(x) if x.abs() <= max && (sign == Sign::Any || x >= 0) => TypedCell::Int(x),
-                            _ => fallback(s, row),
-                        }
+        let values = ints
+            .into_iter()
+            .enumerate()
+            .map(|(row, v)| {
+                let v = v?;
+                let exact = if scale <= target {
+                    v.checked_mul(10i128.pow(target - scale))
+                } else {
+                    let d = 10i128.pow(scale - target);
+                    (v % d == 0).then_some(v / d)
+                };
+                match exact.and_then(|x| i64::try_from(x).ok()) {
+                    Some(x) if x.abs() <= max && (sign == Sign::Any || x >= 0) => Some(x),
+                    _ => {
+                        fallback.push((row, text_of(s, row)));
+                        None
                     }
-                })
-                .collect(),
-        )
+                }
+            })
+            .collect();
+        Some(TypedValues::I64(values))
     };
     let decimal_scale = match dtype {
         DataType::Decimal(_, scale) => Some(scale as u32),
         _ => None,
     };
-    match spec.ty {
+    let values = match spec.ty {
         ColType::Money(sign) => match (decimal_scale, mapping.amount_unit) {
             (Some(scale), AmountUnit::Yuan) => scaled(scale, 2, sign, MAX_FEN),
             (None, AmountUnit::Yuan) if integer => scaled(0, 2, sign, MAX_FEN),
@@ -86,18 +93,20 @@ pub(crate) fn typed_cells(spec: &ColumnSpec, s: &Series, mapping: &InputMapping)
         ColType::Int if integer => scaled(0, 0, Sign::Any, i64::MAX),
         ColType::Coord if dtype.is_float() => {
             let f = s.cast(&DataType::Float64).ok()?;
-            Some(
-                f.f64()
-                    .ok()?
-                    .iter()
-                    .enumerate()
-                    .map(|(row, v)| match v {
-                        None => TypedCell::Null,
-                        Some(v) if v.is_finite() => TypedCell::Float(v),
-                        Some(_) => fallback(s, row),
-                    })
-                    .collect(),
-            )
+            let values = f
+                .f64()
+                .ok()?
+                .iter()
+                .enumerate()
+                .map(|(row, v)| match v? {
+                    v if v.is_finite() => Some(v),
+                    _ => {
+                        fallback.push((row, text_of(s, row)));
+                        None
+                    }
+                })
+                .collect();
+            Some(TypedValues::F64(values))
         }
         ColType::DateTime if mapping.datetime_format.is_none() => {
             let DataType::Datetime(unit, None) = dtype else { return None };
@@ -107,50 +116,52 @@ pub(crate) fn typed_cells(spec: &ColumnSpec, s: &Series, mapping: &InputMapping)
                 TimeUnit::Nanoseconds => 1_000_000,
             };
             let phys = s.datetime().ok()?.physical().clone();
-            Some(
-                phys.iter()
-                    .enumerate()
-                    .map(|(row, v)| match v {
-                        None => TypedCell::Null,
-                        // The text path reads the first 19 characters of
-                        // the cast (whole seconds): the same, as numbers.
-                        Some(v) => {
-                            let secs = v.div_euclid(per_ms * 1_000);
-                            if readable_day(secs.div_euclid(86_400)) {
-                                TypedCell::Int(secs * 1_000)
-                            } else {
-                                fallback(s, row)
-                            }
-                        }
-                    })
-                    .collect(),
-            )
+            let values = phys
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    // The text path reads the first 19 characters of the
+                    // cast (whole seconds): the same, as numbers.
+                    let secs = v?.div_euclid(per_ms * 1_000);
+                    if readable_day(secs.div_euclid(86_400)) {
+                        Some(secs * 1_000)
+                    } else {
+                        fallback.push((row, text_of(s, row)));
+                        None
+                    }
+                })
+                .collect();
+            Some(TypedValues::I64(values))
         }
         ColType::Date | ColType::Expiry if mapping.date_format.is_none() && dtype == DataType::Date => {
             let phys = s.date().ok()?.physical().clone();
-            Some(
-                phys.iter()
-                    .enumerate()
-                    .map(|(row, v)| match v {
-                        None => TypedCell::Null,
-                        Some(d) if !readable_day(d as i64) => fallback(s, row),
-                        Some(d) => {
-                            let date = super::values::date_from_days(d);
-                            if spec.ty == ColType::Date {
-                                TypedCell::Day(d)
-                            } else if chrono::Datelike::year(&date) >= 2099 {
-                                // "Never" written as a far-future date.
-                                TypedCell::Expiry(None, true)
-                            } else {
-                                TypedCell::Expiry(Some(d), false)
-                            }
-                        }
-                    })
-                    .collect(),
-            )
+            let expiry = spec.ty == ColType::Expiry;
+            let mut days = Vec::with_capacity(phys.len());
+            let mut never = Vec::with_capacity(if expiry { phys.len() } else { 0 });
+            for (row, v) in phys.iter().enumerate() {
+                let (day, permanent) = match v {
+                    None => (None, None),
+                    Some(d) if !readable_day(d as i64) => {
+                        fallback.push((row, text_of(s, row)));
+                        (None, None)
+                    }
+                    // "Never" written as a far-future date (an expiry only).
+                    Some(d) if expiry && chrono::Datelike::year(&super::values::date_from_days(d)) >= 2099 => (None, Some(true)),
+                    Some(d) => (Some(d), Some(false)),
+                };
+                days.push(day);
+                if expiry {
+                    never.push(permanent);
+                }
+            }
+            Some(match spec.ty {
+                ColType::Date => TypedValues::Date(days),
+                _ => TypedValues::Expiry(days, never),
+            })
         }
         _ => None,
-    }
+    }?;
+    Some(TypedColumn { values, fallback })
 }
 
 /// Parsed rows (`read::ParsedFile::df`) as a frame of the contract's
@@ -197,18 +208,17 @@ fn readable_day(days: i64) -> bool {
 
 /// A value as the text path would see it: the cast of that one value to
 /// text (a datetime cut to its first 19 characters).
-fn fallback(s: &Series, row: usize) -> TypedCell {
+fn text_of(s: &Series, row: usize) -> String {
     let one = s.slice(row as i64, 1);
     let text = one
         .cast(&DataType::String)
         .ok()
         .and_then(|t| t.str().ok().and_then(|c| c.get(0).map(str::to_string)))
         .unwrap_or_default();
-    let text = match s.dtype() {
+    match s.dtype() {
         DataType::Datetime(_, _) => text.get(..19).unwrap_or(&text).to_string(),
         _ => text,
-    };
-    TypedCell::Text(text)
+    }
 }
 
 #[cfg(test)]
@@ -220,18 +230,19 @@ mod tests {
         InputKind::Transactions.column(name).unwrap()
     }
 
-    fn ints(cells: &[TypedCell]) -> Vec<String> {
-        cells
-            .iter()
-            .map(|c| match c {
-                TypedCell::Null => "null".to_string(),
-                TypedCell::Int(v) => v.to_string(),
-                TypedCell::Float(v) => format!("{v}f"),
-                TypedCell::Day(d) => format!("{d}d"),
-                TypedCell::Expiry(d, p) => format!("{d:?}/{p}"),
-                TypedCell::Text(t) => format!("text {t}"),
-            })
-            .collect()
+    /// The column's values as text, a fallback row as "text" and its text.
+    fn ints(c: &TypedColumn) -> Vec<String> {
+        let show = |v: Option<String>| v.unwrap_or_else(|| "null".to_string());
+        let mut shown: Vec<String> = match &c.values {
+            TypedValues::I64(v) => v.iter().map(|x| show(x.map(|x| x.to_string()))).collect(),
+            TypedValues::F64(v) => v.iter().map(|x| show(x.map(|x| format!("{x}f")))).collect(),
+            TypedValues::Date(v) => v.iter().map(|x| show(x.map(|x| format!("{x}d")))).collect(),
+            TypedValues::Expiry(d, p) => d.iter().zip(p).map(|(d, p)| format!("{d:?}/{p:?}")).collect(),
+        };
+        for (row, text) in &c.fallback {
+            shown[*row] = format!("text {text}");
+        }
+        shown
     }
 
     #[test]
@@ -240,19 +251,19 @@ mod tests {
             .into_decimal_unchecked(18, 3)
             .into_series();
         let m = InputMapping::default();
-        let cells = typed_cells(spec("amount"), &amounts, &m).expect("a decimal amount is typed");
-        assert_eq!(ints(&cells), ["1230", "text 12.345", "text -5.000"]);
+        let column = typed_column(spec("amount"), &amounts, &m).expect("a decimal amount is typed");
+        assert_eq!(ints(&column), ["1230", "text 12.345", "text -5.000"]);
         // The fee may be negative; integers in yuan are scaled.
         let fees = Int64Chunked::from_vec("fee".into(), vec![-1, 2]).into_series();
-        assert_eq!(ints(&typed_cells(spec("fee"), &fees, &m).unwrap()), ["-100", "200"]);
+        assert_eq!(ints(&typed_column(spec("fee"), &fees, &m).unwrap()), ["-100", "200"]);
         // Text columns, value maps and kinds of row keep the text path.
         let text = StringChunked::from_iter_values("amount".into(), ["1.00"].into_iter()).into_series();
-        assert!(typed_cells(spec("amount"), &text, &m).is_none());
+        assert!(typed_column(spec("amount"), &text, &m).is_none());
         let mapped = InputMapping {
             values: [("amount".to_string(), Default::default())].into_iter().collect(),
             ..Default::default()
         };
-        assert!(typed_cells(spec("amount"), &amounts, &mapped).is_none());
+        assert!(typed_column(spec("amount"), &amounts, &mapped).is_none());
     }
 
     #[test]
@@ -260,12 +271,40 @@ mod tests {
         let t = Int64Chunked::from_vec("txn_time".into(), vec![1_790_000_000_500, -1])
             .into_datetime(TimeUnit::Milliseconds, None)
             .into_series();
-        let cells = typed_cells(spec("txn_time"), &t, &InputMapping::default()).unwrap();
-        assert_eq!(ints(&cells), ["1790000000000", "-1000"]);
+        let column = typed_column(spec("txn_time"), &t, &InputMapping::default()).unwrap();
+        assert_eq!(ints(&column), ["1790000000000", "-1000"]);
         let with_format = InputMapping {
             datetime_format: Some("%Y%m%d%H%M%S".into()),
             ..Default::default()
         };
-        assert!(typed_cells(spec("txn_time"), &t, &with_format).is_none());
+        assert!(typed_column(spec("txn_time"), &t, &with_format).is_none());
+    }
+
+    #[test]
+    fn a_far_future_date_is_never_for_an_expiry_and_a_date_for_a_date() {
+        let app = |name: &str| InputKind::Applications.column(name).unwrap();
+        let day = |y, m, d| super::super::values::days_since_epoch(chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        let dates = Int32Chunked::from_iter_options("d".into(), [Some(day(2099, 12, 31)), Some(day(2030, 1, 2)), None].into_iter())
+            .into_date()
+            .into_series();
+        let m = InputMapping::default();
+        let expiry = typed_column(app("license_expiry"), &dates, &m).unwrap();
+        assert_eq!(
+            ints(&expiry),
+            [
+                "None/Some(true)".to_string(),
+                format!("Some({})/Some(false)", day(2030, 1, 2)),
+                "None/None".to_string()
+            ]
+        );
+        let start = typed_column(app("legal_rep_id_start"), &dates, &m).unwrap();
+        assert_eq!(
+            ints(&start),
+            [
+                format!("{}d", day(2099, 12, 31)),
+                format!("{}d", day(2030, 1, 2)),
+                "null".to_string()
+            ]
+        );
     }
 }

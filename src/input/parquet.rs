@@ -1,0 +1,443 @@
+//! Reading a Parquet file, column by column.
+//!
+//! A Parquet file's values pass the same checks as a CSV file's text, so
+//! that both formats accept and reject exactly the same values: columns of
+//! the contract's own type are taken as they are (`typed`), other columns
+//! are cast to text and parsed. Unlike a CSV file, whose rows arrive one at
+//! a time, a Parquet file is checked a whole column at a time, and a text
+//! column whose every value is already good is taken whole, without a copy.
+//! A row is rejected for its first refused value, in the order a row is
+//! checked (a binary value that is not UTF-8 first, then the contract's
+//! columns in order), which is the reason the row-by-row parser gives.
+//! Only a mapping with kinds of row (`rows`), which chooses a row's
+//! columns by its values, reads row by row.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::mapping::InputMapping;
+use super::read::{finish_file, hex, io_err, parse_cell, Builder, Cell, CellError, Header, ParsedFile, RowParser};
+use super::typed::{typed_column, TypedColumn, TypedValues};
+use super::values;
+use super::{InputError, RejectedRow};
+use crate::contract::{ColType, ColumnSpec, InputKind};
+
+const NOT_UTF8: &str = "value is binary data that is not valid UTF-8 text";
+
+/// The first refusal of each refused row: (order of the check, column,
+/// value as written, reason). Refusals are rare, so a map of them is small.
+#[derive(Default)]
+struct Refusals(BTreeMap<usize, (usize, String, String, String)>);
+
+impl Refusals {
+    /// Keep this refusal if the row has none from an earlier check.
+    fn add(&mut self, row: usize, order: usize, column: &str, value: &str, reason: impl ToString) {
+        let earlier = self.0.get(&row).is_some_and(|(o, ..)| *o <= order);
+        if !earlier {
+            self.0
+                .insert(row, (order, column.to_string(), value.to_string(), reason.to_string()));
+        }
+    }
+}
+
+pub(super) fn read_parquet(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+) -> Result<ParsedFile, InputError> {
+    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    let digest = hex(&Sha256::digest(&bytes));
+    let raw = ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| InputError::Parquet {
+            path: PathBuf::from(path),
+            message: e.to_string(),
+        })?;
+    // A column that holds no single values (a list, a struct) stops the run.
+    if let Some(c) = raw.columns().iter().find(|c| c.dtype().is_nested()) {
+        return Err(bad_type(path, c.as_materialized_series()));
+    }
+    let specs = kind.columns();
+    let names: Vec<String> = raw.get_column_names().iter().map(|n| n.to_string()).collect();
+    // The file's columns some contract column or extra reads, in the order
+    // a row's values are checked.
+    let used: Vec<usize> = header
+        .positions
+        .iter()
+        .flatten()
+        .copied()
+        .chain(header.extras.iter().map(|(i, _)| *i))
+        .collect();
+    let mut typed: Vec<Option<TypedColumn>> = (0..raw.width()).map(|_| None).collect();
+    for (spec, pos) in specs.iter().zip(&header.positions) {
+        if let Some(i) = *pos {
+            typed[i] = typed_column(spec, raw.columns()[i].as_materialized_series(), mapping);
+        }
+    }
+    let mut refusals = Refusals::default();
+    let mut texts: Vec<Option<StringChunked>> = vec![None; raw.width()];
+    for (order, &i) in used.iter().enumerate() {
+        if typed[i].is_some() || texts[i].is_some() {
+            continue;
+        }
+        let (text, not_utf8) = as_text(path, raw.columns()[i].as_materialized_series())?;
+        for row in not_utf8 {
+            refusals.add(row, order, &names[i], "", NOT_UTF8);
+        }
+        texts[i] = Some(text);
+    }
+    let n = raw.height();
+    let df = if header.cases.is_empty() {
+        by_columns(kind, header, mapping, src, n, typed, &texts, used.len(), &mut refusals)?
+    } else {
+        by_rows(kind, header, mapping, src, n, &texts, &mut refusals)?
+    };
+    let rejected = refusals
+        .0
+        .into_iter()
+        .map(|(row, (_, column, value, reason))| RejectedRow::new(kind, display, row as u64 + 1, &column, &value, reason))
+        .collect();
+    Ok(finish_file(kind, display, digest, n as u64, df, rejected))
+}
+
+fn bad_type(path: &Path, s: &Series) -> InputError {
+    InputError::Parquet {
+        path: PathBuf::from(path),
+        message: format!(
+            "column `{}` holds values of type {}, not text, numbers or dates",
+            s.name(),
+            s.dtype()
+        ),
+    }
+}
+
+/// A column as the text the parser reads, and the rows whose binary value
+/// is not UTF-8 (null in the text; they reject their rows only).
+fn as_text(path: &Path, s: &Series) -> Result<(StringChunked, Vec<usize>), InputError> {
+    let bad_type = || bad_type(path, s);
+    let mut not_utf8 = Vec::new();
+    let text = match s.dtype() {
+        DataType::Binary => s
+            .binary()
+            .map_err(|_| bad_type())?
+            .iter()
+            .enumerate()
+            .map(|(row, v)| {
+                v.and_then(|v| match std::str::from_utf8(v) {
+                    Ok(t) => Some(t.to_string()),
+                    Err(_) => {
+                        not_utf8.push(row);
+                        None
+                    }
+                })
+            })
+            .collect(),
+        // The text path reads a datetime's first 19 characters (whole seconds).
+        DataType::Datetime(_, _) => s
+            .cast(&DataType::String)
+            .map_err(|_| bad_type())?
+            .str()
+            .map_err(|_| bad_type())?
+            .apply_values(|v| std::borrow::Cow::Owned(v.get(..19).unwrap_or(v).to_string())),
+        _ => s
+            .cast(&DataType::String)
+            .map_err(|_| bad_type())?
+            .str()
+            .map_err(|_| bad_type())?
+            .clone(),
+    };
+    Ok((text.rechunk().into_owned(), not_utf8))
+}
+
+/// The rows of a mapping with kinds of row: each row's columns depend on
+/// its values, so each row goes through the row parser, as a CSV row does.
+fn by_rows(
+    kind: InputKind,
+    header: &Header,
+    mapping: &InputMapping,
+    src: u32,
+    n: usize,
+    texts: &[Option<StringChunked>],
+    refusals: &mut Refusals,
+) -> Result<DataFrame, InputError> {
+    let mut parser = RowParser::new(kind, header, mapping, n);
+    for row in 0..n {
+        if refusals.0.contains_key(&row) {
+            continue;
+        }
+        let field = |i: usize| texts.get(i).and_then(Option::as_ref).and_then(|c| c.get(row));
+        if let Err((column, value, reason)) = parser.push(header, field, src, row as u64 + 1) {
+            refusals.add(row, 0, &column, &value, reason);
+        }
+    }
+    parser.finish(header).map_err(|e| InputError::Internal(e.to_string()))
+}
+
+/// Every row checked a column at a time; the refused rows are left out at
+/// the end. `checks_before` is how many checks (UTF-8, one per column
+/// read) come before the contract's columns.
+#[allow(clippy::too_many_arguments)]
+fn by_columns(
+    kind: InputKind,
+    header: &Header,
+    mapping: &InputMapping,
+    src: u32,
+    n: usize,
+    mut typed: Vec<Option<TypedColumn>>,
+    texts: &[Option<StringChunked>],
+    checks_before: usize,
+    refusals: &mut Refusals,
+) -> Result<DataFrame, InputError> {
+    let mut parser = RowParser::new(kind, header, mapping, 0);
+    for (j, spec) in kind.columns().iter().enumerate() {
+        let order = checks_before + j;
+        let builder = &mut parser.builders[j];
+        match header.positions[j] {
+            Some(i) => match typed[i].take() {
+                Some(column) => *builder = typed_builder(spec, column, mapping, order, refusals),
+                None => {
+                    let text = texts[i].as_ref().expect("every column read has its text");
+                    match whole(spec, text, mapping) {
+                        Some(ready) => *builder = Builder::Ready(ready),
+                        None => {
+                            for (row, v) in text.iter().enumerate() {
+                                let raw = v.unwrap_or("");
+                                match parse_cell(mapping, spec, raw, false) {
+                                    Ok(cell) => builder.push(cell),
+                                    Err(e) => {
+                                        refusals.add(row, order, spec.name, raw, e);
+                                        builder.push(Cell::Null);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            // Not in the file: the mapping's constant or the title's value,
+            // the same for every row.
+            None => match mapping.constant(spec.name).or(header.titled[j].as_deref()) {
+                None => (0..n).for_each(|_| builder.push(Cell::Null)),
+                Some(raw) => match parse_cell(mapping, spec, raw, false) {
+                    Ok(cell) => (0..n).for_each(|_| builder.push(cell)),
+                    Err(e) => (0..n).for_each(|row| {
+                        refusals.add(row, order, spec.name, raw, e.clone());
+                        builder.push(Cell::Null);
+                    }),
+                },
+            },
+        }
+    }
+    for (b, (pos, _)) in parser.extras.iter_mut().zip(&header.extras) {
+        let text = texts[*pos].as_ref().expect("every column read has its text");
+        for v in text.iter() {
+            match v.map(values::clean).filter(|s| !s.is_empty()) {
+                Some(s) => b.append_value(s),
+                None => b.append_null(),
+            }
+        }
+    }
+    parser.src = vec![src; n];
+    parser.lines = (1..=n as u64).collect();
+    let df = parser.finish(header).map_err(|e| InputError::Internal(e.to_string()))?;
+    if refusals.0.is_empty() {
+        return Ok(df);
+    }
+    let keep: BooleanChunked = (0..n).map(|row| !refusals.0.contains_key(&row)).collect();
+    df.filter(&keep).map_err(|e| InputError::Internal(e.to_string()))
+}
+
+/// A typed column's builder: its values as they are, the values that were
+/// not parsed from their text, and a refusal for each missing required value.
+fn typed_builder(spec: &ColumnSpec, column: TypedColumn, mapping: &InputMapping, order: usize, refusals: &mut Refusals) -> Builder {
+    let TypedColumn { values, fallback } = column;
+    // Rows with no value (a fallback row's value is decided by its text).
+    let mut missing: Vec<usize> = if spec.required_value {
+        let nulls: Vec<bool> = match &values {
+            TypedValues::I64(v) => v.iter().map(Option::is_none).collect(),
+            TypedValues::F64(v) => v.iter().map(Option::is_none).collect(),
+            TypedValues::Date(v) => v.iter().map(Option::is_none).collect(),
+            // A "never" has no date but is a value.
+            TypedValues::Expiry(_, p) => p.iter().map(Option::is_none).collect(),
+        };
+        nulls.iter().enumerate().filter(|(_, null)| **null).map(|(row, _)| row).collect()
+    } else {
+        Vec::new()
+    };
+    // `fallback` is in row order.
+    missing.retain(|row| fallback.binary_search_by_key(row, |(r, _)| *r).is_err());
+    for row in missing {
+        refusals.add(row, order, spec.name, "", CellError::Empty);
+    }
+    let mut builder = match values {
+        TypedValues::I64(v) => Builder::I64(v),
+        TypedValues::F64(v) => Builder::F64(v),
+        TypedValues::Date(v) => Builder::Date(v),
+        TypedValues::Expiry(d, p) => Builder::Expiry(d, p),
+    };
+    for (row, text) in &fallback {
+        match parse_cell(mapping, spec, text, false) {
+            Ok(cell) => builder.set(*row, cell),
+            Err(e) => refusals.add(*row, order, spec.name, text, e),
+        }
+    }
+    builder
+}
+
+/// The text column as it is, when every value is one the parser would
+/// keep unchanged: no value map, nothing to trim, no empty value, every
+/// value of an enumeration allowed, no missing required value.
+fn whole(spec: &ColumnSpec, text: &StringChunked, mapping: &InputMapping) -> Option<StringChunked> {
+    let allowed: &[&str] = match spec.ty {
+        ColType::Str | ColType::List => &[],
+        ColType::Enum(allowed) => allowed,
+        _ => return None,
+    };
+    if mapping.values.contains_key(spec.name) || (spec.required_value && text.null_count() > 0) {
+        return None;
+    }
+    let good = |v: &str| !v.is_empty() && values::clean(v).len() == v.len() && (allowed.is_empty() || allowed.contains(&v));
+    text.iter().flatten().all(good).then(|| text.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::mapping::Mapping;
+    use crate::input::read::{read_csv_bytes, read_header, LINE_COL};
+    use crate::input::read_file;
+
+    /// The reasons of a file's rejected rows: (line, column, reason).
+    fn reasons(f: &ParsedFile, header_lines: u64) -> Vec<(u64, String, String)> {
+        f.rejected
+            .iter()
+            .map(|r| (r.line - header_lines, r.column.clone(), r.reason.clone()))
+            .collect()
+    }
+
+    /// Read `df` written as Parquet and `csv` through the same mapping.
+    fn both(df: DataFrame, csv: &str, mapping_yaml: &str) -> (ParsedFile, ParsedFile) {
+        let m = Mapping::parse(mapping_yaml, Path::new("m.yaml")).unwrap();
+        let text = read_csv_bytes(InputKind::Transactions, csv.as_bytes(), m.get(InputKind::Transactions)).unwrap();
+        (parquet(df, mapping_yaml), text)
+    }
+
+    fn parquet(mut df: DataFrame, mapping_yaml: &str) -> ParsedFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut df).unwrap();
+        let m = Mapping::parse(mapping_yaml, Path::new("m.yaml")).unwrap();
+        let kind = InputKind::Transactions;
+        let mapping = m.get(kind);
+        let header = read_header(kind, &path, mapping).unwrap();
+        read_file(kind, &path, "t.parquet", 0, &header, mapping, &indicatif::ProgressBar::hidden()).unwrap()
+    }
+
+    #[test]
+    fn text_columns_checked_a_column_at_a_time_accept_and_reject_as_csv_rows_do() {
+        let col = |name: &str, v: &[Option<&str>]| Column::new(name.into(), v.iter().map(|x| x.map(str::to_string)).collect::<Vec<_>>());
+        let n = 6;
+        let df = DataFrame::new(
+            n,
+            vec![
+                col(
+                    "txn_id",
+                    &[Some("T1"), Some(" T2 "), Some("T3"), Some("T4"), Some("T5"), Some("T6")],
+                ),
+                col(
+                    "merchant_id",
+                    &[Some("M1"), Some("M1"), None, Some("M1"), Some("M1"), Some("=\"M2\"")],
+                ),
+                col("txn_time", &[Some("2026-09-21 14:13:20"); 6]),
+                // Row 3 has two bad values (merchant, type): the merchant is
+                // checked first. Row 4's type is not one of the allowed.
+                col(
+                    "txn_type",
+                    &[
+                        Some("purchase"),
+                        Some("purchase"),
+                        Some("cashout"),
+                        Some("cashout"),
+                        Some("refund"),
+                        Some("purchase"),
+                    ],
+                ),
+                col("status", &[Some("approved"); 6]),
+                col(
+                    "amount",
+                    &[Some("1.00"), Some("2.00"), Some("3.00"), Some("4.00"), Some("5.001"), Some("6")],
+                ),
+                col("payment_method", &[Some("card"); 6]),
+                col("memo", &[Some(" x "), None, Some(""), Some("y"), Some("z"), Some("w")]),
+            ],
+        )
+        .unwrap();
+        let csv = "txn_id,merchant_id,txn_time,txn_type,status,amount,payment_method,memo\n\
+T1,M1,2026-09-21 14:13:20,purchase,approved,1.00,card, x \n \
+T2 ,M1,2026-09-21 14:13:20,purchase,approved,2.00,card,\n\
+T3,,2026-09-21 14:13:20,cashout,approved,3.00,card,\n\
+T4,M1,2026-09-21 14:13:20,cashout,approved,4.00,card,y\n\
+T5,M1,2026-09-21 14:13:20,refund,approved,5.001,card,z\n\
+T6,\"=\"\"M2\"\"\",2026-09-21 14:13:20,purchase,approved,6,card,w\n";
+        let absent = "transactions:\n  absent: [terminal_sn, card_type, card_no_masked, card_hash, entry_mode, mcc, location_city_code, original_txn_id, settlement_account_number, fee, lat, lon]\n";
+        let (pq, text) = both(df, csv, absent);
+        assert_eq!(pq.stats.rows_accepted, 3, "{:?}", pq.rejected);
+        assert_eq!(reasons(&pq, 0), reasons(&text, 1));
+        assert_eq!(reasons(&pq, 0)[0].1, "merchant_id", "the first bad value in a row's order");
+        let without_lines = |df: &DataFrame| df.drop(LINE_COL).unwrap();
+        assert!(
+            without_lines(&pq.df).equals_missing(&without_lines(&text.df)),
+            "{:?}\n{:?}",
+            pq.df,
+            text.df
+        );
+
+        // A constant that does not parse rejects every row, as in a CSV file.
+        let df = DataFrame::new(
+            1,
+            vec![
+                col("txn_id", &[Some("T1")]),
+                col("merchant_id", &[Some("M1")]),
+                col("txn_time", &[Some("2026-09-21 14:13:20")]),
+                col("txn_type", &[Some("purchase")]),
+                col("amount", &[Some("1.00")]),
+                col("payment_method", &[Some("card")]),
+            ],
+        )
+        .unwrap();
+        let csv = "txn_id,merchant_id,txn_time,txn_type,amount,payment_method\nT1,M1,2026-09-21 14:13:20,purchase,1.00,card\n";
+        let constant = format!("{absent}  constants:\n    status: maybe\n");
+        let (pq, text) = both(df, csv, &constant);
+        assert_eq!(pq.stats.rows_rejected, 1);
+        assert_eq!(reasons(&pq, 0), reasons(&text, 1));
+    }
+
+    #[test]
+    fn a_binary_value_that_is_not_utf8_is_the_reason_before_any_other() {
+        let bin = |name: &str, v: Vec<&[u8]>| Column::new(name.into(), v);
+        let col = |name: &str, v: &[&str]| Column::new(name.into(), v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        let df = DataFrame::new(
+            2,
+            vec![
+                col("txn_id", &["T1", "T2"]),
+                col("merchant_id", &["M1", "M1"]),
+                col("txn_time", &["2026-09-21 14:13:20"; 2]),
+                col("txn_type", &["bogus", "purchase"]),
+                col("status", &["approved"; 2]),
+                col("amount", &["1.00", "2.00"]),
+                col("payment_method", &["card"; 2]),
+                bin("memo", vec![b"\xff\xfe", b"ok"]),
+            ],
+        )
+        .unwrap();
+        let pq = parquet(df, "transactions:\n  absent: [terminal_sn, card_type, card_no_masked, card_hash, entry_mode, mcc, location_city_code, original_txn_id, settlement_account_number, fee, lat, lon]\n");
+        assert_eq!(pq.stats.rows_accepted, 1);
+        assert_eq!(reasons(&pq, 0), [(1, "memo".to_string(), NOT_UTF8.to_string())]);
+    }
+}
