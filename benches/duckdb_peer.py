@@ -113,22 +113,34 @@ def main() -> None:
     txns = sorted(glob.glob(os.path.join(data, "transactions", "*.csv"))) or sorted(
         glob.glob(os.path.join(data, "transactions*.csv"))
     )
+    # Typed Parquet (examples/typed_parquet): the files keep their types.
+    parquet = not txns
+    if parquet:
+        txns = sorted(glob.glob(os.path.join(data, "transactions", "*.parquet"))) or sorted(
+            glob.glob(os.path.join(data, "transactions*.parquet"))
+        )
     started = time.time()
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
     # Money and rates exact, as posaudit holds them.
     money = "{'amount': 'DECIMAL(18,2)', 'fee': 'DECIMAL(18,2)', 'mcc': 'VARCHAR', 'merchant_id': 'VARCHAR'}"
-    con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv({txns!r}, header = true, ignore_errors = true, types = {money})")
+    if parquet:
+        con.execute(f"CREATE TABLE t AS SELECT * FROM read_parquet({txns!r})")
+    else:
+        con.execute(f"CREATE TABLE t AS SELECT * FROM read_csv({txns!r}, header = true, ignore_errors = true, types = {money})")
     contract = (
         "{'declared_monthly_volume': 'DECIMAL(18,2)', 'contract_rate_debit': 'DECIMAL(18,6)', "
         "'contract_debit_cap': 'DECIMAL(18,2)', 'contract_rate_credit': 'DECIMAL(18,6)', "
         "'contract_rate_qr': 'DECIMAL(18,6)', 'contract_fixed_fee': 'DECIMAL(18,2)', 'mcc': 'VARCHAR', "
         "'merchant_id': 'VARCHAR'}"
     )
-    con.execute(
-        f"CREATE TABLE a AS SELECT * FROM read_csv('{os.path.join(data, 'applications.csv')}', header = true, "
-        f"types = {contract})"
-    )
+    if parquet:
+        con.execute(f"CREATE TABLE a AS SELECT * FROM read_parquet('{os.path.join(data, 'applications.parquet')}')")
+    else:
+        con.execute(
+            f"CREATE TABLE a AS SELECT * FROM read_csv('{os.path.join(data, 'applications.csv')}', header = true, "
+            f"types = {contract})"
+        )
     con.execute(f"CREATE TABLE m AS SELECT * FROM read_csv('{os.path.join(rules, 'terminal_models.csv')}', header = true)")
     con.execute(
         f"CREATE TABLE c AS SELECT * FROM read_csv('{os.path.join(rules, 'mcc.csv')}', header = true, "

@@ -7,12 +7,14 @@
 #
 #   benches/peer.sh DIR            a folder posaudit-gen wrote (or any inputs)
 #   RUNS=3 THREADS=2 benches/peer.sh DIR
+#   WARMUP=0 benches/peer.sh DIR   no uncounted first run (default 1)
 #
 # Needs a release build (the script builds it) and `pip install duckdb`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:?usage: benches/peer.sh DIR}
 runs=${RUNS:-3}
+warmup=${WARMUP:-1}
 threads=${THREADS:-$(nproc)}
 
 cargo build --release --quiet --bin posaudit --example bare_read
@@ -33,8 +35,12 @@ measure() {
   rm -f "$log"
 }
 
-# Median of RUNS measurements: "seconds peak_mib".
+# Median of RUNS measurements: "seconds peak_mib", after WARMUP runs that
+# are not counted. On these virtual machines the first run after a pause
+# pays for the host backing fresh memory (reading 10M rows of Parquet: 9 s
+# cold, 3-4 s warm, the kernel zeroing pages), whichever tool runs it.
 median() {
+  for _ in $(seq "$warmup"); do measure "$@" >/dev/null; done
   for _ in $(seq "$runs"); do measure "$@"; done | sort -n | awk '{ s[NR] = $1; m[NR] = $2 } END { i = int((NR + 1) / 2); print s[i], m[i] }'
 }
 

@@ -885,23 +885,28 @@ fn partitioned_runs_give_byte_identical_findings_to_the_in_memory_run() {
                 );
             }
             // Many small spill batches, written as files finish parsing on
-            // several threads: the same bytes.
-            let batched = tmp.path().join(format!("batched{n}"));
-            let mut args = vec!["scan", dir.to_str().unwrap(), "--as-of", AS_OF, "--out", batched.to_str().unwrap()];
-            args.extend(["--format", "jsonl,csv", "--partitions", n, "--threads", "3"]);
-            let o = common::posaudit_command()
-                .args(&args)
-                .current_dir(root())
-                .env("POSAUDIT_SPILL_BATCH_ROWS", "700")
-                .output()
-                .unwrap();
-            assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-            for f in ["findings.jsonl", "rejected.csv", "cases.jsonl"] {
-                assert!(
-                    std::fs::read(whole.join(f)).unwrap() == std::fs::read(batched.join(f)).unwrap(),
-                    "{f} differs with {n} partitions in small batches on {}",
-                    dir.display()
-                );
+            // several threads, and partitions evaluated each alone (small
+            // partitions are otherwise gathered, as above: these inputs are
+            // below one gathering's size) or a few together: the same bytes.
+            for min_rows in ["0", "3000"] {
+                let batched = tmp.path().join(format!("batched{n}-{min_rows}"));
+                let mut args = vec!["scan", dir.to_str().unwrap(), "--as-of", AS_OF, "--out", batched.to_str().unwrap()];
+                args.extend(["--format", "jsonl,csv", "--partitions", n, "--threads", "3"]);
+                let o = common::posaudit_command()
+                    .args(&args)
+                    .current_dir(root())
+                    .env("POSAUDIT_SPILL_BATCH_ROWS", "700")
+                    .env("POSAUDIT_PARTITION_MIN_ROWS", min_rows)
+                    .output()
+                    .unwrap();
+                assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+                for f in ["findings.jsonl", "rejected.csv", "cases.jsonl"] {
+                    assert!(
+                        std::fs::read(whole.join(f)).unwrap() == std::fs::read(batched.join(f)).unwrap(),
+                        "{f} differs with {n} partitions in small batches, min rows {min_rows}, on {}",
+                        dir.display()
+                    );
+                }
             }
             // The spill folder is gone once the run ends.
             let left: Vec<_> = std::fs::read_dir(&part)

@@ -136,6 +136,57 @@ fn batch_rows() -> usize {
         .unwrap_or(BATCH_ROWS)
 }
 
+/// Partitions with fewer rows than this are evaluated together, up to
+/// this many rows: below it the cost of evaluating every rule once more
+/// outweighs the memory saved (1M rows in 64 partitions of 17,000 rows
+/// took 4x the in-memory time). Partitions share no key, so rules see in
+/// their union exactly what they see in each. `POSAUDIT_PARTITION_MIN_ROWS`
+/// changes it (0: every partition alone, as tests of many partitions want).
+const MIN_PARTITION_ROWS: usize = 250_000;
+
+fn min_partition_rows() -> usize {
+    std::env::var("POSAUDIT_PARTITION_MIN_ROWS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(MIN_PARTITION_ROWS)
+}
+
+/// Partitions gathered for one evaluation: their numbers, each input's
+/// frames, and how many rows those hold.
+#[derive(Default)]
+struct Gathered {
+    parts: Vec<usize>,
+    frames: BTreeMap<InputKind, Vec<DataFrame>>,
+    rows: usize,
+}
+
+impl Gathered {
+    fn add(&mut self, k: usize, frames: BTreeMap<InputKind, DataFrame>, rows: usize) {
+        self.parts.push(k);
+        for (kind, df) in frames {
+            self.frames.entry(kind).or_default().push(df);
+        }
+        self.rows += rows;
+    }
+
+    /// One input's rows of all gathered partitions, in input order (as
+    /// one partition's rows are).
+    fn union(&mut self, kind: InputKind) -> PolarsResult<Option<DataFrame>> {
+        let Some(mut frames) = self.frames.remove(&kind) else {
+            return Ok(None);
+        };
+        let mut all = frames.remove(0);
+        if frames.is_empty() {
+            return Ok(Some(all));
+        }
+        for df in frames {
+            let aligned = crate::input::align(&mut all, df)?;
+            all.vstack_mut_owned(aligned)?;
+        }
+        Ok(Some(in_input_order_sorted(all)?))
+    }
+}
+
 impl Spill {
     pub fn new(n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
         let dir = match within {
@@ -282,7 +333,7 @@ impl Spill {
         // threads is not always file order: put the rows back in it.
         if let Some(df) = &mut out {
             if !in_input_order(df)? {
-                *df = df.sort([SRC_COL, LINE_COL], SortMultipleOptions::default())?;
+                *df = in_input_order_sorted(std::mem::take(df))?;
             }
             df.rechunk_mut_par();
         }
@@ -292,6 +343,26 @@ impl Spill {
     pub(crate) fn period_start(&self) -> Option<i64> {
         Some(self.period_start.load(Ordering::Relaxed)).filter(|v| *v != i64::MAX)
     }
+}
+
+/// The rows ordered by file, then line. Sorted by one integer (file
+/// index above line number): a sort by the two columns compared rows
+/// through polars' generic multi-column comparison, several times slower.
+fn in_input_order_sorted(df: DataFrame) -> PolarsResult<DataFrame> {
+    let src = df.column(SRC_COL)?.u32()?;
+    let line = df.column(LINE_COL)?.u64()?;
+    if line.max().is_some_and(|l| l >= 1 << 40) || src.max().is_some_and(|s| s >= 1 << 24) {
+        return df.sort([SRC_COL, LINE_COL], SortMultipleOptions::default());
+    }
+    let keys: Vec<u64> = src
+        .into_no_null_iter()
+        .zip(line.into_no_null_iter())
+        .map(|(s, l)| (u64::from(s) << 40) | l)
+        .collect();
+    let mut order: Vec<IdxSize> = (0..keys.len() as IdxSize).collect();
+    order.par_sort_unstable_by_key(|i| keys[*i as usize]);
+    // SAFETY: every index is below the frame's height.
+    Ok(unsafe { df.take_unchecked(&IdxCa::from_vec(PlSmallStr::EMPTY, order)) })
 }
 
 /// Whether rows are ordered by file, then line.
@@ -442,17 +513,35 @@ pub fn run(
         .map(|kind| (kind, empty_like(kind, spill)))
         .collect();
     let empty_of = |kind: InputKind| empties.get(&kind).cloned().flatten();
-    // The inputs of merchant partition `k`: its applications and the rows
-    // spilled under its merchants.
-    let merchant_inputs = |k: usize| -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
+    let min_rows = min_partition_rows();
+    // Applications per merchant partition, to size the partitions.
+    let mut app_rows = vec![0usize; n];
+    for p in &app_parts {
+        app_rows[*p] += 1;
+    }
+    // The spilled rows of merchant partition `k` (none: no row there).
+    let merchant_spilled = |k: usize| -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
+        let mut frames = BTreeMap::new();
+        for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
+            if present.contains(&kind) {
+                if let Some(df) = spill.read(kind, "merchant_id", k)? {
+                    frames.insert(kind, df);
+                }
+            }
+        }
+        Ok(frames)
+    };
+    // The inputs of the gathered merchant partitions: their applications
+    // and the rows spilled under their merchants.
+    let merchant_inputs = |mut gathered: Gathered| -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
         let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
-        let mask: BooleanChunked = app_parts.iter().map(|p| *p == k).collect();
+        let mask: BooleanChunked = app_parts.iter().map(|p| gathered.parts.contains(p)).collect();
         frames.insert(InputKind::Applications, apps.filter(&mask)?);
         for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
             if !present.contains(&kind) {
                 continue;
             }
-            if let Some(df) = spill.read(kind, "merchant_id", k)?.or_else(|| empty_of(kind)) {
+            if let Some(df) = gathered.union(kind)?.or_else(|| empty_of(kind)) {
                 frames.insert(kind, df);
             }
         }
@@ -486,13 +575,37 @@ pub fn run(
     let needed = Some(needed);
     let mut peer_groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
     let mut schemas: BTreeMap<(String, InputKind), DataFrame> = BTreeMap::new();
-    for k in 0..n {
-        let frames = merchant_inputs(k)?;
-        // A partition with no rows has no findings: evaluate only the
-        // first (so every rule reports how it ran), skip the rest.
-        if k > 0 && frames.values().all(|df| df.height() == 0) {
+    // A partition with no rows has no findings: it is skipped, unless no
+    // partition has rows (then the first is evaluated, so every rule
+    // reports how it ran). Small partitions are gathered (`MIN_PARTITION_ROWS`).
+    // Each gathering is evaluated as soon as it is complete, so that no
+    // more than one is in memory.
+    let mut gathering = Gathered::default();
+    let mut evaluated = false;
+    for k in 0..=n {
+        // k == n: the end of the partitions.
+        let complete = match k < n {
+            true => {
+                let spilled = merchant_spilled(k)?;
+                let rows = app_rows.get(k).copied().unwrap_or(0) + spilled.values().map(DataFrame::height).sum::<usize>();
+                if rows > 0 {
+                    gathering.add(k, spilled, rows);
+                }
+                !gathering.parts.is_empty() && gathering.rows >= min_rows
+            }
+            false => !gathering.parts.is_empty() || !evaluated,
+        };
+        if !complete {
             continue;
         }
+        let mut gathered = std::mem::take(&mut gathering);
+        if gathered.parts.is_empty() {
+            gathered.parts.push(0);
+        }
+        evaluated = true;
+        // Carried rows are written under the first partition's number.
+        let k = gathered.parts[0];
+        let frames = merchant_inputs(gathered)?;
         let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
         let (fs, rs) = super::run_with_peers(&plain, &prepared, files, as_of, &|_| {}, &super::PeerStats::new(), &probes);
         absorb(fs, rs);
@@ -520,20 +633,18 @@ pub fn run(
                     continue;
                 };
                 let df = super::prepare::carried(&df, *kind, names)?;
-                if k == 0 {
-                    schemas.insert((dir.clone(), *kind), df.clear());
-                }
+                schemas.entry((dir.clone(), *kind)).or_insert_with(|| df.clear());
                 spill.write_prepared(*kind, &dir, key, k, df)?;
             }
         }
     }
     let peer_stats = peer_statistics(&peered.rules.iter().collect::<Vec<_>>(), peer_groups)?;
-    // The carried rows of partition `k`, with key codes made afresh (a
-    // merchant partition's codes are its own).
-    let carried_frames = |dir: &str, sub: &RulePack, k: usize| -> PolarsResult<Option<Prepared>> {
+    // The carried rows of the gathered partitions, with key codes made
+    // afresh (a merchant partition's codes are its own).
+    let carried_frames = |dir: &str, sub: &RulePack, mut gathered: Gathered| -> PolarsResult<Prepared> {
         let mut prepared = Prepared::default();
         for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
-            let Some(mut df) = spill.read(kind, dir, k)?.or_else(|| schemas.get(&(dir.to_string(), kind)).cloned()) else {
+            let Some(mut df) = gathered.union(kind)?.or_else(|| schemas.get(&(dir.to_string(), kind)).cloned()) else {
                 continue;
             };
             let names = names_used(sub).remove(&kind).unwrap_or_default();
@@ -546,10 +657,7 @@ pub fn run(
             super::keys::add_codes(&mut df, coded)?;
             prepared.frames.insert(kind, df);
         }
-        if k > 0 && prepared.frames.values().all(|df| df.height() == 0) {
-            return Ok(None);
-        }
-        Ok(Some(prepared))
+        Ok(prepared)
     };
     let mut later: Vec<(String, &RulePack)> = Vec::new();
     if !peered.rules.is_empty() {
@@ -557,11 +665,35 @@ pub fn run(
     }
     later.extend(key_rules.iter().map(|(key, sub)| (format!("prepared-{key}"), sub)));
     for (dir, sub) in later {
-        for k in 0..n {
-            if let Some(prepared) = carried_frames(&dir, sub, k)? {
-                let (fs, rs) = super::run_with_peers(sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
-                absorb(fs, rs);
+        let kinds: BTreeSet<InputKind> = sub.rules.iter().map(|r| r.compiled.source).collect();
+        // As in the merchant pass: empty partitions skipped, small ones
+        // gathered, each gathering evaluated when complete.
+        let mut gathering = Gathered::default();
+        let mut evaluated = false;
+        for k in 0..=n {
+            let complete = match k < n {
+                true => {
+                    let mut frames = BTreeMap::new();
+                    for kind in &kinds {
+                        if let Some(df) = spill.read(*kind, &dir, k)? {
+                            frames.insert(*kind, df);
+                        }
+                    }
+                    let rows = frames.values().map(DataFrame::height).sum::<usize>();
+                    if rows > 0 {
+                        gathering.add(k, frames, rows);
+                    }
+                    !gathering.parts.is_empty() && gathering.rows >= min_rows
+                }
+                false => !gathering.parts.is_empty() || !evaluated,
+            };
+            if !complete {
+                continue;
             }
+            evaluated = true;
+            let prepared = carried_frames(&dir, sub, std::mem::take(&mut gathering))?;
+            let (fs, rs) = super::run_with_peers(sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
+            absorb(fs, rs);
         }
     }
     // An aggregate over a whole input (no key) needs every row at once:
@@ -586,7 +718,7 @@ pub fn run(
                 }
             }
             let all = match all {
-                Some(df) => df.sort([SRC_COL, LINE_COL], SortMultipleOptions::default())?,
+                Some(df) => in_input_order_sorted(df)?,
                 None => match empty_of(kind) {
                     Some(df) => df,
                     None => continue,
