@@ -42,6 +42,22 @@ pub fn evaluate(
             df.width(),
             df.estimated_size() as f64 / 1e6
         ));
+        // Where the memory is: the largest columns.
+        let mut sizes: Vec<(usize, &str)> = df
+            .columns()
+            .iter()
+            .map(|c| (c.as_materialized_series().estimated_size(), c.name().as_str()))
+            .collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        let largest: Vec<String> = sizes
+            .iter()
+            .take(8)
+            .filter(|(size, _)| *size >= 1_000_000)
+            .map(|(size, name)| format!("{name} {:.0}", *size as f64 / 1e6))
+            .collect();
+        if !largest.is_empty() {
+            progress.note(&format!("    largest columns (MB): {}", largest.join(", ")));
+        }
     }
     let started = Instant::now();
     let bar = progress.rules(pack.rules.len() as u64);
