@@ -337,7 +337,9 @@ fn run_partitioned(
     as_of: chrono::NaiveDate,
     n: usize,
 ) -> Result<Vec<Finding>, Error> {
-    let spill = engine::partition::Spill::new(n, None).map_err(|e| Error::Output(std::env::temp_dir(), e))?;
+    let spill = engine::partition::Spill::new(n, None)
+        .map_err(|e| Error::Output(std::env::temp_dir(), e))?
+        .each_partition_alone();
     let headers = input::read_headers(plan, mapping)?;
     let sink = |kind, file, df| {
         spill

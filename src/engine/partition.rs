@@ -111,6 +111,8 @@ pub struct Spill {
     /// Batches written so far: the next batch's file name.
     batches: std::sync::atomic::AtomicU32,
     batch_rows: usize,
+    /// Partitions with fewer rows are evaluated together (`MIN_PARTITION_ROWS`).
+    min_rows: usize,
 }
 
 /// Files of one input waiting to be split and written together.
@@ -201,7 +203,15 @@ impl Spill {
             pending: Default::default(),
             batches: Default::default(),
             batch_rows: batch_rows(),
+            min_rows: min_partition_rows(),
         })
+    }
+
+    /// Evaluate every partition alone, however small: for checking that a
+    /// rule's split is right (rule tests), where gathering would hide it.
+    pub fn each_partition_alone(mut self) -> Spill {
+        self.min_rows = 0;
+        self
     }
 
     fn part_dir(&self, kind: InputKind, key: &str, k: usize) -> PathBuf {
@@ -513,7 +523,7 @@ pub fn run(
         .map(|kind| (kind, empty_like(kind, spill)))
         .collect();
     let empty_of = |kind: InputKind| empties.get(&kind).cloned().flatten();
-    let min_rows = min_partition_rows();
+    let min_rows = spill.min_rows;
     // Applications per merchant partition, to size the partitions.
     let mut app_rows = vec![0usize; n];
     for p in &app_parts {

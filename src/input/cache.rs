@@ -33,6 +33,8 @@ use super::{InputKind, RejectedRow};
 /// parser is a new cache, even within one version number.
 const PARSER_SOURCES: &[&str] = &[
     include_str!("read.rs"),
+    include_str!("parquet.rs"),
+    include_str!("typed.rs"),
     include_str!("records.rs"),
     include_str!("values.rs"),
     include_str!("mapping.rs"),
@@ -328,4 +330,26 @@ pub struct CacheReport {
     pub failures: u64,
     pub evicted_bytes: u64,
     pub limit_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_source_that_decides_how_rows_are_parsed_is_part_of_the_cache_key() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/input");
+        // The window applies after the cache; reference tables are not cached.
+        let not_parsing = ["window.rs", "reference.rs"];
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".rs") || not_parsing.contains(&name.as_str()) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                super::PARSER_SOURCES.contains(&text.as_str()),
+                "src/input/{name} is not in PARSER_SOURCES: a change to it would not invalidate cached parses"
+            );
+        }
+    }
 }
