@@ -113,6 +113,8 @@ pub struct Spill {
     batch_rows: usize,
     /// Partitions with fewer rows are evaluated together (`MIN_PARTITION_ROWS`).
     min_rows: usize,
+    /// Rows spilled so far, all inputs.
+    rows: std::sync::atomic::AtomicU64,
 }
 
 /// Files of one input waiting to be split and written together.
@@ -204,6 +206,7 @@ impl Spill {
             batches: Default::default(),
             batch_rows: batch_rows(),
             min_rows: min_partition_rows(),
+            rows: Default::default(),
         })
     }
 
@@ -277,25 +280,56 @@ impl Spill {
             df.vstack_mut_owned(aligned)?;
         }
         df.rechunk_mut_par();
+        self.rows.fetch_add(df.height() as u64, Ordering::Relaxed);
         let name = format!("{:08}.parquet", self.batches.fetch_add(1, Ordering::Relaxed));
-        self.write_split(kind, "merchant_id", Some("merchant_id"), 0, &name, df)
+        self.write_split(kind, "merchant_id", Some("merchant_id"), 0, self.n, &name, df)
     }
 
     /// Prepared rows of merchant partition `from`, kept under `dir` for a
-    /// later pass: split by `key` into every partition, or (None) kept
+    /// later pass: split by `key` into `parts` partitions, or (None) kept
     /// as partition `from`.
-    pub(crate) fn write_prepared(&self, kind: InputKind, dir: &str, key: Option<&str>, from: usize, df: DataFrame) -> PolarsResult<()> {
-        self.write_split(kind, dir, key, from, &format!("{from:08}.parquet"), df)
+    pub(crate) fn write_prepared(
+        &self,
+        kind: InputKind,
+        dir: &str,
+        key: Option<&str>,
+        from: usize,
+        parts: usize,
+        df: DataFrame,
+    ) -> PolarsResult<()> {
+        self.write_split(kind, dir, key, from, parts, &format!("{from:08}.parquet"), df)
     }
 
-    /// `df` split by `key` (or all of it as partition `from`), each
-    /// non-empty part written as `name` under its partition of `dir`.
-    fn write_split(&self, kind: InputKind, dir: &str, key: Option<&str>, from: usize, name: &str, df: DataFrame) -> PolarsResult<()> {
+    /// How many partitions rows carried to a key's split are spread over:
+    /// no more than gatherings would make of all the rows (a few hundred
+    /// rows in each of 64 partitions were written and read back only to be
+    /// gathered again), and every partition when each is evaluated alone.
+    pub(crate) fn carried_parts(&self) -> usize {
+        match self.min_rows {
+            0 => self.n,
+            min => (self.rows.load(Ordering::Relaxed) as usize).div_ceil(min).clamp(1, self.n),
+        }
+    }
+
+    /// `df` split by `key` into `parts` partitions (or all of it as
+    /// partition `from`), each non-empty part written as `name` under its
+    /// partition of `dir`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_split(
+        &self,
+        kind: InputKind,
+        dir: &str,
+        key: Option<&str>,
+        from: usize,
+        parts: usize,
+        name: &str,
+        df: DataFrame,
+    ) -> PolarsResult<()> {
         if df.height() == 0 {
             return Ok(());
         }
         let parts = match key {
-            Some(key) => split_frame(&df, key, self.n)?.into_iter().enumerate().collect(),
+            Some(key) => split_frame(&df, key, parts)?.into_iter().enumerate().collect(),
             None => vec![(from, df)],
         };
         parts
@@ -524,6 +558,7 @@ pub fn run(
         .collect();
     let empty_of = |kind: InputKind| empties.get(&kind).cloned().flatten();
     let min_rows = spill.min_rows;
+    let carried_parts = spill.carried_parts();
     // Applications per merchant partition, to size the partitions.
     let mut app_rows = vec![0usize; n];
     for p in &app_parts {
@@ -644,7 +679,7 @@ pub fn run(
                 };
                 let df = super::prepare::carried(&df, *kind, names)?;
                 schemas.entry((dir.clone(), *kind)).or_insert_with(|| df.clear());
-                spill.write_prepared(*kind, &dir, key, k, df)?;
+                spill.write_prepared(*kind, &dir, key, k, carried_parts, df)?;
             }
         }
     }
