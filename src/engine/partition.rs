@@ -191,6 +191,40 @@ impl Gathered {
     }
 }
 
+/// Partitions `0..n`, read by `read` (their frames and rows), handed to
+/// `evaluate` in gatherings of at least `min_rows` rows, each as soon as it
+/// is complete, so that no more than one is in memory. A partition with no
+/// rows has no findings and is skipped, unless every partition is empty:
+/// then one empty gathering (partition 0) is evaluated, so every rule
+/// reports how it ran.
+fn in_gatherings(
+    n: usize,
+    min_rows: usize,
+    mut read: impl FnMut(usize) -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)>,
+    mut evaluate: impl FnMut(Gathered) -> PolarsResult<()>,
+) -> PolarsResult<()> {
+    let mut gathering = Gathered::default();
+    let mut evaluated = false;
+    for k in 0..n {
+        let (frames, rows) = read(k)?;
+        if rows == 0 {
+            continue;
+        }
+        gathering.add(k, frames, rows);
+        if gathering.rows >= min_rows {
+            evaluate(std::mem::take(&mut gathering))?;
+            evaluated = true;
+        }
+    }
+    if !gathering.parts.is_empty() || !evaluated {
+        if gathering.parts.is_empty() {
+            gathering.parts.push(0);
+        }
+        evaluate(gathering)?;
+    }
+    Ok(())
+}
+
 impl Spill {
     pub fn new(n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
         let dir = match within {
@@ -620,34 +654,12 @@ pub fn run(
     let needed = Some(needed);
     let mut peer_groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
     let mut schemas: BTreeMap<(String, InputKind), DataFrame> = BTreeMap::new();
-    // A partition with no rows has no findings: it is skipped, unless no
-    // partition has rows (then the first is evaluated, so every rule
-    // reports how it ran). Small partitions are gathered (`MIN_PARTITION_ROWS`).
-    // Each gathering is evaluated as soon as it is complete, so that no
-    // more than one is in memory.
-    let mut gathering = Gathered::default();
-    let mut evaluated = false;
-    for k in 0..=n {
-        // k == n: the end of the partitions.
-        let complete = match k < n {
-            true => {
-                let spilled = merchant_spilled(k)?;
-                let rows = app_rows.get(k).copied().unwrap_or(0) + spilled.values().map(DataFrame::height).sum::<usize>();
-                if rows > 0 {
-                    gathering.add(k, spilled, rows);
-                }
-                !gathering.parts.is_empty() && gathering.rows >= min_rows
-            }
-            false => !gathering.parts.is_empty() || !evaluated,
-        };
-        if !complete {
-            continue;
-        }
-        let mut gathered = std::mem::take(&mut gathering);
-        if gathered.parts.is_empty() {
-            gathered.parts.push(0);
-        }
-        evaluated = true;
+    let read_merchants = |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
+        let spilled = merchant_spilled(k)?;
+        let rows = app_rows.get(k).copied().unwrap_or(0) + spilled.values().map(DataFrame::height).sum::<usize>();
+        Ok((spilled, rows))
+    };
+    in_gatherings(n, min_rows, read_merchants, |gathered| {
         // Carried rows are written under the first partition's number.
         let k = gathered.parts[0];
         let frames = merchant_inputs(gathered)?;
@@ -682,7 +694,8 @@ pub fn run(
                 spill.write_prepared(*kind, &dir, key, k, carried_parts, df)?;
             }
         }
-    }
+        Ok(())
+    })?;
     let peer_stats = peer_statistics(&peered.rules.iter().collect::<Vec<_>>(), peer_groups)?;
     // The carried rows of the gathered partitions, with key codes made
     // afresh (a merchant partition's codes are its own).
@@ -713,33 +726,22 @@ pub fn run(
         let kinds: BTreeSet<InputKind> = sub.rules.iter().map(|r| r.compiled.source).collect();
         // As in the merchant pass: empty partitions skipped, small ones
         // gathered, each gathering evaluated when complete.
-        let mut gathering = Gathered::default();
-        let mut evaluated = false;
-        for k in 0..=n {
-            let complete = match k < n {
-                true => {
-                    let mut frames = BTreeMap::new();
-                    for kind in &kinds {
-                        if let Some(df) = spill.read(*kind, &dir, k)? {
-                            frames.insert(*kind, df);
-                        }
-                    }
-                    let rows = frames.values().map(DataFrame::height).sum::<usize>();
-                    if rows > 0 {
-                        gathering.add(k, frames, rows);
-                    }
-                    !gathering.parts.is_empty() && gathering.rows >= min_rows
+        let read_carried = |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
+            let mut frames = BTreeMap::new();
+            for kind in &kinds {
+                if let Some(df) = spill.read(*kind, &dir, k)? {
+                    frames.insert(*kind, df);
                 }
-                false => !gathering.parts.is_empty() || !evaluated,
-            };
-            if !complete {
-                continue;
             }
-            evaluated = true;
-            let prepared = carried_frames(&dir, sub, std::mem::take(&mut gathering))?;
+            let rows = frames.values().map(DataFrame::height).sum::<usize>();
+            Ok((frames, rows))
+        };
+        in_gatherings(n, min_rows, read_carried, |gathered| {
+            let prepared = carried_frames(&dir, sub, gathered)?;
             let (fs, rs) = super::run_with_peers(sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
             absorb(fs, rs);
-        }
+            Ok(())
+        })?;
     }
     // An aggregate over a whole input (no key) needs every row at once:
     // all its partitions, back in file order.
