@@ -316,6 +316,7 @@ pub const DERIVED: &[DerivedDoc] = &[
     DerivedDoc { name: "has_<document>", input: "applications", doc: "the document is listed in `documents` (license, id_front, id_back, bank_card, storefront_photo, lease, tax_registration, authorization_letter)" },
     DerivedDoc { name: "review_working_days", input: "applications", doc: "working days (Mon-Fri) from submitted_at to reviewed_at" },
     DerivedDoc { name: "txn_date", input: "transactions", doc: "calendar day of txn_time" },
+    DerivedDoc { name: "txn_month", input: "transactions", doc: "first day of txn_time's month (the key of monthly windows)" },
     DerivedDoc { name: "hour", input: "transactions", doc: "hour of day of txn_time (0-23, local time)" },
     DerivedDoc { name: "amount_fen", input: "transactions", doc: "amount in integer fen (for exact modulo tests)" },
     DerivedDoc { name: "expected_fee", input: "transactions", doc: "fee the contract gives: amount x rate (debit, credit or QR), debit cap, plus fixed fee; approved purchases only" },

@@ -310,7 +310,34 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
         col("txn_time").dt().hour().cast(DataType::Int32).alias("hour"),
     ];
     *df = std::mem::take(df).lazy().with_columns(exprs).collect()?;
+    let months = month_starts(df.column("txn_date")?.as_materialized_series().date()?.physical());
+    df.with_column(months.with_name("txn_month".into()).into_date().into_series().into_column())?;
     Ok(())
+}
+
+/// The first day of each date's month (days since the epoch), null for
+/// null: one calendar computation per day of the dates' range, not per row.
+fn month_starts(days: &Int32Chunked) -> Int32Chunked {
+    use chrono::Datelike;
+    let first_of_month = |d: i32| {
+        let date = date_from_days(d);
+        crate::input::values::days_since_epoch(date - chrono::Duration::days(i64::from(date.day0())))
+    };
+    match (days.min(), days.max()) {
+        // A range of a few thousand years at most is a table; dates spread
+        // wider than that (none are, from the readers) go one by one.
+        (Some(lo), Some(hi)) if i64::from(hi) - i64::from(lo) < 1_000_000 => {
+            let table: Vec<i32> = (lo..=hi).map(first_of_month).collect();
+            // Null slots hold any value: out of the table, left as it is.
+            days.apply_values(|d| {
+                usize::try_from(i64::from(d) - i64::from(lo))
+                    .ok()
+                    .and_then(|i| table.get(i).copied())
+                    .unwrap_or(d)
+            })
+        }
+        _ => days.apply_values(first_of_month),
+    }
 }
 
 /// Refunds and their originals: whether the original is in the data, and
@@ -483,4 +510,47 @@ pub(crate) fn merchant_deposit_activity(
                 .into_column(),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_starts_are_polars_monthly_truncation_and_keep_nulls() {
+        let day = |y, m, d| crate::input::values::days_since_epoch(NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        let days = Int32Chunked::from_iter_options(
+            "d".into(),
+            [
+                Some(day(2024, 2, 29)),
+                None,
+                Some(day(2026, 12, 31)),
+                Some(day(1969, 12, 31)),
+                Some(day(2026, 1, 1)),
+            ]
+            .into_iter(),
+        );
+        let ours: Vec<Option<i32>> = month_starts(&days).iter().collect();
+        let polars: Vec<Option<i32>> = days
+            .clone()
+            .into_date()
+            .into_series()
+            .into_frame()
+            .lazy()
+            .select([col("d").dt().truncate(lit("1mo"))])
+            .collect()
+            .unwrap()
+            .column("d")
+            .unwrap()
+            .as_materialized_series()
+            .date()
+            .unwrap()
+            .physical()
+            .iter()
+            .collect();
+        assert_eq!(ours, polars);
+        assert_eq!(ours[0], Some(day(2024, 2, 1)));
+        assert_eq!(ours[1], None);
+        assert_eq!(ours[3], Some(day(1969, 12, 1)));
+    }
 }

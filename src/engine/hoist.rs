@@ -55,6 +55,21 @@ pub(crate) fn distinct_over_codes(aggs: Vec<Expr>, code_of: impl Fn(&str) -> Opt
         .collect()
 }
 
+/// The columns `e` counts distinct values of (`COUNT(DISTINCT c)`), which
+/// `distinct_over_codes` counts by code where prepare made one.
+pub(crate) fn distinct_counted(e: &Expr) -> Vec<String> {
+    let mut found = Vec::new();
+    let _ = e.clone().map_expr(|node| {
+        if let Expr::Agg(AggExpr::NUnique(input)) = &node {
+            if let Expr::Column(c) = input.as_ref() {
+                found.push(c.to_string());
+            }
+        }
+        node
+    });
+    found
+}
+
 /// The column standing for `input`, reusing one already made for an equal
 /// expression (a measure and `having` often repeat the same CASE).
 fn column_for(input: &Arc<Expr>, found: &mut Vec<Expr>) -> Arc<Expr> {

@@ -1,11 +1,14 @@
 //! Integer codes for text keys, so that grouping rows by merchant or card
-//! sorts integers instead of comparing strings.
+//! sorts and hashes integers instead of comparing strings.
 //!
-//! Rolling windows need the rows of each key together and in time order.
-//! Sorting 10M rows by a text key spent most of its time in string
-//! comparisons; a code per distinct value (by first appearance) groups the
-//! rows the same way. The order of keys among themselves does not matter:
-//! findings are sorted at the end.
+//! Rolling windows need the rows of each key together and in time order,
+//! and grouped rules group by their keys (and count distinct values of a
+//! column). Sorting or grouping 10M rows by a text key spent most of its
+//! time in string hashing and comparisons; a code per distinct value (by
+//! first appearance) groups the rows the same way. The order of keys among
+//! themselves does not matter: findings are sorted at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
@@ -18,19 +21,37 @@ pub(crate) fn code_column(keys: &[String]) -> String {
 }
 
 /// One code per row: rows with equal values in every column get equal
-/// codes (null is a value like any other).
+/// codes (null is a value like any other), numbered by first appearance.
 pub fn codes(columns: &[&StringChunked]) -> Vec<u32> {
-    let n = columns.first().map_or(0, |c| c.len());
-    codes_from(vec![0u32; n], columns)
+    let singles: Vec<Vec<u32>> = columns.iter().map(|c| code_text(c)).collect();
+    let refs: Vec<&[u32]> = singles.iter().map(Vec::as_slice).collect();
+    combine(&refs)
 }
 
-/// As `codes`, refining codes already made for leading key columns.
-fn codes_from(mut code: Vec<u32>, columns: &[&StringChunked]) -> Vec<u32> {
-    for c in columns {
-        let mut seen: PlHashMap<(u32, Option<&str>), u32> = PlHashMap::with_capacity(1 << 16);
-        for (slot, v) in code.iter_mut().zip(c.iter()) {
+/// Codes of one text column, by first appearance.
+fn code_text(c: &StringChunked) -> Vec<u32> {
+    let mut seen: PlHashMap<Option<&str>, u32> = PlHashMap::with_capacity(1 << 16);
+    c.iter()
+        .map(|v| {
             let next = seen.len() as u32;
-            *slot = *seen.entry((*slot, v)).or_insert(next);
+            *seen.entry(v).or_insert(next)
+        })
+        .collect()
+}
+
+/// Codes of tuples of codes, by first appearance: equal tuples, equal
+/// codes. Pairs of integers hash without touching the text again.
+fn combine(singles: &[&[u32]]) -> Vec<u32> {
+    let Some((first, rest)) = singles.split_first() else {
+        return Vec::new();
+    };
+    let mut code = first.to_vec();
+    for next in rest {
+        let mut seen: PlHashMap<u64, u32> = PlHashMap::with_capacity(1 << 16);
+        for (slot, v) in code.iter_mut().zip(next.iter()) {
+            let pair = (u64::from(*slot) << 32) | u64::from(*v);
+            let fresh = seen.len() as u32;
+            *slot = *seen.entry(pair).or_insert(fresh);
         }
     }
     code
@@ -39,49 +60,55 @@ fn codes_from(mut code: Vec<u32>, columns: &[&StringChunked]) -> Vec<u32> {
 /// Add a code column for each key set named by `columns` (code column
 /// names); a set with a column that is absent or not text gets none.
 ///
-/// Sets of one key are coded first, all at once on the thread pool (each
-/// is a pass over millions of rows through a hash map: 4 s one after the
-/// other at 10M rows); then sets of several keys, at once too, each
-/// refining its leading key's codes when that key has them.
+/// Each text key the sets are made of is coded once, all keys at once on
+/// the thread pool (each is a pass over millions of rows through a hash
+/// map: 4 s one after the other at 10M rows); a key already coded in `df`
+/// (merchant ids are) is read back. Sets of several keys then combine
+/// their keys' codes, at once too.
 pub(crate) fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a str>) -> PolarsResult<()> {
     use rayon::prelude::*;
-    let wanted: Vec<&str> = columns
+    let wanted: Vec<(String, Vec<&str>)> = columns
         .into_iter()
-        .filter(|name| name.starts_with(KEY_PREFIX) && !df.schema().contains(name))
+        .filter(|name| !df.schema().contains(name))
+        .filter_map(|name| Some((name.to_string(), name.strip_prefix(KEY_PREFIX)?.split(',').collect::<Vec<_>>())))
+        .filter(|(_, keys)| keys.iter().all(|k| text(df, k).is_some()))
         .collect();
-    for pass in [false, true] {
-        let names: Vec<&str> = wanted.iter().copied().filter(|n| n.contains(',') == pass).collect();
-        let frame: &DataFrame = df;
-        let made: Vec<Option<Column>> = names.par_iter().map(|name| code_of(frame, name)).collect();
-        for c in made.into_iter().flatten() {
-            df.with_column(c)?;
-        }
+    let keys: BTreeSet<&str> = wanted.iter().flat_map(|(_, keys)| keys.iter().copied()).collect();
+    let frame: &DataFrame = df;
+    let singles: BTreeMap<&str, Vec<u32>> = keys
+        .into_par_iter()
+        .map(|k| {
+            let made = frame
+                .column(&code_column(&[k.to_string()]))
+                .ok()
+                .and_then(|c| {
+                    c.as_materialized_series()
+                        .u32()
+                        .ok()
+                        .map(|c| c.into_no_null_iter().collect::<Vec<u32>>())
+                })
+                .filter(|c| c.len() == frame.height());
+            (k, made.unwrap_or_else(|| code_text(text(frame, k).expect("a text key"))))
+        })
+        .collect();
+    let made: Vec<Column> = wanted
+        .par_iter()
+        .map(|(name, keys)| {
+            let of: Vec<&[u32]> = keys.iter().map(|k| singles[k].as_slice()).collect();
+            UInt32Chunked::from_vec(name.as_str().into(), combine(&of))
+                .into_series()
+                .into_column()
+        })
+        .collect();
+    for c in made {
+        df.with_column(c)?;
     }
     Ok(())
 }
 
-/// The code column `name` names, made from `df`'s key columns; None when
-/// a key is absent or not text.
-fn code_of(df: &DataFrame, name: &str) -> Option<Column> {
-    let keys: Vec<&str> = name.strip_prefix(KEY_PREFIX)?.split(',').collect();
-    let texts: Option<Vec<&StringChunked>> = keys
-        .iter()
-        .map(|k| df.column(k).ok().and_then(|c| c.as_materialized_series().str().ok()))
-        .collect();
-    let texts = texts?;
-    // A pair starting with an already coded key (merchant ids are)
-    // refines that key's codes: one text column hashed instead of two.
-    let leading = df.column(&code_column(&[keys[0].to_string()])).ok().and_then(|c| {
-        c.as_materialized_series()
-            .u32()
-            .ok()
-            .map(|c| c.into_no_null_iter().collect::<Vec<u32>>())
-    });
-    let coded = match leading {
-        Some(start) if keys.len() > 1 && start.len() == df.height() => codes_from(start, &texts[1..]),
-        _ => codes(&texts),
-    };
-    Some(UInt32Chunked::from_vec(name.into(), coded).into_series().into_column())
+/// `df`'s column `name` if it is text.
+fn text<'a>(df: &'a DataFrame, name: &str) -> Option<&'a StringChunked> {
+    df.column(name).ok()?.as_materialized_series().str().ok()
 }
 
 #[cfg(test)]
@@ -118,6 +145,35 @@ mod tests {
         assert_eq!(pair[2], pair[4]);
         let distinct: std::collections::HashSet<u32> = pair.iter().copied().collect();
         assert_eq!(distinct.len(), 3);
+    }
+
+    #[test]
+    fn sets_sharing_a_key_code_it_once_and_equal_codes_made_one_at_a_time() {
+        let m = texts(&[Some("m1"), Some("m2"), Some("m1"), None, Some("m2"), Some("m1")]);
+        let c = texts(&[Some("c1"), Some("c1"), Some("c2"), Some("c1"), Some("c1"), Some("c1")]);
+        let t = texts(&[Some("t1"), Some("t1"), Some("t1"), Some("t2"), Some("t2"), Some("t1")]);
+        let n = m.len();
+        let mut df = DataFrame::new(
+            n,
+            vec![
+                m.clone().with_name("m".into()).into_column(),
+                c.clone().with_name("c".into()).into_column(),
+                t.clone().with_name("t".into()).into_column(),
+                Int64Chunked::from_vec("amount".into(), vec![1; n]).into_series().into_column(),
+            ],
+        )
+        .unwrap();
+        add_codes(&mut df, ["__key_m"]).unwrap();
+        add_codes(&mut df, ["__key_c", "__key_m,c", "__key_t,c", "__key_m,amount", "__key_absent"]).unwrap();
+        let got = |name: &str| -> Vec<u32> { df.column(name).unwrap().u32().unwrap().into_no_null_iter().collect() };
+        assert_eq!(got("__key_c"), codes(&[&c]));
+        assert_eq!(got("__key_m,c"), codes(&[&m, &c]));
+        assert_eq!(got("__key_t,c"), codes(&[&t, &c]));
+        // By first appearance, null a value like any other.
+        assert_eq!(got("__key_m,c"), vec![0, 1, 2, 3, 1, 0]);
+        // A key that is not text, or absent, gets no code.
+        assert!(df.column("__key_m,amount").is_err());
+        assert!(df.column("__key_absent").is_err());
     }
 
     #[test]

@@ -33,6 +33,21 @@ pub(crate) struct PlanError {
     pub message: String,
 }
 
+/// The columns a grouped rule's measures and condition count distinct
+/// values of (`COUNT(DISTINCT c)`); none where the SQL does not parse (the
+/// rule fails with the reason when it runs).
+pub(crate) fn distinct_counted(rule: &CompiledRule) -> Vec<String> {
+    let Some(g) = &rule.grouping else { return Vec::new() };
+    // The date only fills `${as_of}`: it changes no column name.
+    let any_day = NaiveDate::default();
+    g.measures
+        .values()
+        .chain(g.having.iter())
+        .filter_map(|text| sql(text, any_day).ok())
+        .flat_map(|e| super::hoist::distinct_counted(&e))
+        .collect()
+}
+
 fn sql(text: &Sql, as_of: NaiveDate) -> Result<Expr, PlanError> {
     sql_expr(text.bind(as_of)).map_err(|e| PlanError {
         field: text.field.clone(),
@@ -261,7 +276,7 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
             // The window is keyed by a date (the day, or the first of the
             // month) and named as text only for the hits: formatting every
             // row's time as text costs seconds at millions of rows.
-            let (key, fmt) = window_key(w, &time);
+            let (key, fmt) = window_key(w, &time, ctx.schema);
             rows = rows.with_column(key.alias(WINDOW));
             group_names.push(WINDOW.to_string());
             label = Some(fmt);
@@ -319,13 +334,31 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
     Ok(grouped)
 }
 
+/// The derived column that holds a calendar window's key for `time`, made
+/// once in prepare: the day and the month of a transaction. Truncating
+/// 10M times to their month took about 0.3 s per monthly rule.
+pub(crate) fn window_column(w: Calendar, time: &str) -> Option<&'static str> {
+    match (w, time) {
+        (Calendar::Day, "txn_time") => Some("txn_date"),
+        (Calendar::Month, "txn_time") => Some("txn_month"),
+        _ => None,
+    }
+}
+
 /// A calendar window's key (a date: the day, or the first of the month)
 /// and the format that names it.
-fn window_key(w: Calendar, time: &str) -> (Expr, &'static str) {
+fn window_key(w: Calendar, time: &str, schema: &Schema) -> (Expr, &'static str) {
+    let format = match w {
+        Calendar::Day => "%Y-%m-%d",
+        Calendar::Month => "%Y-%m",
+    };
+    if let Some(made) = window_column(w, time).filter(|c| schema.contains(c)) {
+        return (col(made), format);
+    }
     let day = col(time).dt().date();
     match w {
-        Calendar::Day => (day, "%Y-%m-%d"),
-        Calendar::Month => (day.dt().truncate(lit("1mo")), "%Y-%m"),
+        Calendar::Day => (day, format),
+        Calendar::Month => (day.dt().truncate(lit("1mo")), format),
     }
 }
 
@@ -355,7 +388,7 @@ pub(crate) fn peer_base(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext)
         lf = lf.filter(sql(w, ctx.as_of)?);
     }
     if let Some(Window::Calendar(w)) = grouping.window {
-        let (key, _) = window_key(w, rule.time_column());
+        let (key, _) = window_key(w, rule.time_column(), ctx.schema);
         lf = lf.with_column(key.alias(WINDOW));
     }
     let of = match p.of.as_str() {
@@ -679,6 +712,21 @@ mod tests {
         ))
         .unwrap();
         crate::rules::compiled::compile(&r).unwrap()
+    }
+
+    #[test]
+    fn distinct_counts_are_found_in_measures_and_the_condition() {
+        let r: crate::rules::model::Rule = serde_yaml::from_str(
+            "id: T-1\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\n\
+             group_by: [merchant_id]\nwindow: 1d\n\
+             measures:\n  cards: \"COUNT(DISTINCT card_hash)\"\n  total: \"SUM(amount)\"\n\
+             having: \"COUNT(DISTINCT terminal_sn) > 1 AND COUNT(*) > 2\"\nmessage: m\n",
+        )
+        .unwrap();
+        let rule = crate::rules::compiled::compile(&r).unwrap();
+        let mut found = distinct_counted(&rule);
+        found.sort();
+        assert_eq!(found, vec!["card_hash".to_string(), "terminal_sn".to_string()]);
     }
 
     fn hits(rule: &CompiledRule, df: DataFrame) -> DataFrame {
