@@ -400,8 +400,7 @@ pub(crate) fn derive_gaps(df: &mut DataFrame, app: &AppRows, period_start: Optio
     let time = times_ms(df, "txn_time").unwrap_or_else(|| vec![None; n]);
     let installed = app.column(times_ms(app.apps, "installed_at"));
     let counts = approved_purchases(df);
-    let mut order: Vec<usize> = (0..n).filter(|i| counts[*i]).collect();
-    order.par_sort_unstable_by_key(|&i| (merchants[i], time[i], i));
+    let order = by_merchant_and_time((0..n).filter(|i| counts[*i]), merchants, &time);
     let mut gap: Vec<Option<f64>> = vec![None; n];
     let day_ms = 86_400_000.0;
     // Before a merchant's first transaction in the data the gap is known
@@ -424,6 +423,43 @@ pub(crate) fn derive_gaps(df: &mut DataFrame, app: &AppRows, period_start: Optio
             .into_column(),
     )?;
     Ok(())
+}
+
+/// `rows` (ascending) in order of merchant, then time (none first), then
+/// position. Merchant codes are dense, so the rows are bucketed by code in
+/// two passes (keeping their order); exports come in time order, so most
+/// merchants' rows are then already in time order and only the others are
+/// sorted, stably. A comparison sort of all 10M rows took 1.6 s.
+fn by_merchant_and_time(rows: impl Iterator<Item = usize>, merchants: &[u32], time: &[Option<i64>]) -> Vec<usize> {
+    let rows: Vec<usize> = rows.collect();
+    let buckets = merchants.iter().max().map_or(0, |m| *m as usize + 1);
+    let mut start = vec![0usize; buckets + 1];
+    for &i in &rows {
+        start[merchants[i] as usize + 1] += 1;
+    }
+    for b in 0..buckets {
+        start[b + 1] += start[b];
+    }
+    let mut next = start.clone();
+    let mut out = vec![0usize; rows.len()];
+    for &i in &rows {
+        let b = merchants[i] as usize;
+        out[next[b]] = i;
+        next[b] += 1;
+    }
+    let mut runs: Vec<&mut [usize]> = Vec::with_capacity(buckets);
+    let mut rest: &mut [usize] = &mut out;
+    for w in start.windows(2) {
+        let (run, tail) = rest.split_at_mut(w[1] - w[0]);
+        runs.push(run);
+        rest = tail;
+    }
+    runs.into_par_iter().for_each(|run| {
+        if !run.is_sorted_by_key(|&i| time[i]) {
+            run.sort_by_key(|&i| time[i]);
+        }
+    });
+    out
 }
 
 /// Whether each row is an approved purchase.
@@ -450,23 +486,36 @@ pub(crate) fn merchant_deposit_activity(
 ) -> PolarsResult<DataFrame> {
     use std::collections::BTreeMap;
     let n = txns.height();
-    let ids = strs(txns, "merchant_id").expect("merchant_id is required");
-    let ids: Vec<Option<&str>> = ids.iter().collect();
-    let time = txns.column("txn_time")?.as_materialized_series().datetime()?.physical().clone();
-    let time: Vec<Option<i64>> = time.iter().collect();
-    let amount = scaled(txns, "amount").unwrap_or_else(|| vec![None; n]);
     let threshold = app.column(scaled(app.apps, "deposit_refund_threshold"));
-    let counts = approved_purchases(txns);
-    let mut order: Vec<usize> = (0..n).filter(|&i| threshold.get(i).is_some_and(|t| t > 0) && counts[i]).collect();
-    order.par_sort_unstable_by_key(|&i| (merchants[i], time[i], i));
+    // Only merchants with a threshold count, a few in a hundred: their
+    // rows are picked first and read by position, instead of copying
+    // every row's id, time and amount (0.7 s at 10M rows).
+    let one_chunk = |name: &str| -> Option<Series> { Some(txns.column(name).ok()?.as_materialized_series().rechunk()) };
+    let (ids, ttype, status) = (one_chunk("merchant_id"), one_chunk("txn_type"), one_chunk("status"));
+    let (ids, ttype, status) = (
+        ids.as_ref().map(|s| s.str()),
+        ttype.as_ref().map(|s| s.str()),
+        status.as_ref().map(|s| s.str()),
+    );
+    let (Some(Ok(ids)), Some(Ok(ttype)), Some(Ok(status))) = (ids, ttype, status) else {
+        return Ok(deposit_frame(&BTreeMap::new(), &BTreeMap::new(), as_of));
+    };
+    let time = txns.column("txn_time")?.as_materialized_series().datetime()?.physical().rechunk();
+    let amount = txns.column("amount")?.as_materialized_series().rechunk();
+    let amount = amount.decimal()?.physical();
+    let mut order: Vec<(u32, Option<i64>, usize)> = (0..n)
+        .filter(|&i| threshold.get(i).is_some_and(|t| t > 0) && ttype.get(i) == Some("purchase") && status.get(i) == Some("approved"))
+        .map(|i| (merchants[i], time.get(i), i))
+        .collect();
+    order.par_sort_unstable();
     let mut reached: BTreeMap<String, i64> = BTreeMap::new();
-    let mut cum: BTreeMap<&str, i64> = BTreeMap::new();
-    for &i in &order {
-        let Some(m) = ids[i] else { continue };
-        let c = cum.entry(m).or_insert(0);
-        *c += amount[i].unwrap_or(0);
+    let mut cum: PlHashMap<u32, i64> = PlHashMap::new();
+    for &(code, t, i) in &order {
+        let Some(m) = ids.get(i) else { continue };
+        let c = cum.entry(code).or_insert(0);
+        *c += amount.get(i).map_or(0, |a| a as i64);
         if *c >= threshold.get(i).unwrap_or(i64::MAX) && !reached.contains_key(m) {
-            reached.insert(m.to_string(), time[i].unwrap_or(0));
+            reached.insert(m.to_string(), t.unwrap_or(0));
         }
     }
     let mut refunded: BTreeMap<String, i64> = BTreeMap::new();
@@ -481,6 +530,16 @@ pub(crate) fn merchant_deposit_activity(
             }
         }
     }
+    Ok(deposit_frame(&reached, &refunded, as_of))
+}
+
+/// One row per merchant that reached its threshold: when, when its
+/// deposit was refunded (`refunded`), and the days between (to `as_of`).
+fn deposit_frame(
+    reached: &std::collections::BTreeMap<String, i64>,
+    refunded: &std::collections::BTreeMap<String, i64>,
+    as_of: NaiveDate,
+) -> DataFrame {
     let as_of_ms = crate::input::values::millis_of(as_of.and_hms_opt(0, 0, 0).expect("midnight"));
     let ids: Vec<&String> = reached.keys().collect();
     let reached_at: Vec<i64> = ids.iter().map(|m| reached[*m]).collect();
@@ -510,11 +569,24 @@ pub(crate) fn merchant_deposit_activity(
                 .into_column(),
         ],
     )
+    .expect("columns of one length")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_bucketed_by_merchant_are_in_the_order_a_full_sort_gives() {
+        // Merchants interleaved, times out of order within some, ties and
+        // missing times.
+        let merchants = [2u32, 0, 2, 1, 0, 2, 1, 0, 2, 0];
+        let time = [Some(5), Some(3), Some(1), None, Some(3), Some(5), Some(2), None, None, Some(1)];
+        let rows = [0usize, 1, 2, 3, 4, 5, 6, 8, 9];
+        let mut want: Vec<usize> = rows.to_vec();
+        want.sort_by_key(|&i| (merchants[i], time[i], i));
+        assert_eq!(by_merchant_and_time(rows.iter().copied(), &merchants, &time), want);
+    }
 
     #[test]
     fn month_starts_are_polars_monthly_truncation_and_keep_nulls() {
