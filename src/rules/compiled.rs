@@ -253,7 +253,8 @@ pub(crate) fn compile(rule: &Rule) -> Result<CompiledRule, Vec<Located>> {
 }
 
 /// The floor a condition puts on `COUNT(*)`, if one of its top-level
-/// AND-ed terms is `COUNT(*) >= n` or `COUNT(*) > n`. Terms are split at
+/// AND-ed terms is `COUNT(*) >= n` or `COUNT(*) > n` (or the same of
+/// `COUNT(DISTINCT column)`). Terms are split at
 /// ANDs outside parentheses and quotes; a condition with a top-level OR
 /// has no floor.
 pub(crate) fn count_floor(having: &str) -> Option<u64> {
@@ -261,6 +262,16 @@ pub(crate) fn count_floor(having: &str) -> Option<u64> {
         .iter()
         .map(|t| normal(t))
         .filter_map(|t| {
+            // A count of distinct values is at most the count of rows, so
+            // `COUNT(DISTINCT c) > 3` needs four rows as `COUNT(*) > 3` does.
+            let t = match t.strip_prefix("COUNT(DISTINCT") {
+                Some(rest) => {
+                    let (column, cmp) = rest.split_once(')')?;
+                    let valid = !column.is_empty() && column.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    valid.then(|| format!("COUNT(*){cmp}"))?
+                }
+                None => t,
+            };
             if let Some(n) = t.strip_prefix("COUNT(*)>=") {
                 n.parse::<u64>().ok()
             } else if let Some(n) = t.strip_prefix("COUNT(*)>") {
@@ -593,7 +604,10 @@ mod tests {
         assert_eq!(count_floor("SUM(amount) > 5 AND count(*) > 4"), Some(5));
         assert_eq!(count_floor("COUNT(*) >= 3 OR SUM(amount) > 5"), None);
         assert_eq!(count_floor("(COUNT(*) >= 3 OR x) AND y"), None);
-        assert_eq!(count_floor("COUNT(DISTINCT card_hash) >= 3"), None);
+        // Distinct values are at most the rows.
+        assert_eq!(count_floor("COUNT(DISTINCT card_hash) >= 3"), Some(3));
+        assert_eq!(count_floor("COUNT(DISTINCT merchant_id) > 3 AND SUM(amount) > 0"), Some(4));
+        assert_eq!(count_floor("COUNT(DISTINCT lower(card_hash)) > 3"), None);
         assert_eq!(count_floor("SUM(amount) > 500"), None);
         assert_eq!(count_floor("note = 'a AND COUNT(*) >= 3'"), None);
         assert_eq!(
