@@ -605,7 +605,9 @@ impl<'m> RowParser<'m> {
 /// Integer units (fen, millionths) to an exact Decimal(18, scale).
 pub(crate) fn decimal_from_scaled(ca: Int64Chunked, scale: usize) -> PolarsResult<Series> {
     let name = ca.name().clone();
-    let wide: Int128Chunked = ca.iter().map(|v| v.map(|x| x as i128)).collect();
+    // polars' cast widens a whole buffer at once; collecting an iterator
+    // of options built the column a value at a time.
+    let wide = ca.cast(&DataType::Int128)?.i128()?.clone();
     Ok(wide.with_name(name).into_decimal(18, scale)?.into_series())
 }
 
