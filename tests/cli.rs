@@ -157,6 +157,9 @@ fn demo_scan_gives_exact_findings_rejections_and_reconciled_counts() {
     let out = tmp.path().join("out");
     let o = scan(&root().join("fixtures/demo"), &out, &["--format", "jsonl,csv,parquet"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // polars prints deprecation notices on stderr; an officer should never
+    // see one (a members filter once printed 18 per scan).
+    assert!(!stderr(&o).to_lowercase().contains("deprecat"), "{}", stderr(&o));
     let fs = findings(&out);
     // Every rule of the pack the demo was made for fires but DOC-XW-02
     // (below); counts follow the plant table (three plants repeat,

@@ -342,7 +342,7 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
                     .first()
                     .map(|k| found.column(k).map(|c| c.as_materialized_series().unique()));
                 let rows = match first {
-                    Some(Ok(Ok(values))) => rows.filter(col(group_names[0].as_str()).is_in(lit(values), true)),
+                    Some(Ok(Ok(values))) => rows.filter(col(group_names[0].as_str()).is_in(lit(values).implode(false), true)),
                     _ => rows,
                 };
                 members_of(found.lazy(), rows)
