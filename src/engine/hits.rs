@@ -21,6 +21,8 @@ pub fn display(av: &AnyValue) -> Option<String> {
         AnyValue::Null => return None,
         AnyValue::String(s) => s.to_string(),
         AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Categorical(c, m) | AnyValue::Enum(c, m) => m.cat_to_str(*c)?.to_string(),
+        AnyValue::CategoricalOwned(c, m) | AnyValue::EnumOwned(c, m) => m.cat_to_str(*c)?.to_string(),
         AnyValue::Boolean(b) => b.to_string(),
         AnyValue::Float64(f) => format_float(*f),
         AnyValue::Float32(f) => format_float(*f as f64),

@@ -10,6 +10,7 @@
 pub mod hits;
 pub mod hoist;
 pub mod keys;
+pub mod narrow;
 pub mod partition;
 pub mod plan;
 pub mod prepare;
@@ -114,34 +115,33 @@ fn run_one(
         );
         return (v, r);
     };
-    let schema = base.schema().clone();
-    let ctx = PlanContext {
-        schema: &schema,
-        as_of,
-        rows: base.height(),
-        time_range: time_range(&base, rule.time_column()),
-        peer_stats: peer_stats.get(&rule.id),
-    };
     // Resolve on an empty frame first: an optional column the data lacks
-    // skips the rule with a reason instead of failing the run.
-    let key = (rule.id.clone(), format!("{schema:?}"));
-    let known = probes.lock().ok().and_then(|p| p.get(&key).cloned());
-    let probe = match known {
-        Some(None) => Ok(()),
-        Some(Some(bad)) => Err(bad),
-        None => {
-            let probe = probe(rule, &schema, &ctx);
-            if let Ok(mut p) = probes.lock() {
-                p.insert(key, probe.clone().err());
+    // skips the rule with a reason instead of failing the run. A rule that
+    // fails on the enumerations as categoricals (a text function on one)
+    // reads them as text.
+    let mut schema = base.schema().clone();
+    let mut base = base;
+    let span = time_range(&base, rule.time_column());
+    let mut resolved = resolve(rule, &plan_context(rule, base.height(), span, &schema, as_of, peer_stats), probes);
+    if matches!(resolved, Err((RuleStatus::Failed, _))) && narrow::is_narrowed(&schema) {
+        if let Ok(text) = narrow::widen_some(base.clone(), &rule.names) {
+            let text_schema = text.schema().clone();
+            let again = resolve(
+                rule,
+                &plan_context(rule, text.height(), span, &text_schema, as_of, peer_stats),
+                probes,
+            );
+            if again.is_ok() {
+                (base, schema, resolved) = (text, text_schema, again);
             }
-            probe
         }
-    };
-    if let Err((status, reason)) = probe {
+    }
+    if let Err((status, reason)) = resolved {
         let v = vec![];
         let r = done(status, Some(reason), &v, base.height());
         return (v, r);
     }
+    let ctx = plan_context(rule, base.height(), span, &schema, as_of, peer_stats);
     let result = plan::build(rule, base.clone().lazy(), &ctx)
         .map_err(|e| e.message)
         .and_then(|lf| lf.collect().map_err(|e| clean_polars_error(&e)));
@@ -171,6 +171,36 @@ fn run_one(
             (v, r)
         }
     }
+}
+
+fn plan_context<'a>(
+    rule: &crate::rules::compiled::CompiledRule,
+    rows: usize,
+    time_range: Option<(i64, i64)>,
+    schema: &'a Schema,
+    as_of: NaiveDate,
+    peer_stats: &'a PeerStats,
+) -> PlanContext<'a> {
+    PlanContext {
+        schema,
+        as_of,
+        rows,
+        time_range,
+        peer_stats: peer_stats.get(&rule.id),
+    }
+}
+
+/// `probe`, once per rule and schema (partitions share their schema).
+fn resolve(rule: &crate::rules::compiled::CompiledRule, ctx: &PlanContext, probes: &Probes) -> Result<(), (RuleStatus, String)> {
+    let key = (rule.id.clone(), format!("{:?}", ctx.schema));
+    if let Some(known) = probes.lock().ok().and_then(|p| p.get(&key).cloned()) {
+        return known.map_or(Ok(()), Err);
+    }
+    let probe = probe(rule, ctx.schema, ctx);
+    if let Ok(mut p) = probes.lock() {
+        p.insert(key, probe.clone().err());
+    }
+    probe
 }
 
 /// Resolve a rule's plan on an empty frame of the schema: Ok, or skipped

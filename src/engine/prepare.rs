@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::keys;
+use super::{keys, narrow};
 use crate::checks;
 use crate::input::reference::{RefTable, References};
 use crate::input::{InputKind, LINE_COL, SRC_COL};
@@ -71,11 +71,12 @@ impl Prepared {
         Ok(Some(out))
     }
 
-    /// Every frame with all its application columns, to write out.
+    /// Every frame with all its application columns, to write out (its
+    /// enumerations as text again: `narrow`).
     pub fn into_frames(self) -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
         self.frames
             .keys()
-            .map(|kind| Ok((*kind, self.frame(*kind, None)?.expect("a frame of this kind"))))
+            .map(|kind| Ok((*kind, narrow::widen(self.frame(*kind, None)?.expect("a frame of this kind"))?)))
             .collect()
     }
 }
@@ -182,13 +183,22 @@ fn join_applications(
 
 /// Join a reference table on `left_key`; value columns are prefixed with
 /// `prefix`, and the table's "known" flag becomes false where the key is
-/// not in the table.
-fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str) -> PolarsResult<DataFrame> {
+/// not in the table. With `categories`, text values come as categoricals.
+fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str, categories: bool) -> PolarsResult<DataFrame> {
     let values: Vec<Expr> =
         t.df.get_column_names()
             .into_iter()
             .filter(|name| name.as_str() != t.key)
-            .map(|name| col(name.as_str()).alias(format!("{prefix}{name}")))
+            .map(|name| {
+                let name_out = format!("{prefix}{name}");
+                let value = col(name.as_str());
+                // A table's few values gathered as codes (`narrow`), not as text.
+                let value = match (categories, t.df.column(name).map(|c| c.dtype() == &DataType::String)) {
+                    (true, Ok(true)) => value.cast(narrow::categories(&name_out)),
+                    _ => value,
+                };
+                value.alias(name_out)
+            })
             .collect();
     let positions = positions_in(df.column(left_key)?.str()?, t.df.column(t.key)?.str()?);
     let mut out = gather_onto(df, &t.df, values, &positions)?;
@@ -235,7 +245,7 @@ pub fn prepare(inputs: BTreeMap<InputKind, DataFrame>, refs: &References, as_of:
 pub(crate) fn derive_applications(mut apps: DataFrame, refs: &References, as_of: NaiveDate) -> PolarsResult<DataFrame> {
     checks::derive_applications(&mut apps, as_of)?;
     for t in &refs.tables {
-        apps = join_reference(apps, t, t.key, "")?;
+        apps = join_reference(apps, t, t.key, "", false)?;
     }
     if let (Ok(mcc), Ok(known)) = (apps.column("mcc"), apps.column("mcc_known")) {
         let valid: BooleanChunked = mcc
@@ -315,7 +325,7 @@ pub(crate) fn prepare_part(
                     // The MCC the transaction was submitted under, classed too
                     // (when the export has one).
                     if let (Some(mcc), true) = (refs.tables.iter().find(|t| t.key == "mcc"), joined.schema().contains("mcc")) {
-                        joined = join_reference(joined, mcc, "mcc", "txn_")?;
+                        joined = join_reference(joined, mcc, "mcc", "txn_", true)?;
                     }
                     laps.lap("join MCC table");
                 }
@@ -370,6 +380,10 @@ pub(crate) fn prepare_part(
         }
     }
     laps.lap("fees, fee changes, projection");
+    if let Some(txns) = frames.get_mut(&InputKind::Transactions) {
+        narrow::narrow(txns, InputKind::Transactions)?;
+        laps.lap("enumerations as categoricals");
+    }
     Ok(Prepared {
         frames,
         joined: joined_columns,
@@ -379,7 +393,7 @@ pub(crate) fn prepare_part(
 
 /// The columns of a prepared frame that rules reading `names` need, less
 /// integer key codes (codes are made per frame; rows carried to another
-/// frame get new ones).
+/// frame get new ones), enumerations as text.
 pub(crate) fn carried(df: &DataFrame, kind: InputKind, names: &Names) -> PolarsResult<DataFrame> {
     let keep: Vec<PlSmallStr> = df
         .get_column_names()
@@ -388,7 +402,7 @@ pub(crate) fn carried(df: &DataFrame, kind: InputKind, names: &Names) -> PolarsR
         .filter(|c| names.contains(c.as_str()) || ALWAYS_KEPT.contains(&c.as_str()) || c.as_str() == kind.time_column())
         .cloned()
         .collect();
-    df.select(keep)
+    narrow::widen(df.select(keep)?)
 }
 
 /// Columns findings need whatever the rules say: origins, entity ids,

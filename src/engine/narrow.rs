@@ -1,0 +1,157 @@
+//! Enumerated text columns held as categoricals while rules run.
+//!
+//! A transaction's type, status, payment method, card type and entry mode
+//! take a handful of values each, its MCC a few hundred (ISO 18245 codes),
+//! and the MCC table's columns joined onto it (`txn_mcc_fee_class`, ...) no
+//! more than that table's rows. As text every value costs a 16-byte view:
+//! about 170 MB per column at 10M rows, 1.5 GB for these nine. As
+//! categoricals they are 4-byte codes, and a rule's `status = 'approved'`
+//! compares integers. Comparisons, `IN`, `CASE`, grouping and `||` read a
+//! categorical as its text, so rules do not change; the few things that do
+//! not (text functions such as `UPPER`, `LIKE`) fail on the empty frame a
+//! rule is resolved on first, and that rule then reads the columns as text
+//! (`widen`). Frames leaving the engine (spills, Spark, validation) are
+//! widened too, so nothing outside sees a categorical.
+//!
+//! Codes are 32-bit: polars' 8-bit categoricals need its `dtype-u8`
+//! feature, which this build leaves out.
+
+use polars::prelude::*;
+
+use crate::contract::ColType;
+use crate::input::InputKind;
+
+/// Contract text columns of transactions with few distinct values. Not the
+/// city code: the pack reads its province and city as prefixes (`SUBSTR`),
+/// which a categorical does not have.
+const FEW_VALUES: &[&str] = &["mcc"];
+
+/// One set of categories per column name, shared by every frame of a run
+/// (partitions concatenate and join on them).
+pub(crate) fn categories(name: &str) -> DataType {
+    DataType::from_categories(Categories::new(name.into(), "posaudit".into(), CategoricalPhysical::U32))
+}
+
+/// `df`'s contract enumerations and other few-valued text columns, held as
+/// text, turned into categoricals.
+pub(crate) fn narrow(df: &mut DataFrame, kind: InputKind) -> PolarsResult<()> {
+    for spec in kind.columns() {
+        let few = kind == InputKind::Transactions && FEW_VALUES.contains(&spec.name);
+        if !matches!(spec.ty, ColType::Enum(_)) && !few {
+            continue;
+        }
+        let Ok(c) = df.column(spec.name) else { continue };
+        if c.dtype() != &DataType::String {
+            continue;
+        }
+        let cat = c.cast(&categories(spec.name))?;
+        df.with_column(cat)?;
+    }
+    Ok(())
+}
+
+/// Whether any column of `schema` is a categorical (`narrow`ed).
+pub(crate) fn is_narrowed(schema: &Schema) -> bool {
+    schema.iter_values().any(|d| matches!(d, DataType::Categorical(..)))
+}
+
+/// `df` with its categoricals back as text.
+pub(crate) fn widen(df: DataFrame) -> PolarsResult<DataFrame> {
+    widen_where(df, |_| true)
+}
+
+/// `df` with its categoricals among `names` back as text (the columns one
+/// rule reads: the others are not worth the copy).
+pub(crate) fn widen_some(df: DataFrame, names: &std::collections::BTreeSet<String>) -> PolarsResult<DataFrame> {
+    widen_where(df, |n| names.contains(n))
+}
+
+fn widen_where(mut df: DataFrame, wanted: impl Fn(&str) -> bool) -> PolarsResult<DataFrame> {
+    let names: Vec<PlSmallStr> = df
+        .schema()
+        .iter()
+        .filter(|(n, d)| matches!(d, DataType::Categorical(..)) && wanted(n.as_str()))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for n in names {
+        let text = df.column(&n)?.cast(&DataType::String)?;
+        df.with_column(text)?;
+    }
+    Ok(df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txns() -> DataFrame {
+        df!(
+            "txn_type" => [Some("purchase"), Some("refund"), None, Some("purchase")],
+            "status" => ["approved", "declined", "approved", "approved"],
+            "merchant_id" => ["m1", "m1", "m2", "m2"],
+            "mcc" => ["5411", "5411", "5812", "7011"],
+            "amount" => [1i64, 2, 3, 4],
+        )
+        .unwrap()
+    }
+
+    fn heights(df: &DataFrame, conditions: &[&str]) -> Vec<Result<usize, String>> {
+        conditions
+            .iter()
+            .map(|q| {
+                polars::sql::sql_expr(*q)
+                    .and_then(|e| df.clone().lazy().filter(e).collect())
+                    .map(|d| d.height())
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_contract_enumerations_become_categoricals_and_widen_back_unchanged() {
+        let text = txns();
+        let mut narrowed = text.clone();
+        narrow(&mut narrowed, InputKind::Transactions).unwrap();
+        assert!(matches!(narrowed.column("status").unwrap().dtype(), DataType::Categorical(..)));
+        assert!(matches!(narrowed.column("txn_type").unwrap().dtype(), DataType::Categorical(..)));
+        assert!(matches!(narrowed.column("mcc").unwrap().dtype(), DataType::Categorical(..)));
+        assert_eq!(narrowed.column("merchant_id").unwrap().dtype(), &DataType::String);
+        assert!(is_narrowed(narrowed.schema()));
+        let back = widen(narrowed).unwrap();
+        assert!(!is_narrowed(back.schema()));
+        assert!(back.equals_missing(&text));
+    }
+
+    #[test]
+    fn conditions_select_the_same_rows_on_categoricals_as_on_text() {
+        let text = txns();
+        let mut narrowed = text.clone();
+        narrow(&mut narrowed, InputKind::Transactions).unwrap();
+        let conditions = [
+            "status = 'approved'",
+            "status <> 'declined'",
+            "status = 'never_seen'",
+            "txn_type IN ('purchase', 'reversal', 'not_a_type')",
+            "txn_type NOT IN ('refund')",
+            "txn_type IS NULL",
+            "txn_type > 'q'",
+            "CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END > 0",
+            "txn_type || '/' || status = 'purchase/approved'",
+            "mcc IN ('5411', '7011') AND mcc <> merchant_id",
+            "mcc BETWEEN '5000' AND '5999'",
+        ];
+        assert_eq!(heights(&narrowed, &conditions), heights(&text, &conditions));
+    }
+
+    #[test]
+    fn text_functions_fail_on_a_categorical_and_work_once_widened() {
+        let mut narrowed = txns();
+        narrow(&mut narrowed, InputKind::Transactions).unwrap();
+        let q = ["UPPER(status) = 'APPROVED'"];
+        assert!(heights(&narrowed, &q)[0].is_err());
+        let some = widen_some(narrowed, &["status".to_string()].into()).unwrap();
+        assert_eq!(some.column("status").unwrap().dtype(), &DataType::String);
+        assert!(matches!(some.column("txn_type").unwrap().dtype(), DataType::Categorical(..)));
+        assert_eq!(heights(&some, &q), vec![Ok(3)]);
+    }
+}
