@@ -1416,3 +1416,46 @@ fn one_big_file_read_in_parts_gives_what_one_piece_gives() {
     assert_eq!(digest(&one), digest(&parts));
     assert!(all.len() > 20_000 * 4, "the file is cut in several parts");
 }
+
+#[test]
+fn a_text_function_on_an_enumeration_finds_what_a_plain_comparison_finds() {
+    // Enumerations are categoricals while rules run; `UPPER` and `LIKE` need
+    // text, and such a rule reads the columns it names as text instead of
+    // failing. The grouped rule's evidence shows the value as text.
+    let tmp = tempfile::tempdir().unwrap();
+    let pack = tmp.path().join("pack");
+    std::fs::create_dir(&pack).unwrap();
+    write_rule(&pack, "T-PLAIN.yaml", &format!("id: T-PLAIN\n{GOOD_HEAD}where: \"txn_type = 'refund' AND status = 'approved'\"\nevidence: [txn_type]\nmessage: \"{{txn_id}}\"\n"));
+    write_rule(&pack, "T-TEXT.yaml", &format!("id: T-TEXT\n{GOOD_HEAD}where: \"UPPER(txn_type) = 'REFUND' AND status LIKE 'approv%'\"\nevidence: [txn_type]\nmessage: \"{{txn_id}}\"\n"));
+    write_rule(&pack, "T-GROUP.yaml", &format!("id: T-GROUP\n{GOOD_HEAD}where: \"txn_type IN ('refund', 'reversal')\"\ngroup_by: [merchant_id, txn_type]\nwindow: 1M\nhaving: \"COUNT(*) >= 1\"\nentity: merchant\nevidence: [txn_type]\nmessage: \"{{merchant_id}} {{txn_type}} {{count}}\"\n"));
+    let out = tmp.path().join("out");
+    let o = scan(
+        &root().join("fixtures/demo"),
+        &out,
+        &["--rules", pack.to_str().unwrap(), "--fail-on", "never"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let fs = findings(&out);
+    let messages = |id: &str| -> Vec<String> {
+        let mut m: Vec<String> = fs
+            .iter()
+            .filter(|f| f["rule_id"] == id)
+            .map(|f| f["message"].as_str().unwrap().to_string())
+            .collect();
+        m.sort();
+        m
+    };
+    assert!(!messages("T-PLAIN").is_empty(), "the demo has approved refunds");
+    assert_eq!(messages("T-TEXT"), messages("T-PLAIN"));
+    let grouped = messages("T-GROUP");
+    assert!(!grouped.is_empty());
+    assert!(
+        grouped.iter().all(|m| m.contains(" refund ") || m.contains(" reversal ")),
+        "{grouped:?}"
+    );
+    for f in fs.iter().filter(|f| f["rule_id"] != "T-GROUP") {
+        assert_eq!(f["evidence"]["txn_type"], "refund", "{f}");
+    }
+    let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(!m.contains("\"failed\"") && !m.contains("\"skipped\""), "{m}");
+}
