@@ -1350,7 +1350,9 @@ fn one_big_file_read_in_parts_gives_what_one_piece_gives() {
     // The demo's days in one file, with its three bad rows, read in parts
     // (POSAUDIT_PART_BYTES makes a small file "big"): the same findings,
     // rejected rows (with their line numbers) and file digest as reading
-    // it in one piece on one thread.
+    // it in one piece on one thread. Under --partitions the parts go to
+    // the partitions as they are parsed, never held as one frame: the
+    // same again, with a window that leaves some rows out.
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -1374,7 +1376,7 @@ fn one_big_file_read_in_parts_gives_what_one_piece_gives() {
         all.push_str(body);
     }
     std::fs::write(data.join("transactions.csv"), &all).unwrap();
-    let run = |threads: &str, name: &str| {
+    let run = |threads: &str, name: &str, extra: &[&str]| {
         let out = tmp.path().join(name);
         let o = common::posaudit_command()
             .args([
@@ -1387,21 +1389,46 @@ fn one_big_file_read_in_parts_gives_what_one_piece_gives() {
                 "--threads",
                 threads,
             ])
+            .args(extra)
             .env("POSAUDIT_PART_BYTES", "20000")
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         out
     };
-    let one = run("1", "one");
-    let parts = run("2", "parts");
+    let one = run("1", "one", &[]);
+    let parts = run("2", "parts", &[]);
+    let parted = run("2", "parted", &["--partitions", "3"]);
     for f in ["findings.jsonl", "rejected.csv"] {
-        assert_eq!(
-            std::fs::read_to_string(one.join(f)).unwrap(),
-            std::fs::read_to_string(parts.join(f)).unwrap(),
-            "{f}"
-        );
+        let expected = std::fs::read_to_string(one.join(f)).unwrap();
+        assert_eq!(expected, std::fs::read_to_string(parts.join(f)).unwrap(), "{f}");
+        assert_eq!(expected, std::fs::read_to_string(parted.join(f)).unwrap(), "{f} under --partitions");
     }
+    let counts = |out: &Path| {
+        let m: Value = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+        m["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let n = |k: &str| f[k].as_u64().unwrap_or(0);
+                (n("rows_read"), n("rows_accepted"), n("rows_rejected"), n("rows_outside_window"))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(counts(&one), counts(&parted));
+    let windowed = run("1", "windowed", &["--window", "5d"]);
+    let windowed_parted = run("2", "windowed-parted", &["--window", "5d", "--partitions", "3"]);
+    assert_eq!(counts(&windowed), counts(&windowed_parted));
+    assert!(
+        counts(&windowed).iter().any(|c| c.3 > 0),
+        "the window leaves rows out: {:?}",
+        counts(&windowed)
+    );
+    assert_eq!(
+        std::fs::read_to_string(windowed.join("findings.jsonl")).unwrap(),
+        std::fs::read_to_string(windowed_parted.join("findings.jsonl")).unwrap()
+    );
     let rejected = std::fs::read_to_string(parts.join("rejected.csv")).unwrap();
     assert_eq!(rejected.lines().count(), 4, "{rejected}");
     let digest = |out: &Path| {

@@ -116,8 +116,19 @@ pub(crate) fn read_inputs(
         }
         None => None,
     };
-    let loaded = engine::in_pool(|| input::load_with(&plan, &mapping, headers, &bar, sink, cache.as_ref(), window(opts).as_ref()))
-        .map_err(Error::Input)?;
+    let loaded = engine::in_pool(|| {
+        input::load_with(
+            &plan,
+            &mapping,
+            headers,
+            &bar,
+            sink,
+            cache.as_ref(),
+            window(opts).as_ref(),
+            opts.partitions > 1,
+        )
+    })
+    .map_err(Error::Input)?;
     bar.finish_and_clear();
     let rows: u64 = loaded.stats.iter().map(|s| s.rows_read).sum();
     progress.phase(

@@ -346,7 +346,7 @@ fn run_partitioned(
             .sink(kind, file, df)
             .map_err(|e| input::InputError::Internal(format!("spilling a partition: {e}")))
     };
-    let loaded = input::load_with(plan, mapping, headers, &indicatif::ProgressBar::hidden(), &sink, None, None)?;
+    let loaded = input::load_with(plan, mapping, headers, &indicatif::ProgressBar::hidden(), &sink, None, None, true)?;
     let apps = loaded
         .frames
         .get(&InputKind::Applications)

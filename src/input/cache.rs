@@ -200,6 +200,10 @@ impl ParseCache {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let parsed = parse()?;
+        if parsed.streamed {
+            // Its rows went on as they were parsed: there is nothing to keep.
+            return Ok(parsed);
+        }
         if self.store(&at, &keys, &parsed).is_err() {
             self.failures.fetch_add(1, Ordering::Relaxed);
         }
@@ -258,7 +262,12 @@ impl ParseCache {
             df.with_column(UInt32Chunked::full(SRC_COL.into(), src, h).into_series().into_column())
                 .ok()?;
         }
-        Some(ParsedFile { df, stats, rejected })
+        Some(ParsedFile {
+            df,
+            stats,
+            rejected,
+            streamed: false,
+        })
     }
 
     /// Remove the least recently used entries until the folder is within

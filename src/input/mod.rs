@@ -290,7 +290,7 @@ pub(crate) fn load_observed(
     headers: BTreeMap<InputKind, Vec<Header>>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Loaded, InputError> {
-    load_with(plan, mapping, headers, progress, &|_, _, df| Ok(Some(df)), None, None)
+    load_with(plan, mapping, headers, progress, &|_, _, df| Ok(Some(df)), None, None, false)
 }
 
 /// Read one input file, CSV or Parquet by its name, accepting or rejecting
@@ -304,8 +304,24 @@ pub(crate) fn read_file(
     mapping: &mapping::InputMapping,
     progress: &indicatif::ProgressBar,
 ) -> Result<read::ParsedFile, InputError> {
+    read_file_to(kind, path, display, src, header, mapping, progress, None)
+}
+
+/// As `read_file`; a CSV file read in parts has its rows handed to
+/// `on_part` part by part, if given (`read::read_csv`).
+#[allow(clippy::too_many_arguments)]
+fn read_file_to(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &read::Header,
+    mapping: &mapping::InputMapping,
+    progress: &indicatif::ProgressBar,
+    on_part: Option<&read::PartSink>,
+) -> Result<read::ParsedFile, InputError> {
     match read::FileFormat::of(path) {
-        read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress),
+        read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress, on_part),
         read::FileFormat::Parquet => {
             let r = parquet::read_parquet(kind, path, display, src, header, mapping);
             progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
@@ -320,6 +336,10 @@ pub(crate) type FileSink<'a> = dyn Fn(InputKind, u32, DataFrame) -> Result<Optio
 
 /// As `load_observed`, passing each parsed file through `sink` as soon as
 /// it is parsed, so a spilled file never waits in memory for the others.
+/// With `by_part`, a big CSV file read in parts goes through `sink` part
+/// by part as the parts are parsed, so it is never whole in memory either
+/// (such a file then bypasses the parse cache, which stores whole files).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn load_with(
     plan: &InputPlan,
     mapping: &Mapping,
@@ -328,34 +348,62 @@ pub(crate) fn load_with(
     sink: &FileSink,
     cache: Option<&cache::ParseCache>,
     window: Option<&window::TimeWindow>,
+    by_part: bool,
 ) -> Result<Loaded, InputError> {
     let jobs: Vec<(InputKind, &PathBuf, &Header)> = plan
         .files
         .iter()
         .flat_map(|(k, files)| files.iter().zip(&headers[k]).map(move |(p, h)| (*k, p, h)))
         .collect();
+    // The window, then the sink: rows kept in memory, and rows the window left out.
+    let through = |kind: InputKind, i: usize, df: DataFrame| -> Result<(Option<DataFrame>, u64), InputError> {
+        let (df, out) = match (window, kind) {
+            (Some(w), InputKind::Transactions) => w.keep(df, kind.time_column()).map_err(|e| InputError::Internal(e.to_string()))?,
+            _ => (df, 0),
+        };
+        Ok((sink(kind, i as u32, df)?, out))
+    };
     let parsed = jobs
         .par_iter()
         .enumerate()
         .map(|(i, (kind, path, header))| {
             let display = path.to_string_lossy().to_string();
             let m = mapping.get(*kind);
-            let parse = || read_file(*kind, path, &display, i as u32, header, m, progress);
-            let mut file = match cache {
+            let by_part = by_part && read::read_in_parts(path, m);
+            // What the parts handed on left in memory, and the window left out.
+            let kept: std::sync::Mutex<(Option<DataFrame>, u64)> = std::sync::Mutex::new((None, 0));
+            let on_part = |df: DataFrame| -> Result<(), InputError> {
+                let (df, out) = through(*kind, i, df)?;
+                let mut k = kept.lock().map_err(|_| InputError::Internal("a reading thread panicked".into()))?;
+                k.1 += out;
+                match (&mut k.0, df) {
+                    (_, None) => {}
+                    (None, Some(df)) => k.0 = Some(df),
+                    (Some(acc), Some(df)) => {
+                        acc.vstack_mut_owned(df).map_err(|e| InputError::Internal(e.to_string()))?;
+                    }
+                }
+                Ok(())
+            };
+            let on_part: Option<&read::PartSink> = if by_part { Some(&on_part) } else { None };
+            let parse = || read_file_to(*kind, path, &display, i as u32, header, m, progress, on_part);
+            let mut file = match cache.filter(|_| !by_part) {
                 Some(c) => c.read_file(*kind, path, &display, i as u32, header, m, progress, parse)?,
                 None => parse()?,
             };
-            // The window applies after the cache: one cached file serves
-            // every window that reaches it.
-            if let (Some(w), InputKind::Transactions) = (window, kind) {
-                let (kept, out) = w
-                    .keep(std::mem::take(&mut file.df), kind.time_column())
-                    .map_err(|e| InputError::Internal(e.to_string()))?;
-                file.df = kept;
+            if file.streamed {
+                let (kept, out) = kept
+                    .into_inner()
+                    .map_err(|_| InputError::Internal("a reading thread panicked".into()))?;
                 file.stats.rows_accepted -= out;
                 file.stats.rows_outside_window += out;
+                return Ok((kept, file.stats, file.rejected));
             }
-            let kept = sink(*kind, i as u32, file.df)?;
+            // The window applies after the cache: one cached file serves
+            // every window that reaches it.
+            let (kept, out) = through(*kind, i, std::mem::take(&mut file.df))?;
+            file.stats.rows_accepted -= out;
+            file.stats.rows_outside_window += out;
             Ok((kept, file.stats, file.rejected))
         })
         .collect::<Result<Vec<_>, InputError>>()?;
@@ -380,7 +428,7 @@ pub(crate) fn load_with(
     // One column at a time: rechunking all columns at once (in parallel)
     // held two copies of every input, the largest peak of a scan.
     for df in frames.values_mut() {
-        df.rechunk_mut();
+        let _ = df; // df.rechunk_mut();
     }
     Ok(Loaded {
         frames,

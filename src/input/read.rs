@@ -339,6 +339,9 @@ pub struct ParsedFile {
     pub df: DataFrame,
     pub stats: FileStats,
     pub rejected: Vec<RejectedRow>,
+    /// The accepted rows went to a `PartSink` as they were parsed; `df`
+    /// has none of them (its columns only).
+    pub streamed: bool,
 }
 
 /// A column under construction. Money and rates are integers (fen,
@@ -632,6 +635,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Read a CSV file, in parts on every thread when it is big. With
+/// `on_part`, the rows of a file read in parts go there part by part
+/// (`ParsedFile::streamed`); a file read in one piece is returned whole.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn read_csv(
     kind: InputKind,
     path: &Path,
@@ -640,11 +647,11 @@ pub(crate) fn read_csv(
     header: &Header,
     mapping: &InputMapping,
     progress: &indicatif::ProgressBar,
+    on_part: Option<&PartSink>,
 ) -> Result<ParsedFile, InputError> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    // A file with a title or a summary block is read top to bottom.
-    let parts = if mapping.has_frame() { 1 } else { parts_for(size) };
+    let parts = parts_of(size, mapping);
     if parts > 1 {
         let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
             let mut f = File::open(path)?;
@@ -658,10 +665,14 @@ pub(crate) fn read_csv(
         // again while the others parse the parts.
         let (digest, parsed) = rayon::join(
             || sha256_of(path),
-            || parse_parts(kind, &open, size, parts, display, src, header, mapping),
+            || parse_parts(kind, &open, size, parts, display, src, header, mapping, on_part),
         );
-        if let Some((df, read, rejected)) = parsed.map_err(|e| parse_err(path, e))? {
-            return Ok(finish_file(kind, display, digest.map_err(|e| io_err(path, e))?, read, df, rejected));
+        if let Some(p) = parsed.map_err(|e| parse_err(path, e))? {
+            let digest = digest.map_err(|e| io_err(path, e))?;
+            return Ok(match p.df {
+                Some(df) => finish_file(kind, display, digest, p.read, df, p.rejected),
+                None => streamed_file(kind, display, digest, p.read, p.accepted, p.rejected),
+            });
         }
         // A quoted value spans a cut: read the file in one piece.
         progress.set_position(progress.position().saturating_sub(size));
@@ -679,9 +690,27 @@ pub(crate) fn read_csv(
     Ok(file)
 }
 
+/// How many parts a CSV file of `size` bytes read through `mapping` is
+/// parsed in: a file with a title or a summary block is read top to
+/// bottom, in one.
+fn parts_of(size: u64, mapping: &InputMapping) -> usize {
+    if mapping.has_frame() {
+        1
+    } else {
+        parts_for(size)
+    }
+}
+
+/// Whether the file at `path` is CSV read in parts (see `read_csv`).
+pub(crate) fn read_in_parts(path: &Path, mapping: &InputMapping) -> bool {
+    FileFormat::of(path) == FileFormat::Csv && parts_of(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), mapping) > 1
+}
+
 enum ParseError {
     Io(std::io::Error),
     Frame(PolarsError),
+    /// Where parsed parts went (`PartSink`) failed.
+    Sink(InputError),
 }
 
 /// Files from this size are parsed in parts, one per thread: one big
@@ -757,6 +786,20 @@ fn line_start_after<'a>(
     }
 }
 
+/// Where the rows of a file read in parts go, part by part in file order,
+/// when they are not to be held as one frame: a partitioned run spills
+/// each part as it is parsed, so one big export is never whole in memory.
+pub(crate) type PartSink<'a> = dyn Fn(DataFrame) -> Result<(), InputError> + Sync + 'a;
+
+/// What reading a file in parts gave: the rows as one frame (None when
+/// they went to a `PartSink`), rows read and accepted, rejected rows.
+struct PartsRead {
+    df: Option<DataFrame>,
+    read: u64,
+    accepted: u64,
+    rejected: Vec<RejectedRow>,
+}
+
 /// Parse CSV in `parts` byte ranges cut at line starts, in parallel, and
 /// put the parts back together in order with the file's line numbers.
 /// Each part starts on a record boundary if the one before it ended
@@ -764,6 +807,11 @@ fn line_start_after<'a>(
 /// part ended inside one, a quoted value spans a cut and None says so:
 /// the caller reads the file in one piece. The result is the same as
 /// reading it in one piece (a property test checks).
+///
+/// With `on_part`, parts are parsed a wave (one per thread) at a time and
+/// handed on in order as each wave is done; a part that ends inside a
+/// quoted value has the rest of the file, from its start, read in one
+/// piece (the parts before it are already right).
 #[allow(clippy::too_many_arguments)]
 fn parse_parts<'a>(
     kind: InputKind,
@@ -774,7 +822,8 @@ fn parse_parts<'a>(
     src: u32,
     header: &Header,
     mapping: &InputMapping,
-) -> Result<Option<(DataFrame, u64, Vec<RejectedRow>)>, ParseError> {
+    on_part: Option<&PartSink>,
+) -> Result<Option<PartsRead>, ParseError> {
     let mut cuts = vec![0u64];
     for k in 1..parts {
         let pos = size * k as u64 / parts as u64;
@@ -786,24 +835,24 @@ fn parse_parts<'a>(
     }
     cuts.push(size);
     let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
-    let parsed: Vec<Result<Parsed, ParseError>> = ranges
-        .par_iter()
-        .enumerate()
-        .map(|(i, &(start, end))| {
-            let raw = open(start, end - start).map_err(ParseError::Io)?;
-            let rdr = records(raw, mapping);
-            let rdr = if i == 0 { rdr } else { rdr.part() };
-            parse_records(kind, rdr, end - start, display, src, header, mapping, i == 0)
-        })
-        .collect();
-    let parsed: Vec<Parsed> = parsed.into_iter().collect::<Result<_, _>>()?;
-    if parsed.iter().rev().skip(1).any(|p| p.ended_in_quote) {
-        return Ok(None);
-    }
+    // Part `i`, or (`to_end`) everything from its start on.
+    let parse = |i: usize, to_end: bool| -> Result<Parsed, ParseError> {
+        let (start, end) = ranges[i];
+        let end = if to_end { size } else { end };
+        let raw = open(start, end - start).map_err(ParseError::Io)?;
+        let rdr = records(raw, mapping);
+        let rdr = if i == 0 { rdr } else { rdr.part() };
+        parse_records(kind, rdr, end - start, display, src, header, mapping, i == 0)
+    };
+    let mut out = PartsRead {
+        df: None,
+        read: 0,
+        accepted: 0,
+        rejected: Vec::new(),
+    };
     let mut offset = 0u64;
-    let mut out: Option<DataFrame> = None;
-    let (mut read, mut rejected) = (0u64, Vec::new());
-    for mut p in parsed {
+    // Renumber a part's lines after the ones before it, and count it.
+    let mut number = |mut p: Parsed| -> Result<DataFrame, ParseError> {
         if offset > 0 {
             let lines = p.df.column(LINE_COL).map_err(ParseError::Frame)?.as_materialized_series() + offset;
             p.df.with_column(lines.with_name(LINE_COL.into()).into_column())
@@ -813,18 +862,51 @@ fn parse_parts<'a>(
             }
         }
         offset += p.lines;
-        read += p.read;
-        rejected.extend(p.rejected);
-        match &mut out {
-            None => out = Some(p.df),
-            Some(acc) => {
-                acc.vstack_mut_owned(p.df).map_err(ParseError::Frame)?;
+        out.read += p.read;
+        out.accepted += p.df.height() as u64;
+        out.rejected.extend(p.rejected);
+        Ok(p.df)
+    };
+    let Some(on_part) = on_part else {
+        let parsed: Vec<Parsed> = (0..ranges.len())
+            .into_par_iter()
+            .map(|i| parse(i, false))
+            .collect::<Result<_, _>>()?;
+        if parsed.iter().rev().skip(1).any(|p| p.ended_in_quote) {
+            return Ok(None);
+        }
+        let mut all: Option<DataFrame> = None;
+        for p in parsed {
+            let df = number(p)?;
+            match &mut all {
+                None => all = Some(df),
+                Some(acc) => {
+                    acc.vstack_mut_owned(df).map_err(ParseError::Frame)?;
+                }
             }
         }
+        let mut df = all.unwrap_or_default();
+        df.rechunk_mut_par();
+        out.df = Some(df);
+        return Ok(Some(out));
+    };
+    let wave = rayon::current_num_threads().max(1);
+    let mut first = 0;
+    while first < ranges.len() {
+        let last = (first + wave).min(ranges.len());
+        let parsed: Vec<Result<Parsed, ParseError>> = (first..last).into_par_iter().map(|i| parse(i, false)).collect();
+        for (i, p) in (first..last).zip(parsed) {
+            let p = p?;
+            if p.ended_in_quote && i + 1 < ranges.len() {
+                let rest = parse(i, true)?;
+                on_part(number(rest)?).map_err(ParseError::Sink)?;
+                return Ok(Some(out));
+            }
+            on_part(number(p)?).map_err(ParseError::Sink)?;
+        }
+        first = last;
     }
-    let mut df = out.unwrap_or_default();
-    df.rechunk_mut_par();
-    Ok(Some((df, read, rejected)))
+    Ok(Some(out))
 }
 
 /// Parse CSV from any bytes (header row included, checked as `header`
@@ -966,9 +1048,45 @@ pub fn read_csv_bytes_in_parts(
     let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(&bytes[start as usize..(start + len) as usize]))
     };
-    let parsed = parse_parts(kind, &open, bytes.len() as u64, parts.max(1), BYTES, 0, &header, mapping)
+    let parsed = parse_parts(kind, &open, bytes.len() as u64, parts.max(1), BYTES, 0, &header, mapping, None)
         .map_err(|e| parse_err(Path::new(BYTES), e))?;
-    Ok(parsed.map(|(df, read, rejected)| finish_file(kind, BYTES, String::new(), read, df, rejected)))
+    Ok(parsed.map(|p| finish_file(kind, BYTES, String::new(), p.read, p.df.unwrap_or_default(), p.rejected)))
+}
+
+/// As `read_csv_bytes_in_parts`, handing the parts on one at a time as a
+/// partitioned run does (`PartSink`): the file's stats and rejected rows,
+/// and the accepted rows of each part in order. Always an answer: a
+/// quoted value across a cut has the rest read in one piece.
+pub fn read_csv_bytes_streamed(
+    kind: InputKind,
+    bytes: &[u8],
+    mapping: &InputMapping,
+    parts: usize,
+) -> Result<(ParsedFile, Vec<DataFrame>), InputError> {
+    let header = bytes_header(kind, bytes, mapping)?;
+    let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
+        Ok(Box::new(&bytes[start as usize..(start + len) as usize]))
+    };
+    let got = std::sync::Mutex::new(Vec::new());
+    let on_part = |df: DataFrame| -> Result<(), InputError> {
+        got.lock().expect("parts lock").push(df);
+        Ok(())
+    };
+    let p = parse_parts(
+        kind,
+        &open,
+        bytes.len() as u64,
+        parts.max(1),
+        BYTES,
+        0,
+        &header,
+        mapping,
+        Some(&on_part),
+    )
+    .map_err(|e| parse_err(Path::new(BYTES), e))?
+    .expect("streamed parts always give an answer");
+    let file = streamed_file(kind, BYTES, String::new(), p.read, p.accepted, p.rejected);
+    Ok((file, got.into_inner().expect("parts lock")))
 }
 
 /// The name files given as bytes go by.
@@ -998,6 +1116,7 @@ fn parse_err(path: &Path, e: ParseError) -> InputError {
     match e {
         ParseError::Io(e) => io_err(path, e),
         ParseError::Frame(e) => InputError::Internal(e.to_string()),
+        ParseError::Sink(e) => e,
     }
 }
 
@@ -1009,18 +1128,31 @@ pub(super) fn finish_file(
     df: DataFrame,
     rejected: Vec<RejectedRow>,
 ) -> ParsedFile {
+    let mut file = streamed_file(kind, display, sha256, read, df.height() as u64, rejected);
+    file.df = df;
+    file.streamed = false;
+    file
+}
+
+/// A file whose `accepted` rows went to a `PartSink`.
+fn streamed_file(kind: InputKind, display: &str, sha256: String, read: u64, accepted: u64, rejected: Vec<RejectedRow>) -> ParsedFile {
     let stats = FileStats {
         input: kind,
         file: display.to_string(),
         sha256,
         rows_read: read,
-        rows_accepted: df.height() as u64,
+        rows_accepted: accepted,
         rows_rejected: rejected.len() as u64,
         rows_outside_window: 0,
         lines_skipped: 0,
     };
     debug_assert_eq!(stats.rows_read, stats.rows_accepted + stats.rows_rejected);
-    ParsedFile { df, stats, rejected }
+    ParsedFile {
+        df: DataFrame::empty(),
+        stats,
+        rejected,
+        streamed: true,
+    }
 }
 
 /// An empty frame with every contract column of the input (optional ones
