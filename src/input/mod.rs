@@ -428,7 +428,7 @@ pub(crate) fn load_with(
     // One column at a time: rechunking all columns at once (in parallel)
     // held two copies of every input, the largest peak of a scan.
     for df in frames.values_mut() {
-        let _ = df; // df.rechunk_mut();
+        df.rechunk_mut();
     }
     Ok(Loaded {
         frames,
