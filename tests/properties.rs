@@ -33,6 +33,32 @@ fn damage(mut text: String, edits: &[(usize, &str)], crlf: bool) -> String {
     text
 }
 
+/// The base file's rows `copies` times over, damaged by `edits`.
+fn repeated(copies: usize, edits: &[(usize, &str)], crlf: bool) -> String {
+    let mut text = BASE.to_string();
+    let body: String = BASE.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    for _ in 1..copies {
+        text.push_str(&body);
+    }
+    damage(text, edits, crlf)
+}
+
+/// Edits that move record boundaries: separators, quotes, line breaks.
+fn cut_edits() -> impl Strategy<Value = Vec<(usize, &'static str)>> {
+    proptest::collection::vec(
+        (
+            0usize..4000,
+            prop::sample::select(vec![",", "\"", "\r", "\n", "\u{ff}", "x", "", "\"\"", "\"a\nb\""]),
+        ),
+        0..12,
+    )
+}
+
+/// Each rejected row's line and reason.
+fn lines(f: &posaudit::input::read::ParsedFile) -> Vec<(u64, String)> {
+    f.rejected.iter().map(|r| (r.line, r.reason.clone())).collect()
+}
+
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
@@ -82,17 +108,12 @@ proptest! {
 
     #[test]
     fn parts_give_what_one_piece_gives(
-        edits in proptest::collection::vec((0usize..4000, prop::sample::select(vec![",", "\"", "\r", "\n", "\u{ff}", "x", "", "\"\"", "\"a\nb\""])), 0..12),
+        edits in cut_edits(),
         copies in 1usize..6,
         parts in 2usize..7,
         crlf in any::<bool>(),
     ) {
-        let mut text = BASE.to_string();
-        let body: String = BASE.lines().skip(1).map(|l| format!("{l}\n")).collect();
-        for _ in 1..copies {
-            text.push_str(&body);
-        }
-        let text = damage(text, &edits, crlf);
+        let text = repeated(copies, &edits, crlf);
         let m = InputMapping::default();
         let whole = read_csv_bytes(InputKind::Transactions, text.as_bytes(), &m);
         let split = read_csv_bytes_in_parts(InputKind::Transactions, text.as_bytes(), &m, parts);
@@ -100,7 +121,6 @@ proptest! {
             (Ok(w), Ok(Some(p))) => {
                 prop_assert_eq!(&w.stats, &p.stats);
                 prop_assert!(w.df.equals_missing(&p.df), "rows differ:\n{:?}\n{:?}", w.df, p.df);
-                let lines = |f: &posaudit::input::read::ParsedFile| f.rejected.iter().map(|r| (r.line, r.reason.clone())).collect::<Vec<_>>();
                 prop_assert_eq!(lines(&w), lines(&p));
             }
             // A quoted value spans a cut: a file is then read in one piece.
@@ -112,19 +132,14 @@ proptest! {
 
     #[test]
     fn parts_handed_on_one_by_one_give_what_one_piece_gives(
-        edits in proptest::collection::vec((0usize..4000, prop::sample::select(vec![",", "\"", "\r", "\n", "\u{ff}", "x", "", "\"\"", "\"a\nb\""])), 0..12),
+        edits in cut_edits(),
         copies in 1usize..6,
         parts in 2usize..7,
         crlf in any::<bool>(),
     ) {
         // A partitioned run spills each part as it is parsed; a quoted
         // value across a cut has the rest of the file read in one piece.
-        let mut text = BASE.to_string();
-        let body: String = BASE.lines().skip(1).map(|l| format!("{l}\n")).collect();
-        for _ in 1..copies {
-            text.push_str(&body);
-        }
-        let text = damage(text, &edits, crlf);
+        let text = repeated(copies, &edits, crlf);
         let m = InputMapping::default();
         let whole = read_csv_bytes(InputKind::Transactions, text.as_bytes(), &m);
         let streamed = read_csv_bytes_streamed(InputKind::Transactions, text.as_bytes(), &m, parts);
@@ -140,7 +155,6 @@ proptest! {
                 if w.df.height() > 0 || all.height() > 0 {
                     prop_assert!(w.df.equals_missing(&all), "rows differ:\n{:?}\n{:?}", w.df, all);
                 }
-                let lines = |f: &posaudit::input::read::ParsedFile| f.rejected.iter().map(|r| (r.line, r.reason.clone())).collect::<Vec<_>>();
                 prop_assert_eq!(lines(&w), lines(&s));
             }
             (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
