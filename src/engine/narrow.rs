@@ -35,16 +35,20 @@ pub(crate) fn categories(name: &str) -> DataType {
 /// `df`'s contract enumerations and other few-valued text columns, held as
 /// text, turned into categoricals.
 pub(crate) fn narrow(df: &mut DataFrame, kind: InputKind) -> PolarsResult<()> {
-    for spec in kind.columns() {
-        let few = kind == InputKind::Transactions && FEW_VALUES.contains(&spec.name);
-        if !matches!(spec.ty, ColType::Enum(_)) && !few {
-            continue;
-        }
-        let Ok(c) = df.column(spec.name) else { continue };
-        if c.dtype() != &DataType::String {
-            continue;
-        }
-        let cat = c.cast(&categories(spec.name))?;
+    use rayon::prelude::*;
+    let text: Vec<&Column> = kind
+        .columns()
+        .iter()
+        .filter(|spec| matches!(spec.ty, ColType::Enum(_)) || (kind == InputKind::Transactions && FEW_VALUES.contains(&spec.name)))
+        .filter_map(|spec| df.column(spec.name).ok())
+        .filter(|c| c.dtype() == &DataType::String)
+        .collect();
+    // Each cast hashes a column's every value: one column per thread.
+    let cats: Vec<Column> = text
+        .par_iter()
+        .map(|c| c.cast(&categories(c.name())))
+        .collect::<PolarsResult<_>>()?;
+    for cat in cats {
         df.with_column(cat)?;
     }
     Ok(())
