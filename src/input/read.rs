@@ -1128,14 +1128,26 @@ pub(super) fn finish_file(
     df: DataFrame,
     rejected: Vec<RejectedRow>,
 ) -> ParsedFile {
-    let mut file = streamed_file(kind, display, sha256, read, df.height() as u64, rejected);
-    file.df = df;
-    file.streamed = false;
-    file
+    let accepted = df.height() as u64;
+    parsed_file(kind, display, sha256, read, accepted, df, rejected, false)
 }
 
 /// A file whose `accepted` rows went to a `PartSink`.
 fn streamed_file(kind: InputKind, display: &str, sha256: String, read: u64, accepted: u64, rejected: Vec<RejectedRow>) -> ParsedFile {
+    parsed_file(kind, display, sha256, read, accepted, DataFrame::empty(), rejected, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn parsed_file(
+    kind: InputKind,
+    display: &str,
+    sha256: String,
+    read: u64,
+    accepted: u64,
+    df: DataFrame,
+    rejected: Vec<RejectedRow>,
+    streamed: bool,
+) -> ParsedFile {
     let stats = FileStats {
         input: kind,
         file: display.to_string(),
@@ -1148,10 +1160,10 @@ fn streamed_file(kind: InputKind, display: &str, sha256: String, read: u64, acce
     };
     debug_assert_eq!(stats.rows_read, stats.rows_accepted + stats.rows_rejected);
     ParsedFile {
-        df: DataFrame::empty(),
+        df,
         stats,
         rejected,
-        streamed: true,
+        streamed,
     }
 }
 
