@@ -139,46 +139,11 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
     // builds them for the groups that hit only: a rolling window's members
     // overlap, and listing them for every window costs the window size
     // times the rows.
-    let mut aggs: Vec<Expr> = vec![len().alias("count")];
-    if ctx.schema.contains(&time) {
-        aggs.push(col(time.as_str()).min().alias("window_start"));
-        aggs.push(col(time.as_str()).max().alias("window_end"));
-    }
-    if ctx.schema.contains("amount") {
-        aggs.push(col("amount").sum().alias("sum_amount"));
-    }
-    for (name, text) in &grouping.measures {
-        aggs.push(sql(text, ctx.as_of)?.alias(name.as_str()));
-    }
-    let having = match &grouping.having {
-        Some(h) => sql(h, ctx.as_of)?,
-        None => lit(true),
-    };
-    aggs.push(having.alias(HIT));
-    let aggs = distinct_over_codes(aggs, |c| {
-        let code = code_column(&[c.to_string()]);
-        ctx.schema.contains(&code).then_some(code)
-    });
-    let Hoisted { aggs, columns } = hoist(aggs);
+    let Hoisted { aggs, columns } = hoist(group_aggs(rule, ctx)?);
     if !columns.is_empty() {
         lf = lf.with_columns(columns);
     }
-
-    let mut members: Vec<Expr> = vec![id_expr.clone().alias(IDS), col(SRC_COL).first(), col(LINE_COL).first()];
-    if ctx.schema.contains("merchant_id") && !key_names.iter().any(|k| k == "merchant_id") {
-        members.push(col("merchant_id").alias(MERCHANTS));
-    }
-    for e in &rule.evidence {
-        let taken = key_names.contains(e) || grouping.measures.contains_key(e) || BUILTIN_MEASURES.contains(&e.as_str());
-        if !taken && ctx.schema.contains(e) {
-            members.push(col(e.as_str()));
-        }
-    }
-
-    let mut join_args = JoinArgs::new(JoinType::Inner);
-    join_args.maintain_order = MaintainOrderJoin::Left;
-    join_args.nulls_equal = true;
-    let key_cols = |names: &[String]| names.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
+    let members = member_exprs(rule, ctx);
 
     // `compile` refused peers with a rolling window.
     let grouped = if let Some(Window::Rolling { millis: period_ms }) = grouping.window {
@@ -189,12 +154,7 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
         // Likewise keys whose largest value of a column is below the
         // condition's `MAX(column) >= v` (a dormant merchant's gap).
         if !key_names.is_empty() {
-            let code = code_column(key_names);
-            let by: Vec<Expr> = if ctx.schema.contains(&code) {
-                vec![col(code.as_str())]
-            } else {
-                key_cols(key_names)
-            };
+            let by = key_by(key_names, ctx);
             let over = |e: Expr| {
                 e.over(by.clone()).map_err(|e| PlanError {
                     field: "having".into(),
@@ -202,7 +162,7 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
                 })
             };
             if let Some(k) = grouping.min_count.filter(|k| *k > 1) {
-                rows = rows.filter(over(len())?.cast(DataType::Int64).gt_eq(lit(k as i64)));
+                rows = at_least(rows, key_names, k, ctx)?;
             }
             for (column, v, strict) in grouping.max_floors.iter().filter(|(c, _, _)| ctx.schema.contains(c)) {
                 let top = over(col(column.as_str()).cast(DataType::Float64).max())?;
@@ -232,7 +192,6 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
         episodes(rows, hits, key_names, &time, members)?
     } else {
         let mut rows = lf;
-        let mut label = None;
         // As for rolling windows: keys with fewer rows in all than the
         // condition's COUNT(*) floor have no group that can hit (a group is
         // some of its key's rows). A repeated transaction id is rare: this
@@ -243,93 +202,38 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
             key_names.is_empty(),
             grouping.peers.is_some(),
         ) {
-            let code = code_column(key_names);
-            let by: Vec<Expr> = if ctx.schema.contains(&code) {
-                vec![col(code.as_str())]
-            } else {
-                key_cols(key_names)
-            };
-            let total = len().over(by).map_err(|e| PlanError {
-                field: "having".into(),
-                message: clean_polars_error(&e),
-            })?;
-            rows = rows.filter(total.cast(DataType::Int64).gt_eq(lit(k as i64)));
+            rows = at_least(rows, key_names, k, ctx)?;
         }
-        // Group by the keys' integer code where prepare made one (merchant
-        // ids): grouping integers is cheaper than grouping text. The keys
-        // themselves come back as each group's first value.
-        let code = code_column(key_names);
-        let coded = !key_names.is_empty() && ctx.schema.contains(&code);
-        let mut group_names: Vec<String> = if coded { vec![code.clone()] } else { key_names.to_vec() };
-        let mut all: Vec<Expr> = if coded {
-            key_cols(key_names).into_iter().map(|k| k.first()).collect()
-        } else {
-            vec![]
-        };
+        let groups = Groups::of(rule, ctx);
+        rows = groups.keyed(rows, ctx);
+        let mut all = groups.key_firsts();
         all.extend(aggs);
         if let Some(p) = &grouping.peers {
             for b in p.by.iter().filter(|b| !key_names.contains(b)) {
                 all.push(col(b.as_str()).first().alias(b.as_str()));
             }
         }
-        if let Some(Window::Calendar(w)) = grouping.window {
-            // The window is keyed by a date (the day, or the first of the
-            // month) and named as text only for the hits: formatting every
-            // row's time as text costs seconds at millions of rows.
-            let (key, fmt) = window_key(w, &time, ctx.schema);
-            rows = rows.with_column(key.alias(WINDOW));
-            group_names.push(WINDOW.to_string());
-            label = Some(fmt);
-        }
-        let timed = ctx.schema.contains(&time);
         // Aggregates that depend on row order see the rows in time order;
         // the others do not need the sort.
-        if timed
-            && grouping
-                .measures
-                .values()
-                .chain(grouping.having.iter())
-                .any(|t| order_dependent(&t.text))
-        {
+        if groups.timed && order_dependent(rule) {
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
-        let by = key_cols(&group_names);
-        let mut groups = rows.clone().group_by_stable(by.clone()).agg(all);
+        let mut groups_lf = rows.clone().group_by_stable(groups.by()).agg(all);
         let mut hit = col(HIT).eq(lit(true));
         if let Some(p) = &grouping.peers {
-            groups = match ctx.peer_stats {
-                None => groups.with_columns(peer_columns(rule)?),
+            groups_lf = match ctx.peer_stats {
+                None => groups_lf.with_columns(peer_columns(rule)?),
                 Some(stats) => {
                     let keys = peer_keys(rule);
                     let mut left = JoinArgs::new(JoinType::Left);
                     left.maintain_order = MaintainOrderJoin::Left;
                     left.nulls_equal = true;
-                    groups.join(stats.clone().lazy(), key_cols(&keys), key_cols(&keys), left)
+                    groups_lf.join(stats.clone().lazy(), key_cols(&keys), key_cols(&keys), left)
                 }
             };
             hit = hit.and(sql(&p.when, ctx.as_of)?);
         }
-        // Phase 2, the members of the groups that hit, in time order
-        // whatever the input order.
-        let members_of = |hits: LazyFrame, rows: LazyFrame| {
-            let mut members_of = rows.join(hits.clone().select(by.clone()), by.clone(), by.clone(), join_args.clone());
-            if timed {
-                members_of = members_of.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
-            }
-            let listed = members_of.group_by_stable(by.clone()).agg(members.clone());
-            let mut left = JoinArgs::new(JoinType::Left);
-            left.maintain_order = MaintainOrderJoin::Left;
-            left.nulls_equal = true;
-            let mut joined = hits.join(listed, by.clone(), by.clone(), left);
-            if coded {
-                joined = joined.drop(cols([code.as_str()]));
-            }
-            match label {
-                Some(fmt) => joined.with_column(col(WINDOW).dt().to_string(fmt)),
-                None => joined,
-            }
-        };
-        let hits = groups.filter(hit);
+        let hits = groups_lf.filter(hit);
         // Phase 1 runs here: its hits are few, and knowing their keys lets
         // phase 2 take only those keys' rows, where joining every row of
         // the filter to the hits copied the member columns (ids, lines,
@@ -338,20 +242,203 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
         // failure as any plan's (a missing column skips the rule).
         match hits.clone().collect() {
             Ok(found) => {
-                let first = group_names
-                    .first()
-                    .map(|k| found.column(k).map(|c| c.as_materialized_series().unique()));
-                let rows = match first {
-                    Some(Ok(Ok(values))) => rows.filter(col(group_names[0].as_str()).is_in(lit(values).implode(false), true)),
-                    _ => rows,
-                };
-                members_of(found.lazy(), rows)
+                let rows = groups.rows_of_hits(rows, &found);
+                groups.members_of(found.lazy(), rows, members)
             }
             // Cached: the members and the result both read the hits.
-            Err(_) => members_of(hits.cache(), rows),
+            Err(_) => groups.members_of(hits.cache(), rows, members),
         }
     };
     Ok(grouped)
+}
+
+fn key_cols(names: &[String]) -> Vec<Expr> {
+    names.iter().map(|k| col(k.as_str())).collect()
+}
+
+/// What rows are grouped by for a key: the keys' integer code where
+/// prepare made one (merchant ids), else the keys.
+fn key_by(key_names: &[String], ctx: &PlanContext) -> Vec<Expr> {
+    let code = code_column(key_names);
+    if ctx.schema.contains(&code) {
+        vec![col(code.as_str())]
+    } else {
+        key_cols(key_names)
+    }
+}
+
+/// `rows` less the keys with fewer than `k` rows in all.
+fn at_least(rows: LazyFrame, key_names: &[String], k: u64, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+    let total = len().over(key_by(key_names, ctx)).map_err(|e| PlanError {
+        field: "having".into(),
+        message: clean_polars_error(&e),
+    })?;
+    Ok(rows.filter(total.cast(DataType::Int64).gt_eq(lit(k as i64))))
+}
+
+/// A grouped rule's phase-1 aggregates, each named: the built-in measures,
+/// the rule's measures and its condition (`HIT`), with distinct counts
+/// over codes. Row-level inputs are not hoisted yet (`hoist`).
+fn group_aggs(rule: &CompiledRule, ctx: &PlanContext) -> Result<Vec<Expr>, PlanError> {
+    let Some(grouping) = &rule.grouping else {
+        return Err(PlanError {
+            field: "group_by".into(),
+            message: "the rule is not grouped".into(),
+        });
+    };
+    let time = rule.time_column();
+    let mut aggs: Vec<Expr> = vec![len().alias("count")];
+    if ctx.schema.contains(time) {
+        aggs.push(col(time).min().alias("window_start"));
+        aggs.push(col(time).max().alias("window_end"));
+    }
+    if ctx.schema.contains("amount") {
+        aggs.push(col("amount").sum().alias("sum_amount"));
+    }
+    for (name, text) in &grouping.measures {
+        aggs.push(sql(text, ctx.as_of)?.alias(name.as_str()));
+    }
+    let having = match &grouping.having {
+        Some(h) => sql(h, ctx.as_of)?,
+        None => lit(true),
+    };
+    aggs.push(having.alias(HIT));
+    Ok(distinct_over_codes(aggs, |c| {
+        let code = code_column(&[c.to_string()]);
+        ctx.schema.contains(&code).then_some(code)
+    }))
+}
+
+/// What phase 2 lists for each group that hits: ids, the first source and
+/// line, the merchants (where not a key) and evidence columns that are
+/// neither keys nor measures.
+fn member_exprs(rule: &CompiledRule, ctx: &PlanContext) -> Vec<Expr> {
+    let (_, id_expr) = row_entity(rule.source);
+    let key_names = rule.keys();
+    let mut members: Vec<Expr> = vec![id_expr.alias(IDS), col(SRC_COL).first(), col(LINE_COL).first()];
+    if ctx.schema.contains("merchant_id") && !key_names.iter().any(|k| k == "merchant_id") {
+        members.push(col("merchant_id").alias(MERCHANTS));
+    }
+    let measures = rule.grouping.as_ref().map(|g| &g.measures);
+    for e in &rule.evidence {
+        let taken = key_names.contains(e) || measures.is_some_and(|m| m.contains_key(e)) || BUILTIN_MEASURES.contains(&e.as_str());
+        if !taken && ctx.schema.contains(e) {
+            members.push(col(e.as_str()));
+        }
+    }
+    members
+}
+
+/// Whether any of a rule's aggregates depends on the order of the rows.
+fn order_dependent(rule: &CompiledRule) -> bool {
+    rule.grouping
+        .as_ref()
+        .is_some_and(|g| g.measures.values().chain(g.having.iter()).any(|t| order_dependent_text(&t.text)))
+}
+
+/// How a rule without a rolling window groups its rows: by the keys'
+/// integer code where prepare made one (grouping integers is cheaper than
+/// grouping text; the keys come back as each group's first value), and by
+/// its calendar window.
+struct Groups {
+    /// The group columns: the keys (or their code), and the window.
+    names: Vec<String>,
+    keys: Vec<String>,
+    coded: Option<String>,
+    window: Option<Calendar>,
+    /// The format that names a window in the hits.
+    label: Option<&'static str>,
+    time: String,
+    /// Whether the rows have the time column.
+    timed: bool,
+}
+
+impl Groups {
+    fn of(rule: &CompiledRule, ctx: &PlanContext) -> Groups {
+        let keys = rule.keys().to_vec();
+        let code = code_column(&keys);
+        let coded = (!keys.is_empty() && ctx.schema.contains(&code)).then_some(code);
+        let mut names: Vec<String> = match &coded {
+            Some(code) => vec![code.clone()],
+            None => keys.clone(),
+        };
+        let window = match rule.window() {
+            Some(Window::Calendar(w)) => Some(w),
+            _ => None,
+        };
+        if window.is_some() {
+            names.push(WINDOW.to_string());
+        }
+        let time = rule.time_column().to_string();
+        Groups {
+            names,
+            keys,
+            coded,
+            window,
+            label: window.map(|w| window_key(w, &time, ctx.schema).1),
+            timed: ctx.schema.contains(&time),
+            time,
+        }
+    }
+
+    fn by(&self) -> Vec<Expr> {
+        key_cols(&self.names)
+    }
+
+    /// `rows` with the window's key: a date (the day, or the first of the
+    /// month), named as text only for the hits: formatting every row's
+    /// time as text costs seconds at millions of rows.
+    fn keyed(&self, rows: LazyFrame, ctx: &PlanContext) -> LazyFrame {
+        match self.window {
+            Some(w) => rows.with_column(window_key(w, &self.time, ctx.schema).0.alias(WINDOW)),
+            None => rows,
+        }
+    }
+
+    /// The keys' values of each group, where grouped by their code.
+    fn key_firsts(&self) -> Vec<Expr> {
+        match self.coded {
+            Some(_) => key_cols(&self.keys).into_iter().map(|k| k.first()).collect(),
+            None => vec![],
+        }
+    }
+
+    /// The rows of the keys that hit (`found`): phase 2 reads only those.
+    fn rows_of_hits(&self, rows: LazyFrame, found: &DataFrame) -> LazyFrame {
+        let first = self
+            .names
+            .first()
+            .map(|k| found.column(k).map(|c| c.as_materialized_series().unique()));
+        match first {
+            Some(Ok(Ok(values))) => rows.filter(col(self.names[0].as_str()).is_in(lit(values).implode(false), true)),
+            _ => rows,
+        }
+    }
+
+    /// Phase 2: the members of the groups that hit, in time order whatever
+    /// the input order, joined onto the hits.
+    fn members_of(&self, hits: LazyFrame, rows: LazyFrame, members: Vec<Expr>) -> LazyFrame {
+        let by = self.by();
+        let mut join_args = JoinArgs::new(JoinType::Inner);
+        join_args.maintain_order = MaintainOrderJoin::Left;
+        join_args.nulls_equal = true;
+        let mut members_of = rows.join(hits.clone().select(by.clone()), by.clone(), by.clone(), join_args);
+        if self.timed {
+            members_of = members_of.sort([self.time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
+        }
+        let listed = members_of.group_by_stable(by.clone()).agg(members);
+        let mut left = JoinArgs::new(JoinType::Left);
+        left.maintain_order = MaintainOrderJoin::Left;
+        left.nulls_equal = true;
+        let mut joined = hits.join(listed, by.clone(), by, left);
+        if let Some(code) = &self.coded {
+            joined = joined.drop(cols([code.as_str()]));
+        }
+        match self.label {
+            Some(fmt) => joined.with_column(col(WINDOW).dt().to_string(fmt)),
+            None => joined,
+        }
+    }
 }
 
 /// The derived column that holds a calendar window's key for `time`, made
@@ -478,7 +565,7 @@ fn peer_columns(rule: &CompiledRule) -> Result<Vec<Expr>, PlanError> {
 }
 
 /// Aggregates whose result depends on the order of the rows.
-fn order_dependent(text: &str) -> bool {
+fn order_dependent_text(text: &str) -> bool {
     let upper = text.to_ascii_uppercase();
     ["FIRST", "LAST", "ARRAY_AGG", "STRING_AGG"].iter().any(|f| {
         upper
