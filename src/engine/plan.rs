@@ -208,48 +208,66 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
         rows = groups.keyed(rows, ctx);
         let mut all = groups.key_firsts();
         all.extend(aggs);
-        if let Some(p) = &grouping.peers {
-            for b in p.by.iter().filter(|b| !key_names.contains(b)) {
-                all.push(col(b.as_str()).first().alias(b.as_str()));
-            }
-        }
+        all.extend(peer_firsts(rule));
         // Aggregates that depend on row order see the rows in time order;
         // the others do not need the sort.
         if groups.timed && order_dependent(rule) {
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
-        let mut groups_lf = rows.clone().group_by_stable(groups.by()).agg(all);
-        let mut hit = col(HIT).eq(lit(true));
-        if let Some(p) = &grouping.peers {
-            groups_lf = match ctx.peer_stats {
-                None => groups_lf.with_columns(peer_columns(rule)?),
-                Some(stats) => {
-                    let keys = peer_keys(rule);
-                    let mut left = JoinArgs::new(JoinType::Left);
-                    left.maintain_order = MaintainOrderJoin::Left;
-                    left.nulls_equal = true;
-                    groups_lf.join(stats.clone().lazy(), key_cols(&keys), key_cols(&keys), left)
-                }
-            };
-            hit = hit.and(sql(&p.when, ctx.as_of)?);
-        }
-        let hits = groups_lf.filter(hit);
-        // Phase 1 runs here: its hits are few, and knowing their keys lets
-        // phase 2 take only those keys' rows, where joining every row of
-        // the filter to the hits copied the member columns (ids, lines,
-        // evidence) of all of them first, ten million at 10M rows. If it
-        // fails, the plan is left whole, so that running it reports the
-        // failure as any plan's (a missing column skips the rule).
-        match hits.clone().collect() {
-            Ok(found) => {
-                let rows = groups.rows_of_hits(rows, &found);
-                groups.members_of(found.lazy(), rows, members)
-            }
-            // Cached: the members and the result both read the hits.
-            Err(_) => groups.members_of(hits.cache(), rows, members),
-        }
+        let groups_lf = rows.clone().group_by_stable(groups.by()).agg(all);
+        finish_groups(rule, groups_lf, rows, ctx)?
     };
     Ok(grouped)
+}
+
+/// The peer columns a rule with peers carries per group (those that are
+/// not keys), as each group's first value.
+fn peer_firsts(rule: &CompiledRule) -> Vec<Expr> {
+    let Some(p) = rule.peers() else { return Vec::new() };
+    p.by.iter()
+        .filter(|b| !rule.keys().contains(b))
+        .map(|b| col(b.as_str()).first().alias(b.as_str()))
+        .collect()
+}
+
+/// The end of phase 1 and phase 2 of a rule without a rolling window,
+/// from its groups (`groups_lf`: the group columns, the keys' values,
+/// the aggregates of `group_aggs` and the peer columns, one row per
+/// group): peer statistics, the groups that hit, and their members from
+/// the rule's `rows`.
+fn finish_groups(rule: &CompiledRule, groups_lf: LazyFrame, rows: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+    let groups = Groups::of(rule, ctx);
+    let members = member_exprs(rule, ctx);
+    let mut groups_lf = groups_lf;
+    let mut hit = col(HIT).eq(lit(true));
+    if let Some(p) = rule.peers() {
+        groups_lf = match ctx.peer_stats {
+            None => groups_lf.with_columns(peer_columns(rule)?),
+            Some(stats) => {
+                let keys = peer_keys(rule);
+                let mut left = JoinArgs::new(JoinType::Left);
+                left.maintain_order = MaintainOrderJoin::Left;
+                left.nulls_equal = true;
+                groups_lf.join(stats.clone().lazy(), key_cols(&keys), key_cols(&keys), left)
+            }
+        };
+        hit = hit.and(sql(&p.when, ctx.as_of)?);
+    }
+    let hits = groups_lf.filter(hit);
+    // Phase 1 runs here: its hits are few, and knowing their keys lets
+    // phase 2 take only those keys' rows, where joining every row of
+    // the filter to the hits copied the member columns (ids, lines,
+    // evidence) of all of them first, ten million at 10M rows. If it
+    // fails, the plan is left whole, so that running it reports the
+    // failure as any plan's (a missing column skips the rule).
+    Ok(match hits.clone().collect() {
+        Ok(found) => {
+            let rows = groups.rows_of_hits(rows, &found);
+            groups.members_of(found.lazy(), rows, members)
+        }
+        // Cached: the members and the result both read the hits.
+        Err(_) => groups.members_of(hits.cache(), rows, members),
+    })
 }
 
 fn key_cols(names: &[String]) -> Vec<Expr> {
