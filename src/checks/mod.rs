@@ -341,8 +341,9 @@ fn month_starts(days: &Int32Chunked) -> Int32Chunked {
 }
 
 /// Refunds and their originals: whether the original is in the data, and
-/// its amount, card and merchant, so rules can compare them.
-pub(crate) fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
+/// its amount, card and merchant, so rules can compare them (the columns
+/// to add).
+pub(crate) fn derive_originals(df: &DataFrame) -> PolarsResult<Vec<Column>> {
     let n = df.height();
     let ids = strs(df, "txn_id").expect("txn_id is required");
     let orig = strs(df, "original_txn_id");
@@ -386,16 +387,14 @@ pub(crate) fn derive_originals(df: &mut DataFrame) -> PolarsResult<()> {
         .into_series()
         .into_column(),
     ];
-    for c in add {
-        df.with_column(c)?;
-    }
-    Ok(())
+    Ok(add)
 }
 
 /// Days since the merchant's previous approved purchase (the first one:
-/// since installation), for dormancy rules. Other rows get null.
+/// since installation), for dormancy rules; other rows get null (the
+/// column to add).
 /// `merchants` codes each row's merchant (equal ids, equal codes).
-pub(crate) fn derive_gaps(df: &mut DataFrame, app: &AppRows, period_start: Option<i64>, merchants: &[u32]) -> PolarsResult<()> {
+pub(crate) fn derive_gaps(df: &DataFrame, app: &AppRows, period_start: Option<i64>, merchants: &[u32]) -> Column {
     let n = df.height();
     let time = times_ms(df, "txn_time").unwrap_or_else(|| vec![None; n]);
     let installed = app.column(times_ms(app.apps, "installed_at"));
@@ -417,12 +416,9 @@ pub(crate) fn derive_gaps(df: &mut DataFrame, app: &AppRows, period_start: Optio
         gap[i] = before.map(|b| (t - b) as f64 / day_ms);
         prev = Some((m, t));
     }
-    df.with_column(
-        Float64Chunked::from_iter_options("days_since_prev_txn".into(), gap.into_iter())
-            .into_series()
-            .into_column(),
-    )?;
-    Ok(())
+    Float64Chunked::from_iter_options("days_since_prev_txn".into(), gap.into_iter())
+        .into_series()
+        .into_column()
 }
 
 /// `rows` (ascending) in order of merchant, then time (none first), then

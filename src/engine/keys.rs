@@ -58,14 +58,29 @@ fn combine(singles: &[&[u32]]) -> Vec<u32> {
 }
 
 /// Add a code column for each key set named by `columns` (code column
-/// names); a set with a column that is absent or not text gets none.
+/// names); a set with a column that is absent or not text gets none, as
+/// does one already in `df`.
+pub(crate) fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a str>) -> PolarsResult<()> {
+    for c in code_columns(df, columns, &[])? {
+        df.with_column(c)?;
+    }
+    Ok(())
+}
+
+/// The code columns `add_codes` adds, made from `df` as it is; `known`
+/// gives single keys already coded (the merchant ids, coded for the
+/// per-merchant passes), which are not coded again.
 ///
 /// Each text key the sets are made of is coded once, all keys at once on
 /// the thread pool (each is a pass over millions of rows through a hash
 /// map: 4 s one after the other at 10M rows); a key already coded in `df`
-/// (merchant ids are) is read back. Sets of several keys then combine
-/// their keys' codes, at once too.
-pub(crate) fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item = &'a str>) -> PolarsResult<()> {
+/// is read back. Sets of several keys then combine their keys' codes, at
+/// once too.
+pub(crate) fn code_columns<'a>(
+    df: &DataFrame,
+    columns: impl IntoIterator<Item = &'a str>,
+    known: &[(&str, &[u32])],
+) -> PolarsResult<Vec<Column>> {
     use rayon::prelude::*;
     let wanted: Vec<(String, Vec<&str>)> = columns
         .into_iter()
@@ -74,11 +89,19 @@ pub(crate) fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item 
         .filter(|(_, keys)| keys.iter().all(|k| text(df, k).is_some()))
         .collect();
     let keys: BTreeSet<&str> = wanted.iter().flat_map(|(_, keys)| keys.iter().copied()).collect();
-    let frame: &DataFrame = df;
-    let singles: BTreeMap<&str, Vec<u32>> = keys
+    let known_of = |k: &str| {
+        known
+            .iter()
+            .find(|(name, codes)| *name == k && codes.len() == df.height())
+            .map(|(_, c)| *c)
+    };
+    let singles: BTreeMap<&str, std::borrow::Cow<[u32]>> = keys
         .into_par_iter()
         .map(|k| {
-            let made = frame
+            if let Some(codes) = known_of(k) {
+                return (k, std::borrow::Cow::Borrowed(codes));
+            }
+            let made = df
                 .column(&code_column(&[k.to_string()]))
                 .ok()
                 .and_then(|c| {
@@ -87,23 +110,22 @@ pub(crate) fn add_codes<'a>(df: &mut DataFrame, columns: impl IntoIterator<Item 
                         .ok()
                         .map(|c| c.into_no_null_iter().collect::<Vec<u32>>())
                 })
-                .filter(|c| c.len() == frame.height());
-            (k, made.unwrap_or_else(|| code_text(text(frame, k).expect("a text key"))))
+                .filter(|c| c.len() == df.height());
+            (
+                k,
+                std::borrow::Cow::Owned(made.unwrap_or_else(|| code_text(text(df, k).expect("a text key")))),
+            )
         })
         .collect();
-    let made: Vec<Column> = wanted
+    Ok(wanted
         .par_iter()
         .map(|(name, keys)| {
-            let of: Vec<&[u32]> = keys.iter().map(|k| singles[k].as_slice()).collect();
+            let of: Vec<&[u32]> = keys.iter().map(|k| singles[k].as_ref()).collect();
             UInt32Chunked::from_vec(name.as_str().into(), combine(&of))
                 .into_series()
                 .into_column()
         })
-        .collect();
-    for c in made {
-        df.with_column(c)?;
-    }
-    Ok(())
+        .collect())
 }
 
 /// `df`'s column `name` if it is text.
@@ -174,6 +196,37 @@ mod tests {
         // A key that is not text, or absent, gets no code.
         assert!(df.column("__key_m,amount").is_err());
         assert!(df.column("__key_absent").is_err());
+    }
+
+    #[test]
+    fn codes_given_for_a_key_are_used_as_they_are_and_give_what_coding_gives() {
+        let m = texts(&[Some("m1"), Some("m2"), Some("m1"), None, Some("m2")]);
+        let c = texts(&[Some("c1"), Some("c1"), Some("c2"), Some("c1"), Some("c1")]);
+        let df = DataFrame::new(
+            5,
+            vec![
+                m.clone().with_name("m".into()).into_column(),
+                c.clone().with_name("c".into()).into_column(),
+            ],
+        )
+        .unwrap();
+        let merchant = codes(&[&m]);
+        let made = code_columns(&df, ["__key_m,c", "__key_c"], &[("m", &merchant)]).unwrap();
+        let got = |name: &str| -> Vec<u32> {
+            let c = made.iter().find(|c| c.name().as_str() == name).unwrap();
+            c.u32().unwrap().into_no_null_iter().collect()
+        };
+        assert_eq!(got("__key_m,c"), codes(&[&m, &c]));
+        assert_eq!(got("__key_c"), codes(&[&c]));
+        // Given codes are used, not recomputed: codes that put every
+        // merchant under one number make the pairs those of the cards.
+        let one = vec![0u32; 5];
+        let made = code_columns(&df, ["__key_m,c"], &[("m", &one)]).unwrap();
+        let pair: Vec<u32> = made[0].u32().unwrap().into_no_null_iter().collect();
+        assert_eq!(pair, codes(&[&c]));
+        // Codes of the wrong length are not used.
+        let made = code_columns(&df, ["__key_m,c"], &[("m", &[0u32, 1][..])]).unwrap();
+        assert_eq!(made[0].u32().unwrap().into_no_null_iter().collect::<Vec<_>>(), codes(&[&m, &c]));
     }
 
     #[test]
