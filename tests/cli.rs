@@ -1486,3 +1486,74 @@ fn a_text_function_on_an_enumeration_finds_what_a_plain_comparison_finds() {
     let m = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(!m.contains("\"failed\"") && !m.contains("\"skipped\""), "{m}");
 }
+
+fn scan_with_memory(dir: &Path, out: &Path, free: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["scan", dir.to_str().unwrap(), "--as-of", AS_OF, "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    common::posaudit_command()
+        .args(&args)
+        .env("POSAUDIT_MEMORY_AVAILABLE", free)
+        .current_dir(root())
+        .output()
+        .expect("run posaudit")
+}
+
+#[test]
+fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitions_find_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = root().join("fixtures/demo");
+    // In memory with almost nothing free: the scan runs, warned first.
+    let in_memory = tmp.path().join("in-memory");
+    let o = scan_with_memory(&demo, &in_memory, "1M", &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("warning: scanning these inputs in memory takes about") && err.contains("`--partitions auto`"),
+        "{err}"
+    );
+    // Not with --quiet, and not with the memory to spare.
+    let o = scan_with_memory(&demo, &tmp.path().join("quiet"), "1M", &["--quiet"]);
+    assert!(!stderr(&o).contains("warning:"), "{}", stderr(&o));
+    let o = scan_with_memory(&demo, &tmp.path().join("roomy"), "64G", &[]);
+    assert!(!stderr(&o).contains("warning:"), "{}", stderr(&o));
+
+    // `--partitions auto` with almost nothing free splits the scan, with
+    // the findings, cases and rejected rows of the scan in memory.
+    let split = tmp.path().join("auto-small");
+    let o = scan_with_memory(&demo, &split, "1M", &["--partitions", "auto", "--verbose"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let chosen = err
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("--partitions auto: ")?
+                .rsplit(": ")
+                .next()?
+                .strip_suffix(" partitions")?
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no partitions chosen: {err}"));
+    assert!(chosen >= 2, "{err}");
+    assert!(
+        err.contains(&format!("({chosen} partitions)")),
+        "the scan did not run partitioned: {err}"
+    );
+    assert!(!err.contains("warning:"), "{err}");
+    for f in ["findings.jsonl", "cases.jsonl", "rejected.csv"] {
+        assert_eq!(
+            std::fs::read(in_memory.join(f)).unwrap(),
+            std::fs::read(split.join(f)).unwrap(),
+            "{f} differs between memory and --partitions auto"
+        );
+    }
+    // With the memory to spare, auto stays in memory.
+    let o = scan_with_memory(&demo, &tmp.path().join("auto-roomy"), "64G", &["--partitions", "auto", "--verbose"]);
+    let err = stderr(&o);
+    assert!(err.contains("--partitions auto: ") && err.contains(": in memory"), "{err}");
+    assert!(!err.contains(" partitions)"), "{err}");
+    // A word that is neither a number nor auto is a usage error naming both.
+    let o = posaudit(&["scan", "fixtures/demo", "--partitions", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("or `auto`"), "{}", stderr(&o));
+}

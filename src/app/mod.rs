@@ -10,6 +10,7 @@ pub mod exit;
 pub mod infer;
 pub mod inputs;
 pub mod lint;
+pub mod memory;
 pub mod options;
 pub mod pack;
 pub mod rule_tests;

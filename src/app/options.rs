@@ -45,7 +45,8 @@ pub struct ScanOptions {
     /// Reference tables named on the command line (they replace the pack's).
     pub reference: Vec<PathBuf>,
     /// Evaluate in this many partitions, spilling parsed rows to disk
-    /// (1: everything in memory).
+    /// (1: everything in memory; `AUTO_PARTITIONS`: as many as the inputs
+    /// need for the memory free, `app::memory`).
     pub partitions: usize,
     /// Findings one rule, and the whole run, may produce (see `--max-findings`).
     pub max_findings: usize,
@@ -66,6 +67,13 @@ impl ScanOptions {
         }
     }
 }
+
+/// The most partitions `--partitions` takes.
+pub const MAX_PARTITIONS: usize = 1024;
+
+/// `--partitions auto`: chosen before the read from the inputs' sizes and
+/// the memory free (`app::memory`).
+pub const AUTO_PARTITIONS: usize = 0;
 
 /// The default of `--max-findings`.
 pub const DEFAULT_MAX_FINDINGS: usize = 1_000_000;

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use super::cases::{cases, load_scoring, CaseData};
 use super::evaluate::evaluate;
-use super::inputs::read_inputs;
+use super::inputs::{plan_inputs, read_inputs};
+use super::memory;
 pub use super::options::{ScanOptions, DEFAULT_MAX_FINDINGS};
 use super::pack::{check_loaded, checked_pack, load_pack, load_references, mcc_table_gaps};
 use super::triage;
@@ -37,6 +38,17 @@ pub struct ScanOutcome {
 
 pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome, Error> {
     let started = Instant::now();
+    let resolved;
+    let opts = match fit_memory(opts, progress) {
+        Some(partitions) => {
+            resolved = ScanOptions {
+                partitions,
+                ..opts.clone()
+            };
+            &resolved
+        }
+        None => opts,
+    };
     let targets = output_targets(opts)?;
     engine::set_max_hits(opts.max_findings);
     // A pack that does not parse is reported before anything is read.
@@ -166,6 +178,46 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         cases: triaged.cases,
         warnings,
     })
+}
+
+/// Before the read: warn when a scan in memory will not fit in the memory
+/// free, and resolve `--partitions auto` (`app::memory`). The partitions
+/// to use where they are not the options' own. With partitions given,
+/// the operator has chosen; where the inputs cannot be listed, the read
+/// reports why.
+fn fit_memory(opts: &ScanOptions, progress: &Progress) -> Option<usize> {
+    let auto = opts.partitions == crate::app::options::AUTO_PARTITIONS;
+    if opts.partitions > 1 {
+        return None;
+    }
+    let need = memory::estimate(&plan_inputs(opts).ok()?);
+    match (memory::available(), auto) {
+        (Some(free), true) => {
+            let n = memory::auto_partitions(need, free);
+            progress.note(&format!(
+                "--partitions auto: about {} in memory, {} free: {}",
+                memory::gib(need),
+                memory::gib(free),
+                if n == 1 {
+                    "in memory".to_string()
+                } else {
+                    format!("{n} partitions")
+                }
+            ));
+            Some(n)
+        }
+        (None, true) => {
+            progress.note("--partitions auto: the memory free is not known: in memory");
+            Some(1)
+        }
+        (Some(free), false) => {
+            if let Some(w) = memory::warning(need, free) {
+                progress.warn(&w);
+            }
+            None
+        }
+        (None, false) => None,
+    }
 }
 
 /// The findings of a scan, held in memory and written nowhere (`rules eval`).

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use posaudit::app::options::MAX_PARTITIONS;
 use posaudit::findings::FailOn;
 use posaudit::output::Format;
 use posaudit::rules::model::Severity;
@@ -285,8 +286,10 @@ pub struct ScanArgs {
     pub shadow: Vec<String>,
     /// Evaluate in N partitions (by merchant, card, ...), spilling parsed rows
     /// to disk beside --out: for inputs larger than memory. Same findings.
-    /// At most 1024.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = parse_partitions)]
+    /// At most 1024. `auto`: in memory when the inputs fit in the memory
+    /// free, else enough partitions that each does (estimated from the
+    /// files' sizes before reading).
+    #[arg(long, value_name = "N|auto", default_value_t = 1, value_parser = parse_partitions)]
     pub partitions: usize,
     /// Worker threads for reading and rules (default: all cores; at most 256).
     #[arg(long, value_name = "N", value_parser = parse_threads)]
@@ -327,8 +330,6 @@ pub struct ScanArgs {
 /// The most threads `--threads` takes: more than the cores gains nothing,
 /// and thousands exhaust the process limit.
 pub const MAX_THREADS: usize = 256;
-/// The most partitions `--partitions` takes.
-pub const MAX_PARTITIONS: usize = 1024;
 
 fn bounded(s: &str, min: usize, max: usize) -> Result<usize, String> {
     let n: usize = s.parse().map_err(|_| format!("`{s}` is not a whole number"))?;
@@ -343,7 +344,10 @@ fn parse_threads(s: &str) -> Result<usize, String> {
 }
 
 fn parse_partitions(s: &str) -> Result<usize, String> {
-    bounded(s, 1, MAX_PARTITIONS)
+    if s == "auto" {
+        return Ok(posaudit::app::options::AUTO_PARTITIONS);
+    }
+    bounded(s, 1, MAX_PARTITIONS).map_err(|e| format!("{e}, or `auto`"))
 }
 
 fn parse_window(s: &str) -> Result<u32, String> {

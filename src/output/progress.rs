@@ -12,6 +12,7 @@ use crate::engine::{RuleRun, RuleStatus};
 pub struct Progress {
     multi: Option<MultiProgress>,
     verbose: bool,
+    quiet: bool,
 }
 
 impl Progress {
@@ -21,6 +22,7 @@ impl Progress {
         Progress {
             multi: show.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4))),
             verbose,
+            quiet,
         }
     }
 
@@ -28,6 +30,7 @@ impl Progress {
         Progress {
             multi: None,
             verbose: false,
+            quiet: true,
         }
     }
 
@@ -67,6 +70,14 @@ impl Progress {
                 _ => String::new(),
             };
             self.log(&format!("{what}: {:.2} s {detail}{peak}", elapsed.as_secs_f64()));
+        }
+    }
+
+    /// A warning the operator should see before a long run goes on (not
+    /// with `--quiet`).
+    pub(crate) fn warn(&self, line: &str) {
+        if !self.quiet {
+            self.log(&format!("warning: {line}"));
         }
     }
 
