@@ -1547,6 +1547,13 @@ fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitio
             "{f} differs between memory and --partitions auto"
         );
     }
+    // The manifest says how each run was evaluated.
+    let partitions = |dir: &Path| -> u64 {
+        let m: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        m["partitions"].as_u64().unwrap()
+    };
+    assert_eq!(partitions(&in_memory), 1);
+    assert_eq!(partitions(&split), chosen as u64);
     // With the memory to spare, auto stays in memory.
     let o = scan_with_memory(&demo, &tmp.path().join("auto-roomy"), "64G", &["--partitions", "auto", "--verbose"]);
     let err = stderr(&o);

@@ -148,6 +148,7 @@ pub(crate) fn write_outputs(w: Written, tri: &Triaged, runs: &[RuleRun]) -> Resu
         findings: Counts::of(findings),
         outputs,
         threads: opts.threads,
+        partitions: opts.partitions.max(1),
         fail_on: policy.to_string(),
         triage: tri.report.clone(),
         cases: scoring.map(|s| CasesReport::of(&tri.cases, &s.file, &s.digest)),

@@ -30,6 +30,9 @@ pub struct Manifest {
     pub findings: Counts,
     pub outputs: Vec<String>,
     pub threads: usize,
+    /// Partitions the rules were evaluated in (1: in memory); with
+    /// `--partitions auto`, the number it chose.
+    pub partitions: usize,
     pub fail_on: String,
     /// Cases per merchant (with a scoring file): counts and the top ten.
     #[serde(skip_serializing_if = "Option::is_none")]
