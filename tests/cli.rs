@@ -33,9 +33,19 @@ fn stdout(o: &Output) -> String {
 }
 
 fn scan(dir: &Path, out: &Path, extra: &[&str]) -> Output {
+    scan_env(dir, out, &[], extra)
+}
+
+/// `scan` with environment variables set for the run.
+fn scan_env(dir: &Path, out: &Path, env: &[(&str, &str)], extra: &[&str]) -> Output {
     let mut args = vec!["scan", dir.to_str().unwrap(), "--as-of", AS_OF, "--out", out.to_str().unwrap()];
     args.extend_from_slice(extra);
-    posaudit(&args)
+    common::posaudit_command()
+        .args(&args)
+        .envs(env.iter().copied())
+        .current_dir(root())
+        .output()
+        .expect("run posaudit")
 }
 
 fn findings(out: &Path) -> Vec<Value> {
@@ -1487,24 +1497,13 @@ fn a_text_function_on_an_enumeration_finds_what_a_plain_comparison_finds() {
     assert!(!m.contains("\"failed\"") && !m.contains("\"skipped\""), "{m}");
 }
 
-fn scan_with_memory(dir: &Path, out: &Path, free: &str, extra: &[&str]) -> Output {
-    let mut args = vec!["scan", dir.to_str().unwrap(), "--as-of", AS_OF, "--out", out.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    common::posaudit_command()
-        .args(&args)
-        .env("POSAUDIT_MEMORY_AVAILABLE", free)
-        .current_dir(root())
-        .output()
-        .expect("run posaudit")
-}
-
 #[test]
 fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitions_find_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let demo = root().join("fixtures/demo");
     // In memory with almost nothing free: the scan runs, warned first.
     let in_memory = tmp.path().join("in-memory");
-    let o = scan_with_memory(&demo, &in_memory, "1M", &[]);
+    let o = scan_env(&demo, &in_memory, &[("POSAUDIT_MEMORY_AVAILABLE", "1M")], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
@@ -1512,15 +1511,25 @@ fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitio
         "{err}"
     );
     // Not with --quiet, and not with the memory to spare.
-    let o = scan_with_memory(&demo, &tmp.path().join("quiet"), "1M", &["--quiet"]);
+    let o = scan_env(
+        &demo,
+        &tmp.path().join("quiet"),
+        &[("POSAUDIT_MEMORY_AVAILABLE", "1M")],
+        &["--quiet"],
+    );
     assert!(!stderr(&o).contains("warning:"), "{}", stderr(&o));
-    let o = scan_with_memory(&demo, &tmp.path().join("roomy"), "64G", &[]);
+    let o = scan_env(&demo, &tmp.path().join("roomy"), &[("POSAUDIT_MEMORY_AVAILABLE", "64G")], &[]);
     assert!(!stderr(&o).contains("warning:"), "{}", stderr(&o));
 
     // `--partitions auto` with almost nothing free splits the scan, with
     // the findings, cases and rejected rows of the scan in memory.
     let split = tmp.path().join("auto-small");
-    let o = scan_with_memory(&demo, &split, "1M", &["--partitions", "auto", "--verbose"]);
+    let o = scan_env(
+        &demo,
+        &split,
+        &[("POSAUDIT_MEMORY_AVAILABLE", "1M")],
+        &["--partitions", "auto", "--verbose"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     let chosen = err
@@ -1555,7 +1564,12 @@ fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitio
     assert_eq!(partitions(&in_memory), 1);
     assert_eq!(partitions(&split), chosen as u64);
     // With the memory to spare, auto stays in memory.
-    let o = scan_with_memory(&demo, &tmp.path().join("auto-roomy"), "64G", &["--partitions", "auto", "--verbose"]);
+    let o = scan_env(
+        &demo,
+        &tmp.path().join("auto-roomy"),
+        &[("POSAUDIT_MEMORY_AVAILABLE", "64G")],
+        &["--partitions", "auto", "--verbose"],
+    );
     let err = stderr(&o);
     assert!(err.contains("--partitions auto: ") && err.contains(": in memory"), "{err}");
     assert!(!err.contains(" partitions)"), "{err}");
