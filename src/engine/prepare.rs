@@ -181,6 +181,61 @@ fn join_applications(
     Ok((Joined { columns, at }, positions))
 }
 
+/// The transaction columns made from whole merchants' and keys' rows:
+/// refund originals, the gaps between a merchant's purchases and the key
+/// codes (`needed` names those rules group by). Returns each row's
+/// merchant code.
+///
+/// The three are independent and each mostly one thread's sweep or hash
+/// map, so they run at once (card hashes alone took 2.4 s of one thread
+/// at 10M rows while the other thread waited).
+fn derive_per_merchant_and_keys(
+    txns: &mut DataFrame,
+    app: &checks::AppRows,
+    period_start: Option<i64>,
+    needed: Option<Names>,
+) -> PolarsResult<Vec<u32>> {
+    let merchant_code = keys::code_column(&["merchant_id".to_string()]);
+    let keep_merchant_code = needed.as_ref().is_some_and(|n| n.contains(&merchant_code));
+    let mut coded: Vec<String> = needed
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with(keys::KEY_PREFIX) && *n != merchant_code)
+        .collect();
+    coded.sort_unstable();
+    let rows: &DataFrame = txns;
+    let (originals, by_merchant) = rayon::join(
+        || checks::derive_originals(rows),
+        || -> PolarsResult<_> {
+            let codes = keys::codes(&[rows.column("merchant_id")?.as_materialized_series().str()?]);
+            let (gaps, keyed) = rayon::join(
+                || checks::derive_gaps(rows, app, period_start, &codes),
+                || keys::code_columns(rows, coded.iter().map(String::as_str), &[("merchant_id", &codes)]),
+            );
+            Ok((codes, gaps, keyed?))
+        },
+    );
+    let (codes, gaps, keyed) = by_merchant?;
+    // Added in the order they were made in one after another.
+    for c in originals? {
+        txns.with_column(c)?;
+    }
+    txns.with_column(gaps)?;
+    if keep_merchant_code {
+        txns.with_column(
+            UInt32Chunked::from_slice(merchant_code.as_str().into(), &codes)
+                .into_series()
+                .into_column(),
+        )?;
+    }
+    for c in keyed {
+        txns.with_column(c)?;
+    }
+    // Keys over the columns just derived, if a rule has any.
+    keys::add_codes(txns, coded.iter().map(String::as_str))?;
+    Ok(codes)
+}
+
 /// Join a reference table on `left_key`; value columns are prefixed with
 /// `prefix`, and the table's "known" flag becomes false where the key is
 /// not in the table. With `categories`, text values come as categoricals.
@@ -300,47 +355,7 @@ pub(crate) fn prepare_part(
                     laps.lap("join applications to transactions");
                     checks::derive_transactions(&mut joined, &app)?;
                     laps.lap("transaction checks");
-                    // Three passes that read the rows and add columns, each
-                    // mostly one thread's sweep or hash map, run at once: the
-                    // refunds' originals; the merchants' codes and then the
-                    // gaps between their purchases; the key codes (card
-                    // hashes alone took 2.4 s of one thread at 10M rows while
-                    // the other thread waited).
-                    let merchant_code = keys::code_column(&["merchant_id".to_string()]);
-                    let mut coded: Vec<String> = needed_by(needed, kind)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|n| n.starts_with(keys::KEY_PREFIX) && *n != merchant_code)
-                        .collect();
-                    coded.sort_unstable();
-                    let rows = &joined;
-                    let app_rows = &app;
-                    let (originals, coded_by_merchant) = rayon::join(
-                        || checks::derive_originals(rows),
-                        || -> PolarsResult<_> {
-                            let codes = keys::codes(&[rows.column("merchant_id")?.as_materialized_series().str()?]);
-                            let (gaps, keyed) = rayon::join(
-                                || checks::derive_gaps(rows, app_rows, period_start, &codes),
-                                || keys::code_columns(rows, coded.iter().map(String::as_str), &[("merchant_id", &codes)]),
-                            );
-                            Ok((codes, gaps, keyed?))
-                        },
-                    );
-                    let (codes, gaps, keyed) = coded_by_merchant?;
-                    for c in originals? {
-                        joined.with_column(c)?;
-                    }
-                    joined.with_column(gaps)?;
-                    if needed_by(needed, kind).is_some_and(|n| n.contains(&merchant_code)) {
-                        let c = UInt32Chunked::from_slice(merchant_code.as_str().into(), &codes);
-                        joined.with_column(c.into_series().into_column())?;
-                    }
-                    for c in keyed {
-                        joined.with_column(c)?;
-                    }
-                    // Keys over the columns just derived, if a rule has any.
-                    keys::add_codes(&mut joined, coded.iter().map(String::as_str))?;
-                    merchant_codes = codes;
+                    merchant_codes = derive_per_merchant_and_keys(&mut joined, &app, period_start, needed_by(needed, kind))?;
                     txn_apps = app.at;
                     laps.lap("refund originals, gaps and key codes");
                     // The MCC the transaction was submitted under, classed too
