@@ -143,7 +143,6 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
     if !columns.is_empty() {
         lf = lf.with_columns(columns);
     }
-    let members = member_exprs(rule, ctx);
 
     // `compile` refused peers with a rolling window.
     let grouped = if let Some(Window::Rolling { millis: period_ms }) = grouping.window {
@@ -189,7 +188,7 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
             .filter(col(HIT).eq(lit(true)))
             .with_row_index(HIT_ID, None)
             .cache();
-        episodes(rows, hits, key_names, &time, members)?
+        episodes(rows, hits, key_names, &time, member_exprs(rule, ctx))?
     } else {
         let mut rows = lf;
         // As for rolling windows: keys with fewer rows in all than the
@@ -215,7 +214,7 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
         let groups_lf = rows.clone().group_by_stable(groups.by()).agg(all);
-        finish_groups(rule, groups_lf, rows, ctx)?
+        finish_groups(rule, &groups, groups_lf, rows, ctx)?
     };
     Ok(grouped)
 }
@@ -235,8 +234,13 @@ fn peer_firsts(rule: &CompiledRule) -> Vec<Expr> {
 /// the aggregates of `group_aggs` and the peer columns, one row per
 /// group): peer statistics, the groups that hit, and their members from
 /// the rule's `rows`.
-fn finish_groups(rule: &CompiledRule, groups_lf: LazyFrame, rows: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
-    let groups = Groups::of(rule, ctx);
+fn finish_groups(
+    rule: &CompiledRule,
+    groups: &Groups,
+    groups_lf: LazyFrame,
+    rows: LazyFrame,
+    ctx: &PlanContext,
+) -> Result<LazyFrame, PlanError> {
     let members = member_exprs(rule, ctx);
     let mut groups_lf = groups_lf;
     let mut hit = col(HIT).eq(lit(true));
