@@ -7,6 +7,7 @@ pub mod fee;
 pub mod idcard;
 pub mod luhn;
 pub mod mcc;
+pub(crate) mod texts;
 pub mod uscc;
 
 use chrono::NaiveDate;
@@ -18,6 +19,7 @@ use crate::input::read::decimal_from_scaled;
 use crate::input::values::{date_from_days, datetime_from_millis};
 
 pub use crate::contract::{DerivedDoc, DERIVED};
+pub(crate) use texts::Texts;
 
 fn strs(df: &DataFrame, name: &str) -> Option<StringChunked> {
     df.column(name).ok()?.as_materialized_series().str().ok().cloned()
@@ -227,15 +229,13 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
     );
     // Text columns in one chunk each, read by row number in parallel (a
     // copy of each as a vector of string slices would be gigabytes).
-    let one_chunk =
-        |name: &str| -> Option<StringChunked> { Some(df.column(name).ok()?.as_materialized_series().str().ok()?.rechunk().into_owned()) };
     let (method, card, ttype, status) = (
-        one_chunk("payment_method"),
-        one_chunk("card_type"),
-        one_chunk("txn_type"),
-        one_chunk("status"),
+        Texts::of(df, "payment_method"),
+        Texts::of(df, "card_type"),
+        Texts::of(df, "txn_type"),
+        Texts::of(df, "status"),
     );
-    fn text(a: &Option<StringChunked>, i: usize) -> Option<&str> {
+    fn text(a: &Option<Texts>, i: usize) -> Option<&str> {
         a.as_ref()?.get(i)
     }
     let priced: Vec<Option<fee::Expected>> = (0..n)
@@ -346,10 +346,10 @@ fn month_starts(days: &Int32Chunked) -> Int32Chunked {
 pub(crate) fn derive_originals(df: &DataFrame) -> PolarsResult<Vec<Column>> {
     let n = df.height();
     let ids = strs(df, "txn_id").expect("txn_id is required");
-    let orig = strs(df, "original_txn_id");
+    let orig = Texts::of(df, "original_txn_id");
     let amount = scaled(df, "amount").unwrap_or_else(|| vec![None; n]);
-    let card = strs(df, "card_hash");
-    let merchant = strs(df, "merchant_id").expect("merchant_id is required");
+    let card = Texts::of(df, "card_hash");
+    let merchant = Texts::of(df, "merchant_id").expect("merchant_id is required");
     // Only the ids some row refers to go in the map: refunds are few, and
     // a map of every transaction id would hold millions of entries.
     let orig: Vec<Option<&str>> = match &orig {
@@ -460,7 +460,7 @@ fn by_merchant_and_time(rows: impl Iterator<Item = usize>, merchants: &[u32], ti
 
 /// Whether each row is an approved purchase.
 fn approved_purchases(df: &DataFrame) -> Vec<bool> {
-    match (strs(df, "txn_type"), strs(df, "status")) {
+    match (Texts::of(df, "txn_type"), Texts::of(df, "status")) {
         (Some(t), Some(s)) => t
             .iter()
             .zip(s.iter())
@@ -486,14 +486,12 @@ pub(crate) fn merchant_deposit_activity(
     // Only merchants with a threshold count, a few in a hundred: their
     // rows are picked first and read by position, instead of copying
     // every row's id, time and amount (0.7 s at 10M rows).
-    let one_chunk = |name: &str| -> Option<Series> { Some(txns.column(name).ok()?.as_materialized_series().rechunk()) };
-    let (ids, ttype, status) = (one_chunk("merchant_id"), one_chunk("txn_type"), one_chunk("status"));
     let (ids, ttype, status) = (
-        ids.as_ref().map(|s| s.str()),
-        ttype.as_ref().map(|s| s.str()),
-        status.as_ref().map(|s| s.str()),
+        Texts::of(txns, "merchant_id"),
+        Texts::of(txns, "txn_type"),
+        Texts::of(txns, "status"),
     );
-    let (Some(Ok(ids)), Some(Ok(ttype)), Some(Ok(status))) = (ids, ttype, status) else {
+    let (Some(ids), Some(ttype), Some(status)) = (ids, ttype, status) else {
         return Ok(deposit_frame(&BTreeMap::new(), &BTreeMap::new(), as_of));
     };
     let time = txns.column("txn_time")?.as_materialized_series().datetime()?.physical().rechunk();

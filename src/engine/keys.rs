@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use polars::prelude::*;
 
+use crate::checks::Texts;
+
 /// Prefix of a key set's code column: `__key_merchant_id,card_hash` codes
 /// the pair.
 pub(crate) const KEY_PREFIX: &str = "__key_";
@@ -23,20 +25,9 @@ pub(crate) fn code_column(keys: &[String]) -> String {
 /// One code per row: rows with equal values in every column get equal
 /// codes (null is a value like any other), numbered by first appearance.
 pub fn codes(columns: &[&StringChunked]) -> Vec<u32> {
-    let singles: Vec<Vec<u32>> = columns.iter().map(|c| code_text(c)).collect();
+    let singles: Vec<Vec<u32>> = columns.iter().map(|c| Texts::Plain((*c).clone()).first_codes()).collect();
     let refs: Vec<&[u32]> = singles.iter().map(Vec::as_slice).collect();
     combine(&refs)
-}
-
-/// Codes of one text column, by first appearance.
-fn code_text(c: &StringChunked) -> Vec<u32> {
-    let mut seen: PlHashMap<Option<&str>, u32> = PlHashMap::with_capacity(1 << 16);
-    c.iter()
-        .map(|v| {
-            let next = seen.len() as u32;
-            *seen.entry(v).or_insert(next)
-        })
-        .collect()
 }
 
 /// Codes of tuples of codes, by first appearance: equal tuples, equal
@@ -86,7 +77,7 @@ pub(crate) fn code_columns<'a>(
         .into_iter()
         .filter(|name| !df.schema().contains(name))
         .filter_map(|name| Some((name.to_string(), name.strip_prefix(KEY_PREFIX)?.split(',').collect::<Vec<_>>())))
-        .filter(|(_, keys)| keys.iter().all(|k| text(df, k).is_some()))
+        .filter(|(_, keys)| keys.iter().all(|k| Texts::of(df, k).is_some()))
         .collect();
     let keys: BTreeSet<&str> = wanted.iter().flat_map(|(_, keys)| keys.iter().copied()).collect();
     let known_of = |k: &str| {
@@ -113,7 +104,7 @@ pub(crate) fn code_columns<'a>(
                 .filter(|c| c.len() == df.height());
             (
                 k,
-                std::borrow::Cow::Owned(made.unwrap_or_else(|| code_text(text(df, k).expect("a text key")))),
+                std::borrow::Cow::Owned(made.unwrap_or_else(|| Texts::of(df, k).expect("a text key").first_codes())),
             )
         })
         .collect();
@@ -126,11 +117,6 @@ pub(crate) fn code_columns<'a>(
                 .into_column()
         })
         .collect())
-}
-
-/// `df`'s column `name` if it is text.
-fn text<'a>(df: &'a DataFrame, name: &str) -> Option<&'a StringChunked> {
-    df.column(name).ok()?.as_materialized_series().str().ok()
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
-//! Enumerated text columns held as categoricals while rules run.
+//! Few-valued text columns held as categoricals while rules run.
 //!
 //! A transaction's type, status, payment method, card type and entry mode
 //! take a handful of values each, its MCC a few hundred (ISO 18245 codes),
 //! and the MCC table's columns joined onto it (`txn_mcc_fee_class`, ...) no
-//! more than that table's rows. As text every value costs a 16-byte view:
-//! about 170 MB per column at 10M rows, 1.5 GB for these nine. As
+//! more than that table's rows; its merchant, terminal and settlement
+//! account repeat one value over each merchant's rows. As text every value
+//! costs a 16-byte view, and an id longer than 12 bytes its bytes too:
+//! about 170-350 MB per column at 10M rows, 2.5 GB for these. As
 //! categoricals they are 4-byte codes, and a rule's `status = 'approved'`
 //! compares integers. Comparisons, `IN`, `CASE`, grouping and `||` read a
 //! categorical as its text, so rules do not change; the few things that do
@@ -26,28 +28,41 @@ use crate::input::InputKind;
 /// which a categorical does not have.
 const FEW_VALUES: &[&str] = &["mcc"];
 
-/// One set of categories per column name, shared by every frame of a run
-/// (partitions concatenate and join on them).
-pub(crate) fn categories(name: &str) -> DataType {
-    DataType::from_categories(Categories::new(name.into(), "posaudit".into(), CategoricalPhysical::U32))
+/// Text columns of transactions that repeat a value per merchant, terminal
+/// or account (and the refund originals' columns, empty on all but the
+/// refunds): a few hundred thousand values over millions of rows.
+const PER_ENTITY: &[&str] = &[
+    "merchant_id",
+    "terminal_sn",
+    "settlement_account_number",
+    "original_txn_id",
+    "original_card_hash",
+];
+
+/// One set of categories for every narrowed column of every frame of a
+/// run: partitions concatenate and join on them, and a rule may compare
+/// two narrowed columns (`mcc <> merchant_id`), which polars allows only
+/// between columns of the same categories.
+pub(crate) fn categories() -> DataType {
+    DataType::from_categories(Categories::new("text".into(), "posaudit".into(), CategoricalPhysical::U32))
 }
 
 /// `df`'s contract enumerations and other few-valued text columns, held as
 /// text, turned into categoricals.
 pub(crate) fn narrow(df: &mut DataFrame, kind: InputKind) -> PolarsResult<()> {
     use rayon::prelude::*;
+    let per_entity = if kind == InputKind::Transactions { PER_ENTITY } else { &[] };
     let text: Vec<&Column> = kind
         .columns()
         .iter()
         .filter(|spec| matches!(spec.ty, ColType::Enum(_)) || (kind == InputKind::Transactions && FEW_VALUES.contains(&spec.name)))
-        .filter_map(|spec| df.column(spec.name).ok())
+        .map(|spec| spec.name)
+        .chain(per_entity.iter().copied())
+        .filter_map(|name| df.column(name).ok())
         .filter(|c| c.dtype() == &DataType::String)
         .collect();
     // Each cast hashes a column's every value: one column per thread.
-    let cats: Vec<Column> = text
-        .par_iter()
-        .map(|c| c.cast(&categories(c.name())))
-        .collect::<PolarsResult<_>>()?;
+    let cats: Vec<Column> = text.par_iter().map(|c| c.cast(&categories())).collect::<PolarsResult<_>>()?;
     for cat in cats {
         df.with_column(cat)?;
     }
@@ -93,6 +108,7 @@ mod tests {
             "txn_type" => [Some("purchase"), Some("refund"), None, Some("purchase")],
             "status" => ["approved", "declined", "approved", "approved"],
             "merchant_id" => ["m1", "m1", "m2", "m2"],
+            "txn_id" => ["t1", "t2", "t3", "t4"],
             "mcc" => ["5411", "5411", "5812", "7011"],
             "amount" => [1i64, 2, 3, 4],
         )
@@ -112,14 +128,16 @@ mod tests {
     }
 
     #[test]
-    fn only_contract_enumerations_become_categoricals_and_widen_back_unchanged() {
+    fn enumerations_and_per_merchant_text_become_categoricals_and_widen_back_unchanged() {
         let text = txns();
         let mut narrowed = text.clone();
         narrow(&mut narrowed, InputKind::Transactions).unwrap();
         assert!(matches!(narrowed.column("status").unwrap().dtype(), DataType::Categorical(..)));
         assert!(matches!(narrowed.column("txn_type").unwrap().dtype(), DataType::Categorical(..)));
         assert!(matches!(narrowed.column("mcc").unwrap().dtype(), DataType::Categorical(..)));
-        assert_eq!(narrowed.column("merchant_id").unwrap().dtype(), &DataType::String);
+        assert!(matches!(narrowed.column("merchant_id").unwrap().dtype(), DataType::Categorical(..)));
+        // One value per row: as codes it would be larger, not smaller.
+        assert_eq!(narrowed.column("txn_id").unwrap().dtype(), &DataType::String);
         assert!(is_narrowed(narrowed.schema()));
         let back = widen(narrowed).unwrap();
         assert!(!is_narrowed(back.schema()));

@@ -252,7 +252,13 @@ fn finish_groups(
                 let mut left = JoinArgs::new(JoinType::Left);
                 left.maintain_order = MaintainOrderJoin::Left;
                 left.nulls_equal = true;
-                groups_lf.join(stats.clone().lazy(), key_cols(&keys), key_cols(&keys), left)
+                // The statistics were gathered from every partition as
+                // text; the keys here may be categoricals (`narrow`).
+                let as_here: Vec<Expr> = keys
+                    .iter()
+                    .filter_map(|k| Some(col(k.as_str()).cast(ctx.schema.get(k.as_str())?.clone())))
+                    .collect();
+                groups_lf.join(stats.clone().lazy().with_columns(as_here), key_cols(&keys), key_cols(&keys), left)
             }
         };
         hit = hit.and(sql(&p.when, ctx.as_of)?);

@@ -11,7 +11,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::{keys, narrow};
-use crate::checks;
+use crate::checks::{self, Texts};
 use crate::input::reference::{RefTable, References};
 use crate::input::{InputKind, LINE_COL, SRC_COL};
 
@@ -175,7 +175,7 @@ fn join_applications(
             keep.push(col(name).alias(joined_name));
         }
     }
-    let positions = positions_in(base.column("merchant_id")?.str()?, merchants.column("merchant_id")?.str()?);
+    let positions = positions_in(&texts(base, "merchant_id")?, merchants.column("merchant_id")?.str()?);
     let columns = merchants.clone().lazy().select(keep).collect()?;
     let at = IdxCa::from_iter_options("at".into(), positions.iter().copied());
     Ok((Joined { columns, at }, positions))
@@ -207,7 +207,7 @@ fn derive_per_merchant_and_keys(
     let (originals, by_merchant) = rayon::join(
         || checks::derive_originals(rows),
         || -> PolarsResult<_> {
-            let codes = keys::codes(&[rows.column("merchant_id")?.as_materialized_series().str()?]);
+            let codes = texts(rows, "merchant_id")?.first_codes();
             let (gaps, keyed) = rayon::join(
                 || checks::derive_gaps(rows, app, period_start, &codes),
                 || keys::code_columns(rows, coded.iter().map(String::as_str), &[("merchant_id", &codes)]),
@@ -249,13 +249,13 @@ fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str, cat
                 let value = col(name.as_str());
                 // A table's few values gathered as codes (`narrow`), not as text.
                 let value = match (categories, t.df.column(name).map(|c| c.dtype() == &DataType::String)) {
-                    (true, Ok(true)) => value.cast(narrow::categories(&name_out)),
+                    (true, Ok(true)) => value.cast(narrow::categories()),
                     _ => value,
                 };
                 value.alias(name_out)
             })
             .collect();
-    let positions = positions_in(df.column(left_key)?.str()?, t.df.column(t.key)?.str()?);
+    let positions = positions_in(&texts(&df, left_key)?, t.df.column(t.key)?.str()?);
     let mut out = gather_onto(df, &t.df, values, &positions)?;
     if let Some(k) = t.known {
         let k = format!("{prefix}{k}");
@@ -265,16 +265,33 @@ fn join_reference(df: DataFrame, t: &RefTable, left_key: &str, prefix: &str, cat
     Ok(out)
 }
 
+/// `df`'s text (or categorical) column `name`, an error naming it if it
+/// is neither.
+fn texts(df: &DataFrame, name: &str) -> PolarsResult<Texts> {
+    Texts::of(df, name).ok_or_else(|| polars_err!(SchemaMismatch: "column {name} is not text"))
+}
+
 /// For each value of `left`, its row in `right`, whose values are unique
 /// (one application per merchant, one reference row per key).
-fn positions_in(left: &StringChunked, right: &StringChunked) -> Vec<Option<IdxSize>> {
+fn positions_in(left: &Texts, right: &StringChunked) -> Vec<Option<IdxSize>> {
     let at: PlHashMap<&str, IdxSize> = right.iter().enumerate().filter_map(|(i, v)| Some((v?, i as IdxSize))).collect();
-    let chunks: Vec<_> = left.downcast_iter().collect();
-    let found: Vec<Vec<Option<IdxSize>>> = chunks
-        .par_iter()
-        .map(|arr| arr.iter().map(|v| v.and_then(|v| at.get(v).copied())).collect())
-        .collect();
-    found.into_iter().flatten().collect()
+    match left {
+        Texts::Plain(left) => {
+            let chunks: Vec<_> = left.downcast_iter().collect();
+            let found: Vec<Vec<Option<IdxSize>>> = chunks
+                .par_iter()
+                .map(|arr| arr.iter().map(|v| v.and_then(|v| at.get(v).copied())).collect())
+                .collect();
+            found.into_iter().flatten().collect()
+        }
+        // Each distinct value looked up once, then each row by its code.
+        Texts::Coded(codes, mapping) => {
+            let by_code: Vec<Option<IdxSize>> = (0..mapping.num_cats_upper_bound())
+                .map(|c| at.get(mapping.cat_to_str(c as u32)?).copied())
+                .collect();
+            codes.iter().map(|c| by_code.get(c? as usize).copied().flatten()).collect()
+        }
+    }
 }
 
 /// A left join by hand: `columns` of `right`, row `at[i]` for row i of
@@ -345,7 +362,13 @@ pub(crate) fn prepare_part(
     let mut merchant_codes: Vec<u32> = Vec::new();
     let mut txn_apps: Vec<Option<IdxSize>> = Vec::new();
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
-        if let Some(df) = inputs.remove(&kind) {
+        if let Some(mut df) = inputs.remove(&kind) {
+            if kind == InputKind::Transactions {
+                // Few-valued text as codes before anything is derived: the
+                // text is freed before the derived columns are made.
+                narrow::narrow(&mut df, kind)?;
+                laps.lap("text columns as categoricals");
+            }
             let (apps_of_rows, at) = join_applications(&df, kind, &merchants, &needed_by(needed, kind))?;
             joined_columns.insert(kind, apps_of_rows);
             let mut joined = df;
@@ -417,8 +440,9 @@ pub(crate) fn prepare_part(
     }
     laps.lap("fees, fee changes, projection");
     if let Some(txns) = frames.get_mut(&InputKind::Transactions) {
+        // The refund originals' card (derived): as the card, few values.
         narrow::narrow(txns, InputKind::Transactions)?;
-        laps.lap("enumerations as categoricals");
+        laps.lap("derived text as categoricals");
     }
     Ok(Prepared {
         frames,

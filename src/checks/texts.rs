@@ -1,0 +1,121 @@
+//! A text column read by row number, whether it is held as text or as a
+//! categorical (a code per row and one copy of each distinct value).
+//!
+//! Transactions' enumerations and the columns that repeat a value per
+//! merchant, terminal or account are held as categoricals from the start
+//! of preparation (`engine::narrow`): as text they are a 16-byte view per
+//! row plus the bytes, 1.5 GB at 10M rows, held through the derived
+//! columns' peak. The derived checks and the key codes read them here,
+//! either way.
+
+use polars::prelude::*;
+
+pub(crate) enum Texts {
+    /// Text, in one chunk (read by position).
+    Plain(StringChunked),
+    /// Codes in one chunk, and the values they stand for.
+    Coded(UInt32Chunked, Arc<CategoricalMapping>),
+}
+
+impl Texts {
+    /// `df`'s column `name`, if it is text or a categorical.
+    pub(crate) fn of(df: &DataFrame, name: &str) -> Option<Texts> {
+        let s = df.column(name).ok()?.as_materialized_series();
+        match s.dtype() {
+            DataType::String => Some(Texts::Plain(s.str().ok()?.rechunk().into_owned())),
+            DataType::Categorical(..) => {
+                let cat = s.cat32().ok()?;
+                Some(Texts::Coded(cat.physical().rechunk().into_owned(), cat.get_mapping().clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Row `i`'s value.
+    pub(crate) fn get(&self, i: usize) -> Option<&str> {
+        match self {
+            Texts::Plain(s) => s.get(i),
+            Texts::Coded(c, m) => m.cat_to_str(c.get(i)?),
+        }
+    }
+
+    /// Every row's value, in order.
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = Option<&str>> + '_> {
+        match self {
+            Texts::Plain(s) => Box::new(s.iter()),
+            Texts::Coded(c, m) => Box::new(c.iter().map(move |v| m.cat_to_str(v?))),
+        }
+    }
+
+    /// One code per row, equal values equal codes (null a value like any
+    /// other), numbered by first appearance. Codes of a categorical are
+    /// renumbered through a table, without reading the text: the same
+    /// numbers the text would get, as each value has one code.
+    pub(crate) fn first_codes(&self) -> Vec<u32> {
+        match self {
+            Texts::Plain(s) => {
+                let mut seen: PlHashMap<Option<&str>, u32> = PlHashMap::with_capacity(1 << 16);
+                s.iter()
+                    .map(|v| {
+                        let next = seen.len() as u32;
+                        *seen.entry(v).or_insert(next)
+                    })
+                    .collect()
+            }
+            Texts::Coded(c, m) => {
+                // Slot 0 is null; a category's slot is its code + 1.
+                let mut table = vec![u32::MAX; m.num_cats_upper_bound() + 1];
+                let mut next = 0u32;
+                c.iter()
+                    .map(|v| {
+                        let slot = &mut table[v.map_or(0, |v| v as usize + 1)];
+                        if *slot == u32::MAX {
+                            *slot = next;
+                            next += 1;
+                        }
+                        *slot
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both(values: &[Option<&str>]) -> (Texts, Texts) {
+        let text = StringChunked::from_iter_options("k".into(), values.iter().copied());
+        let df = DataFrame::new(values.len(), vec![text.clone().into_series().into_column()]).unwrap();
+        let dtype = DataType::from_categories(Categories::new("texts_test".into(), "posaudit".into(), CategoricalPhysical::U32));
+        let coded = df.column("k").unwrap().cast(&dtype).unwrap();
+        let coded = DataFrame::new(values.len(), vec![coded]).unwrap();
+        (Texts::of(&df, "k").unwrap(), Texts::of(&coded, "k").unwrap())
+    }
+
+    #[test]
+    fn text_and_categorical_read_the_same_values_and_codes() {
+        // A value seen before in the shared categories ("b" from an
+        // earlier frame) must not change the first-appearance numbering.
+        let _ = both(&[Some("z"), Some("b")]);
+        let values = [Some("b"), Some("a"), None, Some("b"), Some("c"), None, Some("a")];
+        let (plain, coded) = both(&values);
+        assert!(matches!(coded, Texts::Coded(..)));
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(plain.get(i), *v);
+            assert_eq!(coded.get(i), *v);
+        }
+        assert_eq!(plain.iter().collect::<Vec<_>>(), values.to_vec());
+        assert_eq!(coded.iter().collect::<Vec<_>>(), values.to_vec());
+        assert_eq!(plain.first_codes(), vec![0, 1, 2, 0, 3, 2, 1]);
+        assert_eq!(coded.first_codes(), plain.first_codes());
+    }
+
+    #[test]
+    fn other_columns_are_not_texts() {
+        let df = df!("n" => [1i64, 2]).unwrap();
+        assert!(Texts::of(&df, "n").is_none());
+        assert!(Texts::of(&df, "absent").is_none());
+    }
+}
