@@ -380,9 +380,10 @@ impl Spill {
         }
         std::fs::create_dir_all(dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
         let f = std::fs::File::create(dir.join(name)).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
-        // Spill files live for one scan: fast to write beats small.
+        // Spill files live for one scan: fast to write beats small. LZ4
+        // made them 0.55x the size, and cost 3-6% of a partitioned scan.
         ParquetWriter::new(f)
-            .with_compression(ParquetCompression::Lz4Raw)
+            .with_compression(ParquetCompression::Uncompressed)
             .with_statistics(StatisticsOptions::empty())
             .finish(part)
             .map(|_| ())
