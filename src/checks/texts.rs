@@ -18,6 +18,14 @@ pub(crate) enum Texts {
 }
 
 impl Texts {
+    /// Whether `df` has a column `name` held as text or a categorical
+    /// (without copying it into one chunk, as `of` does).
+    pub(crate) fn is_text(df: &DataFrame, name: &str) -> bool {
+        df.schema()
+            .get(name)
+            .is_some_and(|d| matches!(d, DataType::String | DataType::Categorical(..)))
+    }
+
     /// `df`'s column `name`, if it is text or a categorical.
     pub(crate) fn of(df: &DataFrame, name: &str) -> Option<Texts> {
         let s = df.column(name).ok()?.as_materialized_series();
@@ -91,6 +99,7 @@ mod tests {
         let dtype = DataType::from_categories(Categories::new("texts_test".into(), "posaudit".into(), CategoricalPhysical::U32));
         let coded = df.column("k").unwrap().cast(&dtype).unwrap();
         let coded = DataFrame::new(values.len(), vec![coded]).unwrap();
+        assert!(Texts::is_text(&df, "k") && Texts::is_text(&coded, "k"));
         (Texts::of(&df, "k").unwrap(), Texts::of(&coded, "k").unwrap())
     }
 
@@ -116,6 +125,7 @@ mod tests {
     fn other_columns_are_not_texts() {
         let df = df!("n" => [1i64, 2]).unwrap();
         assert!(Texts::of(&df, "n").is_none());
+        assert!(!Texts::is_text(&df, "n") && !Texts::is_text(&df, "absent"));
         assert!(Texts::of(&df, "absent").is_none());
     }
 }

@@ -77,7 +77,7 @@ pub(crate) fn code_columns<'a>(
         .into_iter()
         .filter(|name| !df.schema().contains(name))
         .filter_map(|name| Some((name.to_string(), name.strip_prefix(KEY_PREFIX)?.split(',').collect::<Vec<_>>())))
-        .filter(|(_, keys)| keys.iter().all(|k| Texts::of(df, k).is_some()))
+        .filter(|(_, keys)| keys.iter().all(|k| Texts::is_text(df, k)))
         .collect();
     let keys: BTreeSet<&str> = wanted.iter().flat_map(|(_, keys)| keys.iter().copied()).collect();
     let known_of = |k: &str| {
