@@ -1455,15 +1455,21 @@ fn one_big_file_read_in_parts_gives_what_one_piece_gives() {
 }
 
 #[test]
-fn a_text_function_on_an_enumeration_finds_what_a_plain_comparison_finds() {
-    // Enumerations are categoricals while rules run; `UPPER` and `LIKE` need
-    // text, and such a rule reads the columns it names as text instead of
-    // failing. The grouped rule's evidence shows the value as text.
+fn a_text_function_on_a_categorical_column_finds_what_a_plain_comparison_finds() {
+    // Enumerations, merchant and terminal are categoricals while rules
+    // run; `UPPER`, `LIKE` and `SUBSTR` need text, and such a rule reads
+    // the columns it names as text instead of failing. Two categorical
+    // columns compare as they are (one set of categories for all). The
+    // grouped rule's evidence shows the value as text.
     let tmp = tempfile::tempdir().unwrap();
     let pack = tmp.path().join("pack");
     std::fs::create_dir(&pack).unwrap();
     write_rule(&pack, "T-PLAIN.yaml", &format!("id: T-PLAIN\n{GOOD_HEAD}where: \"txn_type = 'refund' AND status = 'approved'\"\nevidence: [txn_type]\nmessage: \"{{txn_id}}\"\n"));
     write_rule(&pack, "T-TEXT.yaml", &format!("id: T-TEXT\n{GOOD_HEAD}where: \"UPPER(txn_type) = 'REFUND' AND status LIKE 'approv%'\"\nevidence: [txn_type]\nmessage: \"{{txn_id}}\"\n"));
+    // Every approved refund of the demo is at a merchant whose id starts
+    // with 822, on a terminal whose serial is not the merchant's id.
+    write_rule(&pack, "T-MID.yaml", &format!("id: T-MID\n{GOOD_HEAD}where: \"txn_type = 'refund' AND status = 'approved' AND SUBSTR(merchant_id, 1, 3) = '822'\"\nevidence: [txn_type]\nmessage: \"{{txn_id}}\"\n"));
+    write_rule(&pack, "T-TWO.yaml", &format!("id: T-TWO\n{GOOD_HEAD}where: \"txn_type = 'refund' AND status = 'approved' AND terminal_sn <> merchant_id\"\nevidence: [txn_type]\nmessage: \"{{txn_id}}\"\n"));
     write_rule(&pack, "T-GROUP.yaml", &format!("id: T-GROUP\n{GOOD_HEAD}where: \"txn_type IN ('refund', 'reversal')\"\ngroup_by: [merchant_id, txn_type]\nwindow: 1M\nhaving: \"COUNT(*) >= 1\"\nentity: merchant\nevidence: [txn_type]\nmessage: \"{{merchant_id}} {{txn_type}} {{count}}\"\n"));
     let out = tmp.path().join("out");
     let o = scan(
@@ -1484,6 +1490,8 @@ fn a_text_function_on_an_enumeration_finds_what_a_plain_comparison_finds() {
     };
     assert!(!messages("T-PLAIN").is_empty(), "the demo has approved refunds");
     assert_eq!(messages("T-TEXT"), messages("T-PLAIN"));
+    assert_eq!(messages("T-MID"), messages("T-PLAIN"));
+    assert_eq!(messages("T-TWO"), messages("T-PLAIN"));
     let grouped = messages("T-GROUP");
     assert!(!grouped.is_empty());
     assert!(
