@@ -205,8 +205,40 @@ pub(crate) fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> Polar
 }
 
 /// A decimal column of `n` rows from integer units at `scale`.
-fn scaled_column(name: &str, scale: usize, n: usize, v: impl Fn(usize) -> Option<i64>) -> PolarsResult<Column> {
-    Ok(decimal_from_scaled(Int64Chunked::from_iter_options(name.into(), (0..n).map(v)), scale)?.into_column())
+/// Derived money and rate columns held as integer units (fen, millionths)
+/// between preparation and the rules, with their scales. A decimal is 16
+/// bytes a row (polars has no 64-bit one): these six were 1 GB at 10M
+/// rows, read by three rules. Each rule that reads one gets it as a
+/// decimal (`as_decimals`), so rules still read yuan.
+pub(crate) const HELD_AS_UNITS: &[(&str, usize)] = &[
+    ("expected_fee", 2),
+    ("expected_rate_fee", 2),
+    ("expected_fixed_fee", 2),
+    ("contract_rate_applied", 6),
+    ("fee_diff", 2),
+    ("original_amount", 2),
+];
+
+fn units_column(name: &str, n: usize, v: impl Fn(usize) -> Option<i64>) -> Column {
+    debug_assert!(HELD_AS_UNITS.iter().any(|(held, _)| *held == name));
+    ints(name, (0..n).map(v))
+}
+
+/// `df`'s columns held as integer units (`HELD_AS_UNITS`) among `names`
+/// (all for None) as the exact decimals rules read.
+pub(crate) fn as_decimals(df: &mut DataFrame, names: Option<&std::collections::BTreeSet<String>>) -> PolarsResult<()> {
+    for (name, scale) in HELD_AS_UNITS {
+        if names.is_some_and(|n| !n.contains(*name)) {
+            continue;
+        }
+        let Ok(c) = df.column(name) else { continue };
+        if c.dtype() != &DataType::Int64 {
+            continue;
+        }
+        let units = c.as_materialized_series().i64()?.clone();
+        df.with_column(decimal_from_scaled(units, *scale)?.into_column())?;
+    }
+    Ok(())
 }
 
 /// Add the transaction checks; `app` says each row's application, whose
@@ -260,11 +292,11 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
     let (priced, amount, fee) = (&priced, &amount, &fee);
     let builds: Vec<Build> = vec![
         Box::new(|| Ok(ints("amount_fen", amount.iter().copied()))),
-        Box::new(|| scaled_column("expected_fee", 2, n, |i| priced[i].map(|e| e.total()))),
-        Box::new(|| scaled_column("expected_rate_fee", 2, n, |i| priced[i].map(|e| e.rate_part))),
-        Box::new(|| scaled_column("expected_fixed_fee", 2, n, |i| priced[i].map(|e| e.fixed_part))),
-        Box::new(|| scaled_column("contract_rate_applied", 6, n, |i| priced[i].map(|e| e.rate))),
-        Box::new(|| scaled_column("fee_diff", 2, n, |i| Some(fee[i]? - priced[i]?.total()))),
+        Box::new(|| Ok(units_column("expected_fee", n, |i| priced[i].map(|e| e.total())))),
+        Box::new(|| Ok(units_column("expected_rate_fee", n, |i| priced[i].map(|e| e.rate_part)))),
+        Box::new(|| Ok(units_column("expected_fixed_fee", n, |i| priced[i].map(|e| e.fixed_part)))),
+        Box::new(|| Ok(units_column("contract_rate_applied", n, |i| priced[i].map(|e| e.rate)))),
+        Box::new(|| Ok(units_column("fee_diff", n, |i| Some(fee[i]? - priced[i]?.total())))),
         Box::new(|| {
             let eff = fee.iter().zip(amount).map(|(f, a)| match (f, a) {
                 (Some(f), Some(a)) if *a != 0 => Some(*f as f64 / *a as f64),
@@ -367,11 +399,7 @@ pub(crate) fn derive_originals(df: &DataFrame) -> PolarsResult<Vec<Column>> {
     let lookup: Vec<Option<Option<usize>>> = orig.iter().map(|o| o.map(|o| first[o])).collect();
     let add = vec![
         bools("original_found", lookup.iter().map(|l| l.map(|f| f.is_some()))),
-        decimal_from_scaled(
-            Int64Chunked::from_iter_options("original_amount".into(), lookup.iter().map(|l| l.flatten().and_then(|j| amount[j]))),
-            2,
-        )?
-        .into_column(),
+        units_column("original_amount", n, |i| lookup[i].flatten().and_then(|j| amount[j])),
         StringChunked::from_iter_options(
             "original_card_hash".into(),
             lookup
@@ -569,6 +597,43 @@ fn deposit_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_held_as_units_reads_as_the_decimals_it_was_made_as() {
+        let units = [Some(12_345i64), None, Some(-7), Some(0)];
+        let mut df = DataFrame::new(
+            4,
+            vec![
+                ints("fee_diff", units.into_iter()),
+                ints("contract_rate_applied", [Some(6_000i64), None, None, Some(1)].into_iter()),
+                ints("expected_fee", units.into_iter()),
+                ints("amount_fen", units.into_iter()),
+            ],
+        )
+        .unwrap();
+        // Only the named ones; a column not held as units stays as it is.
+        let named: std::collections::BTreeSet<String> = ["fee_diff", "contract_rate_applied", "amount_fen"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        as_decimals(&mut df, Some(&named)).unwrap();
+        let want = |scale| decimal_from_scaled(Int64Chunked::from_iter_options("x".into(), units.into_iter()), scale).unwrap();
+        assert_eq!(df.column("fee_diff").unwrap().dtype(), want(2).dtype());
+        assert!(df
+            .column("fee_diff")
+            .unwrap()
+            .as_materialized_series()
+            .equals_missing(&want(2).with_name("fee_diff".into())));
+        assert_eq!(df.column("contract_rate_applied").unwrap().dtype(), &DataType::Decimal(18, 6));
+        assert_eq!(df.column("expected_fee").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(df.column("amount_fen").unwrap().dtype(), &DataType::Int64);
+        // Every one for None; decimals already are left alone.
+        as_decimals(&mut df, None).unwrap();
+        assert_eq!(df.column("expected_fee").unwrap().dtype(), want(2).dtype());
+        let before = df.clone();
+        as_decimals(&mut df, None).unwrap();
+        assert!(df.equals_missing(&before));
+    }
 
     #[test]
     fn rows_bucketed_by_merchant_are_in_the_order_a_full_sort_gives() {

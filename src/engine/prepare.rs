@@ -51,7 +51,9 @@ impl Joined {
 
 impl Prepared {
     /// The frame `kind`'s rules read, with the application columns among
-    /// `names` gathered onto it (all of them for None). None: no such input.
+    /// `names` gathered onto it (all of them for None), and the derived
+    /// money among them as decimals (`checks::HELD_AS_UNITS`). None: no
+    /// such input.
     pub fn frame(&self, kind: InputKind, names: Option<&std::collections::BTreeSet<String>>) -> PolarsResult<Option<DataFrame>> {
         let Some(df) = self.frames.get(&kind) else { return Ok(None) };
         let mut out = df.clone();
@@ -68,6 +70,7 @@ impl Prepared {
                 out.hstack_mut(gathered.columns())?;
             }
         }
+        checks::as_decimals(&mut out, names)?;
         Ok(Some(out))
     }
 
