@@ -287,12 +287,20 @@ fn positions_in(left: &Texts, right: &StringChunked) -> Vec<Option<IdxSize>> {
                 .collect();
             found.into_iter().flatten().collect()
         }
-        // Each distinct value looked up once, then each row by its code.
+        // Each value looked up once, when a row first has it, then the
+        // other rows by their code. Only this column's values: the shared
+        // categories hold every narrowed column's values of every
+        // partition so far, which looked up whole for each of a thousand
+        // partitions would be the run's slowest step.
         Texts::Coded(codes, mapping) => {
-            let by_code: Vec<Option<IdxSize>> = (0..mapping.num_cats_upper_bound())
-                .map(|c| at.get(mapping.cat_to_str(c as u32)?).copied())
-                .collect();
-            codes.iter().map(|c| by_code.get(c? as usize).copied().flatten()).collect()
+            let mut by_code: Vec<Option<Option<IdxSize>>> = vec![None; mapping.num_cats_upper_bound()];
+            codes
+                .iter()
+                .map(|c| {
+                    let c = c?;
+                    *by_code[c as usize].get_or_insert_with(|| at.get(mapping.cat_to_str(c)?).copied())
+                })
+                .collect()
         }
     }
 }
