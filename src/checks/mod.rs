@@ -204,7 +204,6 @@ pub(crate) fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> Polar
     Ok(())
 }
 
-/// A decimal column of `n` rows from integer units at `scale`.
 /// Derived money and rate columns held as integer units (fen, millionths)
 /// between preparation and the rules, with their scales. A decimal is 16
 /// bytes a row (polars has no 64-bit one): these six were 1 GB at 10M
@@ -219,6 +218,7 @@ pub(crate) const HELD_AS_UNITS: &[(&str, usize)] = &[
     ("original_amount", 2),
 ];
 
+/// A column of `n` rows held as integer units (one of `HELD_AS_UNITS`).
 fn units_column(name: &str, n: usize, v: impl Fn(usize) -> Option<i64>) -> Column {
     debug_assert!(HELD_AS_UNITS.iter().any(|(held, _)| *held == name));
     ints(name, (0..n).map(v))

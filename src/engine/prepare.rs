@@ -451,7 +451,8 @@ pub(crate) fn prepare_part(
     }
     laps.lap("fees, fee changes, projection");
     if let Some(txns) = frames.get_mut(&InputKind::Transactions) {
-        // The refund originals' card (derived): as the card, few values.
+        // The refund originals' card (derived): empty on all but the
+        // refunds, so few values (the card itself has nearly one per row).
         narrow::narrow(txns, InputKind::Transactions)?;
         laps.lap("derived text as categoricals");
     }
