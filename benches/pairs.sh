@@ -26,7 +26,8 @@ threads=${THREADS:-$(nproc)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# One run of binary $1 (label $2): appends "label wall cpu peak read derived rules".
+# One run of binary $1 (label $2): appends "label wall cpu peak read derived rules partitions"
+# ("-" for a phase the run does not have).
 run() {
   local bin=$1 label=$2 out=$work/out-$2
   shift 2
@@ -44,17 +45,21 @@ run() {
   fi
   end=$(date +%s.%N)
   # "read inputs: 8.91 s (...)": the number before the first "s".
-  phase() { awk -v p="$1" 'index($0, p) == 1 { for (i = 1; i <= NF; i++) if ($i == "s") { print $(i-1); exit } }' "$work/log-$label"; }
+  phase() {
+    awk -v p="$1" 'index($0, p) == 1 { for (i = 1; i <= NF; i++) if ($i == "s") { print $(i-1); found = 1; exit } }
+                   END { if (!found) print "-" }' "$work/log-$label"
+  }
   read -r user sys kb < <(tail -1 "$work/time")
-  printf '%s %.2f %.1f %.0f %s %s %s\n' "$label" "$(echo "$end - $start" | bc)" "$(echo "$user + $sys" | bc)" \
-    "$(echo "$kb / 1024" | bc)" "$(phase 'read inputs:')" "$(phase 'derived columns')" "$(phase 'rules:')" >>"$work/runs"
+  printf '%s %.2f %.1f %.0f %s %s %s %s\n' "$label" "$(echo "$end - $start" | bc)" "$(echo "$user + $sys" | bc)" \
+    "$(echo "$kb / 1024" | bc)" "$(phase 'read inputs:')" "$(phase 'derived columns')" "$(phase 'rules:')" \
+    "$(phase 'partitions:')" >>"$work/runs"
 }
 
-printf '%-4s %8s %8s %9s %7s %8s %7s\n' run wall_s cpu_s peak_mib read_s derive_s rules_s
+printf '%-4s %8s %8s %9s %7s %8s %7s %7s\n' run wall_s cpu_s peak_mib read_s derive_s rules_s parts_s
 for i in $(seq 1 "$pairs"); do
   for side in A B; do
     if [ $side = A ]; then run "$a" A "$@"; else run "$b" B "$@"; fi
-    tail -1 "$work/runs" | awk '{ printf "%-4s %8s %8s %9s %7s %8s %7s\n", $1, $2, $3, $4, $5, $6, $7 }'
+    tail -1 "$work/runs" | awk '{ printf "%-4s %8s %8s %9s %7s %8s %7s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
   done
 done
 
@@ -63,8 +68,8 @@ echo "medians of $pairs (A: $a, B: $b), each column on its own:"
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for side in A B; do
   col() { awk -v s=$side -v c="$1" '$1 == s { print $c }' "$work/runs" | median; }
-  printf '%s  wall %s s  cpu %s s  peak %s MiB  read %s s  derived %s s  rules %s s\n' \
-    $side "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" "$(col 7)"
+  printf '%s  wall %s s  cpu %s s  peak %s MiB  read %s s  derived %s s  rules %s s  partitions %s s\n' \
+    $side "$(col 2)" "$(col 3)" "$(col 4)" "$(col 5)" "$(col 6)" "$(col 7)" "$(col 8)"
 done
 
 same=0

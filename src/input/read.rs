@@ -651,7 +651,10 @@ pub(crate) fn read_csv(
 ) -> Result<ParsedFile, InputError> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let parts = parts_of(size, mapping);
+    let parts = match on_part {
+        Some(_) => streamed_parts_of(size, mapping),
+        None => parts_of(size, mapping),
+    };
     if parts > 1 {
         let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
             let mut f = File::open(path)?;
@@ -701,6 +704,19 @@ fn parts_of(size: u64, mapping: &InputMapping) -> usize {
     }
 }
 
+/// How many parts a CSV file whose parts go to a `PartSink` (a
+/// partitioned scan) is parsed in: as `parts_of` says, and at least one
+/// per `part_bytes()`. The parts of a wave are held until the wave is
+/// handed on; a 2.1 GB file in `parts_of`'s eight parts held two of 260 MB
+/// of text and their parsed rows at once: the read's peak was 2.0 GB, and
+/// the whole partitioned scan's. In 32 MB parts it is 0.9 GB.
+fn streamed_parts_of(size: u64, mapping: &InputMapping) -> usize {
+    match parts_of(size, mapping) {
+        1 => 1,
+        parts => parts.max(size.div_ceil(part_bytes()) as usize),
+    }
+}
+
 /// Whether the file at `path` is CSV read in parts (see `read_csv`).
 pub(crate) fn read_in_parts(path: &Path, mapping: &InputMapping) -> bool {
     FileFormat::of(path) == FileFormat::Csv && parts_of(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), mapping) > 1
@@ -718,14 +734,19 @@ enum ParseError {
 /// tests on small files.
 const PART_BYTES: u64 = 32 << 20;
 
-/// How many parts to parse a file of `size` bytes in.
-fn parts_for(size: u64) -> usize {
-    let threads = rayon::current_num_threads();
-    let part_bytes = std::env::var("POSAUDIT_PART_BYTES")
+/// `PART_BYTES`, or `POSAUDIT_PART_BYTES`.
+fn part_bytes() -> u64 {
+    std::env::var("POSAUDIT_PART_BYTES")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
         .filter(|v| *v > 0)
-        .unwrap_or(PART_BYTES);
+        .unwrap_or(PART_BYTES)
+}
+
+/// How many parts to parse a file of `size` bytes in.
+fn parts_for(size: u64) -> usize {
+    let threads = rayon::current_num_threads();
+    let part_bytes = part_bytes();
     if threads < 2 || size < part_bytes {
         return 1;
     }
@@ -1193,6 +1214,24 @@ mod tests {
     fn column(df: &DataFrame, name: &str) -> Vec<Option<String>> {
         let s = df.column(name).unwrap().cast(&DataType::String).unwrap();
         s.str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn a_big_file_read_for_partitions_is_cut_finer_than_one_read_whole() {
+        let plain = Mapping::default();
+        let m = plain.get(InputKind::Transactions);
+        let big = 2_100 << 20;
+        // On one thread a file is read in one piece either way.
+        let pool = |n: usize| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        assert_eq!(pool(1).install(|| (parts_of(big, m), streamed_parts_of(big, m))), (1, 1));
+        let (whole, streamed) = pool(2).install(|| (parts_of(big, m), streamed_parts_of(big, m)));
+        assert_eq!(whole, 8, "four parts per thread at most");
+        assert_eq!(streamed, 66, "one per 32 MB");
+        // A file below one part is not cut at all.
+        assert_eq!(pool(2).install(|| streamed_parts_of(1 << 20, m)), 1);
+        // A mapped export with a title or a summary is read top to bottom.
+        let wechat = Mapping::load(Path::new("preset:wechat")).unwrap();
+        assert_eq!(pool(2).install(|| streamed_parts_of(big, wechat.get(InputKind::Transactions))), 1);
     }
 
     #[test]
