@@ -730,8 +730,9 @@ enum ParseError {
 }
 
 /// Files from this size are parsed in parts, one per thread: one big
-/// export uses every core, not one. `POSAUDIT_PART_BYTES` lowers it, for
-/// tests on small files.
+/// export uses every core, not one. A partitioned scan's parts are no
+/// larger than this (`streamed_parts_of`). `POSAUDIT_PART_BYTES` lowers
+/// it, for tests on small files.
 const PART_BYTES: u64 = 32 << 20;
 
 /// `PART_BYTES`, or `POSAUDIT_PART_BYTES`.
