@@ -67,6 +67,55 @@ fn config(cases: u32) -> ProptestConfig {
     }
 }
 
+/// A partitioned run reads a big file in parts handed on as they are
+/// parsed. A quoted value that spans a cut makes the part before it take
+/// in the next one, not the whole rest of the file (which held a 2 GB file
+/// whole): here one value of 60 lines spans the first of three cuts, and
+/// four parts are handed on as three, with what one piece gives.
+#[test]
+fn a_quoted_value_across_a_cut_joins_two_parts_not_the_rest_of_the_file() {
+    let mut rows = BASE.lines();
+    // An extra column, kept as text: a free-text memo.
+    let header = format!("{},memo", rows.next().unwrap());
+    let body: Vec<&str> = rows.collect();
+    let row = |i: usize| format!("{},", body[i % body.len()]);
+    let mut text = format!("{header}\n");
+    for i in 0..40 {
+        text.push_str(&row(i));
+        text.push('\n');
+    }
+    // One memo quoted over 60 lines (a record may span 100).
+    let quoted_from = text.len();
+    text.push_str(&format!("{}\"{}\"\n", row(40), vec!["abcdefghij".repeat(4); 60].join("\n")));
+    let quoted_to = text.len();
+    // Rows after it until the first cut (a quarter of the file) falls in
+    // the middle of the quoted value.
+    let mut n = 41;
+    while text.len() < 2 * (quoted_from + quoted_to) {
+        text.push_str(&row(n));
+        text.push('\n');
+        n += 1;
+    }
+    let first_cut = text.len() / 4;
+    assert!(
+        quoted_from < first_cut && first_cut + 20 < quoted_to,
+        "the first cut falls inside the quoted value"
+    );
+    let m = InputMapping::default();
+    let whole = read_csv_bytes(InputKind::Transactions, text.as_bytes(), &m).unwrap();
+    let (streamed, frames) = read_csv_bytes_streamed(InputKind::Transactions, text.as_bytes(), &m, 4).unwrap();
+    assert_eq!(frames.len(), 3, "parts 1 and 2 as one, then parts 3 and 4");
+    assert_eq!(whole.stats, streamed.stats);
+    assert_eq!(lines(&whole), lines(&streamed));
+    let mut frames = frames.into_iter();
+    let mut all = frames.next().unwrap();
+    for f in frames {
+        all.vstack_mut_owned(f).unwrap();
+    }
+    assert!(whole.df.equals_missing(&all), "rows differ:\n{:?}\n{:?}", whole.df, all);
+    assert_eq!((whole.stats.rows_read, whole.stats.rows_accepted), (n as u64, n as u64));
+}
+
 proptest! {
     #![proptest_config(config(256))]
 

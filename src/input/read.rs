@@ -831,9 +831,13 @@ struct PartsRead {
 /// reading it in one piece (a property test checks).
 ///
 /// With `on_part`, parts are parsed a wave (one per thread) at a time and
-/// handed on in order as each wave is done; a part that ends inside a
-/// quoted value has the rest of the file, from its start, read in one
-/// piece (the parts before it are already right).
+/// handed on in order as each wave is done. A part that ends inside a
+/// quoted value takes in the parts after it, one, then three, then seven
+/// (each try parses the span again from the part's start), until the span
+/// ends outside one or reaches the end of the file: the parts after the
+/// span then start on a record boundary again, and no more than the span
+/// is held at once (reading the whole rest of a 2 GB file in one piece
+/// held it all). The parts before it are already right.
 #[allow(clippy::too_many_arguments)]
 fn parse_parts<'a>(
     kind: InputKind,
@@ -858,9 +862,10 @@ fn parse_parts<'a>(
     cuts.push(size);
     let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
     // Part `i`, or (`to_end`) everything from its start on.
-    let parse = |i: usize, to_end: bool| -> Result<Parsed, ParseError> {
-        let (start, end) = ranges[i];
-        let end = if to_end { size } else { end };
+    // Parts `i` to `last`, as one.
+    let parse = |i: usize, last: usize| -> Result<Parsed, ParseError> {
+        let (start, _) = ranges[i];
+        let (_, end) = ranges[last];
         let raw = open(start, end - start).map_err(ParseError::Io)?;
         let rdr = records(raw, mapping);
         let rdr = if i == 0 { rdr } else { rdr.part() };
@@ -890,10 +895,7 @@ fn parse_parts<'a>(
         Ok(p.df)
     };
     let Some(on_part) = on_part else {
-        let parsed: Vec<Parsed> = (0..ranges.len())
-            .into_par_iter()
-            .map(|i| parse(i, false))
-            .collect::<Result<_, _>>()?;
+        let parsed: Vec<Parsed> = (0..ranges.len()).into_par_iter().map(|i| parse(i, i)).collect::<Result<_, _>>()?;
         if parsed.iter().rev().skip(1).any(|p| p.ended_in_quote) {
             return Ok(None);
         }
@@ -913,20 +915,27 @@ fn parse_parts<'a>(
         return Ok(Some(out));
     };
     let wave = rayon::current_num_threads().max(1);
+    let final_part = ranges.len() - 1;
     let mut first = 0;
     while first < ranges.len() {
         let last = (first + wave).min(ranges.len());
-        let parsed: Vec<Result<Parsed, ParseError>> = (first..last).into_par_iter().map(|i| parse(i, false)).collect();
+        let parsed: Vec<Result<Parsed, ParseError>> = (first..last).into_par_iter().map(|i| parse(i, i)).collect();
+        // Parts below `next` were taken into a span already.
+        let mut next = first;
         for (i, p) in (first..last).zip(parsed) {
-            let p = p?;
-            if p.ended_in_quote && i + 1 < ranges.len() {
-                let rest = parse(i, true)?;
-                on_part(number(rest)?).map_err(ParseError::Sink)?;
-                return Ok(Some(out));
+            if i < next {
+                continue;
+            }
+            let (mut p, mut end, mut grow) = (p?, i, 1);
+            while p.ended_in_quote && end < final_part {
+                end = (i + grow).min(final_part);
+                grow = 2 * grow + 1;
+                p = parse(i, end)?;
             }
             on_part(number(p)?).map_err(ParseError::Sink)?;
+            next = end + 1;
         }
-        first = last;
+        first = next.max(last);
     }
     Ok(Some(out))
 }
