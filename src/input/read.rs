@@ -670,15 +670,12 @@ pub(crate) fn read_csv(
             || sha256_of(path),
             || parse_parts(kind, &open, size, parts, display, src, header, mapping, on_part),
         );
-        if let Some(p) = parsed.map_err(|e| parse_err(path, e))? {
-            let digest = digest.map_err(|e| io_err(path, e))?;
-            return Ok(match p.df {
-                Some(df) => finish_file(kind, display, digest, p.read, df, p.rejected),
-                None => streamed_file(kind, display, digest, p.read, p.accepted, p.rejected),
-            });
-        }
-        // A quoted value spans a cut: read the file in one piece.
-        progress.set_position(progress.position().saturating_sub(size));
+        let p = parsed.map_err(|e| parse_err(path, e))?;
+        let digest = digest.map_err(|e| io_err(path, e))?;
+        return Ok(match p.df {
+            Some(df) => finish_file(kind, display, digest, p.read, df, p.rejected),
+            None => streamed_file(kind, display, digest, p.read, p.accepted, p.rejected),
+        });
     }
     let hasher = std::sync::Arc::new(std::sync::Mutex::new(Sha256::new()));
     let raw = Hashing {
@@ -825,19 +822,20 @@ struct PartsRead {
 /// Parse CSV in `parts` byte ranges cut at line starts, in parallel, and
 /// put the parts back together in order with the file's line numbers.
 /// Each part starts on a record boundary if the one before it ended
-/// outside a quoted value (by induction from the file's start); if any
-/// part ended inside one, a quoted value spans a cut and None says so:
-/// the caller reads the file in one piece. The result is the same as
-/// reading it in one piece (a property test checks).
+/// outside a quoted value (by induction from the file's start). A part
+/// that ends inside one (a multi-line value across a cut) takes in the
+/// parts after it, one, then three, then seven (each try parses the span
+/// again from the part's start), until the span ends outside a quoted
+/// value or reaches the end of the file; the parts after the span start on
+/// a record boundary again, and are used as parsed. The result is the
+/// same as reading the file in one piece (property tests check), and no
+/// more than a span is read on one thread: a quoted value across a cut
+/// used to have the whole file (in memory) or the whole rest of it
+/// (partitioned) read in one piece.
 ///
 /// With `on_part`, parts are parsed a wave (one per thread) at a time and
-/// handed on in order as each wave is done. A part that ends inside a
-/// quoted value takes in the parts after it, one, then three, then seven
-/// (each try parses the span again from the part's start), until the span
-/// ends outside one or reaches the end of the file: the parts after the
-/// span then start on a record boundary again, and no more than the span
-/// is held at once (reading the whole rest of a 2 GB file in one piece
-/// held it all). The parts before it are already right.
+/// handed on in order as each wave is done, so that no more than a wave's
+/// parts are held at once.
 #[allow(clippy::too_many_arguments)]
 fn parse_parts<'a>(
     kind: InputKind,
@@ -849,7 +847,7 @@ fn parse_parts<'a>(
     header: &Header,
     mapping: &InputMapping,
     on_part: Option<&PartSink>,
-) -> Result<Option<PartsRead>, ParseError> {
+) -> Result<PartsRead, ParseError> {
     let mut cuts = vec![0u64];
     for k in 1..parts {
         let pos = size * k as u64 / parts as u64;
@@ -894,13 +892,29 @@ fn parse_parts<'a>(
         out.rejected.extend(p.rejected);
         Ok(p.df)
     };
+    let final_part = ranges.len() - 1;
+    // Part `i` as parsed, or the span from it that ends outside a quoted
+    // value (or at the end of the file), and the span's last part.
+    let settle = |i: usize, mut p: Parsed| -> Result<(Parsed, usize), ParseError> {
+        let (mut end, mut grow) = (i, 1);
+        while p.ended_in_quote && end < final_part {
+            end = (i + grow).min(final_part);
+            grow = 2 * grow + 1;
+            p = parse(i, end)?;
+        }
+        Ok((p, end))
+    };
     let Some(on_part) = on_part else {
         let parsed: Vec<Parsed> = (0..ranges.len()).into_par_iter().map(|i| parse(i, i)).collect::<Result<_, _>>()?;
-        if parsed.iter().rev().skip(1).any(|p| p.ended_in_quote) {
-            return Ok(None);
-        }
         let mut all: Option<DataFrame> = None;
-        for p in parsed {
+        // Parts below `next` were taken into a span already.
+        let mut next = 0;
+        for (i, p) in parsed.into_iter().enumerate() {
+            if i < next {
+                continue;
+            }
+            let (p, end) = settle(i, p)?;
+            next = end + 1;
             let df = number(p)?;
             match &mut all {
                 None => all = Some(df),
@@ -912,32 +926,25 @@ fn parse_parts<'a>(
         let mut df = all.unwrap_or_default();
         df.rechunk_mut_par();
         out.df = Some(df);
-        return Ok(Some(out));
+        return Ok(out);
     };
     let wave = rayon::current_num_threads().max(1);
-    let final_part = ranges.len() - 1;
     let mut first = 0;
     while first < ranges.len() {
         let last = (first + wave).min(ranges.len());
         let parsed: Vec<Result<Parsed, ParseError>> = (first..last).into_par_iter().map(|i| parse(i, i)).collect();
-        // Parts below `next` were taken into a span already.
         let mut next = first;
         for (i, p) in (first..last).zip(parsed) {
             if i < next {
                 continue;
             }
-            let (mut p, mut end, mut grow) = (p?, i, 1);
-            while p.ended_in_quote && end < final_part {
-                end = (i + grow).min(final_part);
-                grow = 2 * grow + 1;
-                p = parse(i, end)?;
-            }
+            let (p, end) = settle(i, p?)?;
             on_part(number(p)?).map_err(ParseError::Sink)?;
             next = end + 1;
         }
         first = next.max(last);
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// Parse CSV from any bytes (header row included, checked as `header`
@@ -1067,27 +1074,28 @@ pub fn read_csv_bytes(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> 
 
 /// As `read_csv_bytes`, parsing the records after the header in `parts`
 /// byte ranges, as a big file is: for property tests that the parts give
-/// what one piece gives. None: a quoted value spans a cut (a file would
-/// then be read in one piece).
-pub fn read_csv_bytes_in_parts(
-    kind: InputKind,
-    bytes: &[u8],
-    mapping: &InputMapping,
-    parts: usize,
-) -> Result<Option<ParsedFile>, InputError> {
+/// what one piece gives.
+pub fn read_csv_bytes_in_parts(kind: InputKind, bytes: &[u8], mapping: &InputMapping, parts: usize) -> Result<ParsedFile, InputError> {
     let header = bytes_header(kind, bytes, mapping)?;
     let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(&bytes[start as usize..(start + len) as usize]))
     };
     let parsed = parse_parts(kind, &open, bytes.len() as u64, parts.max(1), BYTES, 0, &header, mapping, None)
         .map_err(|e| parse_err(Path::new(BYTES), e))?;
-    Ok(parsed.map(|p| finish_file(kind, BYTES, String::new(), p.read, p.df.unwrap_or_default(), p.rejected)))
+    Ok(finish_file(
+        kind,
+        BYTES,
+        String::new(),
+        parsed.read,
+        parsed.df.unwrap_or_default(),
+        parsed.rejected,
+    ))
 }
 
 /// As `read_csv_bytes_in_parts`, handing the parts on one at a time as a
 /// partitioned run does (`PartSink`): the file's stats and rejected rows,
-/// and the accepted rows of each part in order. Always an answer: a
-/// quoted value across a cut has the rest read in one piece.
+/// and the accepted rows of each part (or span of parts, see
+/// `parse_parts`) in order.
 pub fn read_csv_bytes_streamed(
     kind: InputKind,
     bytes: &[u8],
@@ -1114,8 +1122,7 @@ pub fn read_csv_bytes_streamed(
         mapping,
         Some(&on_part),
     )
-    .map_err(|e| parse_err(Path::new(BYTES), e))?
-    .expect("streamed parts always give an answer");
+    .map_err(|e| parse_err(Path::new(BYTES), e))?;
     let file = streamed_file(kind, BYTES, String::new(), p.read, p.accepted, p.rejected);
     Ok((file, got.into_inner().expect("parts lock")))
 }
