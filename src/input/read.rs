@@ -859,7 +859,6 @@ fn parse_parts<'a>(
     }
     cuts.push(size);
     let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
-    // Part `i`, or (`to_end`) everything from its start on.
     // Parts `i` to `last`, as one.
     let parse = |i: usize, last: usize| -> Result<Parsed, ParseError> {
         let (start, _) = ranges[i];
