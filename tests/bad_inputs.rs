@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -709,51 +709,58 @@ fn duplicated_rows_give_unique_fingerprints_in_the_same_order_in_memory_and_part
     invariants("duplicates", &data, work.path(), &work.path().join("a"), &a);
 }
 
+/// A generated month (300,000 transactions) and a partitioned scan of it
+/// under `out`, returned once it has written spill files.
+fn scan_until_it_spills(tmp: &Path) -> (std::process::Child, PathBuf) {
+    let data = tmp.join("data");
+    posaudit_gen::generate(&posaudit_gen::GenOptions {
+        merchants: 3000,
+        days: 20,
+        txns_per_day: 15_000,
+        seed: 7,
+        out: data.clone(),
+        format: posaudit_gen::GenFormat::Csv,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
+        violation_share: 0.1,
+        bad_rows: false,
+        lookalikes: false,
+    })
+    .unwrap();
+    let out = tmp.join("out");
+    let mut child = common::posaudit_command()
+        .args(["scan", "data", "--as-of", AS_OF, "--out", "out", "--partitions", "16", "--quiet"])
+        .current_dir(tmp)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until spill files exist.
+    let started = std::time::Instant::now();
+    loop {
+        let spilling = std::fs::read_dir(&out).ok().is_some_and(|rd| {
+            rd.filter_map(Result::ok).any(|e| {
+                let p = e.path();
+                p.file_name().unwrap().to_string_lossy().starts_with(".posaudit-spill") && {
+                    let mut f = Vec::new();
+                    all_files(&p, &mut f);
+                    !f.is_empty()
+                }
+            })
+        });
+        if spilling {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the scan ended before it spilled");
+        assert!(started.elapsed().as_secs() < 120, "no spill files after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child, out)
+}
+
 #[test]
 fn sigterm_and_sigint_remove_spill_and_temporary_files() {
     for signal in ["TERM", "INT"] {
         let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        posaudit_gen::generate(&posaudit_gen::GenOptions {
-            merchants: 3000,
-            days: 20,
-            txns_per_day: 15_000,
-            seed: 7,
-            out: data.clone(),
-            format: posaudit_gen::GenFormat::Csv,
-            start: chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap(),
-            violation_share: 0.1,
-            bad_rows: false,
-            lookalikes: false,
-        })
-        .unwrap();
-        let out = tmp.path().join("out");
-        let mut child = common::posaudit_command()
-            .args(["scan", "data", "--as-of", AS_OF, "--out", "out", "--partitions", "16", "--quiet"])
-            .current_dir(tmp.path())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Wait until spill files exist, then interrupt.
-        let started = std::time::Instant::now();
-        loop {
-            let spilling = std::fs::read_dir(&out).ok().is_some_and(|rd| {
-                rd.filter_map(Result::ok).any(|e| {
-                    let p = e.path();
-                    p.file_name().unwrap().to_string_lossy().starts_with(".posaudit-spill") && {
-                        let mut f = Vec::new();
-                        all_files(&p, &mut f);
-                        !f.is_empty()
-                    }
-                })
-            });
-            if spilling {
-                break;
-            }
-            assert!(child.try_wait().unwrap().is_none(), "the scan ended before it spilled");
-            assert!(started.elapsed().as_secs() < 120, "no spill files after 2 minutes");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let (child, out) = scan_until_it_spills(tmp.path());
         Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
@@ -765,5 +772,43 @@ fn sigterm_and_sigint_remove_spill_and_temporary_files() {
         all_files(&out, &mut left);
         let dirs: Vec<_> = std::fs::read_dir(&out).unwrap().filter_map(Result::ok).map(|e| e.path()).collect();
         assert!(left.is_empty() && dirs.is_empty(), "SIG{signal}: left behind: {left:?} {dirs:?}");
+    }
+}
+
+#[test]
+fn a_scan_killed_mid_spill_leaves_no_account_number_readable() {
+    // SIGKILL cannot be caught: the spill stays on disk. The transactions
+    // carry full settlement account numbers; none may be in what is left.
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut child, out) = scan_until_it_spills(tmp.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut accounts = BTreeSet::new();
+    let mut days = Vec::new();
+    all_files(&tmp.path().join("data/transactions"), &mut days);
+    for day in days.iter().take(3) {
+        let mut r = csv::Reader::from_path(day).unwrap();
+        let at = r.headers().unwrap().iter().position(|h| h == "settlement_account_number").unwrap();
+        for row in r.records().take(2000) {
+            let v = row.unwrap()[at].to_string();
+            if v.len() >= 16 {
+                accounts.insert(v);
+            }
+        }
+    }
+    assert!(accounts.len() > 100, "the data carries account numbers: {}", accounts.len());
+    let mut left = Vec::new();
+    all_files(&out, &mut left);
+    assert!(!left.is_empty(), "SIGKILL leaves the spill behind");
+    // One search for all of them (digits only: no escaping needed).
+    let any = regex::bytes::Regex::new(&accounts.iter().cloned().collect::<Vec<_>>().join("|")).unwrap();
+    for f in &left {
+        if let Some(m) = any.find(&std::fs::read(f).unwrap()) {
+            panic!(
+                "account {}… readable in {}",
+                String::from_utf8_lossy(&m.as_bytes()[..6]),
+                f.display()
+            );
+        }
     }
 }

@@ -14,6 +14,7 @@ pub mod narrow;
 pub mod partition;
 pub mod plan;
 pub mod prepare;
+pub mod sealed;
 pub mod validate;
 
 use std::time::Instant;

@@ -1,6 +1,7 @@
 //! Partitioned evaluation, for inputs larger than memory. Inputs are
-//! parsed once; each file's rows are spilled to Parquet parts by a hash of
-//! the merchant (files gathered into batches), and rules then run
+//! parsed once; each file's rows are spilled to Parquet parts, encrypted
+//! (`super::sealed`), by a hash of the merchant (files gathered into
+//! batches), and rules then run
 //! partition by partition. A rule is split by a key that keeps each of its
 //! groups inside one partition:
 //!
@@ -100,9 +101,12 @@ fn split_frame(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<DataFram
 /// Parsed rows on disk, by input, key and partition.
 pub struct Spill {
     /// Removes the folder if the process is interrupted (it holds raw,
-    /// unmasked rows); dropped before `dir`, which removes it otherwise.
+    /// unmasked rows, encrypted); dropped before `dir`, which removes it
+    /// otherwise.
     _interrupt_guard: crate::cleanup::Registered,
     dir: tempfile::TempDir,
+    /// The key the spill files are sealed with, in memory only.
+    sealer: super::sealed::Sealer,
     pub n: usize,
     /// First approved purchase over all transactions (ms), for dormancy.
     period_start: AtomicI64,
@@ -234,6 +238,7 @@ impl Spill {
         Ok(Spill {
             _interrupt_guard: crate::cleanup::register(dir.path()),
             dir,
+            sealer: super::sealed::Sealer::new(),
             n: n.max(1),
             period_start: AtomicI64::new(i64::MAX),
             pending: Default::default(),
@@ -315,7 +320,7 @@ impl Spill {
         }
         df.rechunk_mut_par();
         self.rows.fetch_add(df.height() as u64, Ordering::Relaxed);
-        let name = format!("{:08}.parquet", self.batches.fetch_add(1, Ordering::Relaxed));
+        let name = format!("{:08}.sealed", self.batches.fetch_add(1, Ordering::Relaxed));
         self.write_split(kind, "merchant_id", Some("merchant_id"), 0, self.n, &name, df)
     }
 
@@ -331,7 +336,7 @@ impl Spill {
         parts: usize,
         df: DataFrame,
     ) -> PolarsResult<()> {
-        self.write_split(kind, dir, key, from, parts, &format!("{from:08}.parquet"), df)
+        self.write_split(kind, dir, key, from, parts, &format!("{from:08}.sealed"), df)
     }
 
     /// How many partitions rows carried to a key's split are spread over:
@@ -379,14 +384,17 @@ impl Spill {
             polars_bail!(ComputeError: "the spill folder is gone (interrupted)");
         }
         std::fs::create_dir_all(dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
-        let f = std::fs::File::create(dir.join(name)).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
         // Spill files live for one scan: fast to write beats small. LZ4
         // made them 0.55x the size, and cost 3-6% of a partitioned scan.
-        ParquetWriter::new(f)
+        let mut plain = Vec::new();
+        ParquetWriter::new(&mut plain)
             .with_compression(ParquetCompression::Uncompressed)
             .with_statistics(StatisticsOptions::empty())
-            .finish(part)
-            .map(|_| ())
+            .finish(part)?;
+        // Sealed: the rows hold full account numbers (`sealed`).
+        self.sealer
+            .write(&dir.join(name), plain)
+            .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))
     }
 
     /// One partition of an input, its files in file order (None: no rows).
@@ -399,7 +407,8 @@ impl Spill {
         files.sort();
         let mut out: Option<DataFrame> = None;
         for f in files {
-            let df = ParquetReader::new(std::fs::File::open(&f).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?).finish()?;
+            let plain = self.sealer.read(&f).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
+            let df = ParquetReader::new(std::io::Cursor::new(plain)).finish()?;
             match &mut out {
                 None => out = Some(df),
                 Some(acc) => {
@@ -840,5 +849,57 @@ mod tests {
             .map(|df| df.height())
             .sum();
         assert_eq!(rows, 30);
+    }
+
+    #[test]
+    fn spill_files_hold_no_number_in_the_clear() {
+        // A scan killed with SIGKILL leaves its spill behind: what is on
+        // disk must not give the account and card numbers of the rows.
+        let spill = Spill::new(2, None).unwrap();
+        let account = "6225768888888888";
+        let mut df = file(0, &["m1", "m2", "m3", "m1"]);
+        df.with_column(Column::new("settlement_account_number".into(), vec![account; 4]))
+            .unwrap();
+        df.with_column(Column::new("card_no_masked".into(), vec!["6222021234567890123"; 4]))
+            .unwrap();
+        // (As fees: a transactions batch also looks for its first purchase.)
+        spill.sink(InputKind::Fees, 0, df.clone()).unwrap();
+        spill.flush().unwrap();
+        let mut files = Vec::new();
+        let mut dirs = vec![spill.dir.path().to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+        assert!(!files.is_empty());
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap();
+            for secret in [account, "6222021234567890123", "settlement_account_number"] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} in the clear in {f:?}"
+                );
+            }
+        }
+        // And the rows come back whole.
+        let back: Vec<DataFrame> = (0..2)
+            .filter_map(|k| spill.read(InputKind::Fees, "merchant_id", k).unwrap())
+            .collect();
+        assert_eq!(back.iter().map(|d| d.height()).sum::<usize>(), 4);
+        for d in &back {
+            assert!(d
+                .column("settlement_account_number")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .all(|v| v == Some(account)));
+        }
     }
 }
