@@ -659,16 +659,14 @@ pub(crate) fn read_csv(
         let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
             let mut f = File::open(path)?;
             f.seek(std::io::SeekFrom::Start(start))?;
-            Ok(Box::new(Counting {
-                inner: f.take(len),
-                progress,
-            }))
+            Ok(Box::new(f.take(len)))
         };
+        let count = |n: u64| progress.inc(n);
         // The digest is of the whole file in order: one thread reads it
         // again while the others parse the parts.
         let (digest, parsed) = rayon::join(
             || sha256_of(path),
-            || parse_parts(kind, &open, size, parts, display, src, header, mapping, on_part),
+            || parse_parts(kind, &open, &count, size, parts, display, src, header, mapping, on_part),
         );
         let p = parsed.map_err(|e| parse_err(path, e))?;
         let digest = digest.map_err(|e| io_err(path, e))?;
@@ -751,17 +749,23 @@ fn parts_for(size: u64) -> usize {
     (size / (part_bytes / 2).max(1)).clamp(2, 4 * threads as u64) as usize
 }
 
-/// Counts bytes read into the progress bar.
-struct Counting<'p, R> {
+/// Counts the bytes read after the first `skip` (already counted) with
+/// `count`: the progress bar.
+struct Counting<'c, R> {
     inner: R,
-    progress: &'p indicatif::ProgressBar,
+    skip: u64,
+    count: &'c (dyn Fn(u64) + Sync),
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.inc(n as u64);
-        Ok(n)
+        let n = self.inner.read(buf)? as u64;
+        let skipped = n.min(self.skip);
+        self.skip -= skipped;
+        if n > skipped {
+            (self.count)(n - skipped);
+        }
+        Ok(n as usize)
     }
 }
 
@@ -840,6 +844,7 @@ struct PartsRead {
 fn parse_parts<'a>(
     kind: InputKind,
     open: &(dyn Fn(u64, u64) -> std::io::Result<Box<dyn Read + Send + 'a>> + Sync),
+    count: &(dyn Fn(u64) + Sync),
     size: u64,
     parts: usize,
     display: &str,
@@ -859,11 +864,16 @@ fn parse_parts<'a>(
     }
     cuts.push(size);
     let ranges: Vec<(u64, u64)> = cuts.windows(2).map(|w| (w[0], w[1])).collect();
-    // Parts `i` to `last`, as one.
-    let parse = |i: usize, last: usize| -> Result<Parsed, ParseError> {
+    // Parts `i` to `last`, as one; the bytes before `counted` were read
+    // (and counted for the progress bar) before.
+    let parse = |i: usize, last: usize, counted: u64| -> Result<Parsed, ParseError> {
         let (start, _) = ranges[i];
         let (_, end) = ranges[last];
-        let raw = open(start, end - start).map_err(ParseError::Io)?;
+        let raw = Counting {
+            inner: open(start, end - start).map_err(ParseError::Io)?,
+            skip: counted.saturating_sub(start),
+            count,
+        };
         let rdr = records(raw, mapping);
         let rdr = if i == 0 { rdr } else { rdr.part() };
         parse_records(kind, rdr, end - start, display, src, header, mapping, i == 0)
@@ -893,18 +903,25 @@ fn parse_parts<'a>(
     };
     let final_part = ranges.len() - 1;
     // Part `i` as parsed, or the span from it that ends outside a quoted
-    // value (or at the end of the file), and the span's last part.
-    let settle = |i: usize, mut p: Parsed| -> Result<(Parsed, usize), ParseError> {
+    // value (or at the end of the file), and the span's last part. Parts
+    // through `counted` (a byte offset) were parsed alone before: their
+    // bytes are not counted again.
+    let settle = |i: usize, mut p: Parsed, counted: &mut u64| -> Result<(Parsed, usize), ParseError> {
         let (mut end, mut grow) = (i, 1);
         while p.ended_in_quote && end < final_part {
             end = (i + grow).min(final_part);
             grow = 2 * grow + 1;
-            p = parse(i, end)?;
+            p = parse(i, end, *counted)?;
+            *counted = (*counted).max(ranges[end].1);
         }
         Ok((p, end))
     };
     let Some(on_part) = on_part else {
-        let parsed: Vec<Parsed> = (0..ranges.len()).into_par_iter().map(|i| parse(i, i)).collect::<Result<_, _>>()?;
+        let parsed: Vec<Parsed> = (0..ranges.len())
+            .into_par_iter()
+            .map(|i| parse(i, i, 0))
+            .collect::<Result<_, _>>()?;
+        let mut counted = size;
         let mut all: Option<DataFrame> = None;
         // Parts below `next` were taken into a span already.
         let mut next = 0;
@@ -912,7 +929,7 @@ fn parse_parts<'a>(
             if i < next {
                 continue;
             }
-            let (p, end) = settle(i, p)?;
+            let (p, end) = settle(i, p, &mut counted)?;
             next = end + 1;
             let df = number(p)?;
             match &mut all {
@@ -929,18 +946,21 @@ fn parse_parts<'a>(
     };
     let wave = rayon::current_num_threads().max(1);
     let mut first = 0;
+    let mut counted_before = 0u64;
     while first < ranges.len() {
         let last = (first + wave).min(ranges.len());
-        let parsed: Vec<Result<Parsed, ParseError>> = (first..last).into_par_iter().map(|i| parse(i, i)).collect();
+        let parsed: Vec<Result<Parsed, ParseError>> = (first..last).into_par_iter().map(|i| parse(i, i, 0)).collect();
+        let mut counted = ranges[last - 1].1.max(counted_before);
         let mut next = first;
         for (i, p) in (first..last).zip(parsed) {
             if i < next {
                 continue;
             }
-            let (p, end) = settle(i, p?)?;
+            let (p, end) = settle(i, p?, &mut counted)?;
             on_part(number(p)?).map_err(ParseError::Sink)?;
             next = end + 1;
         }
+        counted_before = counted;
         first = next.max(last);
     }
     Ok(out)
@@ -1079,8 +1099,19 @@ pub fn read_csv_bytes_in_parts(kind: InputKind, bytes: &[u8], mapping: &InputMap
     let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
         Ok(Box::new(&bytes[start as usize..(start + len) as usize]))
     };
-    let parsed = parse_parts(kind, &open, bytes.len() as u64, parts.max(1), BYTES, 0, &header, mapping, None)
-        .map_err(|e| parse_err(Path::new(BYTES), e))?;
+    let parsed = parse_parts(
+        kind,
+        &open,
+        &|_| {},
+        bytes.len() as u64,
+        parts.max(1),
+        BYTES,
+        0,
+        &header,
+        mapping,
+        None,
+    )
+    .map_err(|e| parse_err(Path::new(BYTES), e))?;
     Ok(finish_file(
         kind,
         BYTES,
@@ -1113,6 +1144,7 @@ pub fn read_csv_bytes_streamed(
     let p = parse_parts(
         kind,
         &open,
+        &|_| {},
         bytes.len() as u64,
         parts.max(1),
         BYTES,
@@ -1230,6 +1262,64 @@ mod tests {
     fn column(df: &DataFrame, name: &str) -> Vec<Option<String>> {
         let s = df.column(name).unwrap().cast(&DataType::String).unwrap();
         s.str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn the_progress_bar_counts_each_byte_once_when_parts_are_joined() {
+        let base = include_str!("../../tests/bad_inputs/_base/transactions.csv");
+        let mut rows = base.lines();
+        let head = format!("{},memo", rows.next().unwrap());
+        let body: Vec<&str> = rows.collect();
+        let row = |i: usize| format!("{},", body[i % body.len()]);
+        let mut text = format!("{head}\n");
+        for i in 0..40 {
+            text.push_str(&format!("{}\n", row(i)));
+        }
+        // A memo quoted over 60 lines: some cuts fall inside it, and the
+        // parts around them are parsed again as one.
+        text.push_str(&format!("{}\"{}\"\n", row(40), vec!["abcdefghij".repeat(4); 60].join("\n")));
+        for i in 41..200 {
+            text.push_str(&format!("{}\n", row(i)));
+        }
+        let bytes = text.as_bytes();
+        let m = InputMapping::default();
+        let header = bytes_header(InputKind::Transactions, bytes, &m).unwrap();
+        let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
+            Ok(Box::new(&bytes[start as usize..(start + len) as usize]))
+        };
+        let mut joined = false;
+        for parts in [2, 4, 8, 16] {
+            for streamed in [false, true] {
+                let counted = std::sync::atomic::AtomicU64::new(0);
+                let count = |n: u64| {
+                    counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                };
+                let handed = std::sync::atomic::AtomicUsize::new(0);
+                let sink = |_: DataFrame| -> Result<(), InputError> {
+                    handed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                };
+                let on_part: Option<&PartSink> = if streamed { Some(&sink) } else { None };
+                let p = parse_parts(
+                    InputKind::Transactions,
+                    &open,
+                    &count,
+                    bytes.len() as u64,
+                    parts,
+                    BYTES,
+                    0,
+                    &header,
+                    &m,
+                    on_part,
+                )
+                .ok()
+                .expect("the file parses");
+                assert_eq!(p.read, 200);
+                assert_eq!(counted.into_inner(), bytes.len() as u64, "{parts} parts, streamed: {streamed}");
+                joined |= streamed && handed.into_inner() < parts;
+            }
+        }
+        assert!(joined, "a cut fell inside the quoted value");
     }
 
     #[test]
