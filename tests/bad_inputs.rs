@@ -776,7 +776,7 @@ fn sigterm_and_sigint_remove_spill_and_temporary_files() {
 }
 
 #[test]
-fn a_scan_killed_mid_spill_leaves_no_account_number_readable() {
+fn a_scan_killed_mid_spill_leaves_no_account_number_readable_and_the_next_scan_removes_it() {
     // SIGKILL cannot be caught: the spill stays on disk. The transactions
     // carry full settlement account numbers; none may be in what is left.
     let tmp = tempfile::tempdir().unwrap();
@@ -811,4 +811,34 @@ fn a_scan_killed_mid_spill_leaves_no_account_number_readable() {
             );
         }
     }
+    // The next partitioned scan into the same folder removes what the
+    // killed one left, and says so; nothing of either is left after it.
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let o = common::posaudit_command()
+        .args([
+            "scan",
+            demo.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--out",
+            "out",
+            "--partitions",
+            "2",
+        ])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(o.status.code().is_some_and(|c| c < 2), "{}", stderr_of(&o));
+    assert!(
+        stderr_of(&o).contains("the spill folder of an earlier scan that was killed"),
+        "{}",
+        stderr_of(&o)
+    );
+    let spills: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".posaudit-spill"))
+        .map(|e| e.path())
+        .collect();
+    assert!(spills.is_empty(), "left behind: {spills:?}");
 }

@@ -65,7 +65,15 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut scoring = None;
     let spill = if opts.partitions > 1 {
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
-        Some(engine::partition::Spill::new(opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
+        let spill = engine::partition::Spill::new(opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?;
+        for stale in spill.stale_removed() {
+            progress.warn(&format!(
+                "removed {} ({}), the spill folder of an earlier scan that was killed before it ended",
+                stale.path.display(),
+                memory::gib(stale.bytes)
+            ));
+        }
+        Some(spill)
     } else {
         None
     };

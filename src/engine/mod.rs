@@ -15,6 +15,7 @@ pub mod partition;
 pub mod plan;
 pub mod prepare;
 pub mod sealed;
+pub mod spill_folder;
 pub mod validate;
 
 use std::time::Instant;
