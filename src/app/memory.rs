@@ -83,6 +83,15 @@ pub(crate) fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
+/// A size for a person: MiB under a gigabyte ("0.1 GiB" says little).
+pub(crate) fn size(bytes: u64) -> String {
+    if bytes < 1 << 30 {
+        format!("{} MiB", bytes.div_ceil(1 << 20))
+    } else {
+        gib(bytes)
+    }
+}
+
 fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
@@ -157,6 +166,14 @@ mod tests {
         assert!(packed > 4 * text);
         // A file that is not there counts nothing.
         assert_eq!(estimate(&plan(&dir.path().join("gone.csv"))), BASE);
+    }
+
+    #[test]
+    fn sizes_read_in_mib_under_a_gigabyte() {
+        assert_eq!(size(0), "0 MiB");
+        assert_eq!(size(1000), "1 MiB");
+        assert_eq!(size(111 << 20), "111 MiB");
+        assert_eq!(size(3 << 29), "1.5 GiB");
     }
 
     #[test]

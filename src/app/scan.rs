@@ -70,7 +70,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             progress.warn(&format!(
                 "removed {} ({}), the spill folder of an earlier scan that was killed before it ended",
                 stale.path.display(),
-                memory::gib(stale.bytes)
+                memory::size(stale.bytes)
             ));
         }
         Some(spill)
