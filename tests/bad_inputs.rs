@@ -811,20 +811,11 @@ fn a_scan_killed_mid_spill_leaves_no_account_number_readable_and_the_next_scan_r
             );
         }
     }
-    // The next partitioned scan into the same folder removes what the
-    // killed one left, and says so; nothing of either is left after it.
+    // The next scan into the same folder (here one in memory) removes what
+    // the killed one left, and says so; nothing of either is left after it.
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
     let o = common::posaudit_command()
-        .args([
-            "scan",
-            demo.to_str().unwrap(),
-            "--as-of",
-            AS_OF,
-            "--out",
-            "out",
-            "--partitions",
-            "2",
-        ])
+        .args(["scan", demo.to_str().unwrap(), "--as-of", AS_OF, "--out", "out"])
         .current_dir(tmp.path())
         .output()
         .unwrap();

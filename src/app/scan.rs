@@ -63,17 +63,10 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut checked = None;
     let mut triage_inputs = None;
     let mut scoring = None;
+    remove_stale_spills(opts, progress);
     let spill = if opts.partitions > 1 {
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
-        let spill = engine::partition::Spill::new(opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?;
-        for stale in spill.stale_removed() {
-            progress.warn(&format!(
-                "removed {} ({}), the spill folder of an earlier scan that was killed before it ended",
-                stale.path.display(),
-                memory::size(stale.bytes)
-            ));
-        }
-        Some(spill)
+        Some(engine::partition::Spill::new(opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
     } else {
         None
     };
@@ -186,6 +179,19 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         cases: triaged.cases,
         warnings,
     })
+}
+
+/// Spill folders that partitioned scans killed before their end left in
+/// `--out` (sealed, but as large as the data): removed by any scan into it,
+/// with a warning (`engine::spill_folder`).
+fn remove_stale_spills(opts: &ScanOptions, progress: &Progress) {
+    for stale in engine::spill_folder::remove_stale(&opts.out) {
+        progress.warn(&format!(
+            "removed {} ({}), the spill folder of an earlier scan that was killed before it ended",
+            stale.path.display(),
+            memory::size(stale.bytes)
+        ));
+    }
 }
 
 /// Before the read: warn when a scan in memory will not fit in the memory

@@ -105,8 +105,6 @@ pub struct Spill {
     /// otherwise.
     _interrupt_guard: crate::cleanup::Registered,
     dir: super::spill_folder::SpillFolder,
-    /// Spill folders of killed scans removed before this one was made.
-    stale: Vec<super::spill_folder::Stale>,
     /// The key the spill files are sealed with, in memory only.
     sealer: super::sealed::Sealer,
     pub n: usize,
@@ -233,11 +231,10 @@ fn in_gatherings(
 
 impl Spill {
     pub fn new(n: usize, within: Option<&std::path::Path>) -> std::io::Result<Spill> {
-        let (dir, stale) = super::spill_folder::SpillFolder::new(within)?;
+        let dir = super::spill_folder::SpillFolder::new(within)?;
         Ok(Spill {
             _interrupt_guard: crate::cleanup::register(dir.path()),
             dir,
-            stale,
             sealer: super::sealed::Sealer::new(),
             n: n.max(1),
             period_start: AtomicI64::new(i64::MAX),
@@ -247,12 +244,6 @@ impl Spill {
             min_rows: min_partition_rows(),
             rows: Default::default(),
         })
-    }
-
-    /// Spill folders that scans killed before their end had left where
-    /// this one spills, removed when it was made.
-    pub fn stale_removed(&self) -> &[super::spill_folder::Stale] {
-        &self.stale
     }
 
     /// Evaluate every partition alone, however small: for checking that a

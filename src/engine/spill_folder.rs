@@ -7,8 +7,10 @@
 //! on a file in its folder for as long as it runs, and the lock goes with
 //! the process however it ends. A new scan in the same place removes every
 //! spill folder whose lock it can take: the scan that made it is gone.
-//! Folders without a lock file are left alone (one being made this instant,
-//! or one from a version before the lock).
+//! A folder without a lock file is one being made this instant, one whose
+//! scan was killed before it made its lock, or one from a version before
+//! the lock: it is removed only when nothing in it has changed for a day
+//! (no scan spills for that long without writing).
 
 use std::fs::File;
 use std::io;
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 /// Spill folders are named `.posaudit-spill.XXXXXX`.
 pub const PREFIX: &str = ".posaudit-spill.";
 const LOCK: &str = "lock";
+/// A folder without a lock file unchanged this long has no scan left.
+const UNLOCKED_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A spill folder of a killed scan, removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +40,11 @@ pub struct SpillFolder {
 
 impl SpillFolder {
     /// A new folder in `within` (the system's temporary folder if None),
-    /// after removing the folders killed scans left there.
-    pub fn new(within: Option<&Path>) -> io::Result<(SpillFolder, Vec<Stale>)> {
+    /// after removing the folders killed scans left there (a scan removes
+    /// and reports those of `--out` itself first, `remove_stale`).
+    pub fn new(within: Option<&Path>) -> io::Result<SpillFolder> {
         let within = within.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
-        let stale = remove_stale(&within);
+        remove_stale(&within);
         let dir = tempfile::Builder::new().prefix(PREFIX).tempdir_in(&within)?;
         // Locked before it has its name, so that no other scan ever sees a
         // lock file nobody holds in a live scan's folder.
@@ -47,7 +52,7 @@ impl SpillFolder {
         let lock = File::create(&making)?;
         lock.try_lock().map_err(io::Error::other)?;
         std::fs::rename(&making, dir.path().join(LOCK))?;
-        Ok((SpillFolder { _lock: lock, dir }, stale))
+        Ok(SpillFolder { _lock: lock, dir })
     }
 
     pub fn path(&self) -> &Path {
@@ -68,12 +73,12 @@ pub fn remove_stale(within: &Path) -> Vec<Stale> {
         if !named || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
-        let Ok(lock) = File::open(path.join(LOCK)) else {
-            continue;
-        };
-        // Held by a live scan (in this process or another): not stale.
-        if lock.try_lock().is_err() {
-            continue;
+        match File::open(path.join(LOCK)) {
+            // Held by a live scan (in this process or another): not stale.
+            Ok(lock) if lock.try_lock().is_err() => continue,
+            Ok(_) => {}
+            Err(_) if !unchanged_for(&path, UNLOCKED_AGE) => continue,
+            Err(_) => {}
         }
         let bytes = size_of(&path);
         if std::fs::remove_dir_all(&path).is_ok() {
@@ -82,6 +87,27 @@ pub fn remove_stale(within: &Path) -> Vec<Stale> {
     }
     stale.sort_by(|a, b| a.path.cmp(&b.path));
     stale
+}
+
+/// Whether nothing in `dir` (its files and folders, at any depth) was
+/// modified within `age`.
+fn unchanged_for(dir: &Path, age: std::time::Duration) -> bool {
+    let recent = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .map_or(true, |t| t.elapsed().map_or(true, |e| e < age))
+    };
+    if recent(dir) {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().all(|e| match e.file_type() {
+        Ok(t) if t.is_dir() => unchanged_for(&e.path(), age),
+        Ok(_) => !recent(&e.path()),
+        Err(_) => false,
+    })
 }
 
 fn size_of(dir: &Path) -> u64 {
@@ -105,13 +131,12 @@ mod tests {
     #[test]
     fn a_live_scans_folder_stays_and_a_dead_ones_goes() {
         let within = tempfile::tempdir().unwrap();
-        let (live, stale) = SpillFolder::new(Some(within.path())).unwrap();
-        assert!(stale.is_empty());
+        let live = SpillFolder::new(Some(within.path())).unwrap();
         std::fs::write(live.path().join("part.sealed"), [7u8; 100]).unwrap();
         // A second scan beside it: the first one's folder is in use.
-        let (second, stale) = SpillFolder::new(Some(within.path())).unwrap();
-        assert!(stale.is_empty());
+        let second = SpillFolder::new(Some(within.path())).unwrap();
         assert!(live.path().join("part.sealed").exists());
+        assert!(remove_stale(within.path()).is_empty());
         // A folder left as a killed scan leaves one: its lock file is there
         // and nobody holds it.
         let dead = within.path().join(format!("{PREFIX}killed"));
@@ -125,9 +150,8 @@ mod tests {
         let other = within.path().join("reports");
         std::fs::create_dir_all(&other).unwrap();
         std::fs::write(other.join(LOCK), b"").unwrap();
-        let (third, stale) = SpillFolder::new(Some(within.path())).unwrap();
         assert_eq!(
-            stale,
+            remove_stale(within.path()),
             vec![Stale {
                 path: dead.clone(),
                 bytes: 1000
@@ -135,7 +159,31 @@ mod tests {
         );
         assert!(!dead.exists());
         assert!(making.exists() && other.exists());
-        assert!(live.path().exists() && second.path().exists() && third.path().exists());
+        assert!(live.path().exists() && second.path().exists());
+        // Without a lock file but unchanged for a day (killed before its
+        // lock was made, or made by a version before the lock): removed;
+        // `making` above is fresh and stays.
+        let old = within.path().join(format!("{PREFIX}old"));
+        std::fs::create_dir_all(old.join("transactions")).unwrap();
+        let file = old.join("transactions/00001.sealed");
+        std::fs::write(&file, [1u8; 10]).unwrap();
+        let day_ago = std::time::SystemTime::now() - UNLOCKED_AGE - std::time::Duration::from_secs(60);
+        for p in [&file, &old.join("transactions"), &old] {
+            File::options().read(true).open(p).unwrap().set_modified(day_ago).unwrap();
+        }
+        assert_eq!(
+            remove_stale(within.path()),
+            vec![Stale {
+                path: old.clone(),
+                bytes: 10
+            }]
+        );
+        assert!(making.exists());
+        // A new folder sweeps too.
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join(LOCK), b"").unwrap();
+        let third = SpillFolder::new(Some(within.path())).unwrap();
+        assert!(!dead.exists() && third.path().exists());
         // Dropped, a folder is removed; nothing is left to sweep.
         let gone = live.path().to_path_buf();
         drop(live);
