@@ -269,6 +269,7 @@ mod tests {
         assert!(matches!(some.column("txn_type").unwrap().dtype(), DataType::Categorical(..)));
         assert_eq!(heights(&some, &q), vec![Ok(3)]);
     }
+
     #[test]
     fn the_local_dedup_gives_what_polars_cast_gives() {
         // Short (inline in a view) and long ids, nulls, repeats, and two chunks.
