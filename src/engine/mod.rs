@@ -126,7 +126,10 @@ fn run_one(
     let span = time_range(&base, rule.time_column());
     let mut resolved = resolve(rule, &plan_context(rule, base.height(), span, &schema, as_of, peer_stats), probes);
     if matches!(resolved, Err((RuleStatus::Failed, _))) && narrow::is_narrowed(&schema) {
-        if let Ok(text) = narrow::widen_some(base.clone(), &rule.names) {
+        let height = base.height();
+        let resolves = |s: &Schema| resolve(rule, &plan_context(rule, height, span, s, as_of, peer_stats), probes).is_ok();
+        let as_text = narrow::read_as_text(&schema, &rule.names, resolves).unwrap_or_else(|| rule.names.clone());
+        if let Ok(text) = narrow::widen_some(base.clone(), &as_text) {
             let text_schema = text.schema().clone();
             let again = resolve(
                 rule,

@@ -23,10 +23,12 @@ use polars::prelude::*;
 use crate::contract::ColType;
 use crate::input::InputKind;
 
-/// Contract text columns of transactions with few distinct values. Not the
-/// city code: the pack reads its province and city as prefixes (`SUBSTR`),
-/// which a categorical does not have.
-const FEW_VALUES: &[&str] = &["mcc"];
+/// Contract text columns of transactions with few distinct values. The
+/// city code too (a few hundred values, 236 MB as text at 10M rows): the
+/// two rules that read its province and city as prefixes (`SUBSTR`, which
+/// a categorical does not have) fail to resolve on it and read it as text
+/// (`widen_some`), the rest hold 4 bytes a row.
+const FEW_VALUES: &[&str] = &["mcc", "location_city_code"];
 
 /// Text columns of transactions that repeat a value per merchant, terminal
 /// or account (and the refund originals' columns, empty on all but the
@@ -132,6 +134,42 @@ pub(crate) fn widen(df: DataFrame) -> PolarsResult<DataFrame> {
 /// rule reads: the others are not worth the copy).
 pub(crate) fn widen_some(df: DataFrame, names: &std::collections::BTreeSet<String>) -> PolarsResult<DataFrame> {
     widen_where(df, |n| names.contains(n))
+}
+
+/// The fewest of the categoricals among `names` in `schema` that a rule
+/// must read as text to resolve (`resolves`, on an empty frame of a
+/// schema), or None if reading all of them as text does not help. A rule
+/// that takes `SUBSTR` of the city code need not read the merchant, the
+/// terminal and the account as text too (three copies of 10M values).
+/// Each column is tried narrowed in turn, so the set is one no column can
+/// be left out of, found with one probe per column.
+pub(crate) fn read_as_text(
+    schema: &Schema,
+    names: &std::collections::BTreeSet<String>,
+    resolves: impl Fn(&Schema) -> bool,
+) -> Option<std::collections::BTreeSet<String>> {
+    let narrowed: Vec<String> = schema
+        .iter()
+        .filter(|(n, d)| matches!(d, DataType::Categorical(..)) && names.contains(n.as_str()))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let widened = |text: &std::collections::BTreeSet<String>| -> Schema {
+        schema
+            .iter()
+            .map(|(n, d)| (n.clone(), if text.contains(n.as_str()) { DataType::String } else { d.clone() }))
+            .collect()
+    };
+    let mut text: std::collections::BTreeSet<String> = narrowed.iter().cloned().collect();
+    if !resolves(&widened(&text)) {
+        return None;
+    }
+    for n in &narrowed {
+        text.remove(n);
+        if !resolves(&widened(&text)) {
+            text.insert(n.clone());
+        }
+    }
+    Some(text)
 }
 
 fn widen_where(mut df: DataFrame, wanted: impl Fn(&str) -> bool) -> PolarsResult<DataFrame> {
@@ -268,6 +306,38 @@ mod tests {
         assert_eq!(some.column("status").unwrap().dtype(), &DataType::String);
         assert!(matches!(some.column("txn_type").unwrap().dtype(), DataType::Categorical(..)));
         assert_eq!(heights(&some, &q), vec![Ok(3)]);
+    }
+
+    #[test]
+    fn a_rule_reads_as_text_only_the_categoricals_its_text_functions_take() {
+        let mut narrowed = txns();
+        narrowed
+            .with_column(Column::new("location_city_code".into(), ["330203", "330108", "110101", "330203"]))
+            .unwrap();
+        narrow(&mut narrowed, InputKind::Transactions).unwrap();
+        assert!(matches!(
+            narrowed.column("location_city_code").unwrap().dtype(),
+            DataType::Categorical(..)
+        ));
+        let q = "SUBSTR(location_city_code, 1, 2) = '33' AND merchant_id = 'm1' AND status = 'approved'";
+        let resolves = |s: &Schema| {
+            polars::sql::sql_expr(q)
+                .and_then(|e| DataFrame::empty_with_schema(s).lazy().filter(e).collect())
+                .is_ok()
+        };
+        assert!(!resolves(narrowed.schema()));
+        let names: std::collections::BTreeSet<String> = ["location_city_code", "merchant_id", "status", "amount"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let text = read_as_text(narrowed.schema(), &names, resolves).unwrap();
+        assert_eq!(text, ["location_city_code".to_string()].into());
+        let some = widen_some(narrowed.clone(), &text).unwrap();
+        assert!(matches!(some.column("merchant_id").unwrap().dtype(), DataType::Categorical(..)));
+        assert_eq!(heights(&some, &[q]), vec![Ok(1)]);
+        // A condition no reading as text can rescue: None.
+        let never = |_: &Schema| false;
+        assert_eq!(read_as_text(narrowed.schema(), &names, never), None);
     }
 
     #[test]
