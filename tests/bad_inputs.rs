@@ -833,3 +833,58 @@ fn a_scan_killed_mid_spill_leaves_no_account_number_readable_and_the_next_scan_r
         .collect();
     assert!(spills.is_empty(), "left behind: {spills:?}");
 }
+
+#[test]
+fn half_written_outputs_a_killed_scan_left_are_removed_by_the_next_scan_and_live_ones_kept() {
+    // What SIGKILL leaves while outputs are written: staged files nobody
+    // holds a lock on. A live writer (here this test) holds its lock.
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, elsewhere) = (tmp.path().join("out"), tmp.path().join("elsewhere"));
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let leave = |path: &Path, text: &str| {
+        std::fs::write(path, text).unwrap();
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(two_hours_ago).unwrap();
+        f
+    };
+    let dead = out.join(".findings.jsonl.Ab12Cd.tmp");
+    leave(&dead, "{\"rule_id\":\"half");
+    let dead_sarif = elsewhere.join(".scan.sarif.Qq11Ww.tmp");
+    leave(&dead_sarif, "{\"runs\":[");
+    let live = out.join(".cases.csv.Zz99Yy.tmp");
+    let held = leave(&live, "case_id,");
+    held.try_lock().unwrap();
+    let foreign = out.join(".notes.txt.Ab12Cd.tmp");
+    leave(&foreign, "not ours");
+
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let sarif = elsewhere.join("scan.sarif");
+    let o = common::posaudit_command()
+        .args(["scan", demo.to_str().unwrap(), "--as-of", AS_OF, "--out"])
+        .arg(&out)
+        .arg("--output")
+        .arg(format!("sarif={}", sarif.display()))
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    assert!(o.status.code().is_some_and(|c| c < 2), "{err}");
+    for gone in [&dead, &dead_sarif] {
+        assert!(!gone.exists(), "{} should be removed", gone.display());
+        assert!(
+            err.contains(&format!(
+                "removed {} (1 KiB), an output an earlier scan was writing when it was killed",
+                gone.display()
+            )),
+            "{err}"
+        );
+    }
+    assert!(live.exists(), "a staged file whose writer is alive is kept");
+    assert!(foreign.exists(), "a file that is no output of this scan is kept");
+    assert!(!err.contains(".cases.csv.") && !err.contains(".notes.txt."), "{err}");
+    // The scan's own outputs are whole.
+    assert!(std::fs::read_to_string(out.join("manifest.json")).unwrap().ends_with("}\n"));
+    serde_json::from_str::<Value>(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    drop(held);
+}

@@ -83,9 +83,12 @@ pub(crate) fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-/// A size for a person: MiB under a gigabyte ("0.1 GiB" says little).
+/// A size for a person: KiB under a megabyte, MiB under a gigabyte ("0.1
+/// GiB" says little).
 pub(crate) fn size(bytes: u64) -> String {
-    if bytes < 1 << 30 {
+    if bytes < 1 << 20 {
+        format!("{} KiB", bytes.div_ceil(1 << 10))
+    } else if bytes < 1 << 30 {
         format!("{} MiB", bytes.div_ceil(1 << 20))
     } else {
         gib(bytes)
@@ -169,9 +172,11 @@ mod tests {
     }
 
     #[test]
-    fn sizes_read_in_mib_under_a_gigabyte() {
-        assert_eq!(size(0), "0 MiB");
-        assert_eq!(size(1000), "1 MiB");
+    fn sizes_read_in_kib_under_a_megabyte_and_mib_under_a_gigabyte() {
+        assert_eq!(size(0), "0 KiB");
+        assert_eq!(size(1000), "1 KiB");
+        assert_eq!(size(5 << 10), "5 KiB");
+        assert_eq!(size((1 << 20) + 1), "2 MiB");
         assert_eq!(size(111 << 20), "111 MiB");
         assert_eq!(size(3 << 29), "1.5 GiB");
     }

@@ -64,6 +64,13 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let mut triage_inputs = None;
     let mut scoring = None;
     remove_stale_spills(opts, progress);
+    for (path, bytes) in super::write::remove_stale_staged(opts, &targets) {
+        progress.warn(&format!(
+            "removed {} ({}), an output an earlier scan was writing when it was killed",
+            path.display(),
+            memory::size(bytes)
+        ));
+    }
     let spill = if opts.partitions > 1 {
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
         Some(engine::partition::Spill::new(opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)

@@ -22,6 +22,31 @@ use crate::output::{self, atomic::Staged, Format, Target};
 use crate::rules::load::RulePack;
 use crate::Error;
 
+/// The files a scan may write in `--out` whatever its formats.
+const FIXED_FILES: [&str; 6] = ["rejected.csv", "manifest.json", SHADOW_FILE, RESOLVED_FILE, CASES_JSONL, CASES_CSV];
+
+/// Remove the staged (half-written) files of this scan's outputs that
+/// scans killed while writing left beside them (`atomic::remove_stale`):
+/// in `--out`, and in each folder an output of `targets` goes to.
+pub(crate) fn remove_stale_staged(opts: &ScanOptions, targets: &[Target]) -> Vec<(PathBuf, u64)> {
+    let mut by_folder: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    by_folder.insert(opts.out.clone(), FIXED_FILES.iter().map(|f| f.to_string()).collect());
+    for t in targets {
+        let (Some(name), folder) = (t.path.file_name().and_then(|n| n.to_str()), t.path.parent()) else {
+            continue;
+        };
+        let folder = match folder {
+            Some(f) if !f.as_os_str().is_empty() => f.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        by_folder.entry(folder).or_default().push(name.to_string());
+    }
+    by_folder
+        .iter()
+        .flat_map(|(folder, names)| output::atomic::remove_stale(folder, names))
+        .collect()
+}
+
 /// Every output path of a scan, each once: two outputs at one path would
 /// overwrite each other.
 pub(crate) fn output_targets(opts: &ScanOptions) -> Result<Vec<Target>, Error> {
@@ -38,7 +63,7 @@ pub(crate) fn output_targets(opts: &ScanOptions) -> Result<Vec<Target>, Error> {
     targets.dedup();
     let key = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
     let mut seen: BTreeMap<PathBuf, Format> = BTreeMap::new();
-    for fixed in ["rejected.csv", "manifest.json", SHADOW_FILE, RESOLVED_FILE, CASES_JSONL, CASES_CSV] {
+    for fixed in FIXED_FILES {
         seen.insert(key(&opts.out.join(fixed)), Format::Jsonl);
     }
     for t in &targets {
