@@ -22,6 +22,8 @@ pub(crate) const ROW_ID: &str = "__row_id";
 pub(crate) const HIT_ID: &str = "__hit_id";
 /// The single sorted index of keyed rolling windows.
 const ROLL_INDEX: &str = "__roll_index";
+/// A group's key code and window day as one integer (`Groups::packed`).
+const PACKED: &str = "__packed";
 
 /// Built-in measures every group finding carries.
 pub(crate) const BUILTIN_MEASURES: &[&str] = &["count", "window_start", "window_end", "sum_amount"];
@@ -213,7 +215,30 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
         if groups.timed && order_dependent(rule) {
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
-        let groups_lf = rows.clone().group_by_stable(groups.by()).agg(all);
+        let groups_lf = match groups.packed() {
+            // The rows sorted by group first (stable: each group's rows keep
+            // their order), then grouped on the sorted integer: polars takes
+            // each group as a slice of the rows, and every aggregate reads
+            // memory in order. Grouped where they lie, a group's rows are
+            // spread over the whole month and each aggregate gathers them
+            // from everywhere: `SUS-UNDER-02` at 10M rows grouped in 3.4 s
+            // that way, against 2.3 s to sort and 0.1 s to group. (At 1M
+            // rows, which fit the caches better, the sort costs about what
+            // it saves.) Groups come out in key order, not in order of
+            // first row; nothing downstream depends on it (findings are
+            // sorted at the end).
+            Some(packed) => {
+                let mut firsts: Vec<Expr> = groups.names.iter().map(|n| col(n.as_str()).first()).collect();
+                firsts.extend(all);
+                rows.clone()
+                    .with_column(packed.alias(PACKED))
+                    .sort([PACKED], SortMultipleOptions::default().with_maintain_order(true))
+                    .group_by_stable([col(PACKED)])
+                    .agg(firsts)
+                    .drop(cols([PACKED]))
+            }
+            None => rows.clone().group_by_stable(groups.by()).agg(all),
+        };
         finish_groups(rule, &groups, groups_lf, rows, ctx)?
     };
     Ok(grouped)
@@ -297,6 +322,10 @@ fn key_by(key_names: &[String], ctx: &PlanContext) -> Vec<Expr> {
 
 /// `rows` less the keys with fewer than `k` rows in all.
 fn at_least(rows: LazyFrame, key_names: &[String], k: u64, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
+    let code = code_column(key_names);
+    if ctx.schema.get(&code) == Some(&DataType::UInt32) {
+        return Ok(rows.filter(crate::engine::keys::code_on_at_least(col(code.as_str()), k)));
+    }
     let total = len().over(key_by(key_names, ctx)).map_err(|e| PlanError {
         field: "having".into(),
         message: clean_polars_error(&e),
@@ -411,6 +440,21 @@ impl Groups {
 
     fn by(&self) -> Vec<Expr> {
         key_cols(&self.names)
+    }
+
+    /// One integer per group where the rows are grouped by a key's code:
+    /// the code in the high 32 bits, the window's day (if any) in the low
+    /// ones, a missing day as the smallest. Equal groups, equal integers,
+    /// and the other way round.
+    fn packed(&self) -> Option<Expr> {
+        let code = col(self.coded.as_ref()?.as_str()).cast(DataType::UInt64);
+        Some(match self.window {
+            None => code,
+            Some(_) => {
+                let day = col(WINDOW).cast(DataType::Int32).fill_null(lit(i32::MIN)).cast(DataType::Int64) - lit(i64::from(i32::MIN));
+                code * lit(1u64 << 32) + day.cast(DataType::UInt64)
+            }
+        })
     }
 
     /// `rows` with the window's key: a date (the day, or the first of the
