@@ -51,8 +51,9 @@ fn combine(singles: &[&[u32]]) -> Vec<u32> {
 /// Whether each row's code (a column of `codes`: dense, from 0, no nulls)
 /// appears on at least `k` rows of the column: a count per code in an
 /// array the size of the largest code, one pass over the rows. polars'
-/// `len().over(code) >= k` says the same by grouping the rows, which took
-/// 2.5 s of a 10M-row rule (`SUS-UNDER-02`) against milliseconds here.
+/// `len().over(code) >= k` says the same by grouping the rows: 2.5 s of a
+/// 10M-row rule (`SUS-UNDER-02`), against 0.3 s for this filter with its
+/// copy of the rows.
 ///
 /// Not elementwise: the count is over the whole column it is given, so a
 /// filter on it stays after the filters before it (the rule's `where`).
