@@ -156,7 +156,11 @@ mod tests {
     }
 
     fn grouped(aggs: Vec<Expr>, extra: Vec<Expr>) -> DataFrame {
-        frame()
+        grouped_in(&frame(), aggs, extra)
+    }
+
+    fn grouped_in(df: &DataFrame, aggs: Vec<Expr>, extra: Vec<Expr>) -> DataFrame {
+        df.clone()
             .lazy()
             .with_columns(extra)
             .group_by_stable([col("k")])
@@ -199,16 +203,7 @@ mod tests {
                 "the CASE is still read per group: {agg:?}"
             );
         }
-        let run = |aggs: Vec<Expr>, extra: Vec<Expr>| {
-            df.clone()
-                .lazy()
-                .with_columns(extra)
-                .group_by_stable([col("k")])
-                .agg(aggs)
-                .collect()
-                .unwrap()
-        };
-        let (plain, hoisted) = (run(original, vec![]), run(h.aggs, h.columns));
+        let (plain, hoisted) = (grouped_in(&df, original, vec![]), grouped_in(&df, h.aggs, h.columns));
         assert!(plain.equals_missing(&hoisted), "{plain:?} vs {hoisted:?}");
         assert_eq!(hoisted.column("refunds").unwrap().null_count(), 1, "no refund in c: NULL");
     }
