@@ -87,8 +87,8 @@ fn replace(node: Expr, found: &mut Vec<Expr>) -> Expr {
     let hoistable = |input: &Expr| !matches!(input, Expr::Column(_)) && row_level(input);
     // SQL's `SUM(x)` is `WHEN x.null_count() < x.len() THEN x.sum()` in
     // polars (NULL when no value is there): the counts read `x` too, and
-    // left alone they evaluate it group by group, twice per SUM, which
-    // took most of `SUS-UNDER-02`'s 6 s at 10M rows.
+    // left alone they evaluate it group by group, twice per SUM: about half
+    // of `SUS-UNDER-02`'s 6.3 s group-by at 10M rows (3.4 s after this).
     let node = match node {
         Expr::Function {
             input,

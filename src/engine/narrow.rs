@@ -10,9 +10,9 @@
 //! categoricals they are 4-byte codes, and a rule's `status = 'approved'`
 //! compares integers. Comparisons, `IN`, `CASE`, grouping and `||` read a
 //! categorical as its text, so rules do not change; the few things that do
-//! not (text functions such as `UPPER`, `LIKE`) fail on the empty frame a
-//! rule is resolved on first, and that rule then reads the columns as text
-//! (`widen`). Frames leaving the engine (spills, Spark, validation) are
+//! not (text functions such as `UPPER`, `LIKE`, `SUBSTR`) fail on the empty
+//! frame a rule is resolved on first, and that rule then reads as text the
+//! columns it must (`read_as_text`, `widen_some`). Frames leaving the engine (spills, Spark, validation) are
 //! widened too, so nothing outside sees a categorical.
 //!
 //! Codes are 32-bit: polars' 8-bit categoricals need its `dtype-u8`
@@ -26,8 +26,8 @@ use crate::input::InputKind;
 /// Contract text columns of transactions with few distinct values. The
 /// city code too (a few hundred values, 236 MB as text at 10M rows): the
 /// two rules that read its province and city as prefixes (`SUBSTR`, which
-/// a categorical does not have) fail to resolve on it and read it as text
-/// (`widen_some`), the rest hold 4 bytes a row.
+/// a categorical does not have) fail to resolve on it and read it alone as
+/// text (`read_as_text`); the rest hold 4 bytes a row.
 const FEW_VALUES: &[&str] = &["mcc", "location_city_code"];
 
 /// Text columns of transactions that repeat a value per merchant, terminal
