@@ -90,8 +90,10 @@ impl std::str::FromStr for PrepareScope {
 
 /// The rows of merchants in partition `k` of `n`.
 fn keep_partition(df: DataFrame, k: usize, n: usize) -> Result<DataFrame, Error> {
+    // Transactions' merchant is a categorical (`input::categories`).
     let ids = df
         .column("merchant_id")
+        .and_then(|c| c.cast(&DataType::String))
         .and_then(|c| c.str().cloned())
         .map_err(|e| Error::Internal(e.to_string()))?;
     let mask: BooleanChunked = ids.iter().map(|v| Some(engine::partition::part_of(v, n) == k)).collect();

@@ -15,109 +15,26 @@
 //! columns it must (`read_as_text`, `widen_some`). Frames leaving the engine (spills, Spark, validation) are
 //! widened too, so nothing outside sees a categorical.
 //!
-//! Codes are 32-bit: polars' 8-bit categoricals need its `dtype-u8`
-//! feature, which this build leaves out.
+//! Which columns are coded, and how, is the input layer's
+//! (`input::categories`): the CSV parser builds them as codes.
 
 use polars::prelude::*;
 
-use crate::contract::ColType;
+use crate::input::categories;
+pub(crate) use crate::input::categories::categories;
 use crate::input::InputKind;
 
-/// Contract text columns of transactions with few distinct values. The
-/// city code too (a few hundred values, 236 MB as text at 10M rows): the
-/// two rules that read its province and city as prefixes (`SUBSTR`, which
-/// a categorical does not have) fail to resolve on it and read it alone as
-/// text (`read_as_text`); the rest hold 4 bytes a row.
-const FEW_VALUES: &[&str] = &["mcc", "location_city_code"];
-
-/// Text columns of transactions that repeat a value per merchant, terminal
-/// or account (and the refund originals' columns, empty on all but the
-/// refunds): a few hundred thousand values over millions of rows.
-const PER_ENTITY: &[&str] = &[
-    "merchant_id",
-    "terminal_sn",
-    "settlement_account_number",
-    "original_txn_id",
-    "original_card_hash",
-];
-
-/// One set of categories for every narrowed column of every frame of a
-/// run: partitions concatenate and join on them, and a rule may compare
-/// two narrowed columns (`mcc <> merchant_id`), which polars allows only
-/// between columns of the same categories.
-pub(crate) fn categories() -> DataType {
-    DataType::from_categories(Categories::new("text".into(), "posaudit".into(), CategoricalPhysical::U32))
-}
-
-/// `df`'s contract enumerations and other few-valued text columns, held as
-/// text, turned into categoricals.
+/// `df`'s few-valued text columns (`input::categories::is_coded`) that are
+/// still text, and the refund originals' card (derived: empty on all but
+/// the refunds, so few values where the card itself has nearly one per
+/// row), turned into categoricals.
 pub(crate) fn narrow(df: &mut DataFrame, kind: InputKind) -> PolarsResult<()> {
-    use rayon::prelude::*;
-    let per_entity = if kind == InputKind::Transactions { PER_ENTITY } else { &[] };
-    let text: Vec<&Column> = kind
-        .columns()
-        .iter()
-        .filter(|spec| matches!(spec.ty, ColType::Enum(_)) || (kind == InputKind::Transactions && FEW_VALUES.contains(&spec.name)))
-        .map(|spec| spec.name)
-        .chain(per_entity.iter().copied())
-        .filter_map(|name| df.column(name).ok())
-        .filter(|c| c.dtype() == &DataType::String)
-        .collect();
-    // Each column's every value is hashed: one column per thread.
-    let cats: Vec<Column> = text.par_iter().map(|c| to_categorical(c)).collect::<PolarsResult<_>>()?;
-    for cat in cats {
-        df.with_column(cat)?;
-    }
-    Ok(())
-}
-
-/// A text column as a categorical of `categories()`, the same as polars'
-/// cast gives. The cast puts every value into the shared categories (a
-/// quality hash and a lookup in a concurrent map per value, about 150 ns a
-/// value on this project's machine: 9 s of a 10M scan for eleven columns);
-/// these columns repeat a few hundred thousand values at most, so each value
-/// is looked up in a small map of the column's own first, and only a value
-/// seen for the first time goes to the shared categories. Values enter the
-/// categories in the order they first appear, as with the cast.
-fn to_categorical(c: &Column) -> PolarsResult<Column> {
-    let dtype = categories();
-    let DataType::Categorical(_, mapping) = &dtype else {
-        unreachable!("categories() is a categorical")
+    let derived: &[&str] = if kind == InputKind::Transactions {
+        &["original_card_hash"]
+    } else {
+        &[]
     };
-    let text = c.str()?;
-    // 10.7M lookups among 119,000 merchants (or terminals, or accounts)
-    // still take 2-2.7 s a column on this project's machine, against 0.2-0.3
-    // s for an enumeration: the map outgrows the caches. Keys copied next
-    // to each other, or held in the map's own slots, changed nothing
-    // measurable (tried).
-    let mut seen: PlHashMap<&str, u32> = PlHashMap::default();
-    let mut failed = None;
-    let ids: UInt32Chunked = text
-        .iter()
-        .map(|v| {
-            let s = v?;
-            if let Some(&code) = seen.get(s) {
-                return Some(code);
-            }
-            match mapping.insert_cat(s) {
-                Ok(code) => {
-                    seen.insert(s, code);
-                    Some(code)
-                }
-                Err(e) => {
-                    failed = Some(e);
-                    Some(0)
-                }
-            }
-        })
-        .collect();
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let ids = ids.with_name(c.name().clone());
-    // SAFETY: every code came from `mapping`, the categories of `dtype`.
-    let cat = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(ids, dtype.clone()) };
-    Ok(cat.into_series().into_column())
+    categories::code(df, kind, derived)
 }
 
 /// Whether any column of `schema` is a categorical (`narrow`ed).
@@ -127,7 +44,7 @@ pub(crate) fn is_narrowed(schema: &Schema) -> bool {
 
 /// `df` with its categoricals back as text.
 pub(crate) fn widen(df: DataFrame) -> PolarsResult<DataFrame> {
-    widen_where(df, |_| true)
+    categories::widen(df)
 }
 
 /// `df` with its categoricals among `names` back as text (the columns one
@@ -338,30 +255,5 @@ mod tests {
         // A condition no reading as text can rescue: None.
         let never = |_: &Schema| false;
         assert_eq!(read_as_text(narrowed.schema(), &names, never), None);
-    }
-
-    #[test]
-    fn the_local_dedup_gives_what_polars_cast_gives() {
-        // Short (inline in a view) and long ids, nulls, repeats, and two chunks.
-        let values = |from: usize| -> Vec<Option<String>> {
-            (from..from + 5000)
-                .map(|i| match i % 7 {
-                    0 => None,
-                    1 => Some(format!("8221000{:08}", i % 301)),
-                    2 => Some(format!("T2026100100000000000000{:05}", i % 11)),
-                    _ => Some(format!("t{}", i % 13)),
-                })
-                .collect()
-        };
-        let mut text = Column::new("merchant_id".into(), values(0));
-        text.append_owned(Column::new("merchant_id".into(), values(5000))).unwrap();
-        assert_eq!(text.as_materialized_series().n_chunks(), 2);
-        let ours = to_categorical(&text).unwrap();
-        let theirs = text.cast(&categories()).unwrap();
-        assert_eq!(ours.dtype(), theirs.dtype());
-        assert_eq!(ours.null_count(), theirs.null_count());
-        assert!(ours.cast(&DataType::String).unwrap().equals_missing(&text));
-        // Same categories: the two compare equal value by value.
-        assert!(ours.as_materialized_series().equals_missing(theirs.as_materialized_series()));
     }
 }

@@ -33,6 +33,7 @@ use super::{InputKind, RejectedRow};
 /// parser is a new cache, even within one version number.
 const PARSER_SOURCES: &[&str] = &[
     include_str!("read.rs"),
+    include_str!("categories.rs"),
     include_str!("parquet.rs"),
     include_str!("typed.rs"),
     include_str!("records.rs"),
@@ -215,7 +216,8 @@ impl ParseCache {
         let mut plain = Vec::with_capacity(p.df.estimated_size() / 2);
         plain.extend_from_slice(&(meta.len() as u64).to_le_bytes());
         plain.extend_from_slice(&meta);
-        let mut df = p.df.clone();
+        // As text: the codes are this run's (`categories`).
+        let mut df = super::categories::widen(p.df.clone()).map_err(std::io::Error::other)?;
         ParquetWriter::new(&mut plain)
             .with_compression(ParquetCompression::Lz4Raw)
             .finish(&mut df)

@@ -2,6 +2,7 @@
 //! accounting for every row (accepted or rejected with a reason).
 
 pub mod cache;
+pub mod categories;
 pub mod mapping;
 mod parquet;
 pub mod read;
@@ -304,11 +305,12 @@ pub(crate) fn read_file(
     mapping: &mapping::InputMapping,
     progress: &indicatif::ProgressBar,
 ) -> Result<read::ParsedFile, InputError> {
-    read_file_to(kind, path, display, src, header, mapping, progress, None)
+    read_file_to(kind, path, display, src, header, mapping, progress, None, false)
 }
 
 /// As `read_file`; a CSV file read in parts has its rows handed to
-/// `on_part` part by part, if given (`read::read_csv`).
+/// `on_part` part by part, if given (`read::read_csv`). With `coded`, a
+/// CSV file's few-valued text columns are parsed as codes (`categories`).
 #[allow(clippy::too_many_arguments)]
 fn read_file_to(
     kind: InputKind,
@@ -319,9 +321,10 @@ fn read_file_to(
     mapping: &mapping::InputMapping,
     progress: &indicatif::ProgressBar,
     on_part: Option<&read::PartSink>,
+    coded: bool,
 ) -> Result<read::ParsedFile, InputError> {
     match read::FileFormat::of(path) {
-        read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress, on_part),
+        read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress, on_part, coded),
         read::FileFormat::Parquet => {
             let r = parquet::read_parquet(kind, path, display, src, header, mapping);
             progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
@@ -369,6 +372,10 @@ pub(crate) fn load_with(
         .map(|(i, (kind, path, header))| {
             let display = path.to_string_lossy().to_string();
             let m = mapping.get(*kind);
+            // Rows kept in memory have their few-valued text as codes from
+            // the parse on; spilled rows stay text (spill files are read
+            // back by other partitions' passes, `categories`).
+            let coded = !by_part;
             let by_part = by_part && read::read_in_parts(path, m);
             // What the parts handed on left in memory, and the window left out.
             let kept: std::sync::Mutex<(Option<DataFrame>, u64)> = std::sync::Mutex::new((None, 0));
@@ -386,7 +393,7 @@ pub(crate) fn load_with(
                 Ok(())
             };
             let on_part: Option<&read::PartSink> = if by_part { Some(&on_part) } else { None };
-            let parse = || read_file_to(*kind, path, &display, i as u32, header, m, progress, on_part);
+            let parse = || read_file_to(*kind, path, &display, i as u32, header, m, progress, on_part, coded);
             let mut file = match cache.filter(|_| !by_part) {
                 Some(c) => c.read_file(*kind, path, &display, i as u32, header, m, progress, parse)?,
                 None => parse()?,
@@ -401,7 +408,11 @@ pub(crate) fn load_with(
             }
             // The window applies after the cache: one cached file serves
             // every window that reaches it.
-            let (kept, out) = through(*kind, i, std::mem::take(&mut file.df))?;
+            let (mut kept, out) = through(*kind, i, std::mem::take(&mut file.df))?;
+            if let (Some(df), true) = (&mut kept, coded) {
+                // Parquet and cached files come as text.
+                categories::code(df, *kind, &[]).map_err(|e| InputError::Internal(e.to_string()))?;
+            }
             file.stats.rows_accepted -= out;
             file.stats.rows_outside_window += out;
             Ok((kept, file.stats, file.rejected))

@@ -166,7 +166,7 @@ fn by_rows(
     texts: &[Option<StringChunked>],
     refusals: &mut Refusals,
 ) -> Result<DataFrame, InputError> {
-    let mut parser = RowParser::new(kind, header, mapping, n);
+    let mut parser = RowParser::new(kind, header, mapping, n, false);
     for row in 0..n {
         if refusals.0.contains_key(&row) {
             continue;
@@ -194,7 +194,7 @@ fn by_columns(
     checks_before: usize,
     refusals: &mut Refusals,
 ) -> Result<DataFrame, InputError> {
-    let mut parser = RowParser::new(kind, header, mapping, 0);
+    let mut parser = RowParser::new(kind, header, mapping, 0, false);
     for (j, spec) in kind.columns().iter().enumerate() {
         let order = checks_before + j;
         let builder = &mut parser.builders[j];

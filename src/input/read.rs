@@ -12,6 +12,7 @@ use std::path::Path;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::categories::{self, CodeBuilder};
 use super::mapping::{Encoding, InputMapping};
 use super::records::{self, Item, RecordReader, TextEncoding};
 use super::values::{self, Expiry};
@@ -350,6 +351,8 @@ pub(super) enum Builder {
     Str(StringChunkedBuilder),
     /// A text column taken whole, every value of it already good as it is.
     Ready(StringChunked),
+    /// A few-valued text column, as codes (`categories`).
+    Codes(CodeBuilder),
     I64(Vec<Option<i64>>),
     F64(Vec<Option<f64>>),
     Date(Vec<Option<i32>>),
@@ -361,6 +364,8 @@ pub(super) enum Builder {
 pub(super) enum Cell<'a> {
     Null,
     Str(&'a str),
+    /// A value of an enumeration, and where it is in the contract's list.
+    Listed(usize, &'a str),
     I64(i64),
     F64(f64),
     Date(i32),
@@ -370,8 +375,11 @@ pub(super) enum Cell<'a> {
 impl Builder {
     pub(super) fn push(&mut self, cell: Cell) {
         match (self, cell) {
-            (Builder::Str(b), Cell::Str(s)) => b.append_value(s),
+            (Builder::Str(b), Cell::Str(s) | Cell::Listed(_, s)) => b.append_value(s),
             (Builder::Str(b), _) => b.append_null(),
+            (Builder::Codes(b), Cell::Listed(i, s)) => b.push_listed(i, s),
+            (Builder::Codes(b), Cell::Str(s)) => b.push(Some(s)),
+            (Builder::Codes(b), _) => b.push(None),
             (Builder::I64(v), Cell::I64(x)) => v.push(Some(x)),
             (Builder::I64(v), _) => v.push(None),
             (Builder::F64(v), Cell::F64(x)) => v.push(Some(x)),
@@ -432,8 +440,8 @@ pub(super) fn parse_cell<'a>(m: &'a InputMapping, spec: &ColumnSpec, raw: &'a st
     Ok(match spec.ty {
         ColType::Str | ColType::List => Cell::Str(s),
         ColType::Enum(allowed) => {
-            if allowed.contains(&s) {
-                Cell::Str(s)
+            if let Some(i) = allowed.iter().position(|a| *a == s) {
+                Cell::Listed(i, s)
             } else {
                 return Err(CellError::NotOneOf {
                     value: s.to_string(),
@@ -469,11 +477,14 @@ pub(super) fn parse_cell<'a>(m: &'a InputMapping, spec: &ColumnSpec, raw: &'a st
 }
 
 impl<'m> RowParser<'m> {
-    pub(super) fn new(kind: InputKind, header: &Header, mapping: &'m InputMapping, capacity: usize) -> Self {
+    /// With `coded`, few-valued text columns are built as codes
+    /// (`categories::is_coded`), else as text.
+    pub(super) fn new(kind: InputKind, header: &Header, mapping: &'m InputMapping, capacity: usize, coded: bool) -> Self {
         let specs = kind.columns();
         let builders = specs
             .iter()
             .map(|s| match s.ty {
+                _ if coded && categories::is_coded(kind, s.name) => Builder::Codes(CodeBuilder::new(s.name.into(), capacity)),
                 ColType::Str | ColType::List | ColType::Enum(_) => Builder::Str(StringChunkedBuilder::new(s.name.into(), capacity)),
                 ColType::Int | ColType::Money(_) | ColType::Rate | ColType::Number | ColType::DateTime => {
                     Builder::I64(Vec::with_capacity(capacity))
@@ -563,6 +574,7 @@ impl<'m> RowParser<'m> {
             match b {
                 Builder::Str(b) => cols.push(b.finish().into_series().into_column()),
                 Builder::Ready(ca) => cols.push(ca.with_name(name).into_series().into_column()),
+                Builder::Codes(b) => cols.push(b.finish()?.into_column()),
                 Builder::I64(v) => {
                     let ca = Int64Chunked::from_iter_options(name.clone(), v.into_iter());
                     let s = match spec.ty {
@@ -648,6 +660,7 @@ pub(crate) fn read_csv(
     mapping: &InputMapping,
     progress: &indicatif::ProgressBar,
     on_part: Option<&PartSink>,
+    coded: bool,
 ) -> Result<ParsedFile, InputError> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -666,7 +679,7 @@ pub(crate) fn read_csv(
         // again while the others parse the parts.
         let (digest, parsed) = rayon::join(
             || sha256_of(path),
-            || parse_parts(kind, &open, &count, size, parts, display, src, header, mapping, on_part),
+            || parse_parts(kind, &open, &count, size, parts, display, src, header, mapping, on_part, coded),
         );
         let p = parsed.map_err(|e| parse_err(path, e))?;
         let digest = digest.map_err(|e| io_err(path, e))?;
@@ -681,7 +694,7 @@ pub(crate) fn read_csv(
         hasher: hasher.clone(),
         progress,
     };
-    let (df, read, rejected, skipped) = parse_csv(kind, raw, size, display, src, header, mapping).map_err(|e| parse_err(path, e))?;
+    let (df, read, rejected, skipped) = parse_csv(kind, raw, size, display, src, header, mapping, coded).map_err(|e| parse_err(path, e))?;
     let digest = hex(&hasher.lock().expect("hasher lock").clone().finalize());
     let mut file = finish_file(kind, display, digest, read, df, rejected);
     file.stats.lines_skipped = skipped;
@@ -852,6 +865,7 @@ fn parse_parts<'a>(
     header: &Header,
     mapping: &InputMapping,
     on_part: Option<&PartSink>,
+    coded: bool,
 ) -> Result<PartsRead, ParseError> {
     let mut cuts = vec![0u64];
     for k in 1..parts {
@@ -876,7 +890,7 @@ fn parse_parts<'a>(
         };
         let rdr = records(raw, mapping);
         let rdr = if i == 0 { rdr } else { rdr.part() };
-        parse_records(kind, rdr, end - start, display, src, header, mapping, i == 0)
+        parse_records(kind, rdr, end - start, display, src, header, mapping, i == 0, coded)
     };
     let mut out = PartsRead {
         df: None,
@@ -968,6 +982,7 @@ fn parse_parts<'a>(
 
 /// Parse CSV from any bytes (header row included, checked as `header`
 /// says): the frame of accepted rows, rows read, and the rejected rows.
+#[allow(clippy::too_many_arguments)]
 fn parse_csv<R: Read>(
     kind: InputKind,
     raw: R,
@@ -976,8 +991,9 @@ fn parse_csv<R: Read>(
     src: u32,
     header: &Header,
     mapping: &InputMapping,
+    coded: bool,
 ) -> Result<(DataFrame, u64, Vec<RejectedRow>, u64), ParseError> {
-    let p = parse_records(kind, records(raw, mapping), size, display, src, header, mapping, true)?;
+    let p = parse_records(kind, records(raw, mapping), size, display, src, header, mapping, true, coded)?;
     Ok((p.df, p.read, p.rejected, p.skipped))
 }
 
@@ -996,7 +1012,8 @@ struct Parsed {
 
 /// Parse records (after the header row, if `header_row`), each accepted
 /// into the frame or rejected with its reason. Line numbers count from the
-/// reader's first line.
+/// reader's first line. With `coded`, few-valued text columns are built
+/// as codes (`categories`).
 #[allow(clippy::too_many_arguments)]
 fn parse_records<R: Read>(
     kind: InputKind,
@@ -1007,10 +1024,11 @@ fn parse_records<R: Read>(
     header: &Header,
     mapping: &InputMapping,
     header_row: bool,
+    coded: bool,
 ) -> Result<Parsed, ParseError> {
     // A rough row estimate from the size avoids regrowing builders.
     let capacity = (size / 120).min(50_000_000) as usize;
-    let mut parser = RowParser::new(kind, header, mapping, capacity);
+    let mut parser = RowParser::new(kind, header, mapping, capacity, coded);
     let mut rejected = Vec::new();
     let mut read = 0u64;
     let reject = |rejected: &mut Vec<RejectedRow>, line, column: &str, value: &str, reason| {
@@ -1080,12 +1098,13 @@ fn parse_records<R: Read>(
 }
 
 /// Read a whole CSV file given as bytes, header and all, through a
-/// mapping: what a scan does with one file, without the file. For fuzzing
-/// and property tests; the counts always reconcile (read = accepted + rejected).
+/// mapping: what a scan in memory does with one file, without the file
+/// (few-valued columns as codes, `categories`). For fuzzing and property
+/// tests; the counts always reconcile (read = accepted + rejected).
 pub fn read_csv_bytes(kind: InputKind, bytes: &[u8], mapping: &InputMapping) -> Result<ParsedFile, InputError> {
     let header = bytes_header(kind, bytes, mapping)?;
     let (df, read, rejected, skipped) =
-        parse_csv(kind, bytes, bytes.len() as u64, BYTES, 0, &header, mapping).map_err(|e| parse_err(Path::new(BYTES), e))?;
+        parse_csv(kind, bytes, bytes.len() as u64, BYTES, 0, &header, mapping, true).map_err(|e| parse_err(Path::new(BYTES), e))?;
     let mut file = finish_file(kind, BYTES, String::new(), read, df, rejected);
     file.stats.lines_skipped = skipped;
     Ok(file)
@@ -1110,6 +1129,7 @@ pub fn read_csv_bytes_in_parts(kind: InputKind, bytes: &[u8], mapping: &InputMap
         &header,
         mapping,
         None,
+        true,
     )
     .map_err(|e| parse_err(Path::new(BYTES), e))?;
     Ok(finish_file(
@@ -1125,7 +1145,7 @@ pub fn read_csv_bytes_in_parts(kind: InputKind, bytes: &[u8], mapping: &InputMap
 /// As `read_csv_bytes_in_parts`, handing the parts on one at a time as a
 /// partitioned run does (`PartSink`): the file's stats and rejected rows,
 /// and the accepted rows of each part (or span of parts, see
-/// `parse_parts`) in order.
+/// `parse_parts`) in order, all columns as text (a partitioned run spills them).
 pub fn read_csv_bytes_streamed(
     kind: InputKind,
     bytes: &[u8],
@@ -1152,6 +1172,7 @@ pub fn read_csv_bytes_streamed(
         &header,
         mapping,
         Some(&on_part),
+        false,
     )
     .map_err(|e| parse_err(Path::new(BYTES), e))?;
     let file = streamed_file(kind, BYTES, String::new(), p.read, p.accepted, p.rejected);
@@ -1251,7 +1272,7 @@ pub(crate) fn empty_frame(kind: InputKind, extras: &[String]) -> PolarsResult<Da
         cases: Vec::new(),
         titled: vec![None; kind.columns().len()],
     };
-    RowParser::new(kind, &header, &InputMapping::default(), 0).finish(&header)
+    RowParser::new(kind, &header, &InputMapping::default(), 0, false).finish(&header)
 }
 
 #[cfg(test)]
@@ -1311,6 +1332,7 @@ mod tests {
                     &header,
                     &m,
                     on_part,
+                    !streamed,
                 )
                 .ok()
                 .expect("the file parses");
@@ -1466,7 +1488,8 @@ T6,M1,2026-09-21 14:13:20,purchase,approved,1.000,card,0.05,\n"
         let text = read_csv_bytes(kind, csv.as_bytes(), mapping).unwrap();
         // The same rows accepted (the 500 ms are cut as the text path cuts
         // them), the same rows rejected for the same reasons.
-        let without_lines = |df: &DataFrame| df.drop(LINE_COL).unwrap();
+        // Parquet comes as text, CSV with its few-valued columns as codes.
+        let without_lines = |df: &DataFrame| categories::widen(df.drop(LINE_COL).unwrap()).unwrap();
         assert_eq!(typed.stats.rows_accepted, 2, "{:?}", typed.rejected);
         assert!(
             without_lines(&typed.df).equals_missing(&without_lines(&text.df)),

@@ -168,9 +168,11 @@ pub(crate) fn typed_column(spec: &ColumnSpec, s: &Series, mapping: &InputMapping
 /// types with the contract's column names, as a warehouse would write them
 /// to Parquet: an expiry's "never" becomes the far-future date the reader
 /// takes for it; posaudit's own columns (`_src`, `_line`, `_permanent`)
-/// are left out. For benchmarks and tests of typed reading.
+/// are left out, coded columns are text again. For benchmarks and tests
+/// of typed reading.
 pub fn contract_frame(df: DataFrame) -> PolarsResult<DataFrame> {
-    let mut df = df;
+    // Codes are one run's (`categories`): a warehouse writes text.
+    let mut df = super::categories::widen(df)?;
     let flags: Vec<String> = df
         .get_column_names()
         .iter()

@@ -1,0 +1,291 @@
+//! Few-valued text columns of transactions held as categoricals from the
+//! moment they are read.
+//!
+//! A transaction's type, status, payment method, card type and entry mode
+//! take a handful of values each, its MCC and city code a few hundred; its
+//! merchant, terminal and settlement account repeat one value over each
+//! merchant's rows, and its original transaction id is empty on all but
+//! the refunds. As text every value costs a 16-byte view, and an id
+//! longer than 12 bytes its bytes too: 2 GB for these columns at 10M rows.
+//! As categoricals they are 4-byte codes.
+//!
+//! The CSV parser builds these columns as codes directly (`CodeBuilder`):
+//! the text of a whole file is never held, and nothing converts it after.
+//! Inputs that arrive as text (Parquet, the parse cache, a partitioned
+//! scan's spilled rows) are coded by `code`. The engine decides how rules
+//! read them (`engine::narrow`).
+//!
+//! Codes are 32-bit: polars' 8-bit categoricals need its `dtype-u8`
+//! feature, which this build leaves out.
+
+use polars::prelude::*;
+
+use crate::contract::{ColType, InputKind};
+
+/// Transaction text columns with few distinct values besides the contract's
+/// enumerations. The city code has a few hundred; the two rules that read
+/// its province and city as prefixes (`SUBSTR`, which a categorical does
+/// not have) read it alone as text (`engine::narrow::read_as_text`).
+const FEW_VALUES: &[&str] = &["mcc", "location_city_code"];
+
+/// Transaction text columns that repeat a value per merchant, terminal or
+/// account, and the refunds' original ids (empty on all others): a few
+/// hundred thousand values over millions of rows. Not coded: the card
+/// (10.3M distinct values in 10.7M rows of a generated month: codes plus a
+/// dictionary would be larger) and the transaction id (one per row).
+const PER_ENTITY: &[&str] = &["merchant_id", "terminal_sn", "settlement_account_number", "original_txn_id"];
+
+/// One set of categories for every coded column of every frame of a run:
+/// files and partitions concatenate and join on them, and a rule may
+/// compare two coded columns (`mcc <> merchant_id`), which polars allows
+/// only between columns of the same categories.
+pub(crate) fn categories() -> DataType {
+    DataType::from_categories(Categories::new("text".into(), "posaudit".into(), CategoricalPhysical::U32))
+}
+
+/// Whether `kind`'s contract column `name` is held as codes.
+pub(crate) fn is_coded(kind: InputKind, name: &str) -> bool {
+    kind == InputKind::Transactions
+        && kind
+            .column(name)
+            .is_some_and(|spec| matches!(spec.ty, ColType::Enum(_)) || FEW_VALUES.contains(&spec.name) || PER_ENTITY.contains(&spec.name))
+}
+
+/// `df`'s columns that `is_coded` names and that are still text, as
+/// categoricals; `more` names other columns to code alike.
+pub fn code(df: &mut DataFrame, kind: InputKind, more: &[&str]) -> PolarsResult<()> {
+    use rayon::prelude::*;
+    let text: Vec<&Column> = df
+        .columns()
+        .iter()
+        .filter(|c| c.dtype() == &DataType::String && (is_coded(kind, c.name()) || more.contains(&c.name().as_str())))
+        .collect();
+    // Each column's every value is hashed: one column per thread.
+    let cats: Vec<Column> = text.par_iter().map(|c| to_categorical(c)).collect::<PolarsResult<_>>()?;
+    for cat in cats {
+        df.with_column(cat)?;
+    }
+    Ok(())
+}
+
+/// `df` with every categorical back as text: for files written to disk
+/// (the parse cache), whose readers know nothing of this run's categories.
+pub fn widen(mut df: DataFrame) -> PolarsResult<DataFrame> {
+    let names: Vec<PlSmallStr> = df
+        .schema()
+        .iter()
+        .filter(|(_, d)| matches!(d, DataType::Categorical(..)))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for n in names {
+        let text = df.column(&n)?.cast(&DataType::String)?;
+        df.with_column(text)?;
+    }
+    Ok(df)
+}
+
+/// A text column as a categorical of `categories()`, the same as polars'
+/// cast gives. The cast puts every value into the shared categories (a
+/// quality hash and a lookup in a concurrent map per value, about 150 ns a
+/// value on this project's machine: 9 s of a 10M scan for eleven columns);
+/// these columns repeat a few hundred thousand values at most, so each value
+/// is looked up in a small map of the column's own first, and only a value
+/// seen for the first time goes to the shared categories.
+pub(crate) fn to_categorical(c: &Column) -> PolarsResult<Column> {
+    let mut codes = CodeBuilder::new(c.name().clone(), c.len());
+    for v in c.str()?.iter() {
+        codes.push(v);
+    }
+    Ok(codes.finish()?.into_column())
+}
+
+/// A column of codes built value by value (a CSV part's rows), the values
+/// numbered among themselves first and entered into the shared categories
+/// once each at the end, in the order they first appeared.
+///
+/// 10.7M lookups among 119,000 merchants (or terminals, or accounts) take
+/// 2-2.7 s a column on this project's machine, against 0.2-0.3 s for an
+/// enumeration: the map outgrows the caches. Keys copied next to each
+/// other, or held in the map's own slots, changed nothing measurable
+/// (tried).
+pub(crate) struct CodeBuilder {
+    name: PlSmallStr,
+    seen: PlHashMap<Box<str>, u32>,
+    /// Values by their own number, in the order they first appeared.
+    values: Vec<Box<str>>,
+    /// Each row's own number, `NULL` for none.
+    rows: Vec<u32>,
+    /// The own number of each value of an enumeration by its place in
+    /// the contract's list (`push_listed`), `NULL` until seen.
+    listed: Vec<u32>,
+}
+
+const NULL: u32 = u32::MAX;
+
+impl CodeBuilder {
+    pub(crate) fn new(name: PlSmallStr, capacity: usize) -> Self {
+        CodeBuilder {
+            name,
+            seen: PlHashMap::default(),
+            values: Vec::new(),
+            rows: Vec::with_capacity(capacity),
+            listed: Vec::new(),
+        }
+    }
+
+    /// Push the value at place `i` of an enumeration's list: after its
+    /// first time, by its place, without hashing the text (five columns of
+    /// every transaction are enumerations).
+    pub(crate) fn push_listed(&mut self, i: usize, value: &str) {
+        match self.listed.get(i) {
+            Some(&code) if code != NULL => self.rows.push(code),
+            _ => {
+                self.push(Some(value));
+                if self.listed.len() <= i {
+                    self.listed.resize(i + 1, NULL);
+                }
+                self.listed[i] = *self.rows.last().expect("just pushed");
+            }
+        }
+    }
+
+    pub(crate) fn push(&mut self, value: Option<&str>) {
+        let code = match value {
+            None => NULL,
+            Some(s) => match self.seen.get(s) {
+                Some(&code) => code,
+                None => {
+                    let code = self.values.len() as u32;
+                    self.seen.insert(s.into(), code);
+                    self.values.push(s.into());
+                    code
+                }
+            },
+        };
+        self.rows.push(code);
+    }
+
+    pub(crate) fn finish(self) -> PolarsResult<Series> {
+        let dtype = categories();
+        let DataType::Categorical(_, mapping) = &dtype else {
+            unreachable!("categories() is a categorical")
+        };
+        drop(self.seen);
+        let shared: Vec<u32> = self.values.iter().map(|s| mapping.insert_cat(s)).collect::<PolarsResult<_>>()?;
+        let ids: UInt32Chunked = if self.rows.contains(&NULL) {
+            self.rows.iter().map(|&c| (c != NULL).then(|| shared[c as usize])).collect()
+        } else {
+            let mut rows = self.rows;
+            for c in rows.iter_mut() {
+                *c = shared[*c as usize];
+            }
+            UInt32Chunked::from_vec(PlSmallStr::EMPTY, rows)
+        };
+        // SAFETY: every code came from `mapping`, the categories of `dtype`.
+        let cat = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(ids.with_name(self.name), dtype.clone()) };
+        Ok(cat.into_series())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coding_gives_what_polars_cast_gives_and_widens_back_unchanged() {
+        // Short (inline in a view) and long ids, nulls, repeats, and two chunks.
+        let values = |from: usize| -> Vec<Option<String>> {
+            (from..from + 5000)
+                .map(|i| match i % 7 {
+                    0 => None,
+                    1 => Some(format!("8221000{:08}", i % 301)),
+                    2 => Some(format!("T2026100100000000000000{:05}", i % 11)),
+                    _ => Some(format!("t{}", i % 13)),
+                })
+                .collect()
+        };
+        let mut text = Column::new("merchant_id".into(), values(0));
+        text.append_owned(Column::new("merchant_id".into(), values(5000))).unwrap();
+        assert_eq!(text.as_materialized_series().n_chunks(), 2);
+        let ours = to_categorical(&text).unwrap();
+        let theirs = text.cast(&categories()).unwrap();
+        assert_eq!(ours.dtype(), theirs.dtype());
+        assert_eq!(ours.null_count(), theirs.null_count());
+        assert!(ours.cast(&DataType::String).unwrap().equals_missing(&text));
+        // Same categories: the two compare equal value by value.
+        assert!(ours.as_materialized_series().equals_missing(theirs.as_materialized_series()));
+        let back = widen(DataFrame::new(ours.len(), vec![ours]).unwrap()).unwrap();
+        assert!(back.column("merchant_id").unwrap().equals_missing(&text));
+    }
+
+    #[test]
+    fn values_pushed_by_their_place_in_a_list_code_as_by_their_text() {
+        let list = ["purchase", "refund", "reversal"];
+        let rows = [Some(1), Some(0), None, Some(1), Some(2), Some(0)];
+        let mut by_place = CodeBuilder::new("txn_type".into(), 0);
+        let mut by_text = CodeBuilder::new("txn_type".into(), 0);
+        for r in rows {
+            match r {
+                Some(i) => by_place.push_listed(i, list[i]),
+                None => by_place.push(None),
+            }
+            by_text.push(r.map(|i| list[i]));
+        }
+        let (a, b) = (by_place.finish().unwrap(), by_text.finish().unwrap());
+        assert!(a.equals_missing(&b));
+        assert_eq!(a.null_count(), 1);
+    }
+
+    #[test]
+    fn a_column_without_nulls_and_an_empty_one_code_alike() {
+        let mut b = CodeBuilder::new("status".into(), 0);
+        for v in ["approved", "declined", "approved"] {
+            b.push(Some(v));
+        }
+        let s = b.finish().unwrap();
+        assert_eq!(s.null_count(), 0);
+        let text: Vec<Option<String>> = s
+            .cast(&DataType::String)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect();
+        assert_eq!(
+            text,
+            [Some("approved"), Some("declined"), Some("approved")].map(|v| v.map(str::to_string))
+        );
+        let empty = CodeBuilder::new("status".into(), 0).finish().unwrap();
+        assert_eq!((empty.len(), empty.dtype()), (0, &categories()));
+    }
+
+    #[test]
+    fn only_transactions_enumerations_and_few_valued_text_are_coded() {
+        let coded: Vec<&str> = InputKind::Transactions
+            .columns()
+            .iter()
+            .map(|c| c.name)
+            .filter(|n| is_coded(InputKind::Transactions, n))
+            .collect();
+        assert_eq!(
+            coded,
+            [
+                "merchant_id",
+                "terminal_sn",
+                "txn_type",
+                "status",
+                "payment_method",
+                "card_type",
+                "entry_mode",
+                "mcc",
+                "location_city_code",
+                "original_txn_id",
+                "settlement_account_number"
+            ]
+        );
+        assert!(!is_coded(InputKind::Fees, "merchant_id"));
+        assert!(!is_coded(InputKind::Transactions, "txn_id"));
+        assert!(!is_coded(InputKind::Transactions, "card_hash"));
+    }
+}
