@@ -175,7 +175,15 @@ fn join_applications(
             name.to_string()
         };
         if needed.as_ref().is_none_or(|set| set.contains(&joined_name)) {
-            keep.push(col(name).alias(joined_name));
+            // Text as codes: a rule gathers it onto every row it reads (a
+            // 16-byte view and the bytes per row as text, 4 bytes as a
+            // code), and it repeats one value per merchant. A rule that
+            // takes it apart (`SUBSTR`) reads it as text (`narrow`).
+            let value = match merchants.column(name).map(|c| c.dtype() == &DataType::String) {
+                Ok(true) => col(name).cast(narrow::categories()),
+                _ => col(name),
+            };
+            keep.push(value.alias(joined_name));
         }
     }
     let positions = positions_in(&texts(base, "merchant_id")?, merchants.column("merchant_id")?.str()?);
@@ -548,5 +556,52 @@ mod tests {
         assert!(names.contains(&code(&["merchant_id"])));
         // SUS-DUP-01 groups by the transaction id: one code per row.
         assert!(!names.contains(&code(&["txn_id"])));
+    }
+
+    #[test]
+    fn application_text_is_gathered_onto_rows_as_codes_with_the_same_values() {
+        let merchants = df!(
+            "merchant_id" => ["m1", "m2"],
+            "mcc" => [Some("5411"), None],
+            "registered_city_code" => ["330203", "110101"],
+            "declared_monthly_volume" => [100i64, 200],
+        )
+        .unwrap();
+        let txns = df!(
+            "merchant_id" => ["m2", "m1", "m3", "m1"],
+            "mcc" => ["5411", "5411", "5812", "5411"],
+        )
+        .unwrap();
+        let (joined, _) = join_applications(&txns, InputKind::Transactions, &merchants, &None).unwrap();
+        let prepared = Prepared {
+            frames: [(InputKind::Transactions, txns)].into(),
+            joined: [(InputKind::Transactions, joined)].into(),
+            steps: Vec::new(),
+        };
+        let rows = prepared.frame(InputKind::Transactions, None).unwrap().unwrap();
+        // The export has an `mcc` of its own: the application's is `app_mcc`.
+        for name in ["app_mcc", "registered_city_code"] {
+            assert!(matches!(rows.column(name).unwrap().dtype(), DataType::Categorical(..)), "{name}");
+        }
+        assert_eq!(rows.column("declared_monthly_volume").unwrap().dtype(), &DataType::Int64);
+        let text = |name: &str| -> Vec<Option<String>> {
+            let c = rows.column(name).unwrap().cast(&DataType::String).unwrap();
+            c.str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+        };
+        let s = |v: &[Option<&str>]| v.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>();
+        assert_eq!(text("app_mcc"), s(&[None, Some("5411"), None, Some("5411")]));
+        assert_eq!(
+            text("registered_city_code"),
+            s(&[Some("110101"), Some("330203"), None, Some("330203")])
+        );
+        // Compared with the export's own codes, as a rule does.
+        let mut coded = rows.clone();
+        narrow::narrow(&mut coded, InputKind::Transactions).unwrap();
+        let same = coded
+            .lazy()
+            .filter(polars::sql::sql_expr("app_mcc = mcc").unwrap())
+            .collect()
+            .unwrap();
+        assert_eq!(same.height(), 2);
     }
 }
