@@ -50,7 +50,7 @@ pub(crate) fn widen(df: DataFrame) -> PolarsResult<DataFrame> {
 /// `df` with its categoricals among `names` back as text (the columns one
 /// rule reads: the others are not worth the copy).
 pub(crate) fn widen_some(df: DataFrame, names: &std::collections::BTreeSet<String>) -> PolarsResult<DataFrame> {
-    widen_where(df, |n| names.contains(n))
+    categories::widen_where(df, |n| names.contains(n))
 }
 
 /// The fewest of the categoricals among `names` in `schema` that a rule
@@ -87,20 +87,6 @@ pub(crate) fn read_as_text(
         }
     }
     Some(text)
-}
-
-fn widen_where(mut df: DataFrame, wanted: impl Fn(&str) -> bool) -> PolarsResult<DataFrame> {
-    let names: Vec<PlSmallStr> = df
-        .schema()
-        .iter()
-        .filter(|(n, d)| matches!(d, DataType::Categorical(..)) && wanted(n.as_str()))
-        .map(|(n, _)| n.clone())
-        .collect();
-    for n in names {
-        let text = df.column(&n)?.cast(&DataType::String)?;
-        df.with_column(text)?;
-    }
-    Ok(df)
 }
 
 #[cfg(test)]

@@ -70,11 +70,16 @@ pub fn code(df: &mut DataFrame, kind: InputKind, more: &[&str]) -> PolarsResult<
 
 /// `df` with every categorical back as text: for files written to disk
 /// (the parse cache), whose readers know nothing of this run's categories.
-pub fn widen(mut df: DataFrame) -> PolarsResult<DataFrame> {
+pub fn widen(df: DataFrame) -> PolarsResult<DataFrame> {
+    widen_where(df, |_| true)
+}
+
+/// `df` with its categoricals that `wanted` names back as text.
+pub(crate) fn widen_where(mut df: DataFrame, wanted: impl Fn(&str) -> bool) -> PolarsResult<DataFrame> {
     let names: Vec<PlSmallStr> = df
         .schema()
         .iter()
-        .filter(|(_, d)| matches!(d, DataType::Categorical(..)))
+        .filter(|(n, d)| matches!(d, DataType::Categorical(..)) && wanted(n.as_str()))
         .map(|(n, _)| n.clone())
         .collect();
     for n in names {
