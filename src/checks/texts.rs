@@ -2,8 +2,8 @@
 //! categorical (a code per row and one copy of each distinct value).
 //!
 //! Transactions' enumerations and the columns that repeat a value per
-//! merchant, terminal or account are held as categoricals from the start
-//! of preparation (`engine::narrow`): as text they are a 16-byte view per
+//! merchant, terminal or account are held as categoricals from the parse
+//! on (`input::categories`): as text they are a 16-byte view per
 //! row plus the bytes, 1.5 GB at 10M rows, held through the derived
 //! columns' peak. The derived checks and the key codes read them here,
 //! either way.

@@ -15,8 +15,10 @@
 //! columns it must (`read_as_text`, `widen_some`). Frames leaving the engine (spills, Spark, validation) are
 //! widened too, so nothing outside sees a categorical.
 //!
-//! Which columns are coded, and how, is the input layer's
-//! (`input::categories`): the CSV parser builds them as codes.
+//! Which of the export's columns are coded, and how, is the input layer's
+//! (`input::categories`): the CSV parser builds them as codes. Here: the
+//! refund originals' card, the MCC table's columns, and (in
+//! `prepare::join_applications`) the application text gathered onto rows.
 
 use polars::prelude::*;
 
