@@ -216,23 +216,21 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
             rows = rows.sort([time.as_str()], SortMultipleOptions::default().with_maintain_order(true));
         }
         let groups_lf = match groups.packed() {
-            // The rows sorted by group first (stable: each group's rows keep
-            // their order), then grouped on the sorted integer: polars takes
-            // each group as a slice of the rows, and every aggregate reads
-            // memory in order. Grouped where they lie, a group's rows are
-            // spread over the whole month and each aggregate gathers them
-            // from everywhere: `SUS-UNDER-02` at 10M rows grouped in 3.4 s
-            // that way, against 2.3 s to sort and 0.1 s to group. (At 1M
-            // rows, which fit the caches better, the sort costs about what
-            // it saves.) Groups come out in key order, not in order of
-            // first row; nothing downstream depends on it (findings are
-            // sorted at the end).
+            // Grouped on one integer per group, where the rows lie. Sessions
+            // 12 to 17 sorted the rows by it first, so that each group was a
+            // slice and every aggregate read memory in order (`SUS-UNDER-02`
+            // at 10M rows: 3.4 s grouped in place against 2.4 s sorted, then).
+            // With the keys and enumerations as 4-byte codes since, the sort
+            // costs more than it saves: the rules phase at 10M rows took
+            // 23.3-28.1 s without it against 28.2-30.8 s with it (three
+            // pairs, session 18), and the sorted copy of every column the
+            // rule reads is gone. Findings are sorted at the end; nothing
+            // depends on the order of the groups.
             Some(packed) => {
                 let mut firsts: Vec<Expr> = groups.names.iter().map(|n| col(n.as_str()).first()).collect();
                 firsts.extend(all);
                 rows.clone()
                     .with_column(packed.alias(PACKED))
-                    .sort([PACKED], SortMultipleOptions::default().with_maintain_order(true))
                     .group_by_stable([col(PACKED)])
                     .agg(firsts)
                     .drop(cols([PACKED]))
