@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# posaudit next to its peers on the same files, in one run: a bare polars
-# read (the floor: every input parsed once), DuckDB loading the files and
+# posaudit next to its peers on the same files, in one run: a bare read
+# with Python's polars (the floor: every input parsed once;
+# benches/bare_read.py), DuckDB loading the files and
 # running 13 of the pack's transaction checks as hand-written SQL
 # (benches/duckdb_peer.py), and posaudit's full pack in memory. Medians of
 # RUNS runs each; wall seconds, peak MiB, and posaudit as a ratio of both.
@@ -8,8 +9,13 @@
 #   benches/peer.sh DIR            a folder posaudit-gen wrote (or any inputs)
 #   RUNS=3 THREADS=2 benches/peer.sh DIR
 #   WARMUP=0 benches/peer.sh DIR   no uncounted first run (default 1)
+#   BIN=/tmp/posaudit benches/peer.sh DIR   a binary built before (no build)
 #
-# Needs a release build (the script builds it) and `pip install duckdb`.
+# Needs `pip install polars duckdb` and a release build: the script builds
+# the scanner with the workspace's features (`-p posaudit -p posaudit-gen`,
+# which the tests' build shares) unless BIN names one. The bare read used
+# to be a Rust example (examples/bare_read.rs, still there); building it
+# turned on other polars features and rebuilt polars, 38 minutes here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:?usage: benches/peer.sh DIR}
@@ -17,10 +23,12 @@ runs=${RUNS:-3}
 warmup=${WARMUP:-1}
 threads=${THREADS:-$(nproc)}
 
-cargo build --release --quiet --bin posaudit --example bare_read
-target=${CARGO_TARGET_DIR:-target}
-bin=$target/release/posaudit
-bare=$target/release/examples/bare_read
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --release --quiet --locked -p posaudit -p posaudit-gen
+  bin=${CARGO_TARGET_DIR:-target}/release/posaudit
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -44,7 +52,7 @@ median() {
   for _ in $(seq "$runs"); do measure "$@"; done | sort -n | awk '{ s[NR] = $1; m[NR] = $2 } END { i = int((NR + 1) / 2); print s[i], m[i] }'
 }
 
-read -r bare_s bare_mib < <(median "$bare" "$dir")
+read -r bare_s bare_mib < <(median python3 benches/bare_read.py "$dir")
 read -r duck_s duck_mib < <(median python3 benches/duckdb_peer.py "$dir" "$threads")
 read -r scan_s scan_mib < <(median "$bin" scan "$dir" --as-of 2026-11-20 --fail-on never --quiet --no-cache --threads "$threads" --out "$out/scan")
 rows=$(python3 -c 'import json, sys; print(sum(f["rows_read"] for f in json.load(open(sys.argv[1]))["inputs"]))' "$out/scan/manifest.json")
@@ -52,7 +60,7 @@ rows=$(python3 -c 'import json, sys; print(sum(f["rows_read"] for f in json.load
 printf 'machine: %s cores, %s GiB, threads=%s, medians of %s; %s input rows\n' \
   "$(nproc)" "$(free -g | awk '/Mem:/ {print $2}')" "$threads" "$runs" "$rows"
 printf '| run | wall s | peak MiB | posaudit / this |\n|---|---:|---:|---:|\n'
-printf '| bare polars read | %s | %s | %.2f |\n' "$bare_s" "$bare_mib" "$(echo "$scan_s / $bare_s" | bc -l)"
-printf '| DuckDB: load + 13 checks | %s | %s | %.2f |\n' "$duck_s" "$duck_mib" "$(echo "$scan_s / $duck_s" | bc -l)"
+printf '| bare polars read (Python, polars %s) | %s | %s | %.2f |\n' "$(python3 -c 'import polars; print(polars.__version__)')" "$bare_s" "$bare_mib" "$(echo "$scan_s / $bare_s" | bc -l)"
+printf '| DuckDB %s: load + 13 checks | %s | %s | %.2f |\n' "$(python3 -c 'import duckdb; print(duckdb.__version__)')" "$duck_s" "$duck_mib" "$(echo "$scan_s / $duck_s" | bc -l)"
 printf '| posaudit scan, full pack (%s rules) | %s | %s | 1.00 |\n' \
   "$(grep -o '"count": [0-9]*' "$out/scan/manifest.json" | head -1 | grep -o '[0-9]*')" "$scan_s" "$scan_mib"
