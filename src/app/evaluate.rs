@@ -40,7 +40,7 @@ pub fn evaluate(
         let mut sizes: Vec<(usize, &str)> = df
             .columns()
             .iter()
-            .map(|c| (held_bytes(c.as_materialized_series()), c.name().as_str()))
+            .map(|c| (engine::lifetimes::held_bytes(c.as_materialized_series()), c.name().as_str()))
             .collect();
         progress.note(&format!(
             "  {kind}: {} rows, {} columns, {:.0} MB in memory{apps}",
@@ -61,20 +61,8 @@ pub fn evaluate(
     }
     let started = Instant::now();
     let bar = progress.rules(pack.rules.len() as u64);
-    let result = engine::run_observed(pack, &prepared, stats, as_of, &|r| progress.rule_done(&bar, r));
+    let result = engine::run_releasing(pack, prepared, stats, as_of, &|r| progress.rule_done(&bar, r));
     bar.finish_and_clear();
     progress.phase("rules", started.elapsed(), &format!("({} rules)", pack.rules.len()));
     Ok(result)
-}
-
-/// The bytes a column holds. polars' `estimated_size` counts a text
-/// column's characters only; each value also has a 16-byte view (171 MB
-/// for any text column of 10.7M rows, however short its values).
-fn held_bytes(s: &polars::prelude::Series) -> usize {
-    let views = if s.dtype() == &polars::prelude::DataType::String {
-        16 * s.len()
-    } else {
-        0
-    };
-    s.estimated_size() + views
 }

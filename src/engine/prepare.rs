@@ -451,7 +451,7 @@ pub(crate) fn prepare_part(
             let keep: Vec<PlSmallStr> = df
                 .get_column_names()
                 .into_iter()
-                .filter(|c| names.contains(c.as_str()) || ALWAYS_KEPT.contains(&c.as_str()) || c.as_str() == kind.time_column())
+                .filter(|c| keeps(&names, *kind, c))
                 .cloned()
                 .collect();
             *df = df.select(keep)?;
@@ -479,7 +479,7 @@ pub(crate) fn carried(df: &DataFrame, kind: InputKind, names: &Names) -> PolarsR
         .get_column_names()
         .into_iter()
         .filter(|c| !c.starts_with(keys::KEY_PREFIX))
-        .filter(|c| names.contains(c.as_str()) || ALWAYS_KEPT.contains(&c.as_str()) || c.as_str() == kind.time_column())
+        .filter(|c| keeps(names, kind, c))
         .cloned()
         .collect();
     narrow::widen(df.select(keep)?)
@@ -505,39 +505,49 @@ const ALWAYS_KEPT: &[&str] = &[
 pub fn names_used(pack: &crate::rules::load::RulePack) -> HashMap<InputKind, Names> {
     let mut all: HashMap<InputKind, Names> = HashMap::new();
     for lr in &pack.rules {
-        let r = &lr.compiled;
-        let out = all.entry(r.source).or_default();
-        out.extend(r.names.iter().cloned());
-        // Calendar windows on a transaction's time read its derived day
-        // or month.
-        if let Some(crate::rules::compiled::Window::Calendar(w)) = r.window() {
-            if let Some(c) = super::plan::window_column(w, r.time_column()) {
-                out.insert(c.to_string());
-            }
-        }
-        // Rolling rules sort by their keys: integer codes sort faster.
-        if matches!(r.window(), Some(crate::rules::compiled::Window::Rolling { .. })) {
-            out.insert(keys::code_column(r.keys()));
-        }
-        // Grouped transaction rules group by their keys' code and count
-        // distinct values by code (`keys`: hashing text once for all rules
-        // instead of once per rule). Merchant codes are made anyway (gaps
-        // between purchases). A key or counted column that is not text
-        // gets no code and is grouped as it is. Nor does the transaction
-        // id: one code per row costs more to make (3 s at 10M rows) than
-        // grouping by it costs the one rule that does (1 s).
-        if r.source == InputKind::Transactions && r.is_grouped() {
-            out.insert(keys::code_column(&["merchant_id".to_string()]));
-            let (_, id) = r.source.entity();
-            if !r.keys().is_empty() && r.keys() != [id.unwrap_or_default()] {
-                out.insert(keys::code_column(r.keys()));
-            }
-            for c in super::plan::distinct_counted(r) {
-                out.insert(keys::code_column(&[c]));
-            }
-        }
+        all.entry(lr.compiled.source).or_default().extend(rule_names(&lr.compiled));
     }
     all
+}
+
+/// The names one rule uses (`names_used` is their union over a pack).
+pub(crate) fn rule_names(r: &crate::rules::compiled::CompiledRule) -> Names {
+    let mut out: Names = r.names.iter().cloned().collect();
+    // Calendar windows on a transaction's time read its derived day
+    // or month.
+    if let Some(crate::rules::compiled::Window::Calendar(w)) = r.window() {
+        if let Some(c) = super::plan::window_column(w, r.time_column()) {
+            out.insert(c.to_string());
+        }
+    }
+    // Rolling rules sort by their keys: integer codes sort faster.
+    if matches!(r.window(), Some(crate::rules::compiled::Window::Rolling { .. })) {
+        out.insert(keys::code_column(r.keys()));
+    }
+    // Grouped transaction rules group by their keys' code and count
+    // distinct values by code (`keys`: hashing text once for all rules
+    // instead of once per rule). Merchant codes are made anyway (gaps
+    // between purchases). A key or counted column that is not text
+    // gets no code and is grouped as it is. Nor does the transaction
+    // id: one code per row costs more to make (3 s at 10M rows) than
+    // grouping by it costs the one rule that does (1 s).
+    if r.source == InputKind::Transactions && r.is_grouped() {
+        out.insert(keys::code_column(&["merchant_id".to_string()]));
+        let (_, id) = r.source.entity();
+        if !r.keys().is_empty() && r.keys() != [id.unwrap_or_default()] {
+            out.insert(keys::code_column(r.keys()));
+        }
+        for c in super::plan::distinct_counted(r) {
+            out.insert(keys::code_column(&[c]));
+        }
+    }
+    out
+}
+
+/// Whether a prepared `kind` frame keeps column `c` for rules using
+/// `names`: those, the columns findings need, and the input's time.
+pub(crate) fn keeps(names: &Names, kind: InputKind, c: &str) -> bool {
+    names.contains(c) || ALWAYS_KEPT.contains(&c) || c == kind.time_column()
 }
 
 #[cfg(test)]
