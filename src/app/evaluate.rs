@@ -27,8 +27,9 @@ pub fn evaluate(
     let prepared = engine::in_pool(|| prepare::prepare(frames, refs, as_of, &Some(prepare::names_used(pack))))
         .map_err(|e| Error::Internal(e.to_string()))?;
     progress.phase("derived columns and joins", started.elapsed(), "");
-    for (step, took) in &prepared.steps {
-        progress.note(&format!("  {step}: {:.2} s", took.as_secs_f64()));
+    for (step, took, peak) in &prepared.steps {
+        let peak = peak.map(|p| format!(" (peak so far {p} MiB)")).unwrap_or_default();
+        progress.note(&format!("  {step}: {:.2} s{peak}", took.as_secs_f64()));
     }
     for (kind, df) in &prepared.frames {
         let apps = prepared

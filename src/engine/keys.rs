@@ -133,7 +133,7 @@ pub(crate) fn code_columns<'a>(
                 .filter(|c| c.len() == df.height());
             (
                 k,
-                std::borrow::Cow::Owned(made.unwrap_or_else(|| Texts::of(df, k).expect("a text key").first_codes())),
+                std::borrow::Cow::Owned(made.unwrap_or_else(|| Texts::of_chunks(df, k).expect("a text key").first_codes())),
             )
         })
         .collect();

@@ -65,7 +65,7 @@ impl Progress {
     /// A phase finished (verbose only).
     pub fn phase(&self, what: &str, elapsed: Duration, detail: &str) {
         if self.verbose {
-            let peak = match (rss_mib("VmRSS:"), rss_mib("VmHWM:")) {
+            let peak = match (crate::alloc::rss_mib("VmRSS:"), crate::alloc::rss_mib("VmHWM:")) {
                 (Some(now), Some(peak)) => format!(" (memory {now} MiB, peak so far {peak} MiB)"),
                 _ => String::new(),
             };
@@ -113,14 +113,4 @@ impl Progress {
             None => eprintln!("{line}"),
         }
     }
-}
-
-/// The process's resident memory (`VmRSS:`) or its peak so far
-/// (`VmHWM:`), where the system says it (Linux: /proc/self/status), for
-/// `--verbose`'s phase lines.
-fn rss_mib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024)
 }
