@@ -15,6 +15,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::contract::DOCUMENTS;
+use crate::input::categories::CodeBuilder;
 use crate::input::read::decimal_from_scaled;
 use crate::input::values::{date_from_days, datetime_from_millis};
 
@@ -378,8 +379,9 @@ fn month_starts(days: &Int32Chunked) -> Int32Chunked {
 
 /// Refunds and their originals: whether the original is in the data, and
 /// its amount, card and merchant, so rules can compare them (the columns
-/// to add).
-pub(crate) fn derive_originals(df: &DataFrame) -> PolarsResult<Vec<Column>> {
+/// to add). The original's card and merchant only if `wanted` (no rule
+/// of the bundled pack reads the merchant: 171 MB at 10M rows as text).
+pub(crate) fn derive_originals(df: &DataFrame, wanted: impl Fn(&str) -> bool) -> PolarsResult<Vec<Column>> {
     let n = df.height();
     let ids = strs(df, "txn_id").expect("txn_id is required");
     // Read in place: only the refunds' originals are looked up, a few rows
@@ -417,24 +419,28 @@ pub(crate) fn derive_originals(df: &DataFrame) -> PolarsResult<Vec<Column>> {
     drop((naming, first));
     let named = |i: usize| (lookup[i] != NOT_NAMED).then_some(lookup[i]);
     let original = |i: usize| named(i).filter(|j| *j != NOT_FOUND).map(|j| j as usize);
-    let add = vec![
+    let mut add = vec![
         bools("original_found", (0..n).map(|i| named(i).map(|j| j != NOT_FOUND))),
         units_column("original_amount", n, |i| {
             original(i).and_then(|j| amount.as_ref()?.get(j)).map(|x| x as i64)
         }),
-        StringChunked::from_iter_options(
-            "original_card_hash".into(),
-            (0..n).map(|i| original(i).and_then(|j| card.as_ref()?.get(j))),
-        )
-        .into_series()
-        .into_column(),
-        StringChunked::from_iter_options(
-            "original_merchant_id".into(),
-            (0..n).map(|i| original(i).and_then(|j| merchant.get(j))),
-        )
-        .into_series()
-        .into_column(),
     ];
+    // The original's card and merchant are empty on all but the refunds:
+    // coded from the start (4 bytes a row; as text a 16-byte view each,
+    // held through the derived columns' peak until it was coded).
+    fn coded<'a>(name: &str, n: usize, value: impl Fn(usize) -> Option<&'a str>) -> PolarsResult<Column> {
+        let mut codes = CodeBuilder::new(name.into(), n);
+        for i in 0..n {
+            codes.push(value(i));
+        }
+        Ok(codes.finish()?.into_column())
+    }
+    if wanted("original_card_hash") {
+        add.push(coded("original_card_hash", n, |i| original(i).and_then(|j| card.as_ref()?.get(j)))?);
+    }
+    if wanted("original_merchant_id") {
+        add.push(coded("original_merchant_id", n, |i| original(i).and_then(|j| merchant.get(j)))?);
+    }
     Ok(add)
 }
 
@@ -444,10 +450,11 @@ pub(crate) fn derive_originals(df: &DataFrame) -> PolarsResult<Vec<Column>> {
 /// `merchants` codes each row's merchant (equal ids, equal codes).
 pub(crate) fn derive_gaps(df: &DataFrame, app: &AppRows, period_start: Option<i64>, merchants: &[u32]) -> Column {
     let n = df.height();
-    let time = times_ms(df, "txn_time").unwrap_or_else(|| vec![None; n]);
+    let time = times_ms_or(df, "txn_time", NO_TIME).unwrap_or_else(|| vec![NO_TIME; n]);
     let installed = app.column(times_ms(app.apps, "installed_at"));
     let counts = approved_purchases(df);
     let order = by_merchant_and_time((0..n).filter(|i| counts[*i]), merchants, &time);
+    drop(counts);
     // Values and validity apart: a vector of options is 16 bytes a row.
     let mut gap: Vec<f64> = vec![0.0; n];
     let mut known = vec![false; n];
@@ -455,10 +462,18 @@ pub(crate) fn derive_gaps(df: &DataFrame, app: &AppRows, period_start: Option<i6
     // Before a merchant's first transaction in the data the gap is known
     // only if it was installed inside the data's period; an installation
     // before the period says nothing about activity before the period.
-    let period_start = period_start.unwrap_or_else(|| order.iter().filter_map(|&i| time[i]).min().unwrap_or(i64::MIN));
+    let period_start = period_start.unwrap_or_else(|| {
+        order
+            .iter()
+            .map(|&i| time[i as usize])
+            .filter(|t| *t != NO_TIME)
+            .min()
+            .unwrap_or(i64::MIN)
+    });
     let mut prev: Option<(u32, i64)> = None;
     for &i in &order {
-        let (m, t) = (merchants[i], time[i].unwrap_or(0));
+        let i = i as usize;
+        let (m, t) = (merchants[i], if time[i] == NO_TIME { 0 } else { time[i] });
         let before = match prev {
             Some((pm, pt)) if pm == m => Some(pt),
             _ => installed.get(i).filter(|inst| *inst >= period_start),
@@ -469,44 +484,61 @@ pub(crate) fn derive_gaps(df: &DataFrame, app: &AppRows, period_start: Option<i6
         }
         prev = Some((m, t));
     }
-    let gaps = gap.into_iter().zip(known).map(|(g, k)| k.then_some(g));
-    Float64Chunked::from_iter_options("days_since_prev_txn".into(), gaps)
+    // The values as they are, with the flags as their validity: no copy.
+    let validity = BooleanChunked::from_slice(PlSmallStr::EMPTY, &known)
+        .downcast_iter()
+        .next()
+        .map(|flags| flags.values().clone());
+    Float64Chunked::from_vec_validity("days_since_prev_txn".into(), gap, validity)
         .into_series()
         .into_column()
 }
 
-/// `rows` (ascending) in order of merchant, then time (none first), then
-/// position. Merchant codes are dense, so the rows are bucketed by code in
-/// two passes (keeping their order); exports come in time order, so most
-/// merchants' rows are then already in time order and only the others are
-/// sorted, stably. A comparison sort of all 10M rows took 1.6 s.
-fn by_merchant_and_time(rows: impl Iterator<Item = usize>, merchants: &[u32], time: &[Option<i64>]) -> Vec<usize> {
-    let rows: Vec<usize> = rows.collect();
+/// A time column's milliseconds, null as `NO_TIME`.
+const NO_TIME: i64 = i64::MIN;
+
+/// `df`'s datetime column `name` in milliseconds, `null` for a null:
+/// 8 bytes a row where `times_ms`' options are 16.
+fn times_ms_or(df: &DataFrame, name: &str, null: i64) -> Option<Vec<i64>> {
+    let c = df.column(name).ok()?.as_materialized_series().datetime().ok()?.physical().clone();
+    Some(c.iter().map(|v| v.unwrap_or(null)).collect())
+}
+
+/// `rows` (ascending) in order of merchant, then time (none first: `NO_TIME`
+/// is the least), then position. Merchant codes are dense, so the rows are
+/// bucketed by code in two passes (keeping their order); exports come in
+/// time order, so most merchants' rows are then already in time order and
+/// only the others are sorted, stably. A comparison sort of all 10M rows
+/// took 1.6 s. Rows are 4-byte positions (a frame's height is a polars
+/// `IdxSize`, 32 bits in this build).
+fn by_merchant_and_time(rows: impl Iterator<Item = usize>, merchants: &[u32], time: &[i64]) -> Vec<u32> {
+    let rows: Vec<u32> = rows.map(|i| i as u32).collect();
     let buckets = merchants.iter().max().map_or(0, |m| *m as usize + 1);
     let mut start = vec![0usize; buckets + 1];
     for &i in &rows {
-        start[merchants[i] as usize + 1] += 1;
+        start[merchants[i as usize] as usize + 1] += 1;
     }
     for b in 0..buckets {
         start[b + 1] += start[b];
     }
     let mut next = start.clone();
-    let mut out = vec![0usize; rows.len()];
+    let mut out = vec![0u32; rows.len()];
     for &i in &rows {
-        let b = merchants[i] as usize;
+        let b = merchants[i as usize] as usize;
         out[next[b]] = i;
         next[b] += 1;
     }
-    let mut runs: Vec<&mut [usize]> = Vec::with_capacity(buckets);
-    let mut rest: &mut [usize] = &mut out;
+    drop(rows);
+    let mut runs: Vec<&mut [u32]> = Vec::with_capacity(buckets);
+    let mut rest: &mut [u32] = &mut out;
     for w in start.windows(2) {
         let (run, tail) = rest.split_at_mut(w[1] - w[0]);
         runs.push(run);
         rest = tail;
     }
     runs.into_par_iter().for_each(|run| {
-        if !run.is_sorted_by_key(|&i| time[i]) {
-            run.sort_by_key(|&i| time[i]);
+        if !run.is_sorted_by_key(|&i| time[i as usize]) {
+            run.sort_by_key(|&i| time[i as usize]);
         }
     });
     out
@@ -668,9 +700,10 @@ mod tests {
         let merchants = [2u32, 0, 2, 1, 0, 2, 1, 0, 2, 0];
         let time = [Some(5), Some(3), Some(1), None, Some(3), Some(5), Some(2), None, None, Some(1)];
         let rows = [0usize, 1, 2, 3, 4, 5, 6, 8, 9];
-        let mut want: Vec<usize> = rows.to_vec();
-        want.sort_by_key(|&i| (merchants[i], time[i], i));
-        assert_eq!(by_merchant_and_time(rows.iter().copied(), &merchants, &time), want);
+        let mut want: Vec<u32> = rows.iter().map(|&i| i as u32).collect();
+        want.sort_by_key(|&i| (merchants[i as usize], time[i as usize], i));
+        let held: Vec<i64> = time.iter().map(|t| t.unwrap_or(NO_TIME)).collect();
+        assert_eq!(by_merchant_and_time(rows.iter().copied(), &merchants, &held), want);
     }
 
     #[test]

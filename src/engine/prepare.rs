@@ -213,14 +213,16 @@ fn derive_per_merchant_and_keys(
     let merchant_code = keys::code_column(&["merchant_id".to_string()]);
     let keep_merchant_code = needed.as_ref().is_some_and(|n| n.contains(&merchant_code));
     let mut coded: Vec<String> = needed
+        .clone()
         .unwrap_or_default()
         .into_iter()
         .filter(|n| n.starts_with(keys::KEY_PREFIX) && *n != merchant_code)
         .collect();
     coded.sort_unstable();
     let rows: &DataFrame = txns;
+    let wanted = |c: &str| needed.as_ref().is_none_or(|n| n.contains(c));
     let (originals, by_merchant) = rayon::join(
-        || checks::derive_originals(rows),
+        || checks::derive_originals(rows, wanted),
         || -> PolarsResult<_> {
             // Read in order: no copy of the column into one chunk.
             let codes = Texts::of_chunks(rows, "merchant_id")
