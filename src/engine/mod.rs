@@ -100,7 +100,12 @@ fn run_one(
         rows,
         elapsed_ms: started.elapsed().as_millis() as u64,
     };
-    let base = match prepared.frame(rule.source, Some(&rule.names)) {
+    // Rows the part of the condition over the frame's own columns rejects
+    // reach no finding: they are cut before the rule's application columns
+    // are gathered and its money widened. The rule's row count and time
+    // span stay the whole frame's.
+    let cut = rows_to_keep(rule, prepared, as_of);
+    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut.as_ref().map(|c| &c.keep)) {
         Ok(base) => base,
         Err(e) => {
             let v = vec![];
@@ -124,19 +129,17 @@ fn run_one(
     // reads them as text.
     let mut schema = base.schema().clone();
     let mut base = base;
-    let span = time_range(&base, rule.time_column());
-    let mut resolved = resolve(rule, &plan_context(rule, base.height(), span, &schema, as_of, peer_stats), probes);
+    let (rows, span) = match &cut {
+        Some(cut) => (cut.rows, cut.span),
+        None => (base.height(), time_range(&base, rule.time_column())),
+    };
+    let mut resolved = resolve(rule, &plan_context(rule, rows, span, &schema, as_of, peer_stats), probes);
     if matches!(resolved, Err((RuleStatus::Failed, _))) && narrow::is_narrowed(&schema) {
-        let height = base.height();
-        let resolves = |s: &Schema| resolve(rule, &plan_context(rule, height, span, s, as_of, peer_stats), probes).is_ok();
+        let resolves = |s: &Schema| resolve(rule, &plan_context(rule, rows, span, s, as_of, peer_stats), probes).is_ok();
         let as_text = narrow::read_as_text(&schema, &rule.names, resolves).unwrap_or_else(|| rule.names.clone());
         if let Ok(text) = narrow::widen_some(base.clone(), &as_text) {
             let text_schema = text.schema().clone();
-            let again = resolve(
-                rule,
-                &plan_context(rule, text.height(), span, &text_schema, as_of, peer_stats),
-                probes,
-            );
+            let again = resolve(rule, &plan_context(rule, rows, span, &text_schema, as_of, peer_stats), probes);
             if again.is_ok() {
                 (base, schema, resolved) = (text, text_schema, again);
             }
@@ -144,10 +147,10 @@ fn run_one(
     }
     if let Err((status, reason)) = resolved {
         let v = vec![];
-        let r = done(status, Some(reason), &v, base.height());
+        let r = done(status, Some(reason), &v, rows);
         return (v, r);
     }
-    let ctx = plan_context(rule, base.height(), span, &schema, as_of, peer_stats);
+    let ctx = plan_context(rule, rows, span, &schema, as_of, peer_stats);
     let result = plan::build(rule, base.clone().lazy(), &ctx)
         .map_err(|e| e.message)
         .and_then(|lf| lf.collect().map_err(|e| clean_polars_error(&e)));
@@ -159,7 +162,7 @@ fn run_one(
                 hits.height(),
                 MAX_HITS.load(std::sync::atomic::Ordering::Relaxed)
             );
-            let r = done(RuleStatus::Failed, Some(reason), &v, base.height());
+            let r = done(RuleStatus::Failed, Some(reason), &v, rows);
             (v, r)
         }
         Ok(hits) => {
@@ -168,15 +171,50 @@ fn run_one(
             } else {
                 hits::row_findings(lr, &hits, files)
             };
-            let r = done(RuleStatus::Ran, None, &findings, base.height());
+            let r = done(RuleStatus::Ran, None, &findings, rows);
             (findings, r)
         }
         Err(e) => {
             let v = vec![];
-            let r = done(RuleStatus::Failed, Some(e), &v, base.height());
+            let r = done(RuleStatus::Failed, Some(e), &v, rows);
             (v, r)
         }
     }
+}
+
+/// The rows a rule's frame is cut to before its columns are made
+/// (`Prepared::frame_of_rows`), with the whole frame's row count and time
+/// span, which plans read.
+struct Cut {
+    keep: BooleanChunked,
+    rows: usize,
+    span: Option<(i64, i64)>,
+}
+
+/// The rows of `rule`'s frame that the part of its condition over the
+/// frame's own columns keeps (`plan::prefilter`), where the rule has
+/// columns made for it and that part keeps at most half of the rows:
+/// the cut copies the rule's own columns for the rows it keeps, which
+/// costs more than it saves when it keeps most of them.
+fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared, as_of: NaiveDate) -> Option<Cut> {
+    let df = prepared.frames.get(&rule.source)?;
+    let time = rule.time_column();
+    if df.height() == 0 || !df.schema().contains(time) || !prepared.makes_columns(rule.source, &rule.names) {
+        return None;
+    }
+    // Money held as integer units reads as decimals only once widened.
+    let own = |c: &str| df.schema().contains(c) && !crate::checks::HELD_AS_UNITS.iter().any(|(held, _)| *held == c);
+    let pre = plan::prefilter(rule, as_of, own)?;
+    let keep = df.clone().lazy().select([pre.alias("__keep")]).collect().ok()?;
+    let keep = keep.column("__keep").ok()?.bool().ok()?.fill_null_with_values(false).ok()?;
+    if keep.len() != df.height() || keep.num_trues() * 2 > df.height() {
+        return None;
+    }
+    Some(Cut {
+        keep,
+        rows: df.height(),
+        span: time_range(df, time),
+    })
 }
 
 fn plan_context<'a>(

@@ -57,6 +57,59 @@ fn sql(text: &Sql, as_of: NaiveDate) -> Result<Expr, PlanError> {
     })
 }
 
+/// The part of a rule's condition that reads only columns `readable`
+/// says (the conjuncts of its top-level ANDs that do, ANDed), or None.
+/// A row this part rejects reaches no finding: the condition filters the
+/// rows before anything else is done with them (`build`). So the rows can
+/// be cut before a rule's application columns are gathered onto them.
+/// Only a condition made of element-wise parts qualifies: a window or an
+/// aggregate anywhere in it would see fewer rows after the cut.
+pub(crate) fn prefilter(rule: &CompiledRule, as_of: NaiveDate, readable: impl Fn(&str) -> bool) -> Option<Expr> {
+    let whole = sql(rule.filter.as_ref()?, as_of).ok()?;
+    if !whole.into_iter().all(is_elementwise) {
+        return None;
+    }
+    let mut parts = Vec::new();
+    conjuncts(whole, &mut parts);
+    parts
+        .into_iter()
+        .filter(|p| p.clone().meta().root_names().iter().all(|n| readable(n)))
+        .reduce(|a, b| a.and(b))
+}
+
+/// Whether one node of an expression works row by row: the few kinds SQL
+/// conditions are made of (comparisons, arithmetic, `AND`/`OR`, `CASE`,
+/// `IN`, `IS NULL`, `NOT`, `COALESCE`, casts). Anything else
+/// (windows, aggregates, other functions) is not assumed to be.
+fn is_elementwise(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) | Expr::Literal(_) | Expr::BinaryExpr { .. } | Expr::Cast { .. } | Expr::Ternary { .. } | Expr::Alias(..) => true,
+        Expr::Function { function, .. } => matches!(
+            function,
+            FunctionExpr::Coalesce
+                | FunctionExpr::Boolean(
+                    BooleanFunction::IsNull | BooleanFunction::IsNotNull | BooleanFunction::Not | BooleanFunction::IsIn { .. }
+                )
+        ),
+        _ => false,
+    }
+}
+
+/// `e` split at its top-level ANDs.
+fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::BinaryExpr {
+            left,
+            op: Operator::And | Operator::LogicalAnd,
+            right,
+        } => {
+            conjuncts(std::sync::Arc::unwrap_or_clone(left), out);
+            conjuncts(std::sync::Arc::unwrap_or_clone(right), out);
+        }
+        e => out.push(e),
+    }
+}
+
 /// Polars errors carry a backtrace hint and a leading kind; keep the sentence.
 pub(crate) fn clean_polars_error(e: &PolarsError) -> String {
     let s = e.to_string();
@@ -889,6 +942,71 @@ mod tests {
         ))
         .unwrap();
         crate::rules::compiled::compile(&r).unwrap()
+    }
+
+    fn row_rule(condition: &str) -> CompiledRule {
+        let r: crate::rules::model::Rule = serde_yaml::from_str(&format!(
+            "id: T-1\ntitle: t\nfamily: fee_transparency\nseverity: low\nsource: transactions\n\
+             where: \"{condition}\"\nmessage: m\n"
+        ))
+        .unwrap();
+        crate::rules::compiled::compile(&r).unwrap()
+    }
+
+    #[test]
+    fn a_prefilter_is_the_conditions_conjuncts_over_readable_columns_and_keeps_every_row_the_condition_keeps() {
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let readable = |c: &str| ["payment_method", "card_type", "fee"].contains(&c);
+        // FEE-CAP-01's condition: the contract terms are application columns.
+        let r = row_rule(
+            "payment_method = 'card' AND card_type = 'debit' AND contract_debit_cap > 0 \
+             AND fee - COALESCE(contract_fixed_fee, 0) > contract_debit_cap",
+        );
+        let pre = prefilter(&r, as_of, readable).expect("two conjuncts read only readable columns");
+        let mut read: Vec<String> = pre.clone().meta().root_names().iter().map(|n| n.to_string()).collect();
+        read.sort();
+        assert_eq!(read, ["card_type", "payment_method"]);
+        let df = df!(
+            "payment_method" => [Some("card"), Some("card"), Some("qr"), None, Some("card")],
+            "card_type" => [Some("debit"), Some("credit"), Some("debit"), Some("debit"), None],
+            "fee" => [9i64, 9, 9, 9, 9],
+            "contract_debit_cap" => [Some(1i64), Some(1), Some(1), Some(1), None],
+            "contract_fixed_fee" => [0i64, 0, 0, 0, 0],
+        )
+        .unwrap();
+        let mask = |e: Expr| -> Vec<bool> {
+            let out = df.clone().lazy().select([e.alias("m")]).collect().unwrap();
+            out.column("m")
+                .unwrap()
+                .bool()
+                .unwrap()
+                .iter()
+                .map(|v| v.unwrap_or(false))
+                .collect()
+        };
+        let whole = mask(sql(r.filter.as_ref().unwrap(), as_of).unwrap());
+        let kept = mask(pre);
+        assert_eq!(kept, [true, false, false, false, false]);
+        assert!(whole.iter().zip(&kept).all(|(w, k)| !w || *k), "{whole:?} within {kept:?}");
+    }
+
+    #[test]
+    fn no_prefilter_where_the_condition_is_not_row_by_row_or_no_conjunct_is_readable() {
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let all = |_: &str| true;
+        // A function not known to work row by row anywhere in the condition.
+        assert!(prefilter(&row_rule("status = 'approved' AND UPPER(mcc) = '5411'"), as_of, all).is_none());
+        // One disjunction over a column that is not readable.
+        let r = row_rule("status = 'approved' OR contract_debit_cap > 0");
+        assert!(prefilter(&r, as_of, |c: &str| c == "status").is_none());
+        assert!(prefilter(&r, as_of, all).is_some());
+        // No condition.
+        let none: crate::rules::model::Rule = serde_yaml::from_str(
+            "id: T-1\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\n\
+             group_by: [merchant_id]\nwindow: 1d\nhaving: \"COUNT(*) > 2\"\nmessage: m\n",
+        )
+        .unwrap();
+        assert!(prefilter(&crate::rules::compiled::compile(&none).unwrap(), as_of, all).is_none());
     }
 
     #[test]

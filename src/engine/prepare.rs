@@ -55,8 +55,23 @@ impl Prepared {
     /// money among them as decimals (`checks::HELD_AS_UNITS`). None: no
     /// such input.
     pub fn frame(&self, kind: InputKind, names: Option<&std::collections::BTreeSet<String>>) -> PolarsResult<Option<DataFrame>> {
+        self.frame_of_rows(kind, names, None)
+    }
+
+    /// As `frame`, of the rows `keep` marks only (a mask over the `kind`
+    /// frame's rows): the application columns are gathered and the money
+    /// widened for those rows, not for all.
+    pub(crate) fn frame_of_rows(
+        &self,
+        kind: InputKind,
+        names: Option<&std::collections::BTreeSet<String>>,
+        keep: Option<&BooleanChunked>,
+    ) -> PolarsResult<Option<DataFrame>> {
         let Some(df) = self.frames.get(&kind) else { return Ok(None) };
-        let mut out = df.clone();
+        let mut out = match keep {
+            Some(keep) => df.filter(keep)?,
+            None => df.clone(),
+        };
         if let Some(j) = self.joined.get(&kind) {
             let wanted: Vec<PlSmallStr> = j
                 .columns
@@ -66,12 +81,32 @@ impl Prepared {
                 .cloned()
                 .collect();
             if !wanted.is_empty() {
-                let gathered = j.columns.select(wanted)?.take(&j.at)?;
+                let at = match keep {
+                    Some(keep) => j.at.filter(keep)?,
+                    None => j.at.clone(),
+                };
+                let gathered = j.columns.select(wanted)?.take(&at)?;
                 out.hstack_mut(gathered.columns())?;
             }
         }
         checks::as_decimals(&mut out, names)?;
         Ok(Some(out))
+    }
+
+    /// Whether a rule reading `names` of frame `kind` has columns made for
+    /// it (application columns gathered onto the rows, money widened to
+    /// decimals): what cutting its rows first saves.
+    pub(crate) fn makes_columns(&self, kind: InputKind, names: &std::collections::BTreeSet<String>) -> bool {
+        let gathered = self
+            .joined
+            .get(&kind)
+            .is_some_and(|j| j.columns.get_column_names().iter().any(|c| names.contains(c.as_str())));
+        let widened = self.frames.get(&kind).is_some_and(|df| {
+            checks::HELD_AS_UNITS
+                .iter()
+                .any(|(c, _)| names.contains(*c) && df.schema().contains(c))
+        });
+        gathered || widened
     }
 
     /// Every frame with all its application columns, to write out (its
@@ -614,6 +649,42 @@ mod tests {
         assert!(names.contains(&code(&["merchant_id"])));
         // SUS-DUP-01 groups by the transaction id: one code per row.
         assert!(!names.contains(&code(&["txn_id"])));
+    }
+
+    #[test]
+    fn a_frame_of_some_rows_is_the_whole_frame_filtered_application_columns_and_money_included() {
+        let merchants = df!(
+            "merchant_id" => ["m1", "m2"],
+            "contract_debit_cap" => [Some(20i64), None],
+        )
+        .unwrap();
+        let txns = df!(
+            "merchant_id" => ["m2", "m1", "m3", "m1", "m2"],
+            "status" => ["approved", "declined", "approved", "approved", "approved"],
+            "fee_diff" => [Some(101i64), Some(-5), None, Some(0), Some(7)],
+        )
+        .unwrap();
+        let (joined, _) = join_applications(&txns, InputKind::Transactions, &merchants, &None).unwrap();
+        let prepared = Prepared {
+            frames: [(InputKind::Transactions, txns)].into(),
+            joined: [(InputKind::Transactions, joined)].into(),
+            steps: Vec::new(),
+        };
+        let names: std::collections::BTreeSet<String> = ["merchant_id", "status", "fee_diff", "contract_debit_cap"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(prepared.makes_columns(InputKind::Transactions, &names));
+        let keep = BooleanChunked::from_slice("k".into(), &[true, false, true, false, true]);
+        let whole = prepared.frame(InputKind::Transactions, Some(&names)).unwrap().unwrap();
+        let some = prepared
+            .frame_of_rows(InputKind::Transactions, Some(&names), Some(&keep))
+            .unwrap()
+            .unwrap();
+        assert!(some.equals_missing(&whole.filter(&keep).unwrap()));
+        assert!(matches!(some.column("fee_diff").unwrap().dtype(), DataType::Decimal(..)));
+        let fewer: std::collections::BTreeSet<String> = ["merchant_id", "status"].iter().map(|s| s.to_string()).collect();
+        assert!(!prepared.makes_columns(InputKind::Transactions, &fewer));
     }
 
     #[test]
