@@ -198,10 +198,20 @@ struct Cut {
 /// costs more than it saves when it keeps most of them.
 fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared, as_of: NaiveDate) -> Option<Cut> {
     let df = prepared.frames.get(&rule.source)?;
-    let time = rule.time_column();
-    if df.height() == 0 || !df.schema().contains(time) || !prepared.makes_columns(rule.source, &rule.names) {
+    if df.height() == 0 || !prepared.makes_columns(rule.source, &rule.names) {
         return None;
     }
+    // The span the rule's frame would have: its time column's, where it
+    // is one of the frame's own columns; none where the rule does not
+    // read it; a time column gathered from the applications is not cut.
+    let time = rule.time_column();
+    let span = if df.schema().contains(time) {
+        time_range(df, time)
+    } else if prepared.joined.get(&rule.source).is_some_and(|j| j.has(time)) {
+        return None;
+    } else {
+        None
+    };
     // Money held as integer units reads as decimals only once widened.
     let own = |c: &str| df.schema().contains(c) && !crate::checks::HELD_AS_UNITS.iter().any(|(held, _)| *held == c);
     let pre = plan::prefilter(rule, as_of, own)?;
@@ -213,7 +223,7 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     Some(Cut {
         keep,
         rows: df.height(),
-        span: time_range(df, time),
+        span,
     })
 }
 

@@ -47,6 +47,11 @@ impl Joined {
     pub fn width(&self) -> usize {
         self.columns.width()
     }
+
+    /// Whether the rows can have application column `name` gathered.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.columns.schema().contains(name)
+    }
 }
 
 impl Prepared {
