@@ -453,6 +453,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
 }
 
 fn main() -> ExitCode {
+    posaudit::alloc::configure();
     posaudit::cleanup::install();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
