@@ -131,7 +131,7 @@ fn run_one(
     let mut base = base;
     let (rows, span) = match &cut {
         Some(cut) => (cut.rows, cut.span),
-        None => (base.height(), time_range(&base, rule.time_column())),
+        None => (base.height(), span_if_rolling(rule, &base)),
     };
     let mut resolved = resolve(rule, &plan_context(rule, rows, span, &schema, as_of, peer_stats), probes);
     if matches!(resolved, Err((RuleStatus::Failed, _))) && narrow::is_narrowed(&schema) {
@@ -206,7 +206,7 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     // read it; a time column gathered from the applications is not cut.
     let time = rule.time_column();
     let span = if df.schema().contains(time) {
-        time_range(df, time)
+        span_if_rolling(rule, df)
     } else if prepared.joined.get(&rule.source).is_some_and(|j| j.has(time)) {
         return None;
     } else {
@@ -278,6 +278,15 @@ fn probe(rule: &crate::rules::compiled::CompiledRule, schema: &Schema, ctx: &Pla
 }
 
 /// First and last value (ms) of a date or time column.
+/// The time span of `df` a rule's plan reads: only rolling windows read
+/// it (`plan::rolling_windows`), and a minimum and maximum over 10M times
+/// for each of 70 rules was 5% of a scan's CPU time.
+fn span_if_rolling(rule: &crate::rules::compiled::CompiledRule, df: &DataFrame) -> Option<(i64, i64)> {
+    matches!(rule.window(), Some(crate::rules::compiled::Window::Rolling { .. }))
+        .then(|| time_range(df, rule.time_column()))
+        .flatten()
+}
+
 fn time_range(df: &DataFrame, name: &str) -> Option<(i64, i64)> {
     let c = df.column(name).ok()?.cast(&DataType::Datetime(TimeUnit::Milliseconds, None)).ok()?;
     let ms = c.as_materialized_series().datetime().ok()?.physical().clone();

@@ -141,7 +141,8 @@ pub(crate) struct PlanContext<'a> {
     pub schema: &'a Schema,
     pub as_of: NaiveDate,
     /// Rows of the source, and the first and last value (ms) of the rule's
-    /// time column, when known: they size the rolling-window index.
+    /// time column, when known (for rolling rules only): they size the
+    /// rolling-window index.
     pub rows: usize,
     pub time_range: Option<(i64, i64)>,
     /// Peer statistics computed over all the data (a partitioned run
