@@ -52,16 +52,18 @@ mod tests {
         // mimalloc 3's purge delay is 1000 ms by default, and no option
         // next to it has that default: the option at this place is it.
         // (Unless the environment set it; then `configure` leaves it.)
-        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        // A C `long`: 64 bits here, 32 on Windows.
+        #[allow(clippy::useless_conversion)]
+        let get = || i64::from(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) });
         match std::env::var("MIMALLOC_PURGE_DELAY") {
             Ok(set) => {
                 configure();
                 assert_eq!(get().to_string(), set.trim());
             }
             Err(_) => {
-                assert_eq!(i64::from(get()), 1000);
+                assert_eq!(get(), 1000);
                 configure();
-                assert_eq!(i64::from(get()), PURGE_DELAY_MS);
+                assert_eq!(get(), PURGE_DELAY_MS);
             }
         }
     }
