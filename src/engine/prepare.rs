@@ -656,6 +656,16 @@ mod tests {
         assert!(!names.contains(&code(&["txn_id"])));
     }
 
+    /// Transactions prepared with the applications of `merchants` joined.
+    fn prepared_transactions(txns: DataFrame, merchants: &DataFrame) -> Prepared {
+        let (joined, _) = join_applications(&txns, InputKind::Transactions, merchants, &None).unwrap();
+        Prepared {
+            frames: [(InputKind::Transactions, txns)].into(),
+            joined: [(InputKind::Transactions, joined)].into(),
+            steps: Vec::new(),
+        }
+    }
+
     #[test]
     fn a_frame_of_some_rows_is_the_whole_frame_filtered_application_columns_and_money_included() {
         let merchants = df!(
@@ -669,12 +679,7 @@ mod tests {
             "fee_diff" => [Some(101i64), Some(-5), None, Some(0), Some(7)],
         )
         .unwrap();
-        let (joined, _) = join_applications(&txns, InputKind::Transactions, &merchants, &None).unwrap();
-        let prepared = Prepared {
-            frames: [(InputKind::Transactions, txns)].into(),
-            joined: [(InputKind::Transactions, joined)].into(),
-            steps: Vec::new(),
-        };
+        let prepared = prepared_transactions(txns, &merchants);
         let names: std::collections::BTreeSet<String> = ["merchant_id", "status", "fee_diff", "contract_debit_cap"]
             .iter()
             .map(|s| s.to_string())
@@ -706,12 +711,7 @@ mod tests {
             "mcc" => ["5411", "5411", "5812", "5411"],
         )
         .unwrap();
-        let (joined, _) = join_applications(&txns, InputKind::Transactions, &merchants, &None).unwrap();
-        let prepared = Prepared {
-            frames: [(InputKind::Transactions, txns)].into(),
-            joined: [(InputKind::Transactions, joined)].into(),
-            steps: Vec::new(),
-        };
+        let prepared = prepared_transactions(txns, &merchants);
         let rows = prepared.frame(InputKind::Transactions, None).unwrap().unwrap();
         // The export has an `mcc` of its own: the application's is `app_mcc`.
         for name in ["app_mcc", "registered_city_code"] {
