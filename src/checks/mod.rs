@@ -15,7 +15,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::contract::DOCUMENTS;
-use crate::input::categories::CodeBuilder;
+use crate::input::categories::coded;
 use crate::input::read::decimal_from_scaled;
 use crate::input::values::{date_from_days, datetime_from_millis};
 
@@ -428,18 +428,13 @@ pub(crate) fn derive_originals(df: &DataFrame, wanted: impl Fn(&str) -> bool) ->
     // The original's card and merchant are empty on all but the refunds:
     // coded from the start (4 bytes a row; as text a 16-byte view each,
     // held through the derived columns' peak until it was coded).
-    fn coded<'a>(name: &str, n: usize, value: impl Fn(usize) -> Option<&'a str>) -> PolarsResult<Column> {
-        let mut codes = CodeBuilder::new(name.into(), n);
-        for i in 0..n {
-            codes.push(value(i));
-        }
-        Ok(codes.finish()?.into_column())
-    }
     if wanted("original_card_hash") {
-        add.push(coded("original_card_hash", n, |i| original(i).and_then(|j| card.as_ref()?.get(j)))?);
+        let values = (0..n).map(|i| original(i).and_then(|j| card.as_ref()?.get(j)));
+        add.push(coded("original_card_hash".into(), n, values)?.into_column());
     }
     if wanted("original_merchant_id") {
-        add.push(coded("original_merchant_id", n, |i| original(i).and_then(|j| merchant.get(j)))?);
+        let values = (0..n).map(|i| original(i).and_then(|j| merchant.get(j)));
+        add.push(coded("original_merchant_id".into(), n, values)?.into_column());
     }
     Ok(add)
 }
@@ -450,7 +445,7 @@ pub(crate) fn derive_originals(df: &DataFrame, wanted: impl Fn(&str) -> bool) ->
 /// `merchants` codes each row's merchant (equal ids, equal codes).
 pub(crate) fn derive_gaps(df: &DataFrame, app: &AppRows, period_start: Option<i64>, merchants: &[u32]) -> Column {
     let n = df.height();
-    let time = times_ms_or(df, "txn_time", NO_TIME).unwrap_or_else(|| vec![NO_TIME; n]);
+    let time = times_ms_or_none(df, "txn_time").unwrap_or_else(|| vec![NO_TIME; n]);
     let installed = app.column(times_ms(app.apps, "installed_at"));
     let counts = approved_purchases(df);
     let order = by_merchant_and_time((0..n).filter(|i| counts[*i]), merchants, &time);
@@ -497,11 +492,11 @@ pub(crate) fn derive_gaps(df: &DataFrame, app: &AppRows, period_start: Option<i6
 /// A time column's milliseconds, null as `NO_TIME`.
 const NO_TIME: i64 = i64::MIN;
 
-/// `df`'s datetime column `name` in milliseconds, `null` for a null:
+/// `df`'s datetime column `name` in milliseconds, `NO_TIME` for a null:
 /// 8 bytes a row where `times_ms`' options are 16.
-fn times_ms_or(df: &DataFrame, name: &str, null: i64) -> Option<Vec<i64>> {
+fn times_ms_or_none(df: &DataFrame, name: &str) -> Option<Vec<i64>> {
     let c = df.column(name).ok()?.as_materialized_series().datetime().ok()?.physical().clone();
-    Some(c.iter().map(|v| v.unwrap_or(null)).collect())
+    Some(c.iter().map(|v| v.unwrap_or(NO_TIME)).collect())
 }
 
 /// `rows` (ascending) in order of merchant, then time (none first: `NO_TIME`

@@ -97,11 +97,18 @@ pub(crate) fn widen_where(mut df: DataFrame, wanted: impl Fn(&str) -> bool) -> P
 /// is looked up in a small map of the column's own first, and only a value
 /// seen for the first time goes to the shared categories.
 pub(crate) fn to_categorical(c: &Column) -> PolarsResult<Column> {
-    let mut codes = CodeBuilder::new(c.name().clone(), c.len());
-    for v in c.str()?.iter() {
+    Ok(coded(c.name().clone(), c.len(), c.str()?.iter())?.into_column())
+}
+
+/// `n` values (nulls as None) as a categorical of `categories()` named
+/// `name`, built as `to_categorical` builds a column's: for values that
+/// are made, not read (a derived column), without a text column first.
+pub(crate) fn coded<'a>(name: PlSmallStr, n: usize, values: impl Iterator<Item = Option<&'a str>>) -> PolarsResult<Series> {
+    let mut codes = CodeBuilder::new(name, n);
+    for v in values {
         codes.push(v);
     }
-    Ok(codes.finish()?.into_column())
+    codes.finish()
 }
 
 /// A column of codes built value by value (a CSV part's rows), the values
