@@ -34,6 +34,7 @@ use super::{InputKind, RejectedRow};
 const PARSER_SOURCES: &[&str] = &[
     include_str!("read.rs"),
     include_str!("categories.rs"),
+    include_str!("nullable.rs"),
     include_str!("parquet.rs"),
     include_str!("typed.rs"),
     include_str!("records.rs"),

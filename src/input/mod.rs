@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod categories;
 pub mod mapping;
+mod nullable;
 mod parquet;
 pub mod read;
 pub mod records;

@@ -19,7 +19,8 @@ use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::mapping::InputMapping;
-use super::read::{finish_file, hex, io_err, parse_cell, Builder, Cell, CellError, Header, ParsedFile, RowParser};
+use super::nullable::Nullable;
+use super::read::{decimal_scale, finish_file, hex, io_err, parse_cell, Builder, Cell, CellError, Header, ParsedFile, RowParser};
 use super::typed::{typed_column, TypedColumn, TypedValues};
 use super::values;
 use super::{InputError, RejectedRow};
@@ -276,8 +277,11 @@ fn typed_builder(spec: &ColumnSpec, column: TypedColumn, mapping: &InputMapping,
         refusals.add(row, order, spec.name, "", CellError::Empty);
     }
     let mut builder = match values {
-        TypedValues::I64(v) => Builder::I64(v),
-        TypedValues::F64(v) => Builder::F64(v),
+        TypedValues::I64(v) => match decimal_scale(spec.ty) {
+            Some(scale) => Builder::Decimal(Nullable::from(v).map(i128::from), scale),
+            None => Builder::I64(v.into()),
+        },
+        TypedValues::F64(v) => Builder::F64(v.into()),
         TypedValues::Date(v) => Builder::Date(v),
         TypedValues::Expiry(d, p) => Builder::Expiry(d, p),
     };

@@ -12,8 +12,9 @@ use std::path::Path;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::categories::{self, CodeBuilder};
+use super::categories::{self, CodeBuilder, TextToCode};
 use super::mapping::{Encoding, InputMapping};
+use super::nullable::Nullable;
 use super::records::{self, Item, RecordReader, TextEncoding};
 use super::values::{self, Expiry};
 use super::{InputError, RejectedRow};
@@ -345,16 +346,20 @@ pub struct ParsedFile {
     pub streamed: bool,
 }
 
-/// A column under construction. Money and rates are integers (fen,
-/// millionths) until the end, when they become exact decimals.
+/// A column under construction.
 pub(super) enum Builder {
     Str(StringChunkedBuilder),
     /// A text column taken whole, every value of it already good as it is.
     Ready(StringChunked),
     /// A few-valued text column, as codes (`categories`).
     Codes(CodeBuilder),
-    I64(Vec<Option<i64>>),
-    F64(Vec<Option<f64>>),
+    /// A coded text column of many values, coded when the part is read.
+    CodesLater(TextToCode),
+    I64(Nullable<i64>),
+    /// Money and rates as integers (fen, millionths): the 16-byte integers
+    /// behind exact decimals of the given scale.
+    Decimal(Nullable<i128>, usize),
+    F64(Nullable<f64>),
     Date(Vec<Option<i32>>),
     Expiry(Vec<Option<i32>>, Vec<Option<bool>>),
 }
@@ -380,8 +385,12 @@ impl Builder {
             (Builder::Codes(b), Cell::Listed(i, s)) => b.push_listed(i, s),
             (Builder::Codes(b), Cell::Str(s)) => b.push(Some(s)),
             (Builder::Codes(b), _) => b.push(None),
+            (Builder::CodesLater(b), Cell::Str(s) | Cell::Listed(_, s)) => b.push(Some(s)),
+            (Builder::CodesLater(b), _) => b.push(None),
             (Builder::I64(v), Cell::I64(x)) => v.push(Some(x)),
             (Builder::I64(v), _) => v.push(None),
+            (Builder::Decimal(v, _), Cell::I64(x)) => v.push(Some(x.into())),
+            (Builder::Decimal(v, _), _) => v.push(None),
             (Builder::F64(v), Cell::F64(x)) => v.push(Some(x)),
             (Builder::F64(v), _) => v.push(None),
             (Builder::Date(v), Cell::Date(x)) => v.push(Some(x)),
@@ -402,8 +411,9 @@ impl Builder {
     /// value that went through the text parser). Text columns are never typed.
     pub(super) fn set(&mut self, row: usize, cell: Cell) {
         match (self, cell) {
-            (Builder::I64(v), Cell::I64(x)) => v[row] = Some(x),
-            (Builder::F64(v), Cell::F64(x)) => v[row] = Some(x),
+            (Builder::I64(v), Cell::I64(x)) => v.set(row, x),
+            (Builder::Decimal(v, _), Cell::I64(x)) => v.set(row, x.into()),
+            (Builder::F64(v), Cell::F64(x)) => v.set(row, x),
             (Builder::Date(v), Cell::Date(x)) => v[row] = Some(x),
             (Builder::Expiry(d, p), Cell::Expiry(x, perm)) => {
                 d[row] = x;
@@ -484,12 +494,14 @@ impl<'m> RowParser<'m> {
         let builders = specs
             .iter()
             .map(|s| match s.ty {
+                _ if coded && categories::is_coded_later(kind, s.name) => Builder::CodesLater(TextToCode::new(s.name.into(), capacity)),
                 _ if coded && categories::is_coded(kind, s.name) => Builder::Codes(CodeBuilder::new(s.name.into(), capacity)),
                 ColType::Str | ColType::List | ColType::Enum(_) => Builder::Str(StringChunkedBuilder::new(s.name.into(), capacity)),
-                ColType::Int | ColType::Money(_) | ColType::Rate | ColType::Number | ColType::DateTime => {
-                    Builder::I64(Vec::with_capacity(capacity))
+                ColType::Money(_) | ColType::Rate | ColType::Number => {
+                    Builder::Decimal(Nullable::with_capacity(capacity), decimal_scale(s.ty).unwrap_or(0))
                 }
-                ColType::Coord => Builder::F64(Vec::with_capacity(capacity)),
+                ColType::Int | ColType::DateTime => Builder::I64(Nullable::with_capacity(capacity)),
+                ColType::Coord => Builder::F64(Nullable::with_capacity(capacity)),
                 ColType::Date => Builder::Date(Vec::with_capacity(capacity)),
                 ColType::Expiry => Builder::Expiry(Vec::with_capacity(capacity), Vec::with_capacity(capacity)),
             })
@@ -575,17 +587,17 @@ impl<'m> RowParser<'m> {
                 Builder::Str(b) => cols.push(b.finish().into_series().into_column()),
                 Builder::Ready(ca) => cols.push(ca.with_name(name).into_series().into_column()),
                 Builder::Codes(b) => cols.push(b.finish()?.into_column()),
+                Builder::CodesLater(b) => cols.push(b.finish()?.into_column()),
                 Builder::I64(v) => {
-                    let ca = Int64Chunked::from_iter_options(name.clone(), v.into_iter());
+                    let ca = v.finish::<Int64Type>(name);
                     let s = match spec.ty {
-                        ColType::Money(_) => decimal_from_scaled(ca, 2)?,
-                        ColType::Rate | ColType::Number => decimal_from_scaled(ca, 6)?,
                         ColType::DateTime => ca.into_datetime(TimeUnit::Milliseconds, None).into_series(),
                         _ => ca.into_series(),
                     };
                     cols.push(s.into_column());
                 }
-                Builder::F64(v) => cols.push(Float64Chunked::from_iter_options(name, v.into_iter()).into_series().into_column()),
+                Builder::Decimal(v, scale) => cols.push(v.finish::<Int128Type>(name).into_decimal(18, scale)?.into_series().into_column()),
+                Builder::F64(v) => cols.push(v.finish::<Float64Type>(name).into_series().into_column()),
                 Builder::Date(v) => cols.push(
                     Int32Chunked::from_iter_options(name, v.into_iter())
                         .into_date()
@@ -614,6 +626,16 @@ impl<'m> RowParser<'m> {
         cols.push(UInt32Chunked::from_vec(SRC_COL.into(), self.src).into_series().into_column());
         cols.push(UInt64Chunked::from_vec(LINE_COL.into(), self.lines).into_series().into_column());
         DataFrame::new(height, cols)
+    }
+}
+
+/// The scale of the decimals a column of type `ty` is held as: fen for
+/// money, millionths for rates and numbers; None for other types.
+pub(super) fn decimal_scale(ty: ColType) -> Option<usize> {
+    match ty {
+        ColType::Money(_) => Some(2),
+        ColType::Rate | ColType::Number => Some(6),
+        _ => None,
     }
 }
 
