@@ -229,7 +229,7 @@ impl<R: Read> RecordReader<R> {
                 self.eof = true;
                 break;
             }
-            let (chunk, found) = match memchr(b'\n', buf) {
+            let (chunk, found) = match memchr::memchr(b'\n', buf) {
                 Some(i) => (&buf[..=i], true),
                 None => (buf, false),
             };
@@ -320,14 +320,15 @@ impl<R: Read> RecordReader<R> {
                     }))
                 }
                 Ok(t) if t.is_empty() => continue,
-                Ok(t) => t.clone(),
+                Ok(t) => t,
             };
             self.out_len = 0;
             self.ends_len = 0;
             let start = line.no;
-            self.current.push(line);
             let mut bytes = text.len();
-            let mut complete = self.feed(&text);
+            // Fed before it is kept: the line's text is not copied.
+            let mut complete = self.feed(text);
+            self.current.push(line);
             while !complete {
                 // Inside a quoted value at the end of a line: the value
                 // goes on, if the next line lets it.
@@ -346,16 +347,16 @@ impl<R: Read> RecordReader<R> {
                     }));
                 };
                 let t = match &next.text {
-                    Ok(t) => t.clone(),
+                    Ok(t) => t,
                     Err(_) => {
                         self.current.push(next);
                         return Ok(Some(self.unwind()));
                     }
                 };
                 bytes += t.len() + 1;
-                self.current.push(next);
                 // The line break inside the quoted value is kept as `\n`.
-                complete = self.feed(&t);
+                complete = self.feed(t);
+                self.current.push(next);
             }
             if let Some(long) = (0..self.ends_len).find(|i| {
                 let s = if *i == 0 { 0 } else { self.ends[i - 1] };
@@ -375,10 +376,6 @@ impl<R: Read> RecordReader<R> {
             }));
         }
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
 }
 
 /// Decode one line strictly: a byte sequence that is not valid in the
