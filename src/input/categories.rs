@@ -367,6 +367,7 @@ mod tests {
         assert!(!is_coded(InputKind::Transactions, "txn_id"));
         assert!(!is_coded(InputKind::Transactions, "card_hash"));
     }
+
     #[test]
     fn text_coded_at_the_end_codes_as_value_by_value() {
         let rows = [Some("822100001"), None, Some(""), Some("SN-7"), Some("822100001"), None, Some("店")];

@@ -493,17 +493,18 @@ impl<'m> RowParser<'m> {
         let specs = kind.columns();
         let builders = specs
             .iter()
-            .map(|s| match s.ty {
+            .map(|s| match (s.ty, decimal_scale(s.ty)) {
                 _ if coded && categories::is_coded_later(kind, s.name) => Builder::CodesLater(TextToCode::new(s.name.into(), capacity)),
                 _ if coded && categories::is_coded(kind, s.name) => Builder::Codes(CodeBuilder::new(s.name.into(), capacity)),
-                ColType::Str | ColType::List | ColType::Enum(_) => Builder::Str(StringChunkedBuilder::new(s.name.into(), capacity)),
-                ColType::Money(_) | ColType::Rate | ColType::Number => {
-                    Builder::Decimal(Nullable::with_capacity(capacity), decimal_scale(s.ty).unwrap_or(0))
+                (_, Some(scale)) => Builder::Decimal(Nullable::with_capacity(capacity), scale),
+                (ColType::Str | ColType::List | ColType::Enum(_), _) => Builder::Str(StringChunkedBuilder::new(s.name.into(), capacity)),
+                (ColType::Coord, _) => Builder::F64(Nullable::with_capacity(capacity)),
+                (ColType::Date, _) => Builder::Date(Vec::with_capacity(capacity)),
+                (ColType::Expiry, _) => Builder::Expiry(Vec::with_capacity(capacity), Vec::with_capacity(capacity)),
+                // Money, rates and numbers have a scale (above).
+                (ColType::Int | ColType::DateTime | ColType::Money(_) | ColType::Rate | ColType::Number, _) => {
+                    Builder::I64(Nullable::with_capacity(capacity))
                 }
-                ColType::Int | ColType::DateTime => Builder::I64(Nullable::with_capacity(capacity)),
-                ColType::Coord => Builder::F64(Nullable::with_capacity(capacity)),
-                ColType::Date => Builder::Date(Vec::with_capacity(capacity)),
-                ColType::Expiry => Builder::Expiry(Vec::with_capacity(capacity), Vec::with_capacity(capacity)),
             })
             .collect();
         let extras = header
