@@ -19,8 +19,9 @@ work=${3:-/tmp/posaudit-giant}
 runs=${RUNS:-3}
 threads=${THREADS:-2}
 here=$(cd "$(dirname "$0")" && pwd)
-cargo build --release --quiet --bin posaudit -p posaudit
-cargo build --release --quiet -p posaudit-gen
+# The same packages as the tests and peer.sh build: any other selection
+# turns on other polars features and rebuilds polars (15-40 minutes here).
+cargo build --release --quiet --locked -p posaudit -p posaudit-gen
 target=${CARGO_TARGET_DIR:-$here/../target}
 bin=$target/release/posaudit
 gen=$target/release/posaudit-gen

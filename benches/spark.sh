@@ -19,7 +19,9 @@ as_of=${2:?usage: benches/spark.sh DIR AS_OF}
 runs=${RUNS:-1}
 threads=${THREADS:-$(nproc)}
 
-cargo build --release --quiet --bin posaudit
+# The same packages as the tests and peer.sh build: any other selection
+# turns on other polars features and rebuilds polars (15-40 minutes here).
+cargo build --release --quiet --locked -p posaudit -p posaudit-gen
 bin=${CARGO_TARGET_DIR:-target}/release/posaudit
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
