@@ -31,7 +31,7 @@ use crate::findings::model::finish;
 use crate::findings::Finding;
 use crate::input::FileStats;
 use crate::rules::load::{LoadedRule, RulePack};
-use plan::{clean_polars_error, PlanContext};
+use plan::{clean_polars_error, Condition, PlanContext};
 use prepare::Prepared;
 
 /// What happened to one rule in a run.
@@ -102,10 +102,15 @@ fn run_one(
     };
     // Rows the part of the condition over the frame's own columns rejects
     // reach no finding: they are cut before the rule's application columns
-    // are gathered and its money widened. The rule's row count and time
-    // span stay the whole frame's.
+    // are gathered and its money widened, and the plan applies only the
+    // rest of the condition. The rule's row count and time span stay the
+    // whole frame's.
     let cut = rows_to_keep(rule, prepared, as_of);
-    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut.as_ref().map(|c| &c.keep)) {
+    let cut_to = match cut.as_ref().map(|c| &c.kept) {
+        Some(Kept::Cut(keep)) => Some(keep),
+        _ => None,
+    };
+    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut_to) {
         Ok(base) => base,
         Err(e) => {
             let v = vec![];
@@ -127,19 +132,35 @@ fn run_one(
     // skips the rule with a reason instead of failing the run. A rule that
     // fails on the enumerations as categoricals (a text function on one)
     // reads them as text.
-    let mut schema = base.schema().clone();
     let mut base = base;
     let (rows, span) = match &cut {
         Some(cut) => (cut.rows, cut.span),
         None => (base.height(), span_if_rolling(rule, &base)),
     };
-    let mut resolved = resolve(rule, &plan_context(rule, rows, span, &schema, as_of, peer_stats), probes);
+    let condition = &match &cut {
+        None => Condition::Whole,
+        Some(Cut {
+            kept: Kept::Marked(mask),
+            rest,
+            ..
+        }) => match base.with_column(mask.clone().with_name(KEPT.into()).into_column()) {
+            Ok(_) => Condition::Left(Some(rest.clone().map_or(col(KEPT), |r| col(KEPT).and(r)))),
+            Err(_) => Condition::Whole,
+        },
+        Some(cut) => Condition::Left(cut.rest.clone()),
+    };
+    let mut schema = base.schema().clone();
+    let mut resolved = resolve(rule, &plan_context(rule, rows, span, &schema, as_of, peer_stats, condition), probes);
     if matches!(resolved, Err((RuleStatus::Failed, _))) && narrow::is_narrowed(&schema) {
-        let resolves = |s: &Schema| resolve(rule, &plan_context(rule, rows, span, s, as_of, peer_stats), probes).is_ok();
+        let resolves = |s: &Schema| resolve(rule, &plan_context(rule, rows, span, s, as_of, peer_stats, condition), probes).is_ok();
         let as_text = narrow::read_as_text(&schema, &rule.names, resolves).unwrap_or_else(|| rule.names.clone());
         if let Ok(text) = narrow::widen_some(base.clone(), &as_text) {
             let text_schema = text.schema().clone();
-            let again = resolve(rule, &plan_context(rule, rows, span, &text_schema, as_of, peer_stats), probes);
+            let again = resolve(
+                rule,
+                &plan_context(rule, rows, span, &text_schema, as_of, peer_stats, condition),
+                probes,
+            );
             if again.is_ok() {
                 (base, schema, resolved) = (text, text_schema, again);
             }
@@ -150,7 +171,7 @@ fn run_one(
         let r = done(status, Some(reason), &v, rows);
         return (v, r);
     }
-    let ctx = plan_context(rule, rows, span, &schema, as_of, peer_stats);
+    let ctx = plan_context(rule, rows, span, &schema, as_of, peer_stats, condition);
     let result = plan::build(rule, base.clone().lazy(), &ctx)
         .map_err(|e| e.message)
         .and_then(|lf| lf.collect().map_err(|e| clean_polars_error(&e)));
@@ -182,23 +203,46 @@ fn run_one(
     }
 }
 
-/// The rows a rule's frame is cut to before its columns are made
-/// (`Prepared::frame_of_rows`), with the whole frame's row count and time
-/// span, which plans read.
+/// How the part of a rule's condition over the frame's own columns
+/// (`plan::split_condition`) was applied: the rows a rule's frame is cut
+/// to before its columns are made (`Prepared::frame_of_rows`), or marked,
+/// with the part of the condition left to apply to them, and the whole
+/// frame's row count and time span, which plans read.
 struct Cut {
-    keep: BooleanChunked,
+    kept: Kept,
+    rest: Option<Expr>,
     rows: usize,
     span: Option<(i64, i64)>,
 }
 
+/// The rows the part of the condition over own columns keeps.
+enum Kept {
+    /// Every row.
+    All,
+    /// These: the frame is cut to them.
+    Cut(BooleanChunked),
+    /// These, marked in column `KEPT`, which the plan's filter reads
+    /// instead of evaluating that part again.
+    Marked(BooleanChunked),
+}
+
+/// The column that marks the rows `Kept::Marked` keeps.
+const KEPT: &str = "__kept";
+
 /// The rows of `rule`'s frame that the part of its condition over the
-/// frame's own columns keeps (`plan::prefilter`), where the rule has
-/// columns made for it and that part keeps at most half of the rows:
-/// the cut copies the rule's own columns for the rows it keeps, which
-/// costs more than it saves when it keeps most of them.
+/// frame's own columns keeps (`plan::split_condition`), with the rest of
+/// the condition. That part is evaluated once, here, not again in the
+/// plan. Where it is the whole condition, or keeps at most half of the
+/// rows, the rule's columns are cut to the rows it keeps: the copy the
+/// plan's filter would make, made once and in one piece, so the plan
+/// filters by the rest only (nothing, for most rules), and grouping does
+/// not join the pieces of a filtered frame into one. Where the rest
+/// (over application columns) is left and the part keeps most rows, the
+/// rows are marked instead: the rest may keep few of them, and a cut would
+/// copy most of the rule's own columns for nothing.
 fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared, as_of: NaiveDate) -> Option<Cut> {
     let df = prepared.frames.get(&rule.source)?;
-    if df.height() == 0 || !prepared.makes_columns(rule.source, &rule.names) {
+    if df.height() == 0 {
         return None;
     }
     // The span the rule's frame would have: its time column's, where it
@@ -214,14 +258,22 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     };
     // Money held as integer units reads as decimals only once widened.
     let own = |c: &str| df.schema().contains(c) && !crate::checks::HELD_AS_UNITS.iter().any(|(held, _)| *held == c);
-    let pre = plan::prefilter(rule, as_of, own)?;
-    let keep = df.clone().lazy().select([pre.alias("__keep")]).collect().ok()?;
-    let keep = keep.column("__keep").ok()?.bool().ok()?.fill_null_with_values(false).ok()?;
-    if keep.len() != df.height() || keep.num_trues() * 2 > df.height() {
+    let split = plan::split_condition(rule, as_of, own)?;
+    let keep = df.clone().lazy().select([split.pre.alias(KEPT)]).collect().ok()?;
+    let keep = keep.column(KEPT).ok()?.bool().ok()?.fill_null_with_values(false).ok()?;
+    if keep.len() != df.height() {
         return None;
     }
+    let kept = if keep.num_trues() == df.height() {
+        Kept::All
+    } else if split.rest.is_none() || keep.num_trues() * 2 <= df.height() {
+        Kept::Cut(keep)
+    } else {
+        Kept::Marked(keep)
+    };
     Some(Cut {
-        keep,
+        kept,
+        rest: split.rest,
         rows: df.height(),
         span,
     })
@@ -234,6 +286,7 @@ fn plan_context<'a>(
     schema: &'a Schema,
     as_of: NaiveDate,
     peer_stats: &'a PeerStats,
+    condition: &Condition,
 ) -> PlanContext<'a> {
     PlanContext {
         schema,
@@ -241,6 +294,7 @@ fn plan_context<'a>(
         rows,
         time_range,
         peer_stats: peer_stats.get(&rule.id),
+        condition: condition.clone(),
     }
 }
 

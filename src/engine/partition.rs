@@ -488,6 +488,7 @@ fn peer_base(rule: &CompiledRule, base: &DataFrame, as_of: NaiveDate) -> PolarsR
         rows: base.height(),
         time_range: None,
         peer_stats: None,
+        condition: Default::default(),
     };
     let lf = super::plan::peer_base(rule, base.clone().lazy(), &ctx)
         .map_err(|e| polars_err!(ComputeError: "rule {}: peer statistics: {}", rule.id, e.message))?;

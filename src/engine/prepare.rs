@@ -98,22 +98,6 @@ impl Prepared {
         Ok(Some(out))
     }
 
-    /// Whether a rule reading `names` of frame `kind` has columns made for
-    /// it (application columns gathered onto the rows, money widened to
-    /// decimals): what cutting its rows first saves.
-    pub(crate) fn makes_columns(&self, kind: InputKind, names: &std::collections::BTreeSet<String>) -> bool {
-        let gathered = self
-            .joined
-            .get(&kind)
-            .is_some_and(|j| j.columns.get_column_names().iter().any(|c| names.contains(c.as_str())));
-        let widened = self.frames.get(&kind).is_some_and(|df| {
-            checks::HELD_AS_UNITS
-                .iter()
-                .any(|(c, _)| names.contains(*c) && df.schema().contains(c))
-        });
-        gathered || widened
-    }
-
     /// Every frame with all its application columns, to write out (its
     /// enumerations as text again: `narrow`).
     pub fn into_frames(self) -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
@@ -684,7 +668,6 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        assert!(prepared.makes_columns(InputKind::Transactions, &names));
         let keep = BooleanChunked::from_slice("k".into(), &[true, false, true, false, true]);
         let whole = prepared.frame(InputKind::Transactions, Some(&names)).unwrap().unwrap();
         let some = prepared
@@ -693,8 +676,6 @@ mod tests {
             .unwrap();
         assert!(some.equals_missing(&whole.filter(&keep).unwrap()));
         assert!(matches!(some.column("fee_diff").unwrap().dtype(), DataType::Decimal(..)));
-        let fewer: std::collections::BTreeSet<String> = ["merchant_id", "status"].iter().map(|s| s.to_string()).collect();
-        assert!(!prepared.makes_columns(InputKind::Transactions, &fewer));
     }
 
     #[test]

@@ -210,6 +210,7 @@ pub(crate) fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, rep
             rows: 0,
             time_range: None,
             peer_stats: None,
+            condition: Default::default(),
         };
         match plan::build(rule, empty.lazy(), &ctx) {
             Err(e) => report.errors.push(lr.issue(Some(&e.field), e.message)),
