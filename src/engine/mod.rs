@@ -87,6 +87,7 @@ fn run_one(
     as_of: NaiveDate,
     peer_stats: &PeerStats,
     probes: &Probes,
+    masks: &Masks,
 ) -> (Vec<Finding>, RuleRun) {
     let started = Instant::now();
     let rule = &lr.compiled;
@@ -105,7 +106,7 @@ fn run_one(
     // are gathered and its money widened, and the plan applies only the
     // rest of the condition. The rule's row count and time span stay the
     // whole frame's.
-    let cut = rows_to_keep(rule, prepared, as_of);
+    let cut = rows_to_keep(rule, prepared, as_of, masks);
     let cut_to = match cut.as_ref().map(|c| &c.kept) {
         Some(Kept::Cut(keep)) => Some(keep),
         _ => None,
@@ -240,7 +241,7 @@ const KEPT: &str = "__kept";
 /// (over application columns) is left and the part keeps most rows, the
 /// rows are marked instead: the rest may keep few of them, and a cut would
 /// copy most of the rule's own columns for nothing.
-fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared, as_of: NaiveDate) -> Option<Cut> {
+fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared, as_of: NaiveDate, masks: &Masks) -> Option<Cut> {
     let df = prepared.frames.get(&rule.source)?;
     if df.height() == 0 {
         return None;
@@ -259,11 +260,15 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     // Money held as integer units reads as decimals only once widened.
     let own = |c: &str| df.schema().contains(c) && !crate::checks::HELD_AS_UNITS.iter().any(|(held, _)| *held == c);
     let split = plan::split_condition(rule, as_of, own)?;
-    let keep = df.clone().lazy().select([split.pre.alias(KEPT)]).collect().ok()?;
-    let keep = keep.column(KEPT).ok()?.bool().ok()?.fill_null_with_values(false).ok()?;
-    if keep.len() != df.height() {
-        return None;
+    let mut keep: Option<BooleanChunked> = None;
+    for part in plan::conjuncts_of(split.pre) {
+        let kept = masks.kept(rule.source, df, part)?;
+        keep = Some(match keep {
+            None => kept,
+            Some(k) => &k & &kept,
+        });
     }
+    let keep = keep?;
     let kept = if keep.num_trues() == df.height() {
         Kept::All
     } else if split.rest.is_none() || keep.num_trues() * 2 <= df.height() {
@@ -277,6 +282,44 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
         rows: df.height(),
         span,
     })
+}
+
+/// The rows each conjunct of the rules' conditions keeps (`rows_to_keep`),
+/// by input, evaluated once for all the rules of a run that share it: two
+/// dozen rules start with `txn_type = 'purchase' AND status = 'approved'`,
+/// and each such comparison is a pass over 10M categoricals. A row is kept
+/// where the conjunct is true (not false or null), so the rows a condition
+/// keeps are the rows all its conjuncts keep. Only for the frames of one
+/// run: a partitioned run has one per partition.
+#[derive(Default)]
+pub(crate) struct Masks(std::sync::Mutex<Vec<(crate::input::InputKind, Expr, BooleanChunked)>>);
+
+impl Masks {
+    /// The rows of `df` (the `kind` input's frame) that `part` keeps: from
+    /// the run's masks, or evaluated and kept for the next rule. None where
+    /// it does not evaluate to one flag per row.
+    fn kept(&self, kind: crate::input::InputKind, df: &DataFrame, part: Expr) -> Option<BooleanChunked> {
+        let known = |masks: &Vec<(crate::input::InputKind, Expr, BooleanChunked)>| {
+            masks
+                .iter()
+                .find(|(k, e, m)| *k == kind && *e == part && m.len() == df.height())
+                .map(|(_, _, m)| m.clone())
+        };
+        if let Some(m) = self.0.lock().ok().and_then(|masks| known(&masks)) {
+            return Some(m);
+        }
+        let out = df.clone().lazy().select([part.clone().alias(KEPT)]).collect().ok()?;
+        let kept = out.column(KEPT).ok()?.bool().ok()?.fill_null_with_values(false).ok()?;
+        if kept.len() != df.height() {
+            return None;
+        }
+        if let Ok(mut masks) = self.0.lock() {
+            if known(&masks).is_none() {
+                masks.push((kind, part, kept.clone()));
+            }
+        }
+        Some(kept)
+    }
 }
 
 fn plan_context<'a>(
@@ -376,7 +419,7 @@ pub(crate) fn run_releasing(
     done: &(dyn Fn(&RuleRun) + Sync),
 ) -> (Vec<Finding>, Vec<RuleRun>) {
     let columns = lifetimes::Columns::new(pack, prepared);
-    let (peer_stats, probes) = (PeerStats::new(), Probes::default());
+    let (peer_stats, probes, masks) = (PeerStats::new(), Probes::default(), Masks::default());
     // Each rule's result, filled in whatever order the rules finish.
     type Slot = std::sync::Mutex<Option<(Vec<Finding>, RuleRun)>>;
     let results: Vec<Slot> = pack.rules.iter().map(|_| Default::default()).collect();
@@ -385,10 +428,10 @@ pub(crate) fn run_releasing(
     in_pool(|| {
         rayon::scope_fifo(|s| {
             for i in columns.order() {
-                let (columns, results, peer_stats, probes) = (&columns, &results, &peer_stats, &probes);
+                let (columns, results, peer_stats, probes, masks) = (&columns, &results, &peer_stats, &probes, &masks);
                 s.spawn_fifo(move |_| {
                     let own = columns.for_rule(i);
-                    let r = run_one(&pack.rules[i], &own, files, as_of, peer_stats, probes);
+                    let r = run_one(&pack.rules[i], &own, files, as_of, peer_stats, probes, masks);
                     drop(own);
                     columns.done(i);
                     done(&r.1);
@@ -419,11 +462,12 @@ pub(crate) fn run_with_peers(
     peer_stats: &PeerStats,
     probes: &Probes,
 ) -> (Vec<Finding>, Vec<RuleRun>) {
+    let masks = Masks::default();
     let results: Vec<(Vec<Finding>, RuleRun)> = in_pool(|| {
         pack.rules
             .par_iter()
             .map(|lr| {
-                let r = run_one(lr, prepared, files, as_of, peer_stats, probes);
+                let r = run_one(lr, prepared, files, as_of, peer_stats, probes, &masks);
                 done(&r.1);
                 r
             })
@@ -437,4 +481,48 @@ pub(crate) fn run_with_peers(
     }
     finish(&mut findings);
     (findings, runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::InputKind;
+
+    #[test]
+    fn a_conjunct_is_evaluated_once_per_run_and_keeps_the_rows_where_it_is_true() {
+        let df = df!(
+            "status" => [Some("approved"), Some("declined"), None, Some("approved")],
+            "txn_type" => [Some("purchase"), Some("purchase"), Some("purchase"), Some("refund")],
+        )
+        .unwrap();
+        let masks = Masks::default();
+        let approved = || col("status").eq(lit("approved"));
+        let kept = masks.kept(InputKind::Transactions, &df, approved()).unwrap();
+        // Null is not kept, like false.
+        assert_eq!(
+            kept.iter().collect::<Vec<_>>(),
+            [Some(true), Some(false), Some(false), Some(true)]
+        );
+        let again = masks.kept(InputKind::Transactions, &df, approved()).unwrap();
+        let kept_again = again.clone();
+        assert_eq!(again.iter().collect::<Vec<_>>(), [Some(true), Some(false), Some(false), Some(true)]);
+        let purchase = masks
+            .kept(InputKind::Transactions, &df, col("txn_type").eq(lit("purchase")))
+            .unwrap();
+        // One mask per conjunct and input, whatever the number of rules.
+        assert_eq!(masks.0.lock().unwrap().len(), 2);
+        assert_eq!(masks.kept(InputKind::Fees, &df, approved()).unwrap().len(), 4);
+        assert_eq!(masks.0.lock().unwrap().len(), 3);
+        // Both conjuncts' rows are the rows their AND keeps.
+        let both = df
+            .clone()
+            .lazy()
+            .select([approved().and(col("txn_type").eq(lit("purchase"))).alias("m")])
+            .collect()
+            .unwrap();
+        let both = both.column("m").unwrap().bool().unwrap().fill_null_with_values(false).unwrap();
+        assert_eq!((&kept_again & &purchase).iter().collect::<Vec<_>>(), both.iter().collect::<Vec<_>>());
+        // Not a flag per row: no mask.
+        assert!(masks.kept(InputKind::Transactions, &df, col("status")).is_none());
+    }
 }

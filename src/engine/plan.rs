@@ -108,6 +108,13 @@ fn is_elementwise(e: &Expr) -> bool {
     }
 }
 
+/// `e` split at its top-level ANDs, as a list.
+pub(crate) fn conjuncts_of(e: Expr) -> Vec<Expr> {
+    let mut out = Vec::new();
+    conjuncts(e, &mut out);
+    out
+}
+
 /// `e` split at its top-level ANDs.
 fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
     match e {
