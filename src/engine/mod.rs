@@ -261,7 +261,7 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     let own = |c: &str| df.schema().contains(c) && !crate::checks::HELD_AS_UNITS.iter().any(|(held, _)| *held == c);
     let split = plan::split_condition(rule, as_of, own)?;
     let mut keep: Option<BooleanChunked> = None;
-    for part in plan::conjuncts_of(split.pre) {
+    for part in split.pre {
         let kept = masks.kept(rule.source, df, part)?;
         keep = Some(match keep {
             None => kept,
@@ -499,12 +499,8 @@ mod tests {
         let approved = || col("status").eq(lit("approved"));
         let kept = masks.kept(InputKind::Transactions, &df, approved()).unwrap();
         // Null is not kept, like false.
-        assert_eq!(
-            kept.iter().collect::<Vec<_>>(),
-            [Some(true), Some(false), Some(false), Some(true)]
-        );
+        assert_eq!(kept.iter().collect::<Vec<_>>(), [Some(true), Some(false), Some(false), Some(true)]);
         let again = masks.kept(InputKind::Transactions, &df, approved()).unwrap();
-        let kept_again = again.clone();
         assert_eq!(again.iter().collect::<Vec<_>>(), [Some(true), Some(false), Some(false), Some(true)]);
         let purchase = masks
             .kept(InputKind::Transactions, &df, col("txn_type").eq(lit("purchase")))
@@ -521,7 +517,7 @@ mod tests {
             .collect()
             .unwrap();
         let both = both.column("m").unwrap().bool().unwrap().fill_null_with_values(false).unwrap();
-        assert_eq!((&kept_again & &purchase).iter().collect::<Vec<_>>(), both.iter().collect::<Vec<_>>());
+        assert_eq!((&again & &purchase).iter().collect::<Vec<_>>(), both.iter().collect::<Vec<_>>());
         // Not a flag per row: no mask.
         assert!(masks.kept(InputKind::Transactions, &df, col("status")).is_none());
     }

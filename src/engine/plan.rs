@@ -59,8 +59,8 @@ fn sql(text: &Sql, as_of: NaiveDate) -> Result<Expr, PlanError> {
 
 /// A rule's condition in two parts (`split_condition`).
 pub(crate) struct Split {
-    /// The conjuncts over readable columns, ANDed.
-    pub pre: Expr,
+    /// The conjuncts over readable columns (at least one).
+    pub pre: Vec<Expr>,
     /// The other conjuncts, ANDed; None if there are none.
     pub rest: Option<Expr>,
 }
@@ -84,8 +84,11 @@ pub(crate) fn split_condition(rule: &CompiledRule, as_of: NaiveDate, readable: i
     let (pre, rest): (Vec<Expr>, Vec<Expr>) = parts
         .into_iter()
         .partition(|p| p.clone().meta().root_names().iter().all(|n| readable(n)));
+    if pre.is_empty() {
+        return None;
+    }
     Some(Split {
-        pre: pre.into_iter().reduce(|a, b| a.and(b))?,
+        pre,
         rest: rest.into_iter().reduce(|a, b| a.and(b)),
     })
 }
@@ -106,13 +109,6 @@ fn is_elementwise(e: &Expr) -> bool {
         ),
         _ => false,
     }
-}
-
-/// `e` split at its top-level ANDs, as a list.
-pub(crate) fn conjuncts_of(e: Expr) -> Vec<Expr> {
-    let mut out = Vec::new();
-    conjuncts(e, &mut out);
-    out
 }
 
 /// `e` split at its top-level ANDs.
@@ -1031,6 +1027,8 @@ mod tests {
              AND fee - COALESCE(contract_fixed_fee, 0) > contract_debit_cap",
         );
         let Split { pre, rest } = split_condition(&r, as_of, readable).expect("two conjuncts read only readable columns");
+        let and = |parts: Vec<Expr>| parts.into_iter().reduce(|a, b| a.and(b)).unwrap();
+        let pre = and(pre);
         let names = |e: &Expr| {
             let mut read: Vec<String> = e.clone().meta().root_names().iter().map(|n| n.to_string()).collect();
             read.sort();
@@ -1070,7 +1068,7 @@ mod tests {
         // Every conjunct readable: nothing is left.
         let every = split_condition(&r, as_of, |_| true).unwrap();
         assert!(every.rest.is_none());
-        assert_eq!(mask(every.pre), whole);
+        assert_eq!(mask(and(every.pre)), whole);
     }
 
     #[test]
