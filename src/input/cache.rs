@@ -229,11 +229,12 @@ impl ParseCache {
         cipher
             .encrypt_in_place(&nonce, b"", &mut plain)
             .map_err(|_| std::io::Error::other("encryption failed"))?;
+        let sealed = plain;
         let mut tmp = tempfile::Builder::new().prefix(WRITING).tempfile_in(&self.dir)?;
         use std::io::Write;
         tmp.write_all(MAGIC)?;
         tmp.write_all(&nonce)?;
-        tmp.write_all(&plain)?;
+        tmp.write_all(&sealed)?;
         // No fsync: an entry torn by a crash fails its authentication tag
         // and the file is parsed again.
         tmp.persist(at).map_err(|e| e.error)?;
@@ -243,14 +244,15 @@ impl ParseCache {
     fn load(&self, at: &Path, keys: &Keys, kind: InputKind, display: &str, src: u32) -> Option<ParsedFile> {
         // Decrypted in place: an entry of a 10M-row file is 750 MB, and a
         // second buffer for the plain text raised a cached scan's peak.
-        let mut plain = std::fs::read(at).ok()?;
-        if !plain.starts_with(MAGIC) || plain.len() < MAGIC.len() + 12 {
+        let mut entry = std::fs::read(at).ok()?;
+        if !entry.starts_with(MAGIC) || entry.len() < MAGIC.len() + 12 {
             return None;
         }
-        let nonce: [u8; 12] = plain[MAGIC.len()..MAGIC.len() + 12].try_into().ok()?;
-        plain.drain(..MAGIC.len() + 12);
+        let nonce: [u8; 12] = entry[MAGIC.len()..MAGIC.len() + 12].try_into().ok()?;
+        entry.drain(..MAGIC.len() + 12);
         let cipher = ChaCha20Poly1305::new(&keys.key.into());
-        cipher.decrypt_in_place(&nonce.into(), b"", &mut plain).ok()?;
+        cipher.decrypt_in_place(&nonce.into(), b"", &mut entry).ok()?;
+        let plain = entry;
         let meta_len = u64::from_le_bytes(plain.get(..8)?.try_into().ok()?) as usize;
         let meta = plain.get(8..8 + meta_len)?;
         let (mut stats, mut rejected): (FileStats, Vec<RejectedRow>) = serde_json::from_slice(meta).ok()?;
