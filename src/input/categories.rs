@@ -18,6 +18,8 @@
 //! Codes are 32-bit: polars' 8-bit categoricals need its `dtype-u8`
 //! feature, which this build leaves out.
 
+use std::sync::LazyLock;
+
 use polars::prelude::*;
 
 use crate::contract::{ColType, InputKind};
@@ -39,8 +41,21 @@ const PER_ENTITY: &[&str] = &["merchant_id", "terminal_sn", "settlement_account_
 /// files and partitions concatenate and join on them, and a rule may
 /// compare two coded columns (`mcc <> merchant_id`), which polars allows
 /// only between columns of the same categories.
+///
+/// Held for the life of the process. polars keeps named categories in a
+/// registry of weak references, and a `Categories` that is dropped removes
+/// its name from the registry *after* its last reference is gone: if
+/// another thread asked for the name in between, it got a new object, and
+/// the late removal then erased that new one's entry, so the next caller
+/// made a third. Two frames of one run then held "equal" categories backed
+/// by different objects and would not concatenate ("Categories which should
+/// be equal have different backing objects"; seen once in the tests, where
+/// frames of parallel tests come and go). Never dropping ours keeps one
+/// object and one mapping for the whole process.
 pub(crate) fn categories() -> DataType {
-    DataType::from_categories(Categories::new("text".into(), "posaudit".into(), CategoricalPhysical::U32))
+    static CATEGORIES: LazyLock<DataType> =
+        LazyLock::new(|| DataType::from_categories(Categories::new("text".into(), "posaudit".into(), CategoricalPhysical::U32)));
+    CATEGORIES.clone()
 }
 
 /// Whether `kind`'s contract column `name` is held as codes.
@@ -295,6 +310,29 @@ mod tests {
         assert!(ours.as_materialized_series().equals_missing(theirs.as_materialized_series()));
         let back = widen(DataFrame::new(ours.len(), vec![ours]).unwrap()).unwrap();
         assert!(back.column("merchant_id").unwrap().equals_missing(&text));
+    }
+
+    #[test]
+    fn frames_made_and_dropped_on_many_threads_share_one_set_of_categories() {
+        // Each thread makes two columns after the other threads' columns may
+        // all have been dropped, and appends one to the other: polars
+        // refuses that unless both hold the very same categories object.
+        // Before `categories()` held its object for the process, this met
+        // polars' registry race (see `categories`) within a few thousand
+        // rounds on two cores.
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                s.spawn(move || {
+                    for i in 0..20_000 {
+                        let v = format!("t{t}-{}", i % 7);
+                        let mut a = coded("merchant_id".into(), 1, std::iter::once(Some(v.as_str()))).unwrap();
+                        let b = coded("merchant_id".into(), 1, std::iter::once(Some("x"))).unwrap();
+                        a.append(&b).unwrap();
+                        assert_eq!(a.len(), 2);
+                    }
+                });
+            }
+        });
     }
 
     #[test]
