@@ -298,9 +298,6 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
 pub(crate) struct Masks(std::sync::Mutex<Vec<(crate::input::InputKind, Expr, BooleanChunked)>>);
 
 impl Masks {
-    /// The rows of `df` (the `kind` input's frame) that `part` keeps: from
-    /// the run's masks, or evaluated and kept for the next rule. None where
-    /// it does not evaluate to one flag per row.
     /// Whether the run holds the rows `part` keeps of `df` already.
     fn has(&self, kind: crate::input::InputKind, df: &DataFrame, part: &Expr) -> bool {
         self.0
@@ -321,6 +318,9 @@ impl Masks {
         (of_kept.next().is_none() && all.len() == df.height()).then_some(all)
     }
 
+    /// The rows of `df` (the `kind` input's frame) that `part` keeps: from
+    /// the run's masks, or evaluated and kept for the next rule. None where
+    /// it does not evaluate to one flag per row.
     fn kept(&self, kind: crate::input::InputKind, df: &DataFrame, part: Expr) -> Option<BooleanChunked> {
         let known = |masks: &Vec<(crate::input::InputKind, Expr, BooleanChunked)>| {
             masks
@@ -341,7 +341,7 @@ impl Masks {
     }
 }
 
-/// The rows among `rows` the part of a condition keeps keeps (true, not
+/// The rows of `rows` that a part of a condition keeps (true, not
 /// false or null); None where it does not give one flag per row.
 ///
 /// Only the columns the part reads are taken, with money held as integer
