@@ -111,7 +111,8 @@ fn run_one(
         Some(Kept::Cut(keep)) => Some(keep),
         _ => None,
     };
-    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut_to) {
+    let unread = cut.as_ref().map_or(&[][..], |c| &c.unread[..]);
+    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut_to, unread) {
         Ok(base) => base,
         Err(e) => {
             let v = vec![];
@@ -212,6 +213,10 @@ fn run_one(
 struct Cut {
     kept: Kept,
     rest: Option<Expr>,
+    /// The frame's columns that only the applied part of the condition
+    /// reads: the rule's frame is made without them (`txn_type` and
+    /// `status`, for two dozen rules).
+    unread: Vec<PlSmallStr>,
     rows: usize,
     span: Option<(i64, i64)>,
 }
@@ -260,7 +265,9 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     let own = |c: &str| df.schema().contains(c);
     let split = plan::split_condition(rule, as_of, own)?;
     let mut keep: Option<BooleanChunked> = None;
+    let mut applied: std::collections::BTreeSet<PlSmallStr> = std::collections::BTreeSet::new();
     for part in split.pre {
+        applied.extend(part.clone().meta().root_names());
         keep = Some(match keep {
             None => masks.kept(rule.source, df, part)?,
             // A part no other rule has asked for yet, after parts that
@@ -272,6 +279,15 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
         });
     }
     let keep = keep?;
+    // Columns the applied part reads that nothing else in the rule does:
+    // not its rest, measures, keys, evidence or message, nor the columns
+    // every frame keeps (ids, source line, time).
+    let mut besides = rule.names_besides_condition();
+    besides.extend(split.rest.iter().flat_map(|r| r.clone().meta().root_names()).map(|n| n.to_string()));
+    let unread: Vec<PlSmallStr> = applied
+        .into_iter()
+        .filter(|c| !besides.contains(c.as_str()) && df.schema().contains(c) && !prepare::keeps(&Default::default(), rule.source, c))
+        .collect();
     let kept = if keep.num_trues() == df.height() {
         Kept::All
     } else if split.rest.is_none() || keep.num_trues() * 2 <= df.height() {
@@ -282,6 +298,7 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     Some(Cut {
         kept,
         rest: split.rest,
+        unread,
         rows: df.height(),
         span,
     })

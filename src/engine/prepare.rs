@@ -60,19 +60,23 @@ impl Prepared {
     /// money among them as decimals (`checks::HELD_AS_UNITS`). None: no
     /// such input.
     pub fn frame(&self, kind: InputKind, names: Option<&std::collections::BTreeSet<String>>) -> PolarsResult<Option<DataFrame>> {
-        self.frame_of_rows(kind, names, None)
+        self.frame_of_rows(kind, names, None, &[])
     }
 
     /// As `frame`, of the rows `keep` marks only (a mask over the `kind`
     /// frame's rows): the application columns are gathered and the money
-    /// widened for those rows, not for all.
+    /// widened for those rows, not for all; without the frame's columns
+    /// `unread` names (read only by the part of a condition already
+    /// applied), which are not copied.
     pub(crate) fn frame_of_rows(
         &self,
         kind: InputKind,
         names: Option<&std::collections::BTreeSet<String>>,
         keep: Option<&BooleanChunked>,
+        unread: &[PlSmallStr],
     ) -> PolarsResult<Option<DataFrame>> {
         let Some(df) = self.frames.get(&kind) else { return Ok(None) };
+        let df = &df.drop_many(unread.iter().cloned());
         let mut out = match keep {
             Some(keep) => df.filter(keep)?,
             None => df.clone(),
@@ -673,7 +677,7 @@ mod tests {
         let keep = BooleanChunked::from_slice("k".into(), &[true, false, true, false, true]);
         let whole = prepared.frame(InputKind::Transactions, Some(&names)).unwrap().unwrap();
         let some = prepared
-            .frame_of_rows(InputKind::Transactions, Some(&names), Some(&keep))
+            .frame_of_rows(InputKind::Transactions, Some(&names), Some(&keep), &[])
             .unwrap()
             .unwrap();
         assert!(some.equals_missing(&whole.filter(&keep).unwrap()));

@@ -135,6 +135,13 @@ impl CompiledRule {
         self.grouping.as_ref().map_or(self.source.time_column(), |g| g.time_column.as_str())
     }
 
+    /// `names` less those only the condition (`where`) reads: once the
+    /// engine has applied the condition, or part of it, the columns only
+    /// that part reads are not needed by the rest of the rule.
+    pub(crate) fn names_besides_condition(&self) -> BTreeSet<String> {
+        names_besides_condition(self)
+    }
+
     /// Every SQL text of the rule.
     pub(crate) fn sql(&self) -> impl Iterator<Item = &Sql> {
         let g = self.grouping.as_ref();
@@ -520,7 +527,15 @@ pub fn identifiers(sql: &str) -> BTreeSet<String> {
 }
 
 fn names_of(rule: &CompiledRule) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = rule.sql().flat_map(|s| identifiers(&s.text)).collect();
+    let mut names = rule.names_besides_condition();
+    names.extend(rule.filter.iter().flat_map(|s| identifiers(&s.text)));
+    names
+}
+
+/// `names_of` less what only the condition (`where`) reads.
+fn names_besides_condition(rule: &CompiledRule) -> BTreeSet<String> {
+    let condition = |s: &&Sql| rule.filter.as_ref().is_some_and(|f| std::ptr::eq(*s, f));
+    let mut names: BTreeSet<String> = rule.sql().filter(|s| !condition(s)).flat_map(|s| identifiers(&s.text)).collect();
     names.extend(rule.keys().iter().cloned());
     names.extend(rule.evidence.iter().cloned());
     names.extend(placeholders(&rule.message));
@@ -584,6 +599,19 @@ mod tests {
             assert!(c.names.contains(n), "{n}: {:?}", c.names);
         }
         assert!(!c.names.contains("approved"), "a string is not a name");
+        // Besides the condition: `status` is read by the condition only;
+        // `amount` by the condition only too, and the rest by other parts.
+        let besides = c.names_besides_condition();
+        assert!(!besides.contains("status") && !besides.contains("amount"), "{besides:?}");
+        for n in ["merchant_id", "card_hash", "app_mcc", "txn_time"] {
+            assert!(besides.contains(n), "{n}: {besides:?}");
+        }
+        let message = compile(&rule(&format!(
+            "{BASE}where: \"status = 'approved' AND amount >= 10\"\nevidence: [amount]\n"
+        )))
+        .unwrap();
+        assert!(message.names_besides_condition().contains("amount"));
+        assert!(!message.names_besides_condition().contains("status"));
         assert_eq!(
             identifiers("x1 >= 1e5 AND 'it''s y' <> z"),
             ["x1", "z"].iter().map(|s| s.to_string()).collect()
