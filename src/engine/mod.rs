@@ -279,15 +279,7 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
         });
     }
     let keep = keep?;
-    // Columns the applied part reads that nothing else in the rule does:
-    // not its rest, measures, keys, evidence or message, nor the columns
-    // every frame keeps (ids, source line, time).
-    let mut besides = rule.names_besides_condition();
-    besides.extend(split.rest.iter().flat_map(|r| r.clone().meta().root_names()).map(|n| n.to_string()));
-    let unread: Vec<PlSmallStr> = applied
-        .into_iter()
-        .filter(|c| !besides.contains(c.as_str()) && df.schema().contains(c) && !prepare::keeps(&Default::default(), rule.source, c))
-        .collect();
+    let unread = unread_after(rule, applied, split.rest.as_ref(), df.schema());
     let kept = if keep.num_trues() == df.height() {
         Kept::All
     } else if split.rest.is_none() || keep.num_trues() * 2 <= df.height() {
@@ -302,6 +294,30 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
         rows: df.height(),
         span,
     })
+}
+
+/// The columns of `schema` among `applied` (those the applied part of
+/// `rule`'s condition reads) that nothing after it reads: not the rest of
+/// the condition, the measures, keys, evidence or message, nor what the
+/// plan reads on its own (a grouped rule's `sum_amount` reads `amount`;
+/// calendar windows their day or month column; key codes), nor the
+/// columns every frame keeps (ids, source line, time).
+fn unread_after(
+    rule: &crate::rules::compiled::CompiledRule,
+    applied: std::collections::BTreeSet<PlSmallStr>,
+    rest: Option<&Expr>,
+    schema: &Schema,
+) -> Vec<PlSmallStr> {
+    let mut read = rule.names_besides_condition();
+    read.extend(rest.into_iter().flat_map(|r| r.clone().meta().root_names()).map(|n| n.to_string()));
+    read.extend(prepare::rule_names(rule).into_iter().filter(|n| !rule.names.contains(n)));
+    if rule.is_grouped() {
+        read.insert("amount".to_string());
+    }
+    applied
+        .into_iter()
+        .filter(|c| !read.contains(c.as_str()) && schema.contains(c) && !prepare::keeps(&Default::default(), rule.source, c))
+        .collect()
 }
 
 /// The rows each conjunct of the rules' conditions keeps (`rows_to_keep`),
@@ -577,6 +593,46 @@ mod tests {
         assert_eq!((&again & &purchase).iter().collect::<Vec<_>>(), both.iter().collect::<Vec<_>>());
         // Not a flag per row: no mask.
         assert!(masks.kept(InputKind::Transactions, &df, col("status")).is_none());
+    }
+
+    #[test]
+    fn columns_only_the_applied_condition_reads_are_left_out_and_no_other() {
+        let compiled = |yaml: &str| {
+            let base = "id: X-1\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\n";
+            let rule: crate::rules::model::Rule = serde_yaml::from_str(&format!("{base}{yaml}")).unwrap();
+            crate::rules::compiled::compile(&rule).unwrap()
+        };
+        let schema: Schema = [
+            "txn_type",
+            "status",
+            "amount",
+            "mcc",
+            "merchant_id",
+            "txn_time",
+            "txn_id",
+            "card_hash",
+        ]
+        .into_iter()
+        .map(|n| Field::new(n.into(), DataType::String))
+        .collect();
+        let applied = |names: &[&str]| names.iter().map(|n| PlSmallStr::from(*n)).collect();
+        let row = compiled("where: \"txn_type = 'purchase' AND status = 'approved' AND amount > 9\"\nmessage: \"{txn_id} {amount}\"\n");
+        // The message reads the amount; the ids and time every frame keeps.
+        let unread = unread_after(&row, applied(&["txn_type", "status", "amount", "txn_id"]), None, &schema);
+        assert_eq!(unread, ["status", "txn_type"]);
+        // What the rest of the condition reads stays.
+        let rest = col("status").eq(lit("approved"));
+        assert_eq!(
+            unread_after(&row, applied(&["txn_type", "status"]), Some(&rest), &schema),
+            ["txn_type"]
+        );
+        // A grouped rule's built-in sum reads the amount, its measures the MCC.
+        let grouped = compiled(
+            "where: \"amount > 9 AND mcc = '5411' AND card_hash IS NOT NULL\"\ngroup_by: [merchant_id]\nwindow: 1d\n\
+             measures:\n  mccs: \"COUNT(DISTINCT mcc)\"\nhaving: \"COUNT(*) > 2\"\nmessage: \"{merchant_id} {sum_amount}\"\n",
+        );
+        let unread = unread_after(&grouped, applied(&["amount", "mcc", "card_hash"]), None, &schema);
+        assert_eq!(unread, ["card_hash"]);
     }
 
     #[test]
