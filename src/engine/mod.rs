@@ -111,8 +111,9 @@ fn run_one(
         Some(Kept::Cut(keep)) => Some(keep),
         _ => None,
     };
-    let unread = cut.as_ref().map_or(&[][..], |c| &c.unread[..]);
-    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut_to, unread) {
+    let mut unread = cut.as_ref().map_or_else(Vec::new, |c| c.unread.clone());
+    unread.extend(others_columns(rule, prepared));
+    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut_to, &unread) {
         Ok(base) => base,
         Err(e) => {
             let v = vec![];
@@ -296,6 +297,25 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     })
 }
 
+/// The columns of `rule`'s frame that only other rules read. A rule's
+/// plan reads what the same rule alone in a pack would have had
+/// (`prepare::keeps` with its own `prepare::rule_names`), so the others
+/// are left out before its rows are cut. A run in memory hands each rule
+/// only its columns already (`lifetimes`); a partition's frame holds the
+/// whole pack's (43 columns at the 1M month), and a cut copied all of
+/// them for the kept rows, for every rule with a cut.
+fn others_columns(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared) -> Vec<PlSmallStr> {
+    let Some(df) = prepared.frames.get(&rule.source) else {
+        return Vec::new();
+    };
+    let names = prepare::rule_names(rule);
+    df.get_column_names()
+        .into_iter()
+        .filter(|c| !prepare::keeps(&names, rule.source, c))
+        .cloned()
+        .collect()
+}
+
 /// The columns of `schema` among `applied` (those the applied part of
 /// `rule`'s condition reads) that nothing after it reads: not the rest of
 /// the condition, the measures, keys, evidence or message, nor what the
@@ -342,7 +362,8 @@ impl Masks {
     /// on the rows `among` keeps only (and not held for other rules: it
     /// says nothing of the other rows).
     fn kept_among(df: &DataFrame, part: Expr, among: &BooleanChunked) -> Option<BooleanChunked> {
-        let kept = evaluate(&df.filter(among).ok()?, part)?;
+        let read: Vec<PlSmallStr> = part.clone().meta().root_names();
+        let kept = evaluate(&df.select(read).ok()?.filter(among).ok()?, part)?;
         let mut of_kept = kept.iter();
         let all: BooleanChunked = among
             .iter()
