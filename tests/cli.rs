@@ -1556,6 +1556,15 @@ fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitio
         err.contains(&format!("({chosen} partitions)")),
         "the scan did not run partitioned: {err}"
     );
+    // Where the partitioned run's time went, step by step: the merchant
+    // pass once per gathering of partitions.
+    for step in [
+        "  merchant pass: spilled rows read back: ",
+        "  merchant pass: derived columns and joins: ",
+        "  merchant pass: rules: ",
+    ] {
+        assert!(err.contains(step), "no `{step}` line: {err}");
+    }
     assert!(!err.contains("warning:"), "{err}");
     for f in ["findings.jsonl", "cases.jsonl", "rejected.csv"] {
         assert_eq!(

@@ -357,6 +357,7 @@ fn run_partitioned(
         apps: &apps,
         present: &present,
         files: &loaded.stats,
+        tally: &engine::partition::Tally::default(),
     };
     let (findings, _) = engine::partition::run(pack, refs, &inputs, &spill, as_of, &|_| {}).map_err(internal)?;
     Ok(findings)

@@ -117,17 +117,22 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
                 .ok_or_else(|| Error::Internal("no applications".into()))?;
             let present = inputs.plan.files.keys().copied().collect();
             let bar = progress.rules(pack.rules.len() as u64);
+            let tally = engine::partition::Tally::default();
             let r = engine::in_pool(|| {
                 let data = engine::partition::Inputs {
                     apps: &apps,
                     present: &present,
                     files: &inputs.loaded.stats,
+                    tally: &tally,
                 };
                 engine::partition::run(&pack, &refs, &data, sp, opts.as_of, &|r| progress.rule_done(&bar, r))
             })
             .map_err(|e| Error::Internal(e.to_string()))?;
             bar.finish_and_clear();
             progress.phase("partitions", started.elapsed(), &format!("({} partitions)", sp.n));
+            for (step, took, times) in tally.steps() {
+                progress.note(&format!("  {step}: {:.2} s ({times}x)", took.as_secs_f64()));
+            }
             if let Some(s) = &scoring {
                 case_data = CaseData::take(None, Some(&apps));
                 let cash = s.scoring.cash_out_rules();

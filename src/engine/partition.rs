@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -227,6 +228,41 @@ fn in_gatherings(
         evaluate(gathering)?;
     }
     Ok(())
+}
+
+/// Where a partitioned run's time goes, summed over its partitions: one
+/// line per step, in the order each step first ran, for `--verbose`.
+/// The phase's single figure hid whether reading spilled rows back,
+/// preparing each partition or the rules cost the run its time.
+#[derive(Default)]
+pub struct Tally(std::sync::Mutex<Vec<(&'static str, Duration, usize)>>);
+
+impl Tally {
+    /// Run `f`, adding its time to step `name` (and one to its count).
+    fn time<R>(&self, name: &'static str, f: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let r = f();
+        self.add(name, started.elapsed());
+        r
+    }
+
+    /// Add `took` to step `name` (and one to its count).
+    fn add(&self, name: &'static str, took: Duration) {
+        if let Ok(mut steps) = self.0.lock() {
+            match steps.iter_mut().find(|(n, _, _)| *n == name) {
+                Some((_, d, k)) => {
+                    *d += took;
+                    *k += 1;
+                }
+                None => steps.push((name, took, 1)),
+            }
+        }
+    }
+
+    /// Each step: its name, its time summed, and how many times it ran.
+    pub fn steps(&self) -> Vec<(&'static str, Duration, usize)> {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
 impl Spill {
@@ -525,6 +561,8 @@ pub struct Inputs<'a> {
     /// Which inputs were given (optional ones may not be).
     pub present: &'a BTreeSet<InputKind>,
     pub files: &'a [FileStats],
+    /// Where the run's time goes (`Tally`).
+    pub tally: &'a Tally,
 }
 
 /// Run the pack partition by partition.
@@ -536,7 +574,7 @@ pub fn run(
     as_of: NaiveDate,
     done: &(dyn Fn(&RuleRun) + Sync),
 ) -> PolarsResult<(Vec<Finding>, Vec<RuleRun>)> {
-    let (apps, present, files) = (inputs.apps, inputs.present, inputs.files);
+    let (apps, present, files, tally) = (inputs.apps, inputs.present, inputs.files, inputs.tally);
     spill.flush()?;
     let n = spill.n;
     let period_start = spill.period_start();
@@ -663,25 +701,32 @@ pub fn run(
     let mut peer_groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
     let mut schemas: BTreeMap<(String, InputKind), DataFrame> = BTreeMap::new();
     let read_merchants = |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
-        let spilled = merchant_spilled(k)?;
+        let spilled = tally.time("merchant pass: spilled rows read back", || merchant_spilled(k))?;
         let rows = app_rows.get(k).copied().unwrap_or(0) + spilled.values().map(DataFrame::height).sum::<usize>();
         Ok((spilled, rows))
     };
     in_gatherings(n, min_rows, read_merchants, |gathered| {
         // Carried rows are written under the first partition's number.
         let k = gathered.parts[0];
-        let frames = merchant_inputs(gathered)?;
-        let prepared = prepare_part(frames, refs, as_of, &needed, period_start, true)?;
-        let (fs, rs) = super::run_with_peers(&plain, &prepared, files, as_of, &|_| {}, &super::PeerStats::new(), &probes);
+        let prepared = tally.time("merchant pass: derived columns and joins", || {
+            prepare_part(merchant_inputs(gathered)?, refs, as_of, &needed, period_start, true)
+        })?;
+        let (fs, rs) = tally.time("merchant pass: rules", || {
+            super::run_with_peers(&plain, &prepared, files, as_of, &|_| {}, &super::PeerStats::new(), &probes)
+        });
         absorb(fs, rs);
-        for lr in &peered.rules {
-            if let Some(base) = prepared.frame(lr.compiled.source, Some(&lr.compiled.names))? {
-                peer_groups
-                    .entry(lr.compiled.id.clone())
-                    .or_default()
-                    .push(peer_base(&lr.compiled, &base, as_of)?);
+        tally.time("merchant pass: peer rules' groups", || -> PolarsResult<()> {
+            for lr in &peered.rules {
+                if let Some(base) = prepared.frame(lr.compiled.source, Some(&lr.compiled.names))? {
+                    peer_groups
+                        .entry(lr.compiled.id.clone())
+                        .or_default()
+                        .push(peer_base(&lr.compiled, &base, as_of)?);
+                }
             }
-        }
+            Ok(())
+        })?;
+        let carry_started = Instant::now();
         let mut carried: Vec<(String, Option<&str>, &RulePack)> = key_rules
             .iter()
             .map(|(key, sub)| (format!("prepared-{key}"), Some(key.as_str()), sub))
@@ -702,9 +747,12 @@ pub fn run(
                 spill.write_prepared(*kind, &dir, key, k, carried_parts, df)?;
             }
         }
+        tally.add("merchant pass: rows carried to the later passes", carry_started.elapsed());
         Ok(())
     })?;
-    let peer_stats = peer_statistics(&peered.rules.iter().collect::<Vec<_>>(), peer_groups)?;
+    let peer_stats = tally.time("peer statistics", || {
+        peer_statistics(&peered.rules.iter().collect::<Vec<_>>(), peer_groups)
+    })?;
     // The carried rows of the gathered partitions, with key codes made
     // afresh (a merchant partition's codes are its own).
     let carried_frames = |dir: &str, sub: &RulePack, mut gathered: Gathered| -> PolarsResult<Prepared> {
@@ -737,7 +785,7 @@ pub fn run(
         let read_carried = |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
             let mut frames = BTreeMap::new();
             for kind in &kinds {
-                if let Some(df) = spill.read(*kind, &dir, k)? {
+                if let Some(df) = tally.time("later passes: carried rows read back", || spill.read(*kind, &dir, k))? {
                     frames.insert(*kind, df);
                 }
             }
@@ -745,8 +793,10 @@ pub fn run(
             Ok((frames, rows))
         };
         in_gatherings(n, min_rows, read_carried, |gathered| {
-            let prepared = carried_frames(&dir, sub, gathered)?;
-            let (fs, rs) = super::run_with_peers(sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
+            let prepared = tally.time("later passes: parts joined, keys coded", || carried_frames(&dir, sub, gathered))?;
+            let (fs, rs) = tally.time("later passes: rules", || {
+                super::run_with_peers(sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes)
+            });
             absorb(fs, rs);
             Ok(())
         })?;
@@ -754,6 +804,7 @@ pub fn run(
     // An aggregate over a whole input (no key) needs every row at once:
     // all its partitions, back in file order.
     if let Some(sub) = whole_rules {
+        let whole_started = Instant::now();
         let mut frames: BTreeMap<InputKind, DataFrame> = BTreeMap::new();
         frames.insert(InputKind::Applications, apps.clone());
         for kind in sub.rules.iter().map(|r| r.compiled.source).collect::<BTreeSet<_>>() {
@@ -784,6 +835,10 @@ pub fn run(
         let prepared = prepare_part(frames, refs, as_of, &Some(names_used(&sub)), period_start, true)?;
         let (fs, rs) = super::run_with_peers(&sub, &prepared, files, as_of, &|_| {}, &peer_stats, &probes);
         absorb(fs, rs);
+        tally.add(
+            "rules over a whole input: rows read back, prepared and run",
+            whole_started.elapsed(),
+        );
     }
     let mut runs: Vec<RuleRun> = runs.into_values().collect();
     runs.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
@@ -797,6 +852,20 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tally_sums_each_step_over_its_runs_in_the_order_steps_first_ran() {
+        let tally = Tally::default();
+        assert_eq!(tally.time("rules", || 7), 7);
+        tally.add("read", Duration::from_millis(30));
+        tally.add("rules", Duration::from_millis(20));
+        tally.add("read", Duration::from_millis(5));
+        let steps = tally.steps();
+        let names: Vec<_> = steps.iter().map(|(n, _, k)| (*n, *k)).collect();
+        assert_eq!(names, [("rules", 2), ("read", 2)]);
+        assert!(steps[0].1 >= Duration::from_millis(20));
+        assert_eq!(steps[1].1, Duration::from_millis(35));
+    }
 
     fn file(src: u32, merchants: &[&str]) -> DataFrame {
         let n = merchants.len();
