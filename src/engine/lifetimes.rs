@@ -43,17 +43,10 @@ impl Columns {
             .iter()
             .map(|lr| {
                 let kind = lr.compiled.source;
-                let names = prepare::rule_names(&lr.compiled);
                 let columns = prepared
                     .frames
                     .get(&kind)
-                    .map(|df| {
-                        df.get_column_names()
-                            .into_iter()
-                            .filter(|c| prepare::keeps(&names, kind, c))
-                            .cloned()
-                            .collect()
-                    })
+                    .map(|df| prepare::columns_read(&lr.compiled, df))
                     .unwrap_or_default();
                 (kind, columns)
             })

@@ -297,10 +297,8 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     })
 }
 
-/// The columns of `rule`'s frame that only other rules read. A rule's
-/// plan reads what the same rule alone in a pack would have had
-/// (`prepare::keeps` with its own `prepare::rule_names`), so the others
-/// are left out before its rows are cut. A run in memory hands each rule
+/// The columns of `rule`'s frame that only other rules read (not
+/// `prepare::columns_read`), left out before its rows are cut. A run in memory hands each rule
 /// only its columns already (`lifetimes`); a partition's frame holds the
 /// whole pack's (43 columns at the 1M month), and a cut copied all of
 /// them for the kept rows, for every rule with a cut.
@@ -308,12 +306,8 @@ fn others_columns(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepar
     let Some(df) = prepared.frames.get(&rule.source) else {
         return Vec::new();
     };
-    let names = prepare::rule_names(rule);
-    df.get_column_names()
-        .into_iter()
-        .filter(|c| !prepare::keeps(&names, rule.source, c))
-        .cloned()
-        .collect()
+    let read = prepare::columns_read(rule, df);
+    df.get_column_names().into_iter().filter(|c| !read.contains(c)).cloned().collect()
 }
 
 /// The columns of `schema` among `applied` (those the applied part of

@@ -623,6 +623,18 @@ fn derivations_read(names: &Names, c: &str) -> bool {
 
 /// Whether a prepared `kind` frame keeps column `c` for rules using
 /// `names`: those, the columns findings need, and the input's time.
+/// The columns of `df` (a frame of `rule`'s source) that `rule` reads:
+/// those the frame would have with the rule alone in its pack (`keeps`
+/// with the rule's own `rule_names`).
+pub(crate) fn columns_read(rule: &crate::rules::compiled::CompiledRule, df: &DataFrame) -> Vec<PlSmallStr> {
+    let names = rule_names(rule);
+    df.get_column_names()
+        .into_iter()
+        .filter(|c| keeps(&names, rule.source, c))
+        .cloned()
+        .collect()
+}
+
 pub(crate) fn keeps(names: &Names, kind: InputKind, c: &str) -> bool {
     names.contains(c) || ALWAYS_KEPT.contains(&c) || c == kind.time_column()
 }
