@@ -297,11 +297,11 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
     })
 }
 
-/// The columns of `rule`'s frame that only other rules read (not
-/// `prepare::columns_read`), left out before its rows are cut. A run in memory hands each rule
-/// only its columns already (`lifetimes`); a partition's frame holds the
-/// whole pack's (43 columns at the 1M month), and a cut copied all of
-/// them for the kept rows, for every rule with a cut.
+/// The columns of `rule`'s frame that only other rules read (those not
+/// in `prepare::columns_read`), left out before its rows are cut. A run
+/// in memory hands each rule only its columns already (`lifetimes`); a
+/// partition's frame holds the whole pack's (43 columns at the 1M
+/// month), and a cut copied all of them for the kept rows.
 fn others_columns(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared) -> Vec<PlSmallStr> {
     let Some(df) = prepared.frames.get(&rule.source) else {
         return Vec::new();
