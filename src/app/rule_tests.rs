@@ -339,7 +339,8 @@ fn run_partitioned(
 ) -> Result<Vec<Finding>, Error> {
     let spill = engine::partition::Spill::new(n, None)
         .map_err(|e| Error::Output(std::env::temp_dir(), e))?
-        .each_partition_alone();
+        .each_partition_alone()
+        .counting(engine::partition::counted_keys(pack));
     let headers = input::read_headers(plan, mapping)?;
     let sink = |kind, file, df| {
         spill

@@ -59,6 +59,8 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         check_loaded(loaded, &BTreeMap::new(), opts.as_of)?;
         unreachable!("a pack with issues does not check");
     }
+    // Keys whose values the spill counts, to carry fewer rows (`counted_keys`).
+    let counted = engine::partition::counted_keys(&loaded.pack);
     let mut loaded = Some(loaded);
     let mut checked = None;
     let mut triage_inputs = None;
@@ -73,7 +75,11 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     }
     let spill = if opts.partitions > 1 {
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
-        Some(engine::partition::Spill::new(opts.partitions, Some(&opts.out)).map_err(|e| Error::Output(opts.out.clone(), e))?)
+        Some(
+            engine::partition::Spill::new(opts.partitions, Some(&opts.out))
+                .map_err(|e| Error::Output(opts.out.clone(), e))?
+                .counting(counted),
+        )
     } else {
         None
     };

@@ -9,6 +9,7 @@
 
 pub mod hits;
 pub mod hoist;
+pub mod key_counts;
 pub mod keys;
 pub mod lifetimes;
 pub mod narrow;

@@ -12,8 +12,10 @@
 //! categorical as its text, so rules do not change; the few things that do
 //! not (text functions such as `UPPER`, `LIKE`, `SUBSTR`) fail on the empty
 //! frame a rule is resolved on first, and that rule then reads as text the
-//! columns it must (`read_as_text`, `widen_some`). Frames leaving the engine (spills, Spark, validation) are
-//! widened too, so nothing outside sees a categorical.
+//! columns it must (`read_as_text`, `widen_some`). Frames leaving the
+//! process (the parse cache, Spark, outputs) are widened, so nothing
+//! outside sees a categorical; a partitioned scan's spill, which only this
+//! process reads, keeps the codes (`to_codes`).
 //!
 //! Which of the export's columns are coded, and how, is the input layer's
 //! (`input::categories`): the CSV parser builds them as codes. Here: the
@@ -53,6 +55,38 @@ pub(crate) fn widen(df: DataFrame) -> PolarsResult<DataFrame> {
 /// rule reads: the others are not worth the copy).
 pub(crate) fn widen_some(df: DataFrame, names: &std::collections::BTreeSet<String>) -> PolarsResult<DataFrame> {
     categories::widen_where(df, |n| names.contains(n))
+}
+
+/// `df`'s categoricals of this run's categories (`categories`) as their
+/// codes (UInt32), and their names, for a file this process alone reads
+/// back (a partitioned scan's spill; `from_codes` restores them). Widened
+/// to text instead, 10M rows of a merchant id, terminal, type and status
+/// were four columns of strings written, read back and coded again in
+/// each of the four later passes of a partitioned scan; as codes they are
+/// 4 bytes a row each way, and the rules read them as the in-memory run
+/// does. The codes mean nothing to another process: files that outlive
+/// the run (the parse cache) are widened.
+pub(crate) fn to_codes(df: &mut DataFrame) -> PolarsResult<Vec<PlSmallStr>> {
+    let ours = categories();
+    let names: Vec<PlSmallStr> = df.schema().iter().filter(|(_, d)| **d == ours).map(|(n, _)| n.clone()).collect();
+    for n in &names {
+        let codes = df.column(n)?.as_materialized_series().cat32()?.physical().clone();
+        df.with_column(codes.with_name(n.clone()).into_series().into_column())?;
+    }
+    Ok(names)
+}
+
+/// The columns `names` of `df`, codes that `to_codes` made in this
+/// process, as categoricals of `categories` again.
+pub(crate) fn from_codes(df: &mut DataFrame, names: &[PlSmallStr]) -> PolarsResult<()> {
+    for n in names {
+        let codes = df.column(n)?.as_materialized_series().u32()?.clone();
+        // SAFETY: `to_codes` took these codes from `categories()`, which
+        // lives as long as the process and never forgets a category.
+        let cat = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(codes, categories()) };
+        df.with_column(cat.into_series().into_column())?;
+    }
+    Ok(())
 }
 
 /// The fewest of the categoricals among `names` in `schema` that a rule
@@ -134,6 +168,30 @@ mod tests {
         let back = widen(narrowed).unwrap();
         assert!(!is_narrowed(back.schema()));
         assert!(back.equals_missing(&text));
+    }
+
+    #[test]
+    fn categoricals_as_codes_through_parquet_come_back_equal_and_other_columns_untouched() {
+        let mut narrowed = txns();
+        narrow(&mut narrowed, InputKind::Transactions).unwrap();
+        let mut coded = narrowed.clone();
+        let names = to_codes(&mut coded).unwrap();
+        let mut sorted: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        sorted.sort_unstable();
+        assert_eq!(sorted, ["mcc", "merchant_id", "status", "txn_type"]);
+        assert_eq!(coded.column("status").unwrap().dtype(), &DataType::UInt32);
+        assert_eq!(coded.column("txn_id").unwrap().dtype(), &DataType::String);
+        let mut bytes = Vec::new();
+        ParquetWriter::new(&mut bytes).finish(&mut coded).unwrap();
+        let mut back = ParquetReader::new(std::io::Cursor::new(bytes)).finish().unwrap();
+        from_codes(&mut back, &names).unwrap();
+        assert_eq!(back.schema(), narrowed.schema());
+        assert!(back.equals_missing(&narrowed), "{back} vs {narrowed}");
+        // And they still compare with columns coded afterwards.
+        let more = crate::input::categories::coded("merchant_id".into(), 1, std::iter::once(Some("m2"))).unwrap();
+        let mut stacked = back.column("merchant_id").unwrap().as_materialized_series().clone();
+        stacked.append(&more).unwrap();
+        assert_eq!(stacked.cast(&DataType::String).unwrap().str().unwrap().get(4), Some("m2"));
     }
 
     #[test]

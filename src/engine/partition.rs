@@ -64,6 +64,31 @@ pub(crate) fn split_of(rule: &CompiledRule) -> Split {
     }
 }
 
+/// What the rows carried to the pass of `rule` can be cut on, if it is
+/// split by another key than the merchant (`Split::Key`): its keys that
+/// are columns of its input as read (the spill counts those), and the
+/// fewest rows one of its groups needs to hit (`Grouping::min_count`). A
+/// row whose value of one of these keys has fewer rows than that in the
+/// whole input is in no group that hits. None: every row may hit.
+fn cut_of(rule: &CompiledRule) -> Option<(Vec<String>, u64)> {
+    if !matches!(split_of(rule), Split::Key(_)) || rule.peers().is_some() {
+        return None;
+    }
+    let floor = rule.grouping.as_ref()?.min_count.filter(|m| *m > 1)?;
+    let keys: Vec<String> = rule.keys().iter().filter(|k| rule.source.column(k).is_some()).cloned().collect();
+    (!keys.is_empty()).then_some((keys, floor))
+}
+
+/// The keys a partitioned run counts as it spills (`Spill::counting`):
+/// those the carried rows of some rule can be cut on (`cut_of`).
+pub fn counted_keys(pack: &RulePack) -> BTreeSet<(InputKind, String)> {
+    pack.rules
+        .iter()
+        .filter_map(|lr| cut_of(&lr.compiled).map(|(keys, _)| (lr.compiled.source, keys)))
+        .flat_map(|(kind, keys)| keys.into_iter().map(move |k| (kind, k)))
+        .collect()
+}
+
 /// The first approved purchase of some transactions (ms): where the
 /// data's period starts, for dormancy (a partition cannot see it alone).
 pub(crate) fn first_purchase(txns: &DataFrame) -> PolarsResult<Option<i64>> {
@@ -83,8 +108,28 @@ pub(crate) fn part_of(value: Option<&str>, n: usize) -> usize {
     (h.finish() % n as u64) as usize
 }
 
+/// Each row's partition of `key`. A categorical key is hashed once per
+/// category, not once per row (its text is the same on every row of a
+/// merchant), and lands where its text would.
 fn parts_of(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<usize>> {
-    let s = df.column(key)?.as_materialized_series().cast(&DataType::String)?;
+    let s = df.column(key)?.as_materialized_series();
+    if let Ok(cat) = s.cat32() {
+        let mapping = cat.get_mapping();
+        let mut memo: Vec<Option<usize>> = vec![None; mapping.num_cats_upper_bound()];
+        let none = part_of(None, n);
+        return Ok(cat
+            .physical()
+            .iter()
+            .map(|code| match code {
+                None => none,
+                Some(c) => match memo.get_mut(c as usize) {
+                    Some(slot) => *slot.get_or_insert_with(|| part_of(mapping.cat_to_str(c), n)),
+                    None => part_of(mapping.cat_to_str(c), n),
+                },
+            })
+            .collect());
+    }
+    let s = s.cast(&DataType::String)?;
     Ok(s.str()?.iter().map(|v| part_of(v, n)).collect())
 }
 
@@ -120,6 +165,19 @@ pub struct Spill {
     min_rows: usize,
     /// Rows spilled so far, all inputs.
     rows: std::sync::atomic::AtomicU64,
+    /// The columns of each file written as categorical codes
+    /// (`narrow::to_codes`), to make categoricals again as it is read.
+    coded: std::sync::Mutex<std::collections::HashMap<PathBuf, Vec<PlSmallStr>>>,
+    /// Rows per value of the keys that rows carried to a later pass are cut
+    /// on (`counted_keys`), by input and column, counted as batches are
+    /// written; None: nothing counted.
+    counts: std::sync::Mutex<Option<Counted>>,
+}
+
+/// Keys counted by the spill, and their counts.
+struct Counted {
+    keys: BTreeSet<(InputKind, String)>,
+    counts: super::key_counts::KeyCounts,
 }
 
 /// Files of one input waiting to be split and written together.
@@ -279,7 +337,24 @@ impl Spill {
             batch_rows: batch_rows(),
             min_rows: min_partition_rows(),
             rows: Default::default(),
+            coded: Default::default(),
+            counts: Default::default(),
         })
+    }
+
+    /// Count the rows of each value of `keys` (`counted_keys`) as rows are
+    /// spilled, so that rows that cannot reach a finding of a rule split
+    /// by another key are not carried to its pass.
+    pub fn counting(self, keys: BTreeSet<(InputKind, String)>) -> Spill {
+        if !keys.is_empty() {
+            if let Ok(mut counts) = self.counts.lock() {
+                *counts = Some(Counted {
+                    keys,
+                    counts: super::key_counts::KeyCounts::new(),
+                });
+            }
+        }
+        self
     }
 
     /// Evaluate every partition alone, however small: for checking that a
@@ -352,9 +427,83 @@ impl Spill {
             df.vstack_mut_owned(aligned)?;
         }
         df.rechunk_mut_par();
+        self.count(kind, &df)?;
         self.rows.fetch_add(df.height() as u64, Ordering::Relaxed);
         let name = format!("{:08}.sealed", self.batches.fetch_add(1, Ordering::Relaxed));
         self.write_split(kind, "merchant_id", Some("merchant_id"), 0, self.n, &name, df)
+    }
+
+    /// Count the keys `counting` named in a batch of `kind`'s rows. A
+    /// batch without one of them (an optional column some files lack)
+    /// counts its rows as nulls, which they will be once aligned.
+    fn count(&self, kind: InputKind, df: &DataFrame) -> PolarsResult<()> {
+        let lock = || self.counts.lock().map_err(|_| polars_err!(ComputeError: "a spill thread panicked"));
+        let names: Vec<String> = match lock()?.as_ref() {
+            Some(counted) => counted.keys.iter().filter(|(k, _)| *k == kind).map(|(_, n)| n.clone()).collect(),
+            None => return Ok(()),
+        };
+        // Hashed before the lock is taken: batches on other threads hash
+        // theirs meanwhile.
+        let mut tallies = Vec::new();
+        for name in &names {
+            let tallied = match df.column(name) {
+                Ok(c) => super::key_counts::tally(name, c)?,
+                Err(_) => {
+                    let nulls = Column::full_null(name.as_str().into(), df.height(), &DataType::String);
+                    super::key_counts::tally(name, &nulls)?
+                }
+            };
+            tallies.push(tallied);
+        }
+        if let Some(counted) = lock()?.as_mut() {
+            for tallied in &tallies {
+                counted.counts.add_tallied(tallied);
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of `df` (prepared rows of `kind`) that may reach a finding
+    /// of one of `cut`'s rules, each given as the counted keys it groups
+    /// by and its floor (`cut_of`); None if every row may. `estimates`
+    /// keeps each key's counts per row for the next pass's cut of the same
+    /// rows (a card is a key of two passes).
+    fn may_reach(
+        &self,
+        kind: InputKind,
+        df: &DataFrame,
+        cut: &[(Vec<String>, u64)],
+        estimates: &mut BTreeMap<(InputKind, String), Vec<u8>>,
+    ) -> PolarsResult<Option<BooleanChunked>> {
+        let guard = self
+            .counts
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "a spill thread panicked"))?;
+        let Some(counted) = guard.as_ref() else { return Ok(None) };
+        if cut
+            .iter()
+            .flat_map(|(keys, _)| keys)
+            .any(|k| !counted.keys.contains(&(kind, k.clone())))
+        {
+            return Ok(None);
+        }
+        for key in cut.iter().flat_map(|(keys, _)| keys) {
+            if let std::collections::btree_map::Entry::Vacant(e) = estimates.entry((kind, key.clone())) {
+                e.insert(counted.counts.estimates(key, df.column(key)?)?);
+            }
+        }
+        let rules: Vec<(Vec<&[u8]>, u64)> = cut
+            .iter()
+            .map(|(keys, floor)| (keys.iter().map(|k| estimates[&(kind, k.clone())].as_slice()).collect(), *floor))
+            .collect();
+        let keep: BooleanChunked = (0..df.height())
+            .map(|row| {
+                rules
+                    .iter()
+                    .any(|(counts, floor)| counts.iter().all(|c| super::key_counts::reaches(c[row], *floor)))
+            })
+            .collect();
+        Ok((keep.num_trues() < df.height()).then_some(keep))
     }
 
     /// Prepared rows of merchant partition `from`, kept under `dir` for a
@@ -417,6 +566,12 @@ impl Spill {
             polars_bail!(ComputeError: "the spill folder is gone (interrupted)");
         }
         std::fs::create_dir_all(dir).map_err(|e| polars_err!(ComputeError: "spill folder: {e}"))?;
+        let path = dir.join(name);
+        let coded = super::narrow::to_codes(part)?;
+        self.coded
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "a spill thread panicked"))?
+            .insert(path.clone(), coded);
         // Spill files live for one scan: fast to write beats small. LZ4
         // made them 0.55x the size, and cost 3-6% of a partitioned scan.
         let mut plain = Vec::new();
@@ -426,7 +581,7 @@ impl Spill {
             .finish(part)?;
         // Sealed: the rows hold full account numbers (`sealed`).
         self.sealer
-            .write(&dir.join(name), plain)
+            .write(&path, plain)
             .map_err(|e| polars_err!(ComputeError: "spill file: {e}"))
     }
 
@@ -441,7 +596,15 @@ impl Spill {
         let mut out: Option<DataFrame> = None;
         for f in files {
             let plain = self.sealer.read(&f).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
-            let df = ParquetReader::new(std::io::Cursor::new(plain)).finish()?;
+            let mut df = ParquetReader::new(std::io::Cursor::new(plain)).finish()?;
+            let coded = self
+                .coded
+                .lock()
+                .map_err(|_| polars_err!(ComputeError: "a spill thread panicked"))?
+                .get(&f)
+                .cloned()
+                .unwrap_or_default();
+            super::narrow::from_codes(&mut df, &coded)?;
             match &mut out {
                 None => out = Some(df),
                 Some(acc) => {
@@ -699,6 +862,10 @@ pub fn run(
     }
     let needed = Some(needed);
     let mut peer_groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
+    // Rows not carried to a later pass because they reach no finding of
+    // its rules (`cut_of`), by pass and input: still rows those rules
+    // were run on, as in the in-memory run.
+    let mut not_carried: BTreeMap<(String, InputKind), usize> = BTreeMap::new();
     let mut schemas: BTreeMap<(String, InputKind), DataFrame> = BTreeMap::new();
     let read_merchants = |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
         let spilled = tally.time("merchant pass: spilled rows read back", || merchant_spilled(k))?;
@@ -726,7 +893,6 @@ pub fn run(
             }
             Ok(())
         })?;
-        let carry_started = Instant::now();
         let mut carried: Vec<(String, Option<&str>, &RulePack)> = key_rules
             .iter()
             .map(|(key, sub)| (format!("prepared-{key}"), Some(key.as_str()), sub))
@@ -734,20 +900,44 @@ pub fn run(
         if !peered.rules.is_empty() {
             carried.push(("prepared-merchant".to_string(), None, &peered));
         }
+        let mut estimates = BTreeMap::new();
         for (dir, key, sub) in carried {
             let names = names_used(sub);
             for kind in prepared.frames.keys() {
                 let Some(names) = names.get(kind) else { continue };
                 let wanted: BTreeSet<String> = names.iter().cloned().collect();
-                let Some(df) = prepared.frame(*kind, Some(&wanted))? else {
-                    continue;
-                };
-                let df = super::prepare::carried(&df, *kind, names)?;
+                let df = tally.time("merchant pass: carried columns taken", || -> PolarsResult<_> {
+                    match prepared.frame(*kind, Some(&wanted))? {
+                        Some(df) => super::prepare::carried(&df, *kind, names).map(Some),
+                        None => Ok(None),
+                    }
+                })?;
+                let Some(mut df) = df else { continue };
                 schemas.entry((dir.clone(), *kind)).or_insert_with(|| df.clear());
-                spill.write_prepared(*kind, &dir, key, k, carried_parts, df)?;
+                if key.is_some() {
+                    tally.time("merchant pass: carried rows cut to those that may hit", || -> PolarsResult<()> {
+                        let cut: Option<Vec<(Vec<String>, u64)>> = sub
+                            .rules
+                            .iter()
+                            .filter(|r| r.compiled.source == *kind)
+                            .map(|r| cut_of(&r.compiled))
+                            .collect();
+                        if let Some(keep) = cut
+                            .filter(|c| !c.is_empty())
+                            .and_then(|c| spill.may_reach(*kind, &df, &c, &mut estimates).transpose())
+                        {
+                            let keep = keep?;
+                            *not_carried.entry((dir.clone(), *kind)).or_default() += df.height() - keep.num_trues();
+                            df = df.filter(&keep)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                tally.time("merchant pass: carried rows split and written", || {
+                    spill.write_prepared(*kind, &dir, key, k, carried_parts, df)
+                })?;
             }
         }
-        tally.add("merchant pass: rows carried to the later passes", carry_started.elapsed());
         Ok(())
     })?;
     let peer_stats = tally.time("peer statistics", || {
@@ -841,6 +1031,17 @@ pub fn run(
         );
     }
     let mut runs: Vec<RuleRun> = runs.into_values().collect();
+    for (key, sub) in &key_rules {
+        for lr in &sub.rules {
+            let cut = not_carried
+                .get(&(format!("prepared-{key}"), lr.compiled.source))
+                .copied()
+                .unwrap_or(0);
+            if let Some(r) = runs.iter_mut().find(|r| r.rule_id == lr.compiled.id) {
+                r.rows += cut;
+            }
+        }
+    }
     runs.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
     for r in &runs {
         done(r);
@@ -875,6 +1076,117 @@ mod tests {
             LINE_COL => (2..2 + n as u64).collect::<Vec<_>>(),
         }
         .unwrap()
+    }
+
+    #[test]
+    fn the_packs_passes_by_card_terminal_and_transaction_id_carry_only_rows_of_values_seen_often_enough() {
+        let rules = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"));
+        let pack = crate::rules::load::load(&[rules]).pack;
+        let floors: BTreeMap<&str, (Vec<String>, u64)> = pack
+            .rules
+            .iter()
+            .filter_map(|lr| cut_of(&lr.compiled).map(|c| (lr.compiled.id.as_str(), c)))
+            .collect();
+        // COUNT(*) > 1 by id; COUNT(DISTINCT merchant_id) > 3 by card and
+        // day; COUNT(*) >= 3 by terminal and card.
+        assert_eq!(floors["SUS-DUP-01"], (vec!["txn_id".to_string()], 2));
+        assert_eq!(floors["SUS-CARD-01"], (vec!["card_hash".to_string()], 4));
+        assert_eq!(floors["SUS-TIME-02"], (vec!["terminal_sn".to_string(), "card_hash".to_string()], 3));
+        // Rules split by merchant are never cut: they run on every row.
+        assert!(pack
+            .rules
+            .iter()
+            .filter(|lr| split_of(&lr.compiled) == Split::Merchant)
+            .all(|lr| cut_of(&lr.compiled).is_none()));
+        let counted = counted_keys(&pack);
+        for key in ["txn_id", "card_hash", "terminal_sn"] {
+            assert!(counted.contains(&(InputKind::Transactions, key.to_string())), "{counted:?}");
+        }
+    }
+
+    #[test]
+    fn a_carried_frame_keeps_the_rows_whose_values_may_reach_a_rules_floor() {
+        let spill = Spill::new(2, None)
+            .unwrap()
+            .counting([(InputKind::Fees, "card_hash".to_string())].into());
+        // Card A four times, B twice, C once, and a null twice.
+        let cards = [
+            Some("A"),
+            Some("B"),
+            Some("A"),
+            None,
+            Some("C"),
+            Some("A"),
+            Some("B"),
+            Some("A"),
+            None,
+        ];
+        let mut df = file(0, &["m1"; 9]);
+        df.with_column(Column::new("card_hash".into(), cards)).unwrap();
+        spill.sink(InputKind::Fees, 0, df.clone()).unwrap();
+        spill.flush().unwrap();
+        let mut estimates = BTreeMap::new();
+        let kept = |floor: u64, estimates: &mut BTreeMap<_, _>| -> Vec<Option<String>> {
+            let cut = [(vec!["card_hash".to_string()], floor)];
+            let kept = match spill.may_reach(InputKind::Fees, &df, &cut, estimates).unwrap() {
+                Some(keep) => df.filter(&keep).unwrap(),
+                None => df.clone(),
+            };
+            let cards = kept.column("card_hash").unwrap().str().unwrap().clone();
+            cards.iter().map(|c| c.map(str::to_string)).collect()
+        };
+        let owned = |v: &[Option<&str>]| -> Vec<Option<String>> { v.iter().map(|c| c.map(str::to_string)).collect() };
+        assert_eq!(kept(4, &mut estimates), owned(&[Some("A"); 4]));
+        assert_eq!(
+            kept(2, &mut estimates),
+            owned(&[Some("A"), Some("B"), Some("A"), None, Some("A"), Some("B"), Some("A"), None])
+        );
+        assert_eq!(kept(1, &mut estimates), owned(&cards));
+        // A key not counted cuts nothing.
+        let cut = [(vec!["txn_id".to_string()], 2)];
+        assert!(spill.may_reach(InputKind::Fees, &df, &cut, &mut estimates).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_categorical_key_lands_in_the_partitions_its_text_lands_in() {
+        let ids: Vec<Option<String>> = (0..500).map(|i| (i % 9 != 0).then(|| format!("8221000{:08}", i % 37))).collect();
+        let text = df! { "merchant_id" => ids.clone() }.unwrap();
+        let mut coded = text.clone();
+        super::super::narrow::narrow(&mut coded, InputKind::Transactions).unwrap();
+        assert!(matches!(coded.column("merchant_id").unwrap().dtype(), DataType::Categorical(..)));
+        for n in [1, 3, 8] {
+            assert_eq!(
+                parts_of(&coded, "merchant_id", n).unwrap(),
+                parts_of(&text, "merchant_id", n).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn categoricals_spilled_read_back_as_the_same_categoricals() {
+        let spill = Spill::new(2, None).unwrap();
+        let mut df = file(0, &["m1", "m2", "m3", "m1"]);
+        df.with_column(Column::new("status".into(), ["approved", "declined", "approved", "approved"]))
+            .unwrap();
+        super::super::narrow::narrow(&mut df, InputKind::Transactions).unwrap();
+        assert!(matches!(df.column("status").unwrap().dtype(), DataType::Categorical(..)));
+        spill
+            .write_prepared(InputKind::Transactions, "prepared-x", Some("merchant_id"), 0, 2, df.clone())
+            .unwrap();
+        let back: Vec<DataFrame> = (0..2)
+            .filter_map(|k| spill.read(InputKind::Transactions, "prepared-x", k).unwrap())
+            .collect();
+        assert_eq!(back.iter().map(|d| d.height()).sum::<usize>(), 4);
+        for d in &back {
+            assert_eq!(d.schema(), df.schema());
+            assert_eq!(d.column("merchant_id").unwrap().dtype(), &super::super::narrow::categories());
+        }
+        let mut all = back[0].clone();
+        for d in &back[1..] {
+            all.vstack_mut(d).unwrap();
+        }
+        let all = in_input_order_sorted(all).unwrap();
+        assert!(all.equals_missing(&df), "{all} vs {df}");
     }
 
     #[test]

@@ -522,7 +522,9 @@ pub(crate) fn prepare_part(
 
 /// The columns of a prepared frame that rules reading `names` need, less
 /// integer key codes (codes are made per frame; rows carried to another
-/// frame get new ones), enumerations as text.
+/// frame get new ones). Categoricals stay categoricals: the spill keeps
+/// them as codes (`narrow::to_codes`), and the later passes read them as
+/// the in-memory run does.
 pub(crate) fn carried(df: &DataFrame, kind: InputKind, names: &Names) -> PolarsResult<DataFrame> {
     let keep: Vec<PlSmallStr> = df
         .get_column_names()
@@ -531,7 +533,7 @@ pub(crate) fn carried(df: &DataFrame, kind: InputKind, names: &Names) -> PolarsR
         .filter(|c| keeps(names, kind, c))
         .cloned()
         .collect();
-    narrow::widen(df.select(keep)?)
+    df.select(keep)
 }
 
 /// Columns findings need whatever the rules say: origins, entity ids,
