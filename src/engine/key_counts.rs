@@ -69,17 +69,7 @@ impl KeyCounts {
     pub(crate) fn estimates(&self, name: &str, column: &Column) -> PolarsResult<Vec<u8>> {
         let s = column.as_materialized_series();
         if let Ok(cat) = s.cat32() {
-            let mapping = cat.get_mapping();
-            let mut memo: PlHashMap<Option<u32>, u8> = PlHashMap::default();
-            return Ok(cat
-                .physical()
-                .iter()
-                .map(|code| {
-                    *memo
-                        .entry(code)
-                        .or_insert_with(|| self.estimate(hash(name, code.and_then(|c| mapping.cat_to_str(c)))))
-                })
-                .collect());
+            return Ok(super::narrow::per_category(cat, |v| self.estimate(hash(name, v))));
         }
         // One value per row, each a lookup that misses the caches: on
         // all threads (the sketch is only read here).

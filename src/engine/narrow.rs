@@ -89,6 +89,23 @@ pub(crate) fn from_codes(df: &mut DataFrame, names: &[PlSmallStr]) -> PolarsResu
     Ok(())
 }
 
+/// `f` of each row's text of a categorical, called once per category (a
+/// merchant's id repeats over all its rows): a row's partition, a key's
+/// count. Memoised by code in a table the size of the categories.
+pub(crate) fn per_category<T: Copy>(cat: &Categorical32Chunked, mut f: impl FnMut(Option<&str>) -> T) -> Vec<T> {
+    let mapping = cat.get_mapping();
+    // Slot 0 is null; a category's slot is its code + 1.
+    let mut memo: Vec<Option<T>> = vec![None; mapping.num_cats_upper_bound() + 1];
+    let mut of = |code: Option<u32>| f(code.and_then(|c| mapping.cat_to_str(c)));
+    cat.physical()
+        .iter()
+        .map(|code| match memo.get_mut(code.map_or(0, |c| c as usize + 1)) {
+            Some(slot) => *slot.get_or_insert_with(|| of(code)),
+            None => of(code),
+        })
+        .collect()
+}
+
 /// The fewest of the categoricals among `names` in `schema` that a rule
 /// must read as text to resolve (`resolves`, on an empty frame of a
 /// schema), or None if reading all of them as text does not help. A rule

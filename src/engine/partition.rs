@@ -114,20 +114,7 @@ pub(crate) fn part_of(value: Option<&str>, n: usize) -> usize {
 fn parts_of(df: &DataFrame, key: &str, n: usize) -> PolarsResult<Vec<usize>> {
     let s = df.column(key)?.as_materialized_series();
     if let Ok(cat) = s.cat32() {
-        let mapping = cat.get_mapping();
-        let mut memo: Vec<Option<usize>> = vec![None; mapping.num_cats_upper_bound()];
-        let none = part_of(None, n);
-        return Ok(cat
-            .physical()
-            .iter()
-            .map(|code| match code {
-                None => none,
-                Some(c) => match memo.get_mut(c as usize) {
-                    Some(slot) => *slot.get_or_insert_with(|| part_of(mapping.cat_to_str(c), n)),
-                    None => part_of(mapping.cat_to_str(c), n),
-                },
-            })
-            .collect());
+        return Ok(super::narrow::per_category(cat, |v| part_of(v, n)));
     }
     let s = s.cast(&DataType::String)?;
     Ok(s.str()?.iter().map(|v| part_of(v, n)).collect())
