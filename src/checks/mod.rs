@@ -4,6 +4,7 @@
 
 pub mod calendar;
 pub mod fee;
+pub(crate) mod held;
 pub mod idcard;
 pub mod luhn;
 pub mod mcc;
@@ -16,7 +17,6 @@ use rayon::prelude::*;
 
 use crate::contract::DOCUMENTS;
 use crate::input::categories::coded;
-use crate::input::read::decimal_from_scaled;
 use crate::input::values::{date_from_days, datetime_from_millis};
 
 pub use crate::contract::{DerivedDoc, DERIVED};
@@ -40,11 +40,10 @@ fn datetimes_as_dates(df: &DataFrame, name: &str) -> Option<Vec<Option<NaiveDate
     )
 }
 
-/// Integer units of a decimal column (fen for money, millionths for rates).
+/// Integer units of a money or rate column (fen for money, millionths for
+/// rates), a decimal or held as units (`held`).
 pub(crate) fn scaled(df: &DataFrame, name: &str) -> Option<Vec<Option<i64>>> {
-    let s = df.column(name).ok()?.as_materialized_series();
-    let d = s.decimal().ok()?;
-    Some(d.physical().iter().map(|v| v.map(|x| x as i64)).collect())
+    Some(held::units(df.column(name).ok()?)?.iter().collect())
 }
 
 fn bools(name: &str, v: impl Iterator<Item = Option<bool>>) -> Column {
@@ -205,43 +204,6 @@ pub(crate) fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> Polar
     Ok(())
 }
 
-/// Derived money and rate columns held as integer units (fen, millionths)
-/// between preparation and the rules, with their scales. A decimal is 16
-/// bytes a row (polars has no 64-bit one): these six were 1 GB at 10M
-/// rows, read by three rules. Each rule that reads one gets it as a
-/// decimal (`as_decimals`), so rules still read yuan.
-pub(crate) const HELD_AS_UNITS: &[(&str, usize)] = &[
-    ("expected_fee", 2),
-    ("expected_rate_fee", 2),
-    ("expected_fixed_fee", 2),
-    ("contract_rate_applied", 6),
-    ("fee_diff", 2),
-    ("original_amount", 2),
-];
-
-/// A column of `n` rows held as integer units (one of `HELD_AS_UNITS`).
-fn units_column(name: &str, n: usize, v: impl Fn(usize) -> Option<i64>) -> Column {
-    debug_assert!(HELD_AS_UNITS.iter().any(|(held, _)| *held == name));
-    ints(name, (0..n).map(v))
-}
-
-/// `df`'s columns held as integer units (`HELD_AS_UNITS`) among `names`
-/// (all for None) as the exact decimals rules read.
-pub(crate) fn as_decimals(df: &mut DataFrame, names: Option<&std::collections::BTreeSet<String>>) -> PolarsResult<()> {
-    for (name, scale) in HELD_AS_UNITS {
-        if names.is_some_and(|n| !n.contains(*name)) {
-            continue;
-        }
-        let Ok(c) = df.column(name) else { continue };
-        if c.dtype() != &DataType::Int64 {
-            continue;
-        }
-        let units = c.as_materialized_series().i64()?.clone();
-        df.with_column(decimal_from_scaled(units, *scale)?.into_column())?;
-    }
-    Ok(())
-}
-
 /// Add the transaction checks; `app` says each row's application, whose
 /// contract terms price the row.
 pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsResult<()> {
@@ -295,12 +257,12 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
         type Build<'a> = Box<dyn Fn() -> PolarsResult<Column> + Send + Sync + 'a>;
         let (priced, amount, fee) = (&priced, &amount, &fee);
         let builds: Vec<Build> = vec![
-            Box::new(|| Ok(ints("amount_fen", amount.iter().copied()))),
-            Box::new(|| Ok(units_column("expected_fee", n, |i| priced[i].map(|e| e.total())))),
-            Box::new(|| Ok(units_column("expected_rate_fee", n, |i| priced[i].map(|e| e.rate_part)))),
-            Box::new(|| Ok(units_column("expected_fixed_fee", n, |i| priced[i].map(|e| e.fixed_part)))),
-            Box::new(|| Ok(units_column("contract_rate_applied", n, |i| priced[i].map(|e| e.rate)))),
-            Box::new(|| Ok(units_column("fee_diff", n, |i| Some(fee[i]? - priced[i]?.total())))),
+            Box::new(|| Ok(held::hold("amount_fen", n, |i| amount[i]))),
+            Box::new(|| Ok(held::hold("expected_fee", n, |i| priced[i].map(|e| e.total())))),
+            Box::new(|| Ok(held::hold("expected_rate_fee", n, |i| priced[i].map(|e| e.rate_part)))),
+            Box::new(|| Ok(held::hold("expected_fixed_fee", n, |i| priced[i].map(|e| e.fixed_part)))),
+            Box::new(|| Ok(held::hold("contract_rate_applied", n, |i| priced[i].map(|e| e.rate)))),
+            Box::new(|| Ok(held::hold("fee_diff", n, |i| Some(fee[i]? - priced[i]?.total())))),
             Box::new(|| {
                 let eff = fee.iter().zip(amount).map(|(f, a)| match (f, a) {
                     (Some(f), Some(a)) if *a != 0 => Some(*f as f64 / *a as f64),
@@ -311,7 +273,18 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
                     .into_column())
             }),
         ];
-        builds.par_iter().map(|b| b()).collect::<PolarsResult<_>>()?
+        let mut add: Vec<Column> = builds.par_iter().map(|b| b()).collect::<PolarsResult<_>>()?;
+        // From here on the amount and the fee are held as units (`held`),
+        // the amount as the very buffer of `amount_fen`: 16-byte decimals
+        // of every row were 342 MB at 10M rows.
+        if df.schema().contains("amount") {
+            let fen = add.iter().find(|c| c.name() == "amount_fen").expect("amount_fen is built").clone();
+            add.push(fen.with_name("amount".into()));
+        }
+        if df.schema().contains("fee") {
+            add.push(held::hold("fee", n, |i| fee[i]));
+        }
+        add
     };
 
     let (ilat, ilon) = (
@@ -388,10 +361,7 @@ pub(crate) fn derive_originals(df: &DataFrame, wanted: impl Fn(&str) -> bool) ->
     // in a hundred, so no column is copied or expanded per row (at 10M
     // rows each such copy was 170 MB at the derived columns' peak).
     let orig = Texts::of_chunks(df, "original_txn_id");
-    let amount = df
-        .column("amount")
-        .ok()
-        .and_then(|c| c.as_materialized_series().decimal().ok().map(|d| d.physical().clone()));
+    let amount = df.column("amount").ok().and_then(held::unit_reader);
     let card = Texts::of_chunks(df, "card_hash");
     let merchant = Texts::of_chunks(df, "merchant_id").expect("merchant_id is required");
     // The rows naming an original, and its id. Only these ids go in the
@@ -421,9 +391,7 @@ pub(crate) fn derive_originals(df: &DataFrame, wanted: impl Fn(&str) -> bool) ->
     let original = |i: usize| named(i).filter(|j| *j != NOT_FOUND).map(|j| j as usize);
     let mut add = vec![
         bools("original_found", (0..n).map(|i| named(i).map(|j| j != NOT_FOUND))),
-        units_column("original_amount", n, |i| {
-            original(i).and_then(|j| amount.as_ref()?.get(j)).map(|x| x as i64)
-        }),
+        held::hold("original_amount", n, |i| original(i).and_then(|j| amount.as_ref()?(j))),
     ];
     // The original's card and merchant are empty on all but the refunds:
     // coded from the start (4 bytes a row; as text a 16-byte view each,
@@ -576,8 +544,10 @@ pub(crate) fn merchant_deposit_activity(
         return Ok(deposit_frame(&BTreeMap::new(), &BTreeMap::new(), as_of));
     };
     let time = txns.column("txn_time")?.as_materialized_series().datetime()?.physical().rechunk();
-    let amount = txns.column("amount")?.as_materialized_series().rechunk();
-    let amount = amount.decimal()?.physical();
+    let amount = held::units(txns.column("amount")?)
+        .ok_or_else(|| polars_err!(ComputeError: "amount is not money"))?
+        .rechunk()
+        .into_owned();
     let mut order: Vec<(u32, Option<i64>, usize)> = (0..n)
         .filter(|&i| threshold.get(i).is_some_and(|t| t > 0) && ttype.get(i) == Some("purchase") && status.get(i) == Some("approved"))
         .map(|i| (merchants[i], time.get(i), i))
@@ -588,7 +558,7 @@ pub(crate) fn merchant_deposit_activity(
     for &(code, t, i) in &order {
         let Some(m) = ids.get(i) else { continue };
         let c = cum.entry(code).or_insert(0);
-        *c += amount.get(i).map_or(0, |a| a as i64);
+        *c += amount.get(i).unwrap_or(0);
         if *c >= threshold.get(i).unwrap_or(i64::MAX) && !reached.contains_key(m) {
             reached.insert(m.to_string(), t.unwrap_or(0));
         }
@@ -650,43 +620,6 @@ fn deposit_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn money_held_as_units_reads_as_the_decimals_it_was_made_as() {
-        let units = [Some(12_345i64), None, Some(-7), Some(0)];
-        let mut df = DataFrame::new(
-            4,
-            vec![
-                ints("fee_diff", units.into_iter()),
-                ints("contract_rate_applied", [Some(6_000i64), None, None, Some(1)].into_iter()),
-                ints("expected_fee", units.into_iter()),
-                ints("amount_fen", units.into_iter()),
-            ],
-        )
-        .unwrap();
-        // Only the named ones; a column not held as units stays as it is.
-        let named: std::collections::BTreeSet<String> = ["fee_diff", "contract_rate_applied", "amount_fen"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        as_decimals(&mut df, Some(&named)).unwrap();
-        let want = |scale| decimal_from_scaled(Int64Chunked::from_iter_options("x".into(), units.into_iter()), scale).unwrap();
-        assert_eq!(df.column("fee_diff").unwrap().dtype(), want(2).dtype());
-        assert!(df
-            .column("fee_diff")
-            .unwrap()
-            .as_materialized_series()
-            .equals_missing(&want(2).with_name("fee_diff".into())));
-        assert_eq!(df.column("contract_rate_applied").unwrap().dtype(), &DataType::Decimal(18, 6));
-        assert_eq!(df.column("expected_fee").unwrap().dtype(), &DataType::Int64);
-        assert_eq!(df.column("amount_fen").unwrap().dtype(), &DataType::Int64);
-        // Every one for None; decimals already are left alone.
-        as_decimals(&mut df, None).unwrap();
-        assert_eq!(df.column("expected_fee").unwrap().dtype(), want(2).dtype());
-        let before = df.clone();
-        as_decimals(&mut df, None).unwrap();
-        assert!(df.equals_missing(&before));
-    }
 
     #[test]
     fn rows_bucketed_by_merchant_are_in_the_order_a_full_sort_gives() {

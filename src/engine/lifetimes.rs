@@ -60,11 +60,7 @@ impl Columns {
         let bytes = prepared
             .frames
             .iter()
-            .flat_map(|(kind, df)| {
-                df.columns()
-                    .iter()
-                    .map(move |c| ((*kind, c.name().clone()), held_bytes(c.as_materialized_series())))
-            })
+            .flat_map(|(kind, df)| df.columns().iter().map(move |c| ((*kind, c.name().clone()), read_bytes(c))))
             .collect();
         Columns {
             prepared: Mutex::new(prepared),
@@ -156,6 +152,21 @@ impl Columns {
                 let _ = df.drop_in_place(&c);
             }
         }
+    }
+}
+
+/// The bytes a rule that reads `c` holds of it: what it holds, or for
+/// money held as units (`checks::held`) its copy as rules read it, a
+/// 16-byte decimal a row. Weighed as held (4 bytes a row), the fee
+/// checks' columns no longer put their rules first, and the card rules,
+/// whose cuts copy the cards of 9M purchases, ran first, two at once,
+/// beside every column: the 10M month's peak rose from 4,063 to 4,293 MiB.
+fn read_bytes(c: &Column) -> usize {
+    let s = c.as_materialized_series();
+    match (crate::checks::held::read_as(c.name()), s.dtype()) {
+        (Some(crate::checks::held::ReadAs::Decimal(_)), DataType::Int32 | DataType::Int64) => 16 * s.len(),
+        (Some(crate::checks::held::ReadAs::Int64), DataType::Int32) => 8 * s.len(),
+        _ => held_bytes(s),
     }
 }
 

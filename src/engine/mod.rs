@@ -15,6 +15,7 @@ pub mod lifetimes;
 pub mod narrow;
 pub mod partition;
 pub mod plan;
+pub(crate) mod positions;
 pub mod prepare;
 pub mod sealed;
 pub mod spill_folder;
@@ -30,7 +31,7 @@ use serde::Serialize;
 use crate::engine::validate::missing_column;
 use crate::findings::model::finish;
 use crate::findings::Finding;
-use crate::input::FileStats;
+use crate::input::{FileStats, LINE_COL, SRC_COL};
 use crate::rules::load::{LoadedRule, RulePack};
 use plan::{clean_polars_error, Condition, PlanContext};
 use prepare::Prepared;
@@ -114,6 +115,14 @@ fn run_one(
     };
     let mut unread = cut.as_ref().map_or_else(Vec::new, |c| c.unread.clone());
     unread.extend(others_columns(rule, prepared));
+    // Cut rows are named by their position, not by a copy of their ids and
+    // origins (`positions`).
+    let by_position = cut_to
+        .and(prepared.frames.get(&rule.source))
+        .and_then(|frame| Some((positions::named_by_position(rule, frame)?, frame)));
+    if let Some((id, _)) = by_position {
+        unread.extend([id, SRC_COL, LINE_COL].map(PlSmallStr::from));
+    }
     let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut_to, &unread) {
         Ok(base) => base,
         Err(e) => {
@@ -137,6 +146,13 @@ fn run_one(
     // fails on the enumerations as categoricals (a text function on one)
     // reads them as text.
     let mut base = base;
+    if let (Some(keep), Some(_)) = (cut_to, by_position) {
+        if let Err(e) = base.with_column(positions::of_kept(keep)) {
+            let v = vec![];
+            let r = done(RuleStatus::Failed, Some(clean_polars_error(&e)), &v, 0);
+            return (v, r);
+        }
+    }
     let (rows, span) = match &cut {
         Some(cut) => (cut.rows, cut.span),
         None => (base.height(), span_if_rolling(rule, &base)),
@@ -190,7 +206,16 @@ fn run_one(
             let r = done(RuleStatus::Failed, Some(reason), &v, rows);
             (v, r)
         }
-        Ok(hits) => {
+        Ok(mut hits) => {
+            let named = match by_position {
+                Some((id, frame)) => positions::resolve(&mut hits, frame, id),
+                None => Ok(()),
+            };
+            if let Err(e) = named.and_then(|_| crate::checks::held::hits_as_read(&mut hits)) {
+                let v = vec![];
+                let r = done(RuleStatus::Failed, Some(clean_polars_error(&e)), &v, rows);
+                return (v, r);
+            }
             let findings = if rule.is_grouped() {
                 hits::group_findings(lr, &hits, files)
             } else {
@@ -394,14 +419,14 @@ impl Masks {
 /// false or null); None where it does not give one flag per row.
 ///
 /// Only the columns the part reads are taken, with money held as integer
-/// units (`checks::HELD_AS_UNITS`) widened to the decimals rules read:
+/// units (`checks::held`) widened to the decimals rules read:
 /// `FEE-REC-01`'s condition reads two such columns, and the rule's whole
 /// frame widened (its evidence too) was five 16-byte columns of every row,
 /// 850 MB at 10M rows and the scan's peak.
 fn evaluate(rows: &DataFrame, part: Expr) -> Option<BooleanChunked> {
     let names: std::collections::BTreeSet<String> = part.clone().meta().root_names().iter().map(|n| n.to_string()).collect();
     let mut read = rows.select(names.iter().map(String::as_str)).ok()?;
-    crate::checks::as_decimals(&mut read, Some(&names)).ok()?;
+    crate::checks::held::as_read_named(&mut read, Some(&names)).ok()?;
     let out = read.lazy().select([part.alias(KEPT)]).collect().ok()?;
     let kept = out.column(KEPT).ok()?.bool().ok()?.fill_null_with_values(false).ok()?;
     (kept.len() == rows.height()).then_some(kept)
@@ -653,7 +678,7 @@ mod tests {
 
     #[test]
     fn a_part_over_money_held_as_units_is_read_in_yuan_on_all_rows_or_on_the_rows_kept_so_far() {
-        // fee_diff is held as integer fen (`checks::HELD_AS_UNITS`); the
+        // fee_diff is held as integer fen (`checks::held`); the
         // condition reads it in yuan.
         let df = df!(
             "status" => ["approved", "approved", "declined", "approved", "approved"],

@@ -18,6 +18,12 @@ pub(crate) const IDS: &str = "__ids";
 pub(crate) const MERCHANTS: &str = "__merchants";
 pub(crate) const WINDOW: &str = "__window";
 pub(crate) const ROW_ID: &str = "__row_id";
+/// A row's position in its input's prepared frame, where a rule's frame
+/// names its rows by position (`engine::positions`).
+pub(crate) const AT: &str = "__at";
+/// The position of a group's first row, whose source and line name where
+/// its finding came from (with `AT`).
+pub(crate) const SRC_AT: &str = "__src_at";
 /// Number of a hit window, to attach its members.
 pub(crate) const HIT_ID: &str = "__hit_id";
 /// The single sorted index of keyed rolling windows.
@@ -210,7 +216,11 @@ pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> 
     }
     let (_, id_expr) = row_entity(rule.source);
     let Some(grouping) = &rule.grouping else {
-        let mut sel = vec![id_expr.alias(ROW_ID), col(SRC_COL), col(LINE_COL)];
+        let mut sel = match ctx.schema.contains(AT) {
+            // Named by position: the id and origin come with the hits.
+            true => vec![col(AT).alias(ROW_ID)],
+            false => vec![id_expr.alias(ROW_ID), col(SRC_COL), col(LINE_COL)],
+        };
         sel.extend(row_columns(rule, ctx.schema).into_iter().map(col));
         return Ok(lf.select(sel));
     };
@@ -458,8 +468,14 @@ fn builtin_sums(rule: &CompiledRule, ctx: &PlanContext) -> Vec<Expr> {
         aggs.push(col(time).min().alias("window_start"));
         aggs.push(col(time).max().alias("window_end"));
     }
-    if ctx.schema.contains("amount") {
-        aggs.push(col("amount").sum().alias("sum_amount"));
+    match ctx.schema.get("amount") {
+        // Held as integer fen (`checks::held`) where the rule names neither
+        // `amount` nor `sum_amount`: summed as fen, and read in yuan once
+        // the plan has run (`checks::held::hits_as_read`), for the few
+        // groups that hit.
+        Some(DataType::Int32 | DataType::Int64) => aggs.push(col("amount").cast(DataType::Int64).sum().alias("sum_amount")),
+        Some(_) => aggs.push(col("amount").sum().alias("sum_amount")),
+        None => {}
     }
     aggs
 }
@@ -482,7 +498,11 @@ fn builtins_wait(rule: &CompiledRule) -> bool {
 fn member_exprs(rule: &CompiledRule, ctx: &PlanContext) -> Vec<Expr> {
     let (_, id_expr) = row_entity(rule.source);
     let key_names = rule.keys();
-    let mut members: Vec<Expr> = vec![id_expr.alias(IDS), col(SRC_COL).first(), col(LINE_COL).first()];
+    let mut members: Vec<Expr> = match ctx.schema.contains(AT) {
+        // Named by position (`positions::resolve` names them).
+        true => vec![col(AT).alias(IDS), col(AT).first().alias(SRC_AT)],
+        false => vec![id_expr.alias(IDS), col(SRC_COL).first(), col(LINE_COL).first()],
+    };
     if ctx.schema.contains("merchant_id") && !key_names.iter().any(|k| k == "merchant_id") {
         members.push(col("merchant_id").alias(MERCHANTS));
     }
@@ -1131,6 +1151,63 @@ mod tests {
             .sort(by, SortMultipleOptions::default())
             .collect()
             .unwrap()
+    }
+
+    /// A rule that names neither `amount` nor `sum_amount` gets `amount`
+    /// held as fen (`prepare::frame_of_rows`): its built-in sum, summed as
+    /// fen and read in yuan after the plan, is the sum of the decimals.
+    #[test]
+    fn the_amounts_sum_from_held_fen_is_the_sum_of_the_decimals() {
+        let fen = || rows().column("amount").unwrap().as_materialized_series().i64().unwrap().clone();
+        let mut decimals = rows();
+        let yuan = crate::input::read::decimal_from_scaled(fen(), 2).unwrap();
+        decimals.with_column(yuan.with_name("amount".into()).into_column()).unwrap();
+        let mut held = rows();
+        let fen = fen();
+        held.with_column(crate::checks::held::hold("amount", fen.len(), |i| fen.get(i)))
+            .unwrap();
+        assert_eq!(held.column("amount").unwrap().dtype(), &DataType::Int32);
+        for window in ["window: 1d", "rolling: 10m"] {
+            let r: crate::rules::model::Rule = serde_yaml::from_str(&format!(
+                "id: T-3\ntitle: t\nfamily: suspicious_patterns\nseverity: low\nsource: transactions\n\
+                 group_by: [merchant_id]\n{window}\nhaving: \"COUNT(*) >= 2\"\nmessage: m\n"
+            ))
+            .unwrap();
+            let r = crate::rules::compiled::compile(&r).unwrap();
+            assert!(!r.names.contains("amount") && !r.names.contains("sum_amount"));
+            let run = |df: DataFrame| {
+                let schema = df.schema().clone();
+                let ctx = PlanContext {
+                    schema: &schema,
+                    as_of: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+                    rows: df.height(),
+                    time_range: None,
+                    peer_stats: None,
+                    condition: Default::default(),
+                };
+                let out = build(&r, df.lazy(), &ctx).unwrap().collect().unwrap();
+                let by: Vec<&str> = ["merchant_id", "window_start", "window_end"]
+                    .into_iter()
+                    .filter(|c| out.schema().contains(c))
+                    .collect();
+                out.sort(by, SortMultipleOptions::default()).unwrap()
+            };
+            let want = run(decimals.clone());
+            let mut got = run(held.clone());
+            crate::checks::held::hits_as_read(&mut got).unwrap();
+            assert!(want.height() > 0, "{window}: the data has hits");
+            let text = |df: &DataFrame| -> Vec<Option<String>> {
+                let s = df.column("sum_amount").unwrap().as_materialized_series();
+                s.iter().map(|v| crate::engine::hits::display(&v)).collect()
+            };
+            assert_eq!(text(&got), text(&want), "{window}");
+            assert!(
+                text(&want).iter().any(|v| v.as_deref().is_some_and(|v| v.contains('.'))),
+                "{window}: in yuan"
+            );
+            let others = |df: &DataFrame| df.drop("sum_amount").unwrap();
+            assert!(others(&got).equals_missing(&others(&want)), "{window}: {got} vs {want}");
+        }
     }
 
     /// A COUNT(*) floor leaves out keys with too few rows before grouping

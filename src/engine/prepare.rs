@@ -56,8 +56,8 @@ impl Joined {
 
 impl Prepared {
     /// The frame `kind`'s rules read, with the application columns among
-    /// `names` gathered onto it (all of them for None), and the derived
-    /// money among them as decimals (`checks::HELD_AS_UNITS`). None: no
+    /// `names` gathered onto it (all of them for None), and the money
+    /// held as units among them as rules read it (`checks::held`). None: no
     /// such input.
     pub fn frame(&self, kind: InputKind, names: Option<&std::collections::BTreeSet<String>>) -> PolarsResult<Option<DataFrame>> {
         self.frame_of_rows(kind, names, None, &[])
@@ -98,7 +98,13 @@ impl Prepared {
                 out.hstack_mut(gathered.columns())?;
             }
         }
-        checks::as_decimals(&mut out, names)?;
+        // Only what the rule names: `amount`, which every frame keeps, is
+        // left held where the rule reads it only through `sum_amount` in its
+        // findings (the plan sums the units: `plan::builtin_sums`). A peer
+        // statistic or condition over `sum_amount` reads it in yuan.
+        checks::held::as_read(&mut out, |c| {
+            names.is_none_or(|n| n.contains(c) || (c == "amount" && n.contains("sum_amount")))
+        })?;
         Ok(Some(out))
     }
 

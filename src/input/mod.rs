@@ -452,11 +452,21 @@ pub(crate) fn load_with(
 
 /// Files of one input can differ in optional and extra columns: give the
 /// new frame exactly the first frame's columns (nulls where it lacks one).
+/// Money held as units (`checks::held`) is Int32 in a frame whose values
+/// all fit and Int64 in another: the first frame's column is widened,
+/// never the next's narrowed (a cast that does not fit gives a null).
 pub(crate) fn align(first: &mut DataFrame, next: DataFrame) -> PolarsResult<DataFrame> {
     for c in next.columns() {
-        if !first.schema().contains(c.name()) {
-            let nulls = Column::full_null(c.name().clone(), first.height(), c.dtype());
-            first.with_column(nulls)?;
+        match first.column(c.name()).map(|f| f.dtype().clone()) {
+            Err(_) => {
+                let nulls = Column::full_null(c.name().clone(), first.height(), c.dtype());
+                first.with_column(nulls)?;
+            }
+            Ok(DataType::Int32) if c.dtype() == &DataType::Int64 => {
+                let wide = first.column(c.name())?.cast(&DataType::Int64)?;
+                first.with_column(wide)?;
+            }
+            Ok(_) => {}
         }
     }
     let h = next.height();

@@ -544,6 +544,11 @@ fn names_besides_condition(rule: &CompiledRule) -> BTreeSet<String> {
         names.insert(g.time_column.clone());
         if let Some(p) = &g.peers {
             names.extend(p.by.iter().cloned());
+            // Peer statistics of the amounts' sum read `amount` in yuan
+            // (`prepare::frame_of_rows` widens it for a rule naming it).
+            if p.of == "sum_amount" {
+                names.insert(p.of.clone());
+            }
         }
     }
     names
