@@ -396,7 +396,7 @@ pub(crate) fn load_with(
             let on_part: Option<&read::PartSink> = if by_part { Some(&on_part) } else { None };
             let parse = || read_file_to(*kind, path, &display, i as u32, header, m, progress, on_part, coded);
             let mut file = match cache.filter(|_| !by_part) {
-                Some(c) => c.read_file(*kind, path, &display, i as u32, header, m, progress, parse)?,
+                Some(c) => c.read_file(*kind, path, &display, i as u32, header, m, progress, coded, parse)?,
                 None => parse()?,
             };
             if file.streamed {
