@@ -1125,6 +1125,19 @@ mod tests {
         assert_eq!(found, vec!["card_hash".to_string(), "terminal_sn".to_string()]);
     }
 
+    /// A plan context over `schema` of `rows` rows, as of 2026-11-20,
+    /// without a time range, peer statistics or an applied condition.
+    fn context(schema: &Schema, rows: usize) -> PlanContext<'_> {
+        PlanContext {
+            schema,
+            as_of: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
+            rows,
+            time_range: None,
+            peer_stats: None,
+            condition: Default::default(),
+        }
+    }
+
     fn hits(rule: &CompiledRule, df: DataFrame) -> DataFrame {
         let schema = df.schema().clone();
         let t = df
@@ -1136,12 +1149,8 @@ mod tests {
             .physical()
             .clone();
         let ctx = PlanContext {
-            schema: &schema,
-            as_of: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-            rows: df.height(),
             time_range: Some((t.min().unwrap(), t.max().unwrap())),
-            peer_stats: None,
-            condition: Default::default(),
+            ..context(&schema, df.height())
         };
         let mut by: Vec<&str> = rule.keys().iter().map(String::as_str).collect();
         by.extend(["window_end", "count"]);
@@ -1177,14 +1186,7 @@ mod tests {
             assert!(!r.names.contains("amount") && !r.names.contains("sum_amount"));
             let run = |df: DataFrame| {
                 let schema = df.schema().clone();
-                let ctx = PlanContext {
-                    schema: &schema,
-                    as_of: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-                    rows: df.height(),
-                    time_range: None,
-                    peer_stats: None,
-                    condition: Default::default(),
-                };
+                let ctx = context(&schema, df.height());
                 let out = build(&r, df.lazy(), &ctx).unwrap().collect().unwrap();
                 let by: Vec<&str> = ["merchant_id", "window_start", "window_end"]
                     .into_iter()
@@ -1236,14 +1238,7 @@ mod tests {
                 }
                 let groups = |rule: &CompiledRule, df: DataFrame| {
                     let schema = df.schema().clone();
-                    let ctx = PlanContext {
-                        schema: &schema,
-                        as_of: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
-                        rows: df.height(),
-                        time_range: None,
-                        peer_stats: None,
-                        condition: Default::default(),
-                    };
+                    let ctx = context(&schema, df.height());
                     let by: Vec<&str> = rule.keys().iter().map(String::as_str).chain(["window_start"]).collect();
                     build(rule, df.lazy(), &ctx)
                         .unwrap()
