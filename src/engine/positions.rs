@@ -47,7 +47,9 @@ pub(crate) fn of_kept(keep: &BooleanChunked) -> Column {
 /// group's `IDS` by its rows' ids; its `SRC_AT` by the first row's source
 /// and line. Hits without positions are left as they are.
 pub(crate) fn resolve(hits: &mut DataFrame, frame: &DataFrame, id: &str) -> PolarsResult<()> {
-    let ids = frame.column(id)?.as_materialized_series().cast(&DataType::String)?;
+    // Taken, then made text: only the hits' ids, whatever the column's type.
+    let ids = frame.column(id)?.as_materialized_series();
+    let name = |at: &IdxCa| ids.take(at)?.cast(&DataType::String);
     let origin = |hits: &mut DataFrame, at: &IdxCa| -> PolarsResult<()> {
         for c in [SRC_COL, LINE_COL] {
             let taken = frame.column(c)?.as_materialized_series().take(at)?;
@@ -57,7 +59,7 @@ pub(crate) fn resolve(hits: &mut DataFrame, frame: &DataFrame, id: &str) -> Pola
     };
     if hits.column(ROW_ID).is_ok_and(|c| c.dtype() == &DataType::UInt32) {
         let at = hits.column(ROW_ID)?.as_materialized_series().u32()?.clone();
-        hits.with_column(ids.take(&at)?.with_name(ROW_ID.into()).into_column())?;
+        hits.with_column(name(&at)?.with_name(ROW_ID.into()).into_column())?;
         origin(hits, &at)?;
     }
     if hits
@@ -66,7 +68,7 @@ pub(crate) fn resolve(hits: &mut DataFrame, frame: &DataFrame, id: &str) -> Pola
     {
         let lists = hits.column(IDS)?.as_materialized_series().list()?.clone();
         let named: ListChunked = (0..lists.len())
-            .map(|i| lists.get_as_series(i).map(|at| at.u32().and_then(|at| ids.take(at))).transpose())
+            .map(|i| lists.get_as_series(i).map(|at| at.u32().and_then(name)).transpose())
             .collect::<PolarsResult<_>>()?;
         hits.with_column(named.with_name(IDS.into()).into_series().into_column())?;
     }
