@@ -62,8 +62,18 @@ pub fn evaluate(
     }
     let started = Instant::now();
     let bar = progress.rules(pack.rules.len() as u64);
+    let held = crate::alloc::HoldFreed::under_peak();
+    note_held(progress, &held);
     let result = engine::run_releasing(pack, prepared, stats, as_of, &|r| progress.rule_done(&bar, r));
+    drop(held);
     bar.finish_and_clear();
     progress.phase("rules", started.elapsed(), &format!("({} rules)", pack.rules.len()));
     Ok(result)
+}
+
+/// Say under what ceiling freed memory is held (`--verbose`).
+pub(crate) fn note_held(progress: &Progress, held: &crate::alloc::HoldFreed) {
+    if let Some(mib) = held.ceiling_mib() {
+        progress.note(&format!("  freed memory held for reuse under {mib} MiB"));
+    }
 }

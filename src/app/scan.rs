@@ -124,6 +124,8 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             let present = inputs.plan.files.keys().copied().collect();
             let bar = progress.rules(pack.rules.len() as u64);
             let tally = engine::partition::Tally::default();
+            let held = crate::alloc::HoldFreed::under_peak();
+            super::evaluate::note_held(progress, &held);
             let r = engine::in_pool(|| {
                 let data = engine::partition::Inputs {
                     apps: &apps,
@@ -134,6 +136,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
                 engine::partition::run(&pack, &refs, &data, sp, opts.as_of, &|r| progress.rule_done(&bar, r))
             })
             .map_err(|e| Error::Internal(e.to_string()))?;
+            drop(held);
             bar.finish_and_clear();
             progress.phase("partitions", started.elapsed(), &format!("({} partitions)", sp.n));
             for (step, took, times) in tally.steps() {
