@@ -574,24 +574,9 @@ impl Spill {
 
     /// One partition of an input, its files in file order (None: no rows).
     pub fn read(&self, kind: InputKind, key: &str, k: usize) -> PolarsResult<Option<DataFrame>> {
-        let dir = self.part_dir(kind, key, k);
-        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-            Ok(r) => r.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(_) => return Ok(None),
-        };
-        files.sort();
         let mut out: Option<DataFrame> = None;
-        for f in files {
-            let plain = self.sealer.read(&f).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
-            let mut df = ParquetReader::new(std::io::Cursor::new(plain)).finish()?;
-            let coded = self
-                .coded
-                .lock()
-                .map_err(|_| polars_err!(ComputeError: "a spill thread panicked"))?
-                .get(&f)
-                .cloned()
-                .unwrap_or_default();
-            super::narrow::from_codes(&mut df, &coded)?;
+        for f in self.files_of(kind, key, k) {
+            let df = self.read_file(&f, None)?;
             match &mut out {
                 None => out = Some(df),
                 Some(acc) => {
@@ -609,6 +594,77 @@ impl Spill {
             df.rechunk_mut_par();
         }
         Ok(out)
+    }
+
+    /// The rows of one partition of an input that `keep` keeps, in input
+    /// order, with only `columns` (those the spill has) and the rows'
+    /// source and line: for a few rows looked up by id, without `read`'s
+    /// whole partition (all its columns) held at once. Read and cut a
+    /// file at a time.
+    pub fn rows_where(
+        &self,
+        kind: InputKind,
+        key: &str,
+        k: usize,
+        columns: &[&str],
+        keep: impl Fn(&DataFrame) -> PolarsResult<BooleanChunked>,
+    ) -> PolarsResult<Option<DataFrame>> {
+        let mut wanted = columns.to_vec();
+        wanted.extend([SRC_COL, LINE_COL]);
+        let mut out: Option<DataFrame> = None;
+        for f in self.files_of(kind, key, k) {
+            let df = self.read_file(&f, Some(&wanted))?;
+            let kept = df.filter(&keep(&df)?)?;
+            match &mut out {
+                None => out = Some(kept),
+                Some(acc) => {
+                    let aligned = crate::input::align(acc, kept)?;
+                    acc.vstack_mut_owned(aligned)?;
+                }
+            }
+        }
+        match out {
+            Some(df) if !in_input_order(&df)? => in_input_order_sorted(df).map(Some),
+            out => Ok(out),
+        }
+    }
+
+    /// The spill files of one partition of an input, in file order.
+    fn files_of(&self, kind: InputKind, key: &str, k: usize) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(self.part_dir(kind, key, k)) {
+            Ok(r) => r.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(_) => Vec::new(),
+        };
+        files.sort();
+        files
+    }
+
+    /// One spill file, unsealed, with its coded columns as categoricals;
+    /// only `columns` of it where given.
+    fn read_file(&self, f: &std::path::Path, columns: Option<&[&str]>) -> PolarsResult<DataFrame> {
+        let plain = self.sealer.read(f).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
+        let reader = ParquetReader::new(std::io::Cursor::new(plain));
+        let mut df = match columns {
+            Some(c) => {
+                let mut reader = reader;
+                let present = reader.schema()?;
+                let c = c.iter().filter(|n| present.contains(n)).map(|n| n.to_string()).collect();
+                reader.with_columns(Some(c)).finish()?
+            }
+            None => reader.finish()?,
+        };
+        let coded: Vec<PlSmallStr> = self
+            .coded
+            .lock()
+            .map_err(|_| polars_err!(ComputeError: "a spill thread panicked"))?
+            .get(f)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| df.schema().contains(n))
+            .collect();
+        super::narrow::from_codes(&mut df, &coded)?;
+        Ok(df)
     }
 
     pub(crate) fn period_start(&self) -> Option<i64> {
@@ -1198,6 +1254,52 @@ mod tests {
         assert_eq!(seen, 16);
         // Four batches, not four files per key and partition each.
         assert_eq!(spill.batches.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn rows_where_reads_only_the_kept_rows_and_columns_in_input_order() {
+        let mut spill = Spill::new(2, None).unwrap();
+        spill.batch_rows = 1;
+        // Files finishing out of order (fees: the transactions' sink
+        // counts keys these rows do not have), a coded column.
+        for src in [2u32, 0, 1] {
+            let mut df = file(src, &["m1", "m2", "m1"]);
+            let ids: Vec<String> = ["a", "b", "c"].iter().map(|i| format!("{i}{src}")).collect();
+            df.with_column(Column::new("txn_id".into(), ids)).unwrap();
+            df.with_column(Column::new("status".into(), ["approved", "declined", "approved"]))
+                .unwrap();
+            df.with_column(Column::new("amount".into(), [src as i64 * 10, 1, 2])).unwrap();
+            super::super::narrow::narrow(&mut df, InputKind::Transactions).unwrap();
+            assert!(spill.sink(InputKind::Fees, src, df).unwrap().is_none());
+        }
+        spill.flush().unwrap();
+        let named = ["a0", "a2", "c1", "b1"];
+        let keep = |df: &DataFrame| -> PolarsResult<BooleanChunked> {
+            let ids = df.column("txn_id")?.cast(&DataType::String)?;
+            Ok(ids.str()?.iter().map(|id| id.is_some_and(|id| named.contains(&id))).collect())
+        };
+        let mut seen = Vec::new();
+        for k in 0..2 {
+            let whole = spill.read(InputKind::Fees, "merchant_id", k).unwrap();
+            let Some(rows) = spill
+                .rows_where(InputKind::Fees, "merchant_id", k, &["txn_id", "amount", "no_such_column"], keep)
+                .unwrap()
+            else {
+                assert!(whole.is_none());
+                continue;
+            };
+            let names: Vec<&str> = rows.get_column_names().into_iter().map(|c| c.as_str()).collect();
+            assert_eq!(names, ["txn_id", "amount", SRC_COL, LINE_COL]);
+            // The same rows as the whole partition's, cut, in its order.
+            let whole = whole.unwrap();
+            let cut = whole.filter(&keep(&whole).unwrap()).unwrap();
+            let cut = cut.select(names.iter().copied()).unwrap();
+            assert!(rows.equals_missing(&cut), "{rows} vs {cut}");
+            let ids = rows.column("txn_id").unwrap().cast(&DataType::String).unwrap();
+            seen.extend(ids.str().unwrap().iter().flatten().map(str::to_string));
+        }
+        seen.sort();
+        assert_eq!(seen, ["a0", "a2", "b1", "c1"]);
     }
 
     #[test]
