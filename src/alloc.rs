@@ -54,9 +54,10 @@ pub const HELD_PURGE_DELAY_MS: i64 = 3000;
 
 /// Under this much resident memory `HoldFreed` holds freed memory whatever
 /// the scan's peak so far: a scan of a few hundred megabytes is not kept
-/// from reusing its own memory. A partitioned scan reaches its peak after
-/// its passes (the cash-out amounts read back, about 1.5 GB at 10M rows),
-/// not before them, so the peak so far would hold nothing back there.
+/// from reusing its own memory. A partitioned scan's peak so far, as its
+/// passes start, is its read's (under 1 GB at 10M rows): alone, it would
+/// hold almost nothing for the passes, which at 10M rows then peaked at
+/// about 1.5 GB anyway (session 26: 1,494-1,548 MiB).
 pub const HOLD_FLOOR_MIB: u64 = 1536;
 
 /// How often `HoldFreed`'s watcher reads the process's resident memory:

@@ -148,9 +148,9 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
                 case_data = CaseData::take(None, Some(&apps));
                 let cash = s.scoring.cash_out_rules();
                 // Amounts come back from the spill only when a cash-out
-                // signal fired.
-                // Only the rows those findings name: the whole column of
-                // ids was the partitioned scan's peak (1.5 GB at 10M rows).
+                // signal fired, and only for the rows those findings name:
+                // every row's id and amount was the partitioned scan's
+                // peak (1.5 GB at 10M rows).
                 let named: HashSet<&str> =
                     r.0.iter()
                         .filter(|f| cash.contains(f.rule_id.as_str()))
