@@ -574,23 +574,8 @@ impl Spill {
 
     /// One partition of an input, its files in file order (None: no rows).
     pub fn read(&self, kind: InputKind, key: &str, k: usize) -> PolarsResult<Option<DataFrame>> {
-        let mut out: Option<DataFrame> = None;
-        for f in self.files_of(kind, key, k) {
-            let df = self.read_file(&f, None)?;
-            match &mut out {
-                None => out = Some(df),
-                Some(acc) => {
-                    let aligned = crate::input::align(acc, df)?;
-                    acc.vstack_mut_owned(aligned)?;
-                }
-            }
-        }
-        // Batches are written as files finish parsing, which on several
-        // threads is not always file order: put the rows back in it.
+        let mut out = self.stacked(kind, key, k, None, None)?;
         if let Some(df) = &mut out {
-            if !in_input_order(df)? {
-                *df = in_input_order_sorted(std::mem::take(df))?;
-            }
             df.rechunk_mut_par();
         }
         Ok(out)
@@ -611,18 +596,35 @@ impl Spill {
     ) -> PolarsResult<Option<DataFrame>> {
         let mut wanted = columns.to_vec();
         wanted.extend([SRC_COL, LINE_COL]);
+        self.stacked(kind, key, k, Some(&wanted), Some(&keep))
+    }
+
+    /// A partition's files read one after another (only `columns`, and
+    /// only the rows `keep` keeps, where given), stacked in input order.
+    fn stacked(
+        &self,
+        kind: InputKind,
+        key: &str,
+        k: usize,
+        columns: Option<&[&str]>,
+        keep: Option<&RowFilter<'_>>,
+    ) -> PolarsResult<Option<DataFrame>> {
         let mut out: Option<DataFrame> = None;
         for f in self.files_of(kind, key, k) {
-            let df = self.read_file(&f, Some(&wanted))?;
-            let kept = df.filter(&keep(&df)?)?;
+            let mut df = self.read_file(&f, columns)?;
+            if let Some(keep) = keep {
+                df = df.filter(&keep(&df)?)?;
+            }
             match &mut out {
-                None => out = Some(kept),
+                None => out = Some(df),
                 Some(acc) => {
-                    let aligned = crate::input::align(acc, kept)?;
+                    let aligned = crate::input::align(acc, df)?;
                     acc.vstack_mut_owned(aligned)?;
                 }
             }
         }
+        // Batches are written as files finish parsing, which on several
+        // threads is not always file order: put the rows back in it.
         match out {
             Some(df) if !in_input_order(&df)? => in_input_order_sorted(df).map(Some),
             out => Ok(out),
@@ -643,10 +645,9 @@ impl Spill {
     /// only `columns` of it where given.
     fn read_file(&self, f: &std::path::Path, columns: Option<&[&str]>) -> PolarsResult<DataFrame> {
         let plain = self.sealer.read(f).map_err(|e| polars_err!(ComputeError: "spill file: {e}"))?;
-        let reader = ParquetReader::new(std::io::Cursor::new(plain));
+        let mut reader = ParquetReader::new(std::io::Cursor::new(plain));
         let mut df = match columns {
             Some(c) => {
-                let mut reader = reader;
                 let present = reader.schema()?;
                 let c = c.iter().filter(|n| present.contains(n)).map(|n| n.to_string()).collect();
                 reader.with_columns(Some(c)).finish()?
@@ -671,6 +672,9 @@ impl Spill {
         Some(self.period_start.load(Ordering::Relaxed)).filter(|v| *v != i64::MAX)
     }
 }
+
+/// Which rows of a frame to keep (`Spill::rows_where`).
+type RowFilter<'a> = dyn Fn(&DataFrame) -> PolarsResult<BooleanChunked> + 'a;
 
 /// The rows ordered by file, then line. Sorted by one integer (file
 /// index above line number): a sort by the two columns compared rows
