@@ -43,30 +43,49 @@ fn combine(singles: &[&[u32]]) -> Vec<u32> {
     code
 }
 
-/// Codes of the pairs `(a[i], b[i])` by first appearance, through a table
-/// of the row where each pair first appeared (4-byte slots), sized at the
-/// start for every row to be a new pair: it never grows. A map from each
-/// pair to its code had 16-byte slots and grew by doubling: a merchant and
-/// card pair is new on almost every row (10M pairs at 10.7M rows), 270 MB
-/// of slots with the 135 MB before them held while it grew, for two key
-/// sets at once: the derived columns' peak, and the scan's.
+/// Codes of the pairs `(a[i], b[i])` by first appearance (`a` and `b`
+/// are codes: dense, from 0).
+///
+/// A key that is new on almost every row (a card: 10.3M distinct among
+/// 10.7M rows) makes a pair new on almost every row, and one hash table
+/// of every pair missed the cache on nearly every probe: 4 s of the
+/// derived columns' 11 at 10M rows, for two pairs with cards. Here the
+/// side with more distinct codes (`wide`) indexes an array of the row
+/// where each of its codes first appeared. As those codes are numbered
+/// by first appearance, a new one is the next slot: the array fills in
+/// order. A row whose other side matches that first row's has its pair's
+/// code; only pairs that differ there (a card at its second merchant) go
+/// through a hash table, of the row where each such pair first appeared.
 fn pair_codes(a: &[u32], b: &[u32]) -> Vec<u32> {
     use hashbrown::hash_table::{Entry, HashTable};
     use std::hash::BuildHasher;
 
+    let distinct = |c: &[u32]| c.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let (wide, other) = if distinct(b) >= distinct(a) { (b, a) } else { (a, b) };
+    const NONE: u32 = u32::MAX;
+    let mut first_of_wide = vec![NONE; distinct(wide)];
     let state = PlRandomState::default();
-    let hash = |row: usize| state.hash_one((a[row], b[row]));
-    let mut table: HashTable<u32> = HashTable::with_capacity(a.len());
+    let hash = |row: usize| state.hash_one((wide[row], other[row]));
+    let mut later: HashTable<u32> = HashTable::new();
     let mut codes: Vec<u32> = Vec::with_capacity(a.len());
     let mut next = 0u32;
     for row in 0..a.len() {
-        let same = |&first: &u32| a[first as usize] == a[row] && b[first as usize] == b[row];
-        let code = match table.entry(hash(row), same, |&first| hash(first as usize)) {
-            Entry::Occupied(slot) => codes[*slot.get() as usize],
-            Entry::Vacant(slot) => {
-                slot.insert(row as u32);
-                next += 1;
-                next - 1
+        let first = &mut first_of_wide[wide[row] as usize];
+        let code = if *first == NONE {
+            *first = row as u32;
+            next += 1;
+            next - 1
+        } else if other[*first as usize] == other[row] {
+            codes[*first as usize]
+        } else {
+            let same = |&at: &u32| wide[at as usize] == wide[row] && other[at as usize] == other[row];
+            match later.entry(hash(row), same, |&at| hash(at as usize)) {
+                Entry::Occupied(slot) => codes[*slot.get() as usize],
+                Entry::Vacant(slot) => {
+                    slot.insert(row as u32);
+                    next += 1;
+                    next - 1
+                }
             }
         };
         codes.push(code);
@@ -226,6 +245,31 @@ mod tests {
         assert!(seen.len() < 200_000 && seen.len() > 100_000);
         assert_eq!(pair_codes(&a, &b), expected);
         assert_eq!(combine(&[&a, &b]), expected);
+        // Either side the wider: equal pairs either way round.
+        assert_eq!(pair_codes(&b, &a), expected);
+        // Both sides narrow: most rows through the table of later pairs.
+        let c: Vec<u32> = (0..200_000u32).map(|i| (i / 7) % 211).collect();
+        let mut seen: std::collections::HashMap<(u32, u32), u32> = std::collections::HashMap::new();
+        let expected: Vec<u32> = a
+            .iter()
+            .zip(&c)
+            .map(|(&x, &y)| {
+                let next = seen.len() as u32;
+                *seen.entry((x, y)).or_insert(next)
+            })
+            .collect();
+        assert!(seen.len() > 150_000);
+        assert_eq!(pair_codes(&a, &c), expected);
+        assert_eq!(pair_codes(&c, &a), expected);
+    }
+
+    #[test]
+    fn a_card_at_several_merchants_has_a_pair_at_each() {
+        // Card 0 at merchants 5, 6, 5, 7, 6; card 1 at 6 twice.
+        let merchant = [5u32, 6, 5, 6, 7, 6, 6];
+        let card = [0u32, 0, 0, 1, 0, 0, 1];
+        assert_eq!(pair_codes(&merchant, &card), vec![0, 1, 0, 2, 3, 1, 2]);
+        assert_eq!(pair_codes(&card, &merchant), vec![0, 1, 0, 2, 3, 1, 2]);
     }
 
     #[test]
