@@ -97,12 +97,27 @@ impl CaseData {
             ) else {
                 continue;
             };
-            for (id, fen) in ids.iter().zip(fen) {
-                if let (Some(id), Some(fen)) = (id, fen) {
-                    if needed.contains(id) {
-                        out.insert(id.to_string(), fen);
-                    }
-                }
+            // In input order where the frame says where its rows came
+            // from (the prepared rows are in merchant order), else in
+            // the frame's: of repeated ids, the last one's amount.
+            let origin = |c: &str| df.column(c).ok()?.cast(&DataType::UInt64).ok()?.u64().ok().cloned();
+            let (src, line) = (origin(crate::input::SRC_COL), origin(crate::input::LINE_COL));
+            let mut named: Vec<((u64, u64), &str, i64)> = ids
+                .iter()
+                .zip(fen)
+                .enumerate()
+                .filter_map(|(row, (id, fen))| {
+                    let id = id.filter(|id| needed.contains(id))?;
+                    let at = match (&src, &line) {
+                        (Some(s), Some(l)) => (s.get(row).unwrap_or(0), l.get(row).unwrap_or(0)),
+                        _ => (0, row as u64),
+                    };
+                    Some((at, id, fen?))
+                })
+                .collect();
+            named.sort_by_key(|(at, _, _)| *at);
+            for (_, id, fen) in named {
+                out.insert(id.to_string(), fen);
             }
         }
         out
@@ -113,4 +128,63 @@ impl CaseData {
 pub(crate) fn cases(scoring: &ScoringFile, findings: &[Finding], data: &CaseData) -> Vec<Case> {
     let amounts = data.amounts(findings, &scoring.scoring.cash_out_rules());
     scoring.scoring.cases(findings, &amounts, &data.names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::{LINE_COL, SRC_COL};
+    use crate::rules::model::{Family, Severity};
+
+    fn naming(rule: &str, txns: &[&str]) -> Finding {
+        Finding {
+            fingerprint: String::new(),
+            rule_id: rule.into(),
+            family: Family::SuspiciousPatterns,
+            severity: Severity::Medium,
+            merchant_id: None,
+            merchant_ids: vec![],
+            entity_kind: String::new(),
+            entity_id: String::new(),
+            txn_ids: txns.iter().map(|t| t.to_string()).collect(),
+            evidence: Default::default(),
+            message: String::new(),
+            message_zh: None,
+            basis: String::new(),
+            basis_mark: None,
+            source: None,
+            status: Default::default(),
+            exception_id: None,
+            baseline: None,
+            key: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_repeated_id_takes_the_amount_of_its_last_row_in_the_input_whatever_the_frame_order() {
+        // Prepared rows in merchant order: t1's rows come from file 1 line
+        // 9, then file 0 line 4 (the earlier in the input), then t2.
+        let prepared = df!(
+            "txn_id" => ["t1", "t1", "t2", "t3"],
+            "amount" => [700i32, 500, 100, 900],
+            SRC_COL => [1u32, 0, 0, 0],
+            LINE_COL => [9u64, 4, 2, 3],
+        )
+        .unwrap();
+        let data = CaseData {
+            txns: vec![prepared.clone()],
+            names: HashMap::new(),
+        };
+        let findings = [naming("SUS-CASH-01", &["t1", "t2"]), naming("OTHER", &["t3"])];
+        let rules: std::collections::BTreeSet<&str> = ["SUS-CASH-01"].into();
+        let amounts = data.amounts(&findings, &rules);
+        // File 1 comes after file 0: its row is the last.
+        assert_eq!(amounts, HashMap::from([("t1".to_string(), 700), ("t2".to_string(), 100)]));
+        // Without origins, the frame's order: the last row of t1 is 500.
+        let data = CaseData {
+            txns: vec![prepared.select(["txn_id", "amount"]).unwrap()],
+            names: HashMap::new(),
+        };
+        assert_eq!(data.amounts(&findings, &rules)["t1"], 500);
+    }
 }

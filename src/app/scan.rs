@@ -9,7 +9,7 @@ use std::time::Instant;
 use polars::prelude::{BooleanChunked, DataFrame, DataType, PolarsResult};
 
 use super::cases::{cases, load_scoring, CaseData};
-use super::evaluate::evaluate;
+use super::evaluate::{evaluate, evaluate_keeping};
 use super::inputs::{plan_inputs, read_inputs};
 use super::memory;
 pub use super::options::{ScanOptions, DEFAULT_MAX_FINDINGS};
@@ -110,10 +110,18 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
     let (findings, mut runs) = match &spill {
         None => {
             let frames = std::mem::take(&mut inputs.loaded.frames);
-            if scoring.is_some() {
-                case_data = CaseData::take(frames.get(&InputKind::Transactions), frames.get(&InputKind::Applications));
-            }
-            evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress)?
+            // The ids and amounts as prepared, with where each row came
+            // from: of repeated ids, cases take the last in the input.
+            let keep: &[&str] = match scoring {
+                Some(_) => {
+                    case_data = CaseData::take(None, frames.get(&InputKind::Applications));
+                    &["txn_id", "amount", crate::input::SRC_COL, crate::input::LINE_COL]
+                }
+                None => &[],
+            };
+            let (findings, runs, kept) = evaluate_keeping(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress, keep)?;
+            case_data.txns.extend(kept);
+            (findings, runs)
         }
         Some(sp) => {
             let started = Instant::now();

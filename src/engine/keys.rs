@@ -122,6 +122,38 @@ pub(crate) fn code_on_at_least(code: Expr, k: u64) -> Expr {
     )
 }
 
+/// `key` (a `UInt64` or `Int64` column; another type is left as it is)
+/// marked as sorted where its values ascend, checked over the whole
+/// column: polars then groups rows by it as slices, without hashing or
+/// listing each group's rows, and does not sort rows by it again
+/// (`row_order` puts the transactions in merchant and time order, so a
+/// merchant's packed key, and its rolling index, ascend). Where they do
+/// not ascend, the key is left unmarked and grouped by hashing, as
+/// before: a wrong mark would split a group.
+pub(crate) fn sorted_if_ascending(key: Expr) -> Expr {
+    fn ascends<T: PolarsNumericType>(values: &ChunkedArray<T>) -> bool {
+        let mut values = values.into_no_null_iter();
+        let Some(first) = values.next() else { return true };
+        values.try_fold(first, |last, x| (last <= x).then_some(x)).is_some()
+    }
+    let mark = |c: Column| -> PolarsResult<Column> {
+        let s = c.as_materialized_series();
+        let ascending = s.null_count() == 0
+            && match s.dtype() {
+                DataType::UInt64 => ascends(s.u64()?),
+                DataType::Int64 => ascends(s.i64()?),
+                _ => false,
+            };
+        let mut s = s.clone();
+        if ascending {
+            s.set_sorted_flag(polars_core::series::IsSorted::Ascending);
+        }
+        Ok(s.into_column())
+    };
+    // `apply`: the whole column at once (polars may cut what `map` gets).
+    key.apply_with_fmt_str(mark, |_, f| Ok(f.clone()), "sorted_if_ascending")
+}
+
 /// Add a code column for each key set named by `columns` (code column
 /// names); a set with a column that is absent or not text gets none, as
 /// does one already in `df`.
@@ -226,6 +258,61 @@ mod tests {
             .filter(col("t").eq(lit("p")))
             .filter(code_on_at_least(col("code"), 4));
         assert_eq!(three.collect().unwrap().height(), 0);
+    }
+
+    #[test]
+    fn a_key_is_marked_sorted_only_where_it_ascends_and_groups_the_same_either_way() {
+        let df = df!(
+            "up" => [1u64, 1, 2, 5, 5, 5, 9],
+            "down" => [1u64, 2, 1, 5, 5, 9, 9],
+            "v" => [1i64, 2, 3, 4, 5, 6, 7],
+        )
+        .unwrap();
+        let marked = |name: &str| {
+            let out = df
+                .clone()
+                .lazy()
+                .with_column(sorted_if_ascending(col(name)).alias("k"))
+                .collect()
+                .unwrap();
+            out.column("k").unwrap().as_materialized_series().is_sorted_flag()
+        };
+        assert_eq!(marked("up"), polars_core::series::IsSorted::Ascending);
+        assert_eq!(marked("down"), polars_core::series::IsSorted::Not);
+        // So is a signed one; another type is left as it is.
+        let signed = df
+            .clone()
+            .lazy()
+            .with_column(sorted_if_ascending(col("v")).alias("k"))
+            .collect()
+            .unwrap();
+        assert_eq!(
+            signed.column("k").unwrap().as_materialized_series().is_sorted_flag(),
+            polars_core::series::IsSorted::Ascending
+        );
+        let text = df!("t" => ["a", "b"])
+            .unwrap()
+            .lazy()
+            .with_column(sorted_if_ascending(col("t")).alias("k"))
+            .collect()
+            .unwrap();
+        assert_eq!(
+            text.column("k").unwrap().as_materialized_series().is_sorted_flag(),
+            polars_core::series::IsSorted::Not
+        );
+        // Grouped as slices, the groups are those hashing finds, in order.
+        for name in ["up", "down"] {
+            let grouped = |key: Expr| {
+                df.clone()
+                    .lazy()
+                    .with_column(key.alias("k"))
+                    .group_by_stable([col("k")])
+                    .agg([len().alias("n"), col("v").sum().alias("sum"), col("v").first().alias("first")])
+                    .collect()
+                    .unwrap()
+            };
+            assert!(grouped(sorted_if_ascending(col(name))).equals(&grouped(col(name))), "{name}");
+        }
     }
 
     #[test]

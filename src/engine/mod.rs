@@ -17,6 +17,7 @@ pub mod partition;
 pub mod plan;
 pub(crate) mod positions;
 pub mod prepare;
+pub(crate) mod row_order;
 pub mod sealed;
 pub mod spill_folder;
 pub mod validate;

@@ -578,13 +578,15 @@ impl Groups {
     /// and the other way round.
     fn packed(&self) -> Option<Expr> {
         let code = col(self.coded.as_ref()?.as_str()).cast(DataType::UInt64);
-        Some(match self.window {
+        // Marked sorted where it ascends (rows in merchant and time order,
+        // `row_order`): then grouped as slices of the rows.
+        Some(super::keys::sorted_if_ascending(match self.window {
             None => code,
             Some(_) => {
                 let day = col(WINDOW).cast(DataType::Int32).fill_null(lit(i32::MIN)).cast(DataType::Int64) - lit(i64::from(i32::MIN));
                 code * lit(1u64 << 32) + day.cast(DataType::UInt64)
             }
-        })
+        }))
     }
 
     /// `rows` with the window's key: a date (the day, or the first of the
@@ -804,7 +806,11 @@ fn rolling_windows(rows: LazyFrame, keys: &[String], time: &str, period_ms: i64,
             .cast(DataType::Datetime(TimeUnit::Milliseconds, None))
             .cast(DataType::Int64);
         let index = col(code.as_str()).cast(DataType::Int64) * lit(stride as i64) + (millis - lit(t_min));
-        let rows = rows.with_column(index.alias(ROLL_INDEX)).sort([ROLL_INDEX], stable);
+        // Rows of a merchant key are in index order already (`row_order`):
+        // marked so, they are not sorted again.
+        let rows = rows
+            .with_column(super::keys::sorted_if_ascending(index).alias(ROLL_INDEX))
+            .sort([ROLL_INDEX], stable);
         let options = RollingGroupOptions {
             index_column: ROLL_INDEX.into(),
             period: polars::time::Duration::parse(&format!("{period_ms}i")),
