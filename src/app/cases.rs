@@ -134,29 +134,11 @@ pub(crate) fn cases(scoring: &ScoringFile, findings: &[Finding], data: &CaseData
 mod tests {
     use super::*;
     use crate::input::{LINE_COL, SRC_COL};
-    use crate::rules::model::{Family, Severity};
 
     fn naming(rule: &str, txns: &[&str]) -> Finding {
         Finding {
-            fingerprint: String::new(),
-            rule_id: rule.into(),
-            family: Family::SuspiciousPatterns,
-            severity: Severity::Medium,
-            merchant_id: None,
-            merchant_ids: vec![],
-            entity_kind: String::new(),
-            entity_id: String::new(),
             txn_ids: txns.iter().map(|t| t.to_string()).collect(),
-            evidence: Default::default(),
-            message: String::new(),
-            message_zh: None,
-            basis: String::new(),
-            basis_mark: None,
-            source: None,
-            status: Default::default(),
-            exception_id: None,
-            baseline: None,
-            key: String::new(),
+            ..Finding::blank(rule)
         }
     }
 

@@ -304,25 +304,8 @@ mod tests {
 
     fn finding(rule: &str, merchants: &[&str]) -> Finding {
         Finding {
-            fingerprint: String::new(),
-            rule_id: rule.into(),
-            family: Family::SuspiciousPatterns,
-            severity: Severity::Medium,
-            merchant_id: None,
             merchant_ids: merchants.iter().map(|m| m.to_string()).collect(),
-            entity_kind: String::new(),
-            entity_id: String::new(),
-            txn_ids: vec![],
-            evidence: Default::default(),
-            message: String::new(),
-            message_zh: None,
-            basis: String::new(),
-            basis_mark: None,
-            source: None,
-            status: Default::default(),
-            exception_id: None,
-            baseline: None,
-            key: String::new(),
+            ..Finding::blank(rule)
         }
     }
 

@@ -101,6 +101,35 @@ pub fn fingerprint(rule_id: &str, entity_kind: &str, key: &str) -> String {
     h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+#[cfg(test)]
+impl Finding {
+    /// A medium suspicious-pattern finding of `rule_id` that says nothing
+    /// else, for a test to fill in what it checks.
+    pub(crate) fn blank(rule_id: &str) -> Finding {
+        Finding {
+            fingerprint: String::new(),
+            rule_id: rule_id.into(),
+            family: Family::SuspiciousPatterns,
+            severity: Severity::Medium,
+            merchant_id: None,
+            merchant_ids: vec![],
+            entity_kind: String::new(),
+            entity_id: String::new(),
+            txn_ids: vec![],
+            evidence: Default::default(),
+            message: String::new(),
+            message_zh: None,
+            basis: String::new(),
+            basis_mark: None,
+            source: None,
+            status: Default::default(),
+            exception_id: None,
+            baseline: None,
+            key: String::new(),
+        }
+    }
+}
+
 /// The order findings are written in: by rule, merchant, entity and
 /// fingerprint, then by what they say and where they come from, so that
 /// two findings on repeated rows (a duplicated `txn_id`) are in the same
