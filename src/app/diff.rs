@@ -321,7 +321,7 @@ pub fn diff(base: &str, opts: &ScanOptions) -> Result<PackDiff, Error> {
         let tables = refs.origins.iter().map(|r| (r.table.clone(), r.sha256.clone())).collect();
         let frames = inputs.loaded.frames.clone();
         Ok((
-            evaluate(pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent())?.0,
+            evaluate(pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent(), &[])?.0,
             tables,
         ))
     };

@@ -12,30 +12,19 @@ use crate::output::progress::Progress;
 use crate::rules::load;
 use crate::Error;
 
+/// Findings, rule runs, and the prepared columns kept (`evaluate`).
+pub type Evaluated = (Vec<Finding>, Vec<engine::RuleRun>, Option<polars::prelude::DataFrame>);
+
 /// Evaluate a pack on parsed input frames with the given reference tables.
 /// The frames are consumed: columns no rule reads are freed before the
 /// rules run (give a clone to evaluate the same inputs again).
+///
+/// Also returns the prepared transactions' columns `keep` names (those
+/// of them it has), as the rules saw them: held money, rows in merchant
+/// order. Taken from the prepared frame, they share its memory; taken
+/// from the parsed frames, they held the parsed columns (the ids' 171 MB
+/// at 10M rows) beside their prepared copies.
 pub fn evaluate(
-    pack: &load::RulePack,
-    refs: &input::reference::References,
-    frames: BTreeMap<InputKind, polars::prelude::DataFrame>,
-    stats: &[input::FileStats],
-    as_of: NaiveDate,
-    progress: &Progress,
-) -> Result<(Vec<Finding>, Vec<engine::RuleRun>), Error> {
-    let (findings, runs, _) = evaluate_keeping(pack, refs, frames, stats, as_of, progress, &[])?;
-    Ok((findings, runs))
-}
-
-/// Findings, rule runs, and the prepared columns kept (`evaluate_keeping`).
-pub(crate) type Evaluated = (Vec<Finding>, Vec<engine::RuleRun>, Option<polars::prelude::DataFrame>);
-
-/// As `evaluate`, and the prepared transactions' columns `keep` names
-/// (those of them it has), as the rules saw them: held money, rows in
-/// merchant order. Taken from the prepared frame, they share its memory;
-/// taken from the parsed frames, they held the parsed columns (the ids'
-/// 171 MB at 10M rows) beside their prepared copies.
-pub(crate) fn evaluate_keeping(
     pack: &load::RulePack,
     refs: &input::reference::References,
     frames: BTreeMap<InputKind, polars::prelude::DataFrame>,

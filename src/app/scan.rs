@@ -9,7 +9,7 @@ use std::time::Instant;
 use polars::prelude::{BooleanChunked, DataFrame, DataType, PolarsResult};
 
 use super::cases::{cases, load_scoring, CaseData};
-use super::evaluate::{evaluate, evaluate_keeping};
+use super::evaluate::evaluate;
 use super::inputs::{plan_inputs, read_inputs};
 use super::memory;
 pub use super::options::{ScanOptions, DEFAULT_MAX_FINDINGS};
@@ -119,7 +119,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
                 }
                 None => &[],
             };
-            let (findings, runs, kept) = evaluate_keeping(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress, keep)?;
+            let (findings, runs, kept) = evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress, keep)?;
             case_data.txns.extend(kept);
             (findings, runs)
         }
@@ -285,6 +285,6 @@ pub fn findings_only(opts: &ScanOptions) -> Result<(load::RulePack, Vec<Finding>
     let pack = checked.expect("rules are checked before data is read");
     let refs = load_references(&inputs.plan, &opts.rules, &opts.reference)?;
     let frames = std::mem::take(&mut inputs.loaded.frames);
-    let (findings, _) = evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent())?;
+    let (findings, _, _) = evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, &Progress::silent(), &[])?;
     Ok((pack, findings))
 }
