@@ -50,21 +50,22 @@ pub(crate) fn rule_severities(pack: &RulePack) -> BTreeMap<String, crate::rules:
     pack.rules.iter().map(|r| (r.rule.id.clone(), r.rule.severity)).collect()
 }
 
-/// What cases need from the data, taken before the frames are consumed:
-/// transaction ids with their amounts, and merchant names.
+/// What cases need from the data: transaction ids with their amounts
+/// (from the prepared frame in memory, from the spill in a partitioned
+/// scan) and merchant names (from the applications, before the frames
+/// are consumed).
 #[derive(Default)]
 pub(crate) struct CaseData {
-    /// Frames of `txn_id` and `amount` (one per partition, or one).
+    /// Frames of `txn_id` and `amount`, with `_src` and `_line` where
+    /// the rows are not in input order (one per partition, or one).
     pub txns: Vec<DataFrame>,
     pub names: HashMap<String, String>,
 }
 
 impl CaseData {
-    pub fn take(txns: Option<&DataFrame>, apps: Option<&DataFrame>) -> CaseData {
+    /// The merchants' names from the applications; no transactions yet.
+    pub fn with_names(apps: Option<&DataFrame>) -> CaseData {
         let mut d = CaseData::default();
-        if let Some(t) = txns.and_then(|t| t.select(["txn_id", "amount"]).ok()) {
-            d.txns.push(t);
-        }
         if let Some(a) = apps {
             if let (Ok(ids), Ok(names)) = (a.column("merchant_id"), a.column("merchant_name")) {
                 if let (Ok(ids), Ok(names)) = (ids.str(), names.str()) {

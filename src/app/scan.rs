@@ -112,12 +112,11 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             let frames = std::mem::take(&mut inputs.loaded.frames);
             // The ids and amounts as prepared, with where each row came
             // from: of repeated ids, cases take the last in the input.
-            let keep: &[&str] = match scoring {
-                Some(_) => {
-                    case_data = CaseData::take(None, frames.get(&InputKind::Applications));
-                    &["txn_id", "amount", crate::input::SRC_COL, crate::input::LINE_COL]
-                }
-                None => &[],
+            let keep: &[&str] = if scoring.is_some() {
+                case_data = CaseData::with_names(frames.get(&InputKind::Applications));
+                &["txn_id", "amount", crate::input::SRC_COL, crate::input::LINE_COL]
+            } else {
+                &[]
             };
             let (findings, runs, kept) = evaluate(&pack, &refs, frames, &inputs.loaded.stats, opts.as_of, progress, keep)?;
             case_data.txns.extend(kept);
@@ -153,7 +152,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
                 progress.note(&format!("  {step}: {:.2} s ({times}x)", took.as_secs_f64()));
             }
             if let Some(s) = &scoring {
-                case_data = CaseData::take(None, Some(&apps));
+                case_data = CaseData::with_names(Some(&apps));
                 let cash = s.scoring.cash_out_rules();
                 // Amounts come back from the spill only when a cash-out
                 // signal fired, and only for the rows those findings name:

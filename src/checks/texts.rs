@@ -154,7 +154,9 @@ fn first_codes_hashed(s: &StringChunked, hash: impl Fn(&str) -> u64 + Sync, part
     let bits = (rows / part_rows).max(1).next_power_of_two().trailing_zeros().min(10);
     let part_of = |h: u64| if bits == 0 { 0 } else { (h >> (64 - bits)) as usize };
     // Rows of each partition, in row order, with the low 32 bits of their
-    // hash; nulls are in none (their code is made in the last pass).
+    // hash; nulls are in none (their code is made in the last pass). Each
+    // value is hashed twice, to count and to place, rather than holding
+    // 8 bytes a row of hashes between the two passes.
     let mut starts = vec![0usize; (1 << bits) + 1];
     for v in s.iter().flatten() {
         starts[part_of(hash(v)) + 1] += 1;
