@@ -3,12 +3,12 @@
 //! `pack` (the rules, checked), `evaluate` / `engine::partition` (the
 //! rules on the data), `write` (outputs, manifest, exit code).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use polars::prelude::{BooleanChunked, DataFrame, DataType, PolarsResult};
+use polars::prelude::{BooleanChunked, DataFrame, DataType, PlHashSet, PolarsResult};
 
-use super::cases::{cases, load_scoring, CaseData};
+use super::cases::{cases, load_scoring, rows_named, CaseData};
 use super::evaluate::evaluate;
 use super::inputs::{plan_inputs, read_inputs};
 use super::memory;
@@ -158,15 +158,14 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
                 // signal fired, and only for the rows those findings name:
                 // every row's id and amount was the partitioned scan's
                 // peak (1.5 GB at 10M rows).
-                let named: HashSet<&str> =
+                let named: PlHashSet<&str> =
                     r.0.iter()
                         .filter(|f| cash.contains(f.rule_id.as_str()))
                         .flat_map(|f| f.txn_ids.iter().map(String::as_str))
                         .collect();
                 if !named.is_empty() {
                     let named_rows = |df: &DataFrame| -> PolarsResult<BooleanChunked> {
-                        let ids = df.column("txn_id")?.cast(&DataType::String)?;
-                        Ok(ids.str()?.iter().map(|id| id.is_some_and(|id| named.contains(id))).collect())
+                        Ok(rows_named(df.column("txn_id")?.cast(&DataType::String)?.str()?, &named))
                     };
                     for k in 0..sp.n {
                         let rows = sp
