@@ -110,6 +110,9 @@ pub(crate) struct RecordReader<R: Read> {
 
 impl<R: Read> RecordReader<R> {
     pub fn new(src: R, encoding: TextEncoding, delimiter: u8) -> Self {
+        // `field` relies on it: a field cut at a non-ASCII byte could end
+        // inside a character (the mapping allows ASCII delimiters only).
+        assert!(delimiter.is_ascii(), "a CSV delimiter is one ASCII byte");
         let core = csv_core::ReaderBuilder::new()
             .delimiter(delimiter)
             .terminator(csv_core::Terminator::Any(b'\n'))
@@ -192,9 +195,16 @@ impl<R: Read> RecordReader<R> {
             return None;
         }
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        // Fields are cut at ASCII delimiters from valid UTF-8, so each is
-        // valid UTF-8 too; checked anyway, it is cheap.
-        std::str::from_utf8(&self.out[start..self.ends[i]]).ok()
+        let bytes = &self.out[start..self.ends[i]];
+        debug_assert!(std::str::from_utf8(bytes).is_ok());
+        // SAFETY: every line fed to `core` is a `str` (`decode` gives
+        // UTF-8 whatever the file's encoding, and the breaks between a
+        // record's lines are `\n`). csv_core cuts fields at the delimiter,
+        // ASCII (`new` asserts it), and drops or unescapes only ASCII
+        // quotes; a UTF-8 character's bytes are never ASCII, so each field
+        // is whole characters. Checked again per field, this was 6% of the
+        // read's time at 10M rows.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     }
 
     /// Give up on the record last returned, which spanned several lines:

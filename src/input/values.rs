@@ -15,6 +15,19 @@ pub enum AmountUnit {
 /// Strip what spreadsheet exports wrap around values: surrounding blanks,
 /// WeChat's leading backtick, a leading apostrophe and `="..."`.
 pub fn clean(raw: &str) -> &str {
+    // Most values start and end with a letter or digit: nothing to strip
+    // (none of the blanks, `=`, backtick or apostrophe below is one).
+    // Trimming every value anyway was 7% of the read's time at 10M rows.
+    if let (Some(first), Some(last)) = (raw.as_bytes().first(), raw.as_bytes().last()) {
+        if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() {
+            return raw;
+        }
+    }
+    strip_wrappers(raw)
+}
+
+/// `clean` without its shortcut.
+fn strip_wrappers(raw: &str) -> &str {
     let mut s = raw.trim();
     if let Some(inner) = s.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
         s = inner;
@@ -354,5 +367,15 @@ mod tests {
         assert_eq!(clean("`4200001234"), "4200001234");
         assert_eq!(clean("=\"00123\""), "00123");
         assert_eq!(clean("  x \u{3000}"), "x");
+        assert_eq!(clean("a\u{3000}"), "a");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cleaning_with_its_shortcut_strips_what_the_whole_path_strips(
+            s in "[a-zA-Z0-9 =\"`'\t\u{b}\u{3000}\u{a0}é店.-]{0,6}"
+        ) {
+            proptest::prop_assert_eq!(clean(&s), strip_wrappers(&s));
+        }
     }
 }
