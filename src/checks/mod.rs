@@ -40,6 +40,11 @@ fn datetimes_as_dates(df: &DataFrame, name: &str) -> Option<Vec<Option<NaiveDate
     )
 }
 
+/// `df`'s money column `name` held as `as_name` (`held::held_as`).
+fn held_as(df: &DataFrame, name: &str, as_name: &str) -> Option<PolarsResult<Column>> {
+    held::held_as(df.column(name).ok()?, as_name)
+}
+
 /// Integer units of a money or rate column (fen for money, millionths for
 /// rates), a decimal or held as units (`held`).
 pub(crate) fn scaled(df: &DataFrame, name: &str) -> Option<Vec<Option<i64>>> {
@@ -290,7 +295,8 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
         type Build<'a> = Box<dyn Fn() -> PolarsResult<Column> + Send + Sync + 'a>;
         let (priced, amount, fee) = (&priced, &amount, &fee);
         let builds: Vec<Build> = vec![
-            Box::new(|| Ok(held::hold("amount_fen", n, |i| amount[i]))),
+            // The amount as held already (`held_as`), or from its units.
+            Box::new(|| held_as(df, "amount", "amount_fen").unwrap_or_else(|| Ok(held::hold("amount_fen", n, |i| amount[i])))),
             Box::new(|| Ok(held::hold("expected_fee", n, |i| priced[i].map(|e| e.total())))),
             Box::new(|| Ok(held::hold("expected_rate_fee", n, |i| priced[i].map(|e| e.rate_part)))),
             Box::new(|| Ok(held::hold("expected_fixed_fee", n, |i| priced[i].map(|e| e.fixed_part)))),
@@ -315,7 +321,7 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
             add.push(fen.with_name("amount".into()));
         }
         if df.schema().contains("fee") {
-            add.push(held::hold("fee", n, |i| fee[i]));
+            add.push(held_as(df, "fee", "fee").unwrap_or_else(|| Ok(held::hold("fee", n, |i| fee[i])))?);
         }
         add
     };

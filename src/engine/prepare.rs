@@ -289,9 +289,9 @@ fn in_merchant_and_time_order(df: &mut DataFrame, needed: &Option<Names>) -> Pol
     // Money as integer units (`checks::held`), as the transaction checks
     // hold it anyway: 4 or 8 bytes a row to move instead of 16.
     for name in ["amount", "fee"] {
-        if matches!(df.column(name).map(|c| c.dtype()), Ok(DataType::Decimal(..))) {
-            if let Some(units) = checks::scaled(df, name) {
-                df.with_column(checks::held::hold(name, units.len(), |i| units[i]))?;
+        if let Some(c) = df.column(name).ok().filter(|c| matches!(c.dtype(), DataType::Decimal(..))) {
+            if let Some(held) = checks::held::held_as(c, name) {
+                df.with_column(held?)?;
             }
         }
     }
