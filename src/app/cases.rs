@@ -93,7 +93,7 @@ impl CaseData {
         }
         for df in &self.txns {
             // Only the rows named go further: every row's amount and
-            // origin, gathered for the few hundred named, took seconds.
+            // origin, gathered to keep the named ones, took seconds.
             let Ok(df) = df.column("txn_id").and_then(|c| df.filter(&rows_named(c.str()?, &needed))) else {
                 continue;
             };

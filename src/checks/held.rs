@@ -65,9 +65,9 @@ pub(crate) fn hold(name: &str, n: usize, units: impl Fn(usize) -> Option<i64>) -
 
 /// The money or rate column `c` held as `name`: a held column as it is
 /// (its very buffer), a decimal's units at the width `hold` would give,
-/// cast column-wise (one pass a column, where `hold` takes a value at a
-/// time: 15% of the derived columns' time at 10M rows for the amount and
-/// the fee). None for another type, or a unit beyond 64 bits.
+/// cast column-wise (where `hold` takes a value at a time, from a vector
+/// of options made first). None for another type, or a unit beyond 64
+/// bits.
 pub(crate) fn held_as(c: &Column, name: &str) -> Option<PolarsResult<Column>> {
     match c.dtype() {
         DataType::Int32 | DataType::Int64 => Some(Ok(c.clone().with_name(name.into()))),

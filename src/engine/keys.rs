@@ -110,7 +110,7 @@ pub(crate) fn code_on_at_least(code: Expr, k: u64) -> Expr {
         // Counts that stop at their largest value, which `k` is under: a
         // byte a code for the usual small `k`. Card codes run to 10M at
         // 10M rows, and the counts are read in the rows' order, at random:
-        // 8-byte counts were 8% of the rules' time.
+        // with 8-byte counts this step was 8% of the rules' samples.
         let kept = match u8::try_from(k) {
             Ok(_) => kept_at_least::<u8>(values, largest, k, |c| c.saturating_add(1)),
             Err(_) => kept_at_least::<u32>(values, largest, k, |c| c.saturating_add(1)),

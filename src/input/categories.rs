@@ -233,8 +233,8 @@ struct InlineCodes<S = PlRandomState> {
     /// Slots in use.
     used: usize,
     longer: PlHashMap<Box<str>, u32>,
-    /// The first row of each number.
-    firsts: Vec<u32>,
+    /// Values numbered so far.
+    numbered: u32,
     state: S,
 }
 
@@ -268,18 +268,17 @@ impl<S: std::hash::BuildHasher> InlineCodes<S> {
             slots: vec![EMPTY; 1 << 10],
             used: 0,
             longer: PlHashMap::default(),
-            firsts: Vec::new(),
+            numbered: 0,
             state,
         }
     }
 
-    /// The number of `value`, first seen at `row` if it is new.
-    fn code(&mut self, value: &str, row: u32) -> u32 {
+    /// The number of `value`: the next one if it is new.
+    fn code(&mut self, value: &str) -> u32 {
         if value.len() > INLINE {
-            let next = self.firsts.len() as u32;
-            let code = *self.longer.entry(value.into()).or_insert(next);
-            if code == next {
-                self.firsts.push(row);
+            let code = *self.longer.entry(value.into()).or_insert(self.numbered);
+            if code == self.numbered {
+                self.numbered += 1;
             }
             return code;
         }
@@ -296,8 +295,8 @@ impl<S: std::hash::BuildHasher> InlineCodes<S> {
             }
             at = (at + 1) & mask;
         }
-        let code = self.firsts.len() as u32;
-        self.firsts.push(row);
+        let code = self.numbered;
+        self.numbered += 1;
         let mut slot = Slot {
             hash,
             code,
@@ -387,26 +386,20 @@ impl TextToCode {
     /// The part's column of codes (`InlineCodes`).
     pub(crate) fn finish(self) -> PolarsResult<Series> {
         let mut table = InlineCodes::new();
+        // Each value the first time it is seen: in the order of its number.
+        let mut values: Vec<&str> = Vec::new();
         let rows: Vec<u32> = self
             .values()
-            .enumerate()
-            .map(|(row, v)| v.map_or(NULL, |v| table.code(v, row as u32)))
+            .map(|v| {
+                let Some(v) = v else { return NULL };
+                let code = table.code(v);
+                if code as usize == values.len() {
+                    values.push(v);
+                }
+                code
+            })
             .collect();
-        let starts: Vec<usize> = {
-            let mut at = 0usize;
-            self.lens
-                .iter()
-                .map(|&len| {
-                    let start = at;
-                    if len != NO_VALUE {
-                        at += len as usize;
-                    }
-                    start
-                })
-                .collect()
-        };
-        let text_at = |row: u32| &self.text[starts[row as usize]..starts[row as usize] + self.lens[row as usize] as usize];
-        shared_codes(self.name.clone(), table.firsts.iter().map(|&row| text_at(row)), rows)
+        shared_codes(self.name.clone(), values.into_iter(), rows)
     }
 }
 
@@ -544,20 +537,11 @@ mod tests {
     #[test]
     fn the_inline_table_numbers_values_by_first_appearance_and_tells_equal_hashes_apart() {
         let mut t = InlineCodes::new();
-        let values = [
-            "a",
-            "b",
-            "a",
-            "",
-            "b",
-            "c",
-            "x".repeat(23).leak(),
-            "y".repeat(24).leak(),
-            "y".repeat(24).leak(),
-        ];
-        let codes: Vec<u32> = values.iter().enumerate().map(|(row, v)| t.code(v, row as u32)).collect();
-        assert_eq!(codes, [0, 1, 0, 2, 1, 3, 4, 5, 5]);
-        assert_eq!(t.firsts, [0, 1, 3, 5, 6, 7]);
+        let (x23, y24) = ("x".repeat(23), "y".repeat(24));
+        let values = ["a", "b", "a", "", "b", "c", &x23, &y24, &y24, "c"];
+        let codes: Vec<u32> = values.iter().map(|v| t.code(v)).collect();
+        assert_eq!(codes, [0, 1, 0, 2, 1, 3, 4, 5, 5, 3]);
+        assert_eq!(t.numbered, 6);
         // One hash for all: told apart by length and bytes, along the
         // probe, through growing (1,024 slots at first).
         struct Same;
@@ -576,9 +560,9 @@ mod tests {
         }
         let mut t = InlineCodes::with_hasher(Same);
         let values: Vec<String> = (0..3_000).map(|i| format!("{}", i % 1_500)).collect();
-        let codes: Vec<u32> = values.iter().enumerate().map(|(row, v)| t.code(v, row as u32)).collect();
+        let codes: Vec<u32> = values.iter().map(|v| t.code(v)).collect();
         assert_eq!(codes, (0..3_000).map(|i| i % 1_500).collect::<Vec<u32>>());
-        assert_eq!(t.firsts, (0..1_500).collect::<Vec<u32>>());
+        assert_eq!(t.numbered, 1_500);
     }
 
     #[test]
