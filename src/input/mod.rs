@@ -310,8 +310,10 @@ pub(crate) fn read_file(
 }
 
 /// As `read_file`; a CSV file read in parts has its rows handed to
-/// `on_part` part by part, if given (`read::read_csv`). With `coded`, a
-/// CSV file's few-valued text columns are parsed as codes (`categories`).
+/// `on_part` part by part, if given (`read::read_csv`; a Parquet file's
+/// batches alike). With `coded`, a file's few-valued text columns are
+/// parsed as codes (`categories`): a CSV file's as it is parsed, a Parquet
+/// file's batch by batch.
 #[allow(clippy::too_many_arguments)]
 fn read_file_to(
     kind: InputKind,
@@ -327,9 +329,8 @@ fn read_file_to(
     match read::FileFormat::of(path) {
         read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress, on_part, coded),
         read::FileFormat::Parquet => {
-            let r = parquet::read_parquet(kind, path, display, src, header, mapping);
-            progress.inc(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0));
-            r
+            let count = |n: u64| progress.inc(n);
+            parquet::read_parquet(kind, path, display, src, header, mapping, on_part, &count, coded)
         }
     }
 }
@@ -340,7 +341,7 @@ pub(crate) type FileSink<'a> = dyn Fn(InputKind, u32, DataFrame) -> Result<Optio
 
 /// As `load_observed`, passing each parsed file through `sink` as soon as
 /// it is parsed, so a spilled file never waits in memory for the others.
-/// With `by_part`, a big CSV file read in parts goes through `sink` part
+/// With `by_part`, a big CSV or Parquet file read in parts goes through `sink` part
 /// by part as the parts are parsed, so it is never whole in memory either
 /// (such a file then bypasses the parse cache, which stores whole files).
 #[allow(clippy::too_many_arguments)]

@@ -16,11 +16,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use sha2::{Digest, Sha256};
+use rayon::prelude::*;
 
+use super::categories;
 use super::mapping::InputMapping;
 use super::nullable::Nullable;
-use super::read::{decimal_scale, finish_file, hex, io_err, parse_cell, Builder, Cell, CellError, Header, ParsedFile, RowParser};
+use super::read::{
+    decimal_scale, finish_file, io_err, parse_cell, sha256_of, streamed_file, Builder, Cell, CellError, Header, ParsedFile, PartSink,
+    RowParser,
+};
 use super::typed::{typed_column, TypedColumn, TypedValues};
 use super::values;
 use super::{InputError, RejectedRow};
@@ -44,6 +48,14 @@ impl Refusals {
     }
 }
 
+/// A Parquet file is read in batches of whole row groups, each of at
+/// least this many rows (or the whole file, if it has fewer), converted on
+/// their own and in parallel. Read whole, a 10M-row file held its bytes,
+/// every column as polars read it, the same columns as text and the
+/// parsed columns at once, and was converted on one thread.
+const BATCH_ROWS: usize = 1 << 20;
+
+#[allow(clippy::too_many_arguments)]
 pub(super) fn read_parquet(
     kind: InputKind,
     path: &Path,
@@ -51,15 +63,148 @@ pub(super) fn read_parquet(
     src: u32,
     header: &Header,
     mapping: &InputMapping,
+    on_batch: Option<&PartSink>,
+    count: &(dyn Fn(u64) + Sync),
+    coded: bool,
 ) -> Result<ParsedFile, InputError> {
-    let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-    let digest = hex(&Sha256::digest(&bytes));
-    let raw = ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
-        .map_err(|e| InputError::Parquet {
-            path: PathBuf::from(path),
-            message: e.to_string(),
-        })?;
+    // Batches handed on are held only until their wave is: smaller ones
+    // keep a partitioned scan's read under its memory.
+    let batch_rows = match on_batch {
+        Some(_) => STREAMED_BATCH_ROWS,
+        None => BATCH_ROWS,
+    };
+    read_in_batches(kind, path, display, src, header, mapping, on_batch, count, coded, batch_rows)
+}
+
+/// The batches of a file whose rows a partitioned scan takes as they are
+/// read: one row group of polars' writer (and of many others).
+const STREAMED_BATCH_ROWS: usize = 1 << 18;
+
+/// As `read_parquet`, in batches of at least `batch_rows` rows. With
+/// `on_batch` (a partitioned scan), each batch's accepted rows go there, in
+/// the file's order, as soon as the batches before it have; the file is
+/// never whole in memory. With `coded`, each batch's few-valued text is
+/// coded (`categories::code`) before the next is added: the file's text of
+/// them is never whole in memory (2.3 GB at 10M rows of text Parquet).
+#[allow(clippy::too_many_arguments)]
+fn read_in_batches(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+    on_batch: Option<&PartSink>,
+    count: &(dyn Fn(u64) + Sync),
+    coded: bool,
+    batch_rows: usize,
+) -> Result<ParsedFile, InputError> {
+    let parquet_err = |e: PolarsError| InputError::Parquet {
+        path: PathBuf::from(path),
+        message: e.to_string(),
+    };
+    let open = || std::fs::File::open(path).map_err(|e| io_err(path, e));
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let metadata = ParquetReader::new(open()?).get_metadata().map_err(parquet_err)?.clone();
+    let batches = batches(metadata.row_groups.iter().map(|g| g.num_rows()), batch_rows);
+    let total = metadata.num_rows.max(1) as u64;
+    let read_batch = |&(offset, len): &(usize, usize)| -> Result<Batch, InputError> {
+        let mut reader = ParquetReader::new(open()?);
+        reader.set_metadata(metadata.clone());
+        // One batch is the whole file, read with polars' own parallelism;
+        // several are read side by side, each on one thread.
+        let reader = match batches.len() {
+            1 => reader,
+            _ => reader.with_slice(Some((offset, len))).read_parallel(ParallelStrategy::None),
+        };
+        let raw = reader.finish().map_err(parquet_err)?;
+        let batch = convert(kind, path, display, src, header, mapping, raw, offset)?;
+        count(size * len as u64 / total);
+        Ok(batch)
+    };
+    // The digest is of the whole file in order: one thread reads it while
+    // the others convert batches.
+    let (digest, read) = rayon::join(
+        || sha256_of(path).map_err(|e| io_err(path, e)),
+        || -> Result<(Option<DataFrame>, u64, Vec<RejectedRow>), InputError> {
+            let (mut all, mut accepted, mut rejected) = (None::<DataFrame>, 0u64, Vec::new());
+            // In waves of one batch per thread, taken in order: a batch's
+            // text is held only until its wave is coded or handed on.
+            for chunk in batches.chunks(rayon::current_num_threads().max(1)) {
+                let done: Vec<Result<Batch, InputError>> = chunk.par_iter().map(read_batch).collect();
+                for b in done {
+                    let mut b = b?;
+                    if coded {
+                        // In the file's order, as the whole file was coded:
+                        // each column's values get their codes in row order.
+                        categories::code(&mut b.df, kind, &[]).map_err(|e| InputError::Internal(e.to_string()))?;
+                    }
+                    accepted += b.df.height() as u64;
+                    rejected.extend(b.rejected);
+                    match (on_batch, &mut all) {
+                        (Some(sink), _) => sink(b.df)?,
+                        (None, None) => all = Some(b.df),
+                        (None, Some(acc)) => {
+                            acc.vstack_mut_owned(b.df).map_err(|e| InputError::Internal(e.to_string()))?;
+                        }
+                    }
+                }
+            }
+            if let Some(df) = &mut all {
+                df.rechunk_mut_par();
+            }
+            debug_assert!(on_batch.is_some() || all.as_ref().is_some_and(|df| df.height() as u64 == accepted));
+            Ok((all, accepted, rejected))
+        },
+    );
+    let (df, accepted, rejected) = read?;
+    let digest = digest?;
+    let read = metadata.num_rows as u64;
+    Ok(match df {
+        Some(df) => finish_file(kind, display, digest, read, df, rejected),
+        None => streamed_file(kind, display, digest, read, accepted, rejected),
+    })
+}
+
+/// Batches of whole row groups of at least `batch_rows` rows each (the
+/// last may have fewer), as (first row, rows); one batch for a file
+/// without rows.
+fn batches(group_rows: impl Iterator<Item = usize>, batch_rows: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    for rows in group_rows {
+        len += rows;
+        if len >= batch_rows {
+            out.push((start, len));
+            start += len;
+            len = 0;
+        }
+    }
+    if len > 0 || out.is_empty() {
+        out.push((start, len));
+    }
+    out
+}
+
+/// A batch converted: its accepted rows and its rejected rows.
+struct Batch {
+    df: DataFrame,
+    rejected: Vec<RejectedRow>,
+}
+
+/// The rows of `raw`, rows `offset` on of a file, checked as the contract
+/// says: accepted (`df`) or rejected with the reason.
+#[allow(clippy::too_many_arguments)]
+fn convert(
+    kind: InputKind,
+    path: &Path,
+    display: &str,
+    src: u32,
+    header: &Header,
+    mapping: &InputMapping,
+    raw: DataFrame,
+    offset: usize,
+) -> Result<Batch, InputError> {
     // A column that holds no single values (a list, a struct) stops the run.
     if let Some(c) = raw.columns().iter().find(|c| c.dtype().is_nested()) {
         return Err(bad_type(path, c.as_materialized_series()));
@@ -94,17 +239,18 @@ pub(super) fn read_parquet(
         texts[i] = Some(text);
     }
     let n = raw.height();
+    drop(raw);
     let df = if header.cases.is_empty() {
-        by_columns(kind, header, mapping, src, n, typed, &texts, used.len(), &mut refusals)?
+        by_columns(kind, header, mapping, src, n, offset, typed, &texts, used.len(), &mut refusals)?
     } else {
-        by_rows(kind, header, mapping, src, n, &texts, &mut refusals)?
+        by_rows(kind, header, mapping, src, n, offset, &texts, &mut refusals)?
     };
     let rejected = refusals
         .0
         .into_iter()
-        .map(|(row, (_, column, value, reason))| RejectedRow::new(kind, display, row as u64 + 1, &column, &value, reason))
+        .map(|(row, (_, column, value, reason))| RejectedRow::new(kind, display, (offset + row) as u64 + 1, &column, &value, reason))
         .collect();
-    Ok(finish_file(kind, display, digest, n as u64, df, rejected))
+    Ok(Batch { df, rejected })
 }
 
 fn bad_type(path: &Path, s: &Series) -> InputError {
@@ -158,12 +304,14 @@ fn as_text(path: &Path, s: &Series) -> Result<(StringChunked, Vec<usize>), Input
 
 /// The rows of a mapping with kinds of row: each row's columns depend on
 /// its values, so each row goes through the row parser, as a CSV row does.
+#[allow(clippy::too_many_arguments)]
 fn by_rows(
     kind: InputKind,
     header: &Header,
     mapping: &InputMapping,
     src: u32,
     n: usize,
+    offset: usize,
     texts: &[Option<StringChunked>],
     refusals: &mut Refusals,
 ) -> Result<DataFrame, InputError> {
@@ -173,7 +321,7 @@ fn by_rows(
             continue;
         }
         let field = |i: usize| texts.get(i).and_then(Option::as_ref).and_then(|c| c.get(row));
-        if let Err((column, value, reason)) = parser.push(header, field, src, row as u64 + 1) {
+        if let Err((column, value, reason)) = parser.push(header, field, src, (offset + row) as u64 + 1) {
             refusals.add(row, 0, &column, &value, reason);
         }
     }
@@ -190,6 +338,7 @@ fn by_columns(
     mapping: &InputMapping,
     src: u32,
     n: usize,
+    offset: usize,
     mut typed: Vec<Option<TypedColumn>>,
     texts: &[Option<StringChunked>],
     checks_before: usize,
@@ -245,7 +394,7 @@ fn by_columns(
         }
     }
     parser.src = vec![src; n];
-    parser.lines = (1..=n as u64).collect();
+    parser.lines = (offset as u64 + 1..=(offset + n) as u64).collect();
     let df = parser.finish(header).map_err(|e| InputError::Internal(e.to_string()))?;
     if refusals.0.is_empty() {
         return Ok(df);
@@ -420,6 +569,102 @@ T6,\"=\"\"M2\"\"\",2026-09-21 14:13:20,purchase,approved,6,card,w\n";
         let (pq, text) = both(df, csv, &constant);
         assert_eq!(pq.stats.rows_rejected, 1);
         assert_eq!(reasons(&pq, 0), reasons(&text, 1));
+    }
+
+    /// A file of 11 rows in row groups of 3, rows 2, 5, 6 and 10 refused
+    /// (a bad amount, a missing merchant, an unknown type), read in
+    /// batches of `batch_rows` (handed to a sink with `streamed`).
+    fn in_batches(mapping_yaml: &str, batch_rows: usize, streamed: bool, coded: bool) -> (ParsedFile, DataFrame) {
+        let n = 11;
+        let text = |f: &dyn Fn(usize) -> Option<String>| (0..n).map(f).collect::<Vec<_>>();
+        let mut df = DataFrame::new(
+            n,
+            vec![
+                Column::new("txn_id".into(), text(&|i| Some(format!("T{i}")))),
+                Column::new("merchant_id".into(), text(&|i| (i != 5).then(|| format!("M{}", i % 4)))),
+                Column::new("txn_time".into(), text(&|i| Some(format!("2026-09-{:02} 14:13:20", i + 1)))),
+                Column::new(
+                    "txn_type".into(),
+                    text(&|i| Some(if i == 6 { "cashout" } else { "purchase" }.into())),
+                ),
+                Column::new("status".into(), text(&|_| Some("approved".into()))),
+                Column::new(
+                    "amount".into(),
+                    text(&|i| Some(if i == 2 || i == 10 { "1.001".into() } else { format!("{i}.50") })),
+                ),
+                Column::new("payment_method".into(), text(&|_| Some("card".into()))),
+                Column::new("memo".into(), text(&|i| Some(if i % 3 == 0 { "y" } else { " x " }.into()))),
+            ],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        ParquetWriter::new(std::fs::File::create(&path).unwrap())
+            .with_row_group_size(Some(3))
+            .finish(&mut df)
+            .unwrap();
+        let m = Mapping::parse(mapping_yaml, Path::new("m.yaml")).unwrap();
+        let kind = InputKind::Transactions;
+        let mapping = m.get(kind);
+        let header = read_header(kind, &path, mapping).unwrap();
+        let got = std::sync::Mutex::new(Vec::new());
+        let sink = |df: DataFrame| -> Result<(), InputError> {
+            got.lock().unwrap().push(df);
+            Ok(())
+        };
+        let on_batch: Option<&PartSink> = if streamed { Some(&sink) } else { None };
+        let count = |_: u64| {};
+        let file = read_in_batches(kind, &path, "t.parquet", 0, &header, mapping, on_batch, &count, coded, batch_rows).unwrap();
+        let mut handed = DataFrame::empty();
+        for part in got.into_inner().unwrap() {
+            match handed.width() {
+                0 => handed = part,
+                _ => {
+                    handed.vstack_mut_owned(part).unwrap();
+                }
+            }
+        }
+        (file, handed)
+    }
+
+    #[test]
+    fn batches_of_row_groups_accept_reject_and_number_rows_as_the_whole_file_does() {
+        assert_eq!(batches([3, 3, 3, 2].into_iter(), 4), [(0, 6), (6, 5)]);
+        assert_eq!(batches([3, 3, 3, 2].into_iter(), 3), [(0, 3), (3, 3), (6, 3), (9, 2)]);
+        assert_eq!(batches([3, 3].into_iter(), 100), [(0, 6)]);
+        assert_eq!(batches(std::iter::empty(), 4), [(0, 0)]);
+        let absent = "transactions:\n  absent: [terminal_sn, card_type, card_no_masked, card_hash, entry_mode, mcc, location_city_code, original_txn_id, settlement_account_number, fee, lat, lon]\n";
+        // Kinds of row go through the row parser, row by row.
+        let cases = format!("{absent}  rows:\n    - when: {{memo: y}}\n      constants: {{status: declined}}\n");
+        for mapping in [absent.to_string(), cases] {
+            let (whole, _) = in_batches(&mapping, usize::MAX, false, false);
+            assert_eq!(whole.stats.rows_accepted, 7, "{:?}", whole.rejected);
+            let lines: Vec<u64> = whole.rejected.iter().map(|r| r.line).collect();
+            assert_eq!(lines, [3, 6, 7, 11]);
+            for batch_rows in [1, 4, 7] {
+                let (batched, _) = in_batches(&mapping, batch_rows, false, false);
+                assert_eq!(reasons(&batched, 0), reasons(&whole, 0), "batches of {batch_rows}");
+                assert!(
+                    batched.df.equals_missing(&whole.df),
+                    "batches of {batch_rows}:\n{:?}\n{:?}",
+                    batched.df,
+                    whole.df
+                );
+                assert_eq!(batched.df.column(LINE_COL).unwrap().n_chunks(), 1, "rechunked");
+                assert_eq!(batched.stats.sha256, whole.stats.sha256);
+                // Coded batch by batch as the whole frame is coded.
+                let (coded, _) = in_batches(&mapping, batch_rows, false, true);
+                let mut whole_coded = whole.df.clone();
+                categories::code(&mut whole_coded, InputKind::Transactions, &[]).unwrap();
+                assert!(coded.df.column("merchant_id").unwrap().dtype().is_categorical());
+                assert!(coded.df.equals_missing(&whole_coded), "coded in batches of {batch_rows}");
+                let (streamed, handed) = in_batches(&mapping, batch_rows, true, false);
+                assert!(streamed.streamed && streamed.df.height() == 0);
+                assert_eq!(streamed.stats.rows_accepted, 7);
+                assert_eq!(reasons(&streamed, 0), reasons(&whole, 0));
+                assert!(handed.equals_missing(&whole.df), "handed on in batches of {batch_rows}");
+            }
+        }
     }
 
     #[test]

@@ -748,9 +748,15 @@ fn streamed_parts_of(size: u64, mapping: &InputMapping) -> usize {
     }
 }
 
-/// Whether the file at `path` is CSV read in parts (see `read_csv`).
+/// Whether the file at `path` is read in parts: CSV that `read_csv`
+/// parses in parts, or Parquet of more than a part's bytes, which
+/// `parquet::read_parquet` reads in batches of row groups.
 pub(crate) fn read_in_parts(path: &Path, mapping: &InputMapping) -> bool {
-    FileFormat::of(path) == FileFormat::Csv && parts_of(std::fs::metadata(path).map(|m| m.len()).unwrap_or(0), mapping) > 1
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    match FileFormat::of(path) {
+        FileFormat::Csv => parts_of(size, mapping) > 1,
+        FileFormat::Parquet => size > part_bytes(),
+    }
 }
 
 enum ParseError {
@@ -805,7 +811,7 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
-fn sha256_of(path: &Path) -> std::io::Result<String> {
+pub(super) fn sha256_of(path: &Path) -> std::io::Result<String> {
     let mut h = Sha256::new();
     hash_file(path, &mut h)?;
     Ok(hex(&h.finalize()))
@@ -1246,7 +1252,14 @@ pub(super) fn finish_file(
 }
 
 /// A file whose `accepted` rows went to a `PartSink`.
-fn streamed_file(kind: InputKind, display: &str, sha256: String, read: u64, accepted: u64, rejected: Vec<RejectedRow>) -> ParsedFile {
+pub(super) fn streamed_file(
+    kind: InputKind,
+    display: &str,
+    sha256: String,
+    read: u64,
+    accepted: u64,
+    rejected: Vec<RejectedRow>,
+) -> ParsedFile {
     parsed_file(kind, display, sha256, read, accepted, DataFrame::empty(), rejected, true)
 }
 
