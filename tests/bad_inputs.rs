@@ -888,3 +888,36 @@ fn half_written_outputs_a_killed_scan_left_are_removed_by_the_next_scan_and_live
     serde_json::from_str::<Value>(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
     drop(held);
 }
+
+#[test]
+fn parquet_cut_short_or_not_parquet_stops_with_the_file_named() {
+    use polars::prelude::*;
+    for (case, partitions) in [("truncated", None), ("truncated", Some("2")), ("not parquet", None)] {
+        let (work, data) = base_work();
+        transactions_parquet(&data, "txn_id", |n, c| Column::new(n.into(), c.to_vec()));
+        let path = data.join("transactions.parquet");
+        let bytes = std::fs::read(&path).unwrap();
+        let broken = match case {
+            "truncated" => bytes[..bytes.len() / 2].to_vec(),
+            _ => b"PAR1 not a Parquet file at all".to_vec(),
+        };
+        std::fs::write(&path, broken).unwrap();
+        // A partitioned scan hands a big file's batches on as they are read;
+        // at this part size this file is one.
+        let mut args = vec!["--fail-on", "never"];
+        args.extend(partitions.map(|p| ["--partitions", p]).into_iter().flatten());
+        let o = common::posaudit_command()
+            .args(scan_args(&args))
+            .env("POSAUDIT_PART_BYTES", "64")
+            .current_dir(work.path())
+            .output()
+            .unwrap();
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{case} {partitions:?}: {err}");
+        assert!(
+            err.contains("transactions.parquet") && err.contains("not readable as Parquet"),
+            "{case} {partitions:?}: {err}"
+        );
+        invariants("parquet_broken", &data, work.path(), &work.path().join("out"), &o);
+    }
+}
