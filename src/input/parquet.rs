@@ -119,7 +119,8 @@ fn read_in_batches(
         };
         let raw = reader.finish().map_err(parquet_err)?;
         let batch = convert(kind, path, display, src, header, mapping, raw, offset)?;
-        count(size * len as u64 / total);
+        // In 128 bits: a file's bytes times a batch's rows can pass 2^64.
+        count((u128::from(size) * len as u128 / u128::from(total)) as u64);
         Ok(batch)
     };
     // The digest is of the whole file in order: one thread reads it while
