@@ -107,7 +107,11 @@ fn read_in_batches(
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let metadata = ParquetReader::new(open()?).get_metadata().map_err(parquet_err)?.clone();
     let batches = batches(metadata.row_groups.iter().map(|g| g.num_rows()), batch_rows);
-    let total = metadata.num_rows.max(1) as u64;
+    // The bytes a batch counts for the progress bar: its share of the
+    // file, the last batch what is left, so that the counts add up to the
+    // file's size (an empty file's included). In 128 bits: a file's bytes
+    // times a row count can pass 2^64.
+    let bytes_before = |row: usize| (u128::from(size) * row as u128 / metadata.num_rows.max(1) as u128) as u64;
     let read_batch = |&(offset, len): &(usize, usize)| -> Result<Batch, InputError> {
         let mut reader = ParquetReader::new(open()?);
         reader.set_metadata(metadata.clone());
@@ -119,8 +123,11 @@ fn read_in_batches(
         };
         let raw = reader.finish().map_err(parquet_err)?;
         let batch = convert(kind, path, display, src, header, mapping, raw, offset)?;
-        // In 128 bits: a file's bytes times a batch's rows can pass 2^64.
-        count((u128::from(size) * len as u128 / u128::from(total)) as u64);
+        let end = match offset + len >= metadata.num_rows {
+            true => size,
+            false => bytes_before(offset + len),
+        };
+        count(end - bytes_before(offset));
         Ok(batch)
     };
     // The digest is of the whole file in order: one thread reads it while
@@ -572,11 +579,10 @@ T6,\"=\"\"M2\"\"\",2026-09-21 14:13:20,purchase,approved,6,card,w\n";
         assert_eq!(reasons(&pq, 0), reasons(&text, 1));
     }
 
-    /// A file of 11 rows in row groups of 3, rows 2, 5, 6 and 10 refused
+    /// A file of `n` rows (11 in most tests) in row groups of 3, rows 2, 5, 6 and 10 refused
     /// (a bad amount, a missing merchant, an unknown type), read in
     /// batches of `batch_rows` (handed to a sink with `streamed`).
-    fn in_batches(mapping_yaml: &str, batch_rows: usize, streamed: bool, coded: bool) -> (ParsedFile, DataFrame) {
-        let n = 11;
+    fn in_batches(n: usize, mapping_yaml: &str, batch_rows: usize, streamed: bool, coded: bool) -> (ParsedFile, DataFrame) {
         let text = |f: &dyn Fn(usize) -> Option<String>| (0..n).map(f).collect::<Vec<_>>();
         let mut df = DataFrame::new(
             n,
@@ -614,8 +620,25 @@ T6,\"=\"\"M2\"\"\",2026-09-21 14:13:20,purchase,approved,6,card,w\n";
             Ok(())
         };
         let on_batch: Option<&PartSink> = if streamed { Some(&sink) } else { None };
-        let count = |_: u64| {};
+        let counted = std::sync::atomic::AtomicU64::new(0);
+        let count = |n: u64| {
+            counted.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
         let file = read_in_batches(kind, &path, "t.parquet", 0, &header, mapping, on_batch, &count, coded, batch_rows).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        {
+            use sha2::Digest;
+            assert_eq!(
+                file.stats.sha256,
+                crate::input::read::hex(&sha2::Sha256::digest(&bytes)),
+                "the file's own digest"
+            );
+        }
+        assert_eq!(
+            counted.into_inner(),
+            bytes.len() as u64,
+            "progress counts the whole file, batch by batch"
+        );
         let mut handed = DataFrame::empty();
         for part in got.into_inner().unwrap() {
             match handed.width() {
@@ -637,13 +660,16 @@ T6,\"=\"\"M2\"\"\",2026-09-21 14:13:20,purchase,approved,6,card,w\n";
         let absent = "transactions:\n  absent: [terminal_sn, card_type, card_no_masked, card_hash, entry_mode, mcc, location_city_code, original_txn_id, settlement_account_number, fee, lat, lon]\n";
         // Kinds of row go through the row parser, row by row.
         let cases = format!("{absent}  rows:\n    - when: {{memo: y}}\n      constants: {{status: declined}}\n");
+        // A file without rows: nothing accepted, its bytes counted all the same.
+        let (empty, _) = in_batches(0, absent, 4, false, false);
+        assert_eq!((empty.stats.rows_read, empty.df.height()), (0, 0));
         for mapping in [absent.to_string(), cases] {
-            let (whole, _) = in_batches(&mapping, usize::MAX, false, false);
+            let (whole, _) = in_batches(11, &mapping, usize::MAX, false, false);
             assert_eq!(whole.stats.rows_accepted, 7, "{:?}", whole.rejected);
             let lines: Vec<u64> = whole.rejected.iter().map(|r| r.line).collect();
             assert_eq!(lines, [3, 6, 7, 11]);
             for batch_rows in [1, 4, 7] {
-                let (batched, _) = in_batches(&mapping, batch_rows, false, false);
+                let (batched, _) = in_batches(11, &mapping, batch_rows, false, false);
                 assert_eq!(reasons(&batched, 0), reasons(&whole, 0), "batches of {batch_rows}");
                 assert!(
                     batched.df.equals_missing(&whole.df),
@@ -652,14 +678,13 @@ T6,\"=\"\"M2\"\"\",2026-09-21 14:13:20,purchase,approved,6,card,w\n";
                     whole.df
                 );
                 assert_eq!(batched.df.column(LINE_COL).unwrap().n_chunks(), 1, "rechunked");
-                assert_eq!(batched.stats.sha256, whole.stats.sha256);
                 // Coded batch by batch as the whole frame is coded.
-                let (coded, _) = in_batches(&mapping, batch_rows, false, true);
+                let (coded, _) = in_batches(11, &mapping, batch_rows, false, true);
                 let mut whole_coded = whole.df.clone();
                 categories::code(&mut whole_coded, InputKind::Transactions, &[]).unwrap();
                 assert!(coded.df.column("merchant_id").unwrap().dtype().is_categorical());
                 assert!(coded.df.equals_missing(&whole_coded), "coded in batches of {batch_rows}");
-                let (streamed, handed) = in_batches(&mapping, batch_rows, true, false);
+                let (streamed, handed) = in_batches(11, &mapping, batch_rows, true, false);
                 assert!(streamed.streamed && streamed.df.height() == 0);
                 assert_eq!(streamed.stats.rows_accepted, 7);
                 assert_eq!(reasons(&streamed, 0), reasons(&whole, 0));
