@@ -9,38 +9,61 @@
 
 use crate::input::InputPlan;
 
-/// Peak memory of an in-memory scan per byte of input, measured with the
-/// full pack (README, sessions 10 and 11): 10.7M transactions as one 2.19
-/// GB CSV peaked at 8.2-8.4 GiB, about 4.0 bytes per byte (31 daily files
-/// alike); as typed Parquet (450 MB) at 8.0 GiB, about 19. A margin is
-/// added to both.
-const PER_TEXT_BYTE: f64 = 4.5;
-const PER_COMPRESSED_BYTE: f64 = 21.0;
-/// What a scan holds whatever its input: 1M rows in 220 MB of CSV peaked
-/// at 1,290 MiB, 345 MiB over 4.5 bytes per byte; 68 MB at 465 MiB, 160
-/// over; the 1.8 MB demo at 118 MiB.
+/// Peak memory of an in-memory scan per byte of CSV, measured with the
+/// full pack (session 31, release build, 2 threads): the 10M month as one
+/// 2.19 GB CSV peaked at 3,451-3,794 MiB over five runs (1.65-1.82 bytes
+/// a byte with no base), the 1M month (220 MB) at 771 MiB, and a 3M month
+/// of another seed (`--seed 3131`, 658 MB), not used before, at 1,542 MiB.
+/// 2.4 bytes a byte over `BASE` is 1.42x, 1.15x and 1.23x those. It was
+/// 4.5 until session 31, from peaks of 8.2-8.4 GiB that later sessions
+/// cut. A CSV with narrower rows than these (199 bytes a transaction)
+/// holds more per byte: the estimate is of bytes, not rows, so that it
+/// needs no read of the file.
+const PER_TEXT_BYTE: f64 = 2.4;
+/// Peak memory per row of a Parquet file (counted in its footer, not
+/// read): its bytes say little, as codecs, dictionaries and types pack
+/// rows very differently (these files: 41-45 bytes a row). The 10M month
+/// as typed Parquet (10.86M rows of all inputs) peaked at 3,516-3,876 MiB
+/// in one file (339-374 bytes a row, with no base); the 1M month (1.09M
+/// rows) at 595 MiB; the 3M month of another seed as text Parquet (3.21M
+/// rows, beside 18 MB of CSV) at 1,547 MiB. 440 bytes a row is 1.27x,
+/// 1.41x and 1.15x those. Until session 31 a Parquet byte counted
+/// 21 bytes, 2.8x the 10M file's peak since its reading in batches.
+const PER_PARQUET_ROW: u64 = 440;
+/// Peak memory per byte of an Excel workbook, whose cells are all held
+/// while it is read. Not measured since session 11's estimate of 21 bytes
+/// a byte for compressed inputs; kept, as an overestimate errs toward
+/// partitions.
+const PER_WORKBOOK_BYTE: f64 = 21.0;
+/// What a scan holds whatever its input (the 1.8 MB demo peaks at 93
+/// MiB; at 1M rows, the rows' share is about half of the peak).
 const BASE: u64 = 384 << 20;
 /// What a partitioned scan holds besides its share of the data (10M rows
-/// in 8 partitions peaked at 2.0 GB, of which 1.1 GB the share; 1.7 GB
+/// in 8 partitions peaked at 2.0 GB, of which 1.1 GB the share; 1.4 GB
 /// since the read hands on 32 MB parts: the rest is kept as a margin).
 const PARTITIONED_BASE: u64 = 1 << 30;
 
-/// An in-memory scan's peak, estimated from the sizes of its files.
+/// An in-memory scan's peak, estimated from the sizes of its files (and
+/// a Parquet file's row count).
 pub(crate) fn estimate(plan: &InputPlan) -> u64 {
-    let bytes: f64 = plan
-        .files
-        .values()
-        .flatten()
-        .filter_map(|p| {
-            let len = std::fs::metadata(p).ok()?.len() as f64;
-            let compressed = p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "parquet" | "xlsx"));
-            Some(len * if compressed { PER_COMPRESSED_BYTE } else { PER_TEXT_BYTE })
-        })
-        .sum();
+    let bytes: f64 = plan.files.values().flatten().filter_map(|p| file_estimate(p)).sum();
     BASE + bytes as u64
+}
+
+/// What reading and scanning one file adds to the peak, by its format.
+/// Nothing for a file that is not there; a Parquet file whose footer
+/// does not read is weighed by its size as a workbook is.
+fn file_estimate(path: &std::path::Path) -> Option<f64> {
+    let len = std::fs::metadata(path).ok()?.len() as f64;
+    let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    Some(match extension.as_deref() {
+        Some("parquet") => match crate::input::parquet_rows(path) {
+            Some(rows) => (rows as u64 * PER_PARQUET_ROW) as f64,
+            None => len * PER_WORKBOOK_BYTE,
+        },
+        Some("xlsx") => len * PER_WORKBOOK_BYTE,
+        _ => len * PER_TEXT_BYTE,
+    })
 }
 
 /// Memory free for the scan: the system's available memory, or less when
@@ -150,23 +173,35 @@ fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use polars::prelude::*;
 
     #[test]
-    fn compressed_files_weigh_more_than_text_per_byte() {
+    fn text_is_weighed_by_its_bytes_parquet_by_its_rows_and_a_workbook_by_its_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let csv = dir.path().join("transactions.csv");
-        let parquet = dir.path().join("transactions.parquet");
-        std::fs::write(&csv, vec![b'x'; 1 << 20]).unwrap();
-        std::fs::write(&parquet, vec![b'x'; 1 << 20]).unwrap();
         let plan = |p: &std::path::Path| {
             let mut plan = InputPlan::default();
             plan.files.insert(crate::input::InputKind::Transactions, vec![p.to_path_buf()]);
             plan
         };
-        let text = estimate(&plan(&csv)) - BASE;
-        let packed = estimate(&plan(&parquet)) - BASE;
-        assert_eq!(text, (PER_TEXT_BYTE * (1 << 20) as f64) as u64);
-        assert!(packed > 4 * text);
+        let csv = dir.path().join("transactions.csv");
+        std::fs::write(&csv, vec![b'x'; 1 << 20]).unwrap();
+        assert_eq!(estimate(&plan(&csv)) - BASE, (PER_TEXT_BYTE * (1 << 20) as f64) as u64);
+        // 5,000 rows in a Parquet file of a few kilobytes: its rows count,
+        // not its bytes.
+        let parquet = dir.path().join("transactions.parquet");
+        let mut df = df!("txn_id" => (0..5_000i64).collect::<Vec<_>>(), "amount" => vec!["1.00"; 5_000]).unwrap();
+        ParquetWriter::new(std::fs::File::create(&parquet).unwrap())
+            .finish(&mut df)
+            .unwrap();
+        assert!(std::fs::metadata(&parquet).unwrap().len() < 100_000);
+        assert_eq!(estimate(&plan(&parquet)) - BASE, 5_000 * PER_PARQUET_ROW);
+        // A file named Parquet that is not one, and a workbook: by bytes.
+        let junk = dir.path().join("junk.parquet");
+        std::fs::write(&junk, vec![b'x'; 1 << 10]).unwrap();
+        assert_eq!(estimate(&plan(&junk)) - BASE, (PER_WORKBOOK_BYTE * 1024.0) as u64);
+        let xlsx = dir.path().join("transactions.XLSX");
+        std::fs::write(&xlsx, vec![b'x'; 1 << 10]).unwrap();
+        assert_eq!(estimate(&plan(&xlsx)) - BASE, (PER_WORKBOOK_BYTE * 1024.0) as u64);
         // A file that is not there counts nothing.
         assert_eq!(estimate(&plan(&dir.path().join("gone.csv"))), BASE);
     }

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 
 pub use crate::contract::InputKind;
 use mapping::Mapping;
+pub(crate) use parquet::row_count as parquet_rows;
 pub use read::{FileStats, Header, LINE_COL, SRC_COL};
 
 #[derive(Debug, thiserror::Error)]

@@ -55,6 +55,13 @@ impl Refusals {
 /// parsed columns at once, and was converted on one thread.
 const BATCH_ROWS: usize = 1 << 20;
 
+/// The rows a Parquet file holds, as its footer says, without reading
+/// them (for the memory estimate before a scan); None where the file is
+/// not readable as Parquet (the read says why).
+pub(crate) fn row_count(path: &Path) -> Option<usize> {
+    ParquetReader::new(std::fs::File::open(path).ok()?).num_rows().ok()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn read_parquet(
     kind: InputKind,
