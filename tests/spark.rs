@@ -299,6 +299,59 @@ fn the_demo_on_spark_gives_the_scans_findings_byte_for_byte() {
     both_ways(&[demo.to_str().unwrap()], "2026-11-20", &t.path().join("demo"), &job, 1);
 }
 
+/// Two merchants whose refunds are exactly 10% of their sales and one fen
+/// more: `SUS-REF-01`'s `refunds > ${share} * sales` with `share: 0.1`.
+/// Polars read a bare 0.1 as a float (and found the first merchant above
+/// 10%) where Spark reads a decimal; the parameter is now a decimal on both.
+#[test]
+fn a_share_of_exactly_ten_percent_is_not_above_it_in_the_engine_or_on_spark() {
+    if !require_spark() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    common::copy_dir(&root().join("fixtures/demo"), &data);
+    let header = "txn_id,merchant_id,terminal_sn,txn_time,txn_type,status,amount,payment_method,card_type,card_no_masked,card_hash,entry_mode,mcc,fee,location_city_code,lat,lon,original_txn_id,settlement_account_number";
+    let mut csv = format!("{header}\n");
+    for (m, last) in [("822100099990001", "200.04"), ("822100099990002", "200.05")] {
+        for (i, (kind, amount, day, original)) in [
+            ("purchase", "3000.00", "01", ""),
+            ("purchase", "2000.40", "02", ""),
+            ("refund", "300.00", "05", "P0"),
+            ("refund", last, "06", "P1"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let tag = &m[14..];
+            let original = if original.is_empty() {
+                String::new()
+            } else {
+                format!("X{tag}{original}")
+            };
+            let id = format!("X{tag}{}", if kind == "purchase" { format!("P{i}") } else { format!("R{i}") });
+            csv += &format!(
+                "{id},{m},SN9999000{tag},2026-11-{day} 12:00:00,{kind},approved,{amount},qr_unionpay,,,hb{tag}{},qr_dynamic,5691,0.00,110105,39.9,116.4,{original},\n",
+                i % 2
+            );
+        }
+    }
+    std::fs::write(data.join("transactions/2026-11-01.csv"), csv).unwrap();
+    let job = t.path().join("job");
+    export(&job);
+    let work = t.path().join("run");
+    both_ways(&[data.to_str().unwrap()], "2026-11-20", &work, &job, 1);
+    let refunds: Vec<String> = jsonl(&work.join("scan/findings.jsonl"))
+        .iter()
+        .filter(|f| f["rule_id"] == "SUS-REF-01" && f["merchant_id"].as_str().unwrap().starts_with("82210009999"))
+        .map(|f| f["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        refunds,
+        ["merchant 822100099990002 refunded 500.05 yuan against 5000.40 yuan of sales within 30 days"]
+    );
+}
+
 #[test]
 fn a_generated_month_prepared_in_three_partitions_on_spark_gives_the_scans_findings() {
     if !require_spark() {

@@ -305,7 +305,7 @@ pub(crate) fn max_floors(having: &str) -> Vec<(String, f64, bool)> {
                 Some(v) => (false, v),
                 None => (true, rest.strip_prefix('>')?),
             };
-            let v: f64 = v.parse().ok().filter(|v: &f64| v.is_finite())?;
+            let v = floor_value(v)?;
             valid.then(|| (column.to_ascii_lowercase(), v, strict))
         })
         .collect()
@@ -347,7 +347,7 @@ pub(crate) fn sum_floors(having: &str) -> Vec<(String, f64, bool)> {
                 Some(v) => (false, v.to_string()),
                 None => (true, rest.strip_prefix('>')?.to_string()),
             };
-            let v: f64 = v.parse().ok().filter(|v: &f64| v.is_finite())?;
+            let v = floor_value(&v)?;
             let nonnegative = branch.captures_iter(sum).all(|c| {
                 c[2].trim_end_matches(')')
                     .trim_end_matches("END")
@@ -358,6 +358,25 @@ pub(crate) fn sum_floors(having: &str) -> Vec<(String, f64, bool)> {
             (nonnegative && has_else).then(|| (sum.trim().to_string(), v, strict))
         })
         .collect()
+}
+
+/// A floor's number, written plain (`5000`, `4999.5`) or as a fractional
+/// parameter is substituted (`CAST('4999.5' AS DECIMAL(5, 1))`, with or
+/// without its spaces). Read as the nearest float, as the sums it is
+/// compared with are: rounding to the nearest float never reverses an
+/// order, and amounts of fen below 2^53 that differ stay apart as floats,
+/// so no key that can pass its floor is pruned.
+fn floor_value(v: &str) -> Option<f64> {
+    let v: String = v.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
+    let number = match v.strip_prefix("CAST('") {
+        Some(rest) => {
+            let (number, cast) = rest.split_once('\'')?;
+            cast.strip_prefix("ASDECIMAL(")?.strip_suffix("))")?;
+            number.to_string()
+        }
+        None => v,
+    };
+    number.parse().ok().filter(|v: &f64| v.is_finite())
 }
 
 /// Upper case without whitespace, for matching a term's shape.
@@ -648,6 +667,13 @@ mod tests {
             [("days_since_prev_txn".to_string(), 30.0, false)]
         );
         assert_eq!(max_floors("MAX(amount) > 4999.5"), [("amount".to_string(), 4999.5, true)]);
+        // A fractional parameter, substituted as an exact decimal.
+        assert_eq!(
+            max_floors("MAX(amount) >= CAST('4999.5' AS DECIMAL(5, 1))"),
+            [("amount".to_string(), 4999.5, false)]
+        );
+        assert!(max_floors("MAX(amount) >= CAST('x' AS DECIMAL(5, 1))").is_empty());
+        assert!(max_floors("MAX(amount) >= CAST('4999.5' AS DOUBLE)").is_empty());
         assert!(max_floors("MAX(a) >= 3 OR b").is_empty());
         assert!(max_floors("MAX(a + b) >= 3").is_empty());
         let refunds = "SUM(CASE WHEN txn_type = 'purchase' THEN amount ELSE 0 END) >= 5000 AND SUM(CASE WHEN txn_type = 'refund' THEN 1 ELSE 0 END) >= 2";
@@ -657,6 +683,10 @@ mod tests {
             "a column's sum may be negative: no floor from it"
         );
         assert!(sum_floors("SUM(CASE WHEN a THEN -1 ELSE 0 END) >= 2").is_empty());
+        assert_eq!(
+            sum_floors("SUM(CASE WHEN a THEN 1 ELSE 0 END) > CAST('0.5' AS DECIMAL(1, 1))"),
+            [("SUM(CASE WHEN a THEN 1 ELSE 0 END)".to_string(), 0.5, true)]
+        );
         assert!(sum_floors("SUM(CASE WHEN a THEN 1 ELSE 0 END) >= 2 OR b").is_empty());
     }
 

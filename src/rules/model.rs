@@ -227,14 +227,42 @@ pub fn yaml_scalar_text(v: &serde_yaml::Value) -> String {
     }
 }
 
-/// A parameter as a SQL literal: numbers bare, strings quoted, lists as a
+/// A parameter as a SQL literal: integers bare, fractions as exact
+/// decimals (`decimal_literal`), strings quoted, lists as a
 /// comma-separated literal list for `IN (...)`.
 fn yaml_sql_literal(v: &serde_yaml::Value) -> String {
     match v {
         serde_yaml::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
         serde_yaml::Value::Sequence(items) => items.iter().map(yaml_sql_literal).collect::<Vec<_>>().join(", "),
+        serde_yaml::Value::Number(n) if n.is_f64() => {
+            let text = n.to_string();
+            decimal_literal(&text).unwrap_or(text)
+        }
         other => yaml_scalar_text(other),
     }
+}
+
+/// A fraction written in plain digits (`0.1`, `-12.50`) as an exact SQL
+/// decimal: `CAST('0.1' AS DECIMAL(2, 1))`. None for other text
+/// (exponents, `.inf`), which stays as written.
+///
+/// Why: polars reads a bare `0.1` as a float, and money times a float is
+/// a float, so `refunds > 0.1 * sales` was decided in binary floating
+/// point: refunds of 500.04 against sales of 5,000.40 (exactly 10%) were
+/// "above 10%". As a decimal the product is exact to the fen, and Spark,
+/// which reads a bare `0.1` as a decimal already, decides as the engine
+/// does.
+fn decimal_literal(text: &str) -> Option<String> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.')?;
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !plain(whole) || !plain(fraction) {
+        return None;
+    }
+    let scale = fraction.len();
+    let precision = whole.trim_start_matches('0').len() + scale;
+    // A DECIMAL holds 38 digits at most (polars, Spark, DuckDB alike).
+    (precision <= 38).then(|| format!("CAST('{text}' AS DECIMAL({}, {scale}))", precision.max(1)))
 }
 
 /// A population baseline: each group's measure against the distribution of
@@ -304,4 +332,25 @@ pub(crate) fn parse_rolling(s: &str) -> Result<String, FormatError> {
         return Err(FormatError::NotRolling(s.to_string()));
     }
     Ok(format!("{num}{unit}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractions_are_exact_decimals_and_integers_stay_bare() {
+        let literal = |yaml: &str| yaml_sql_literal(&serde_yaml::from_str(yaml).unwrap());
+        assert_eq!(literal("0.1"), "CAST('0.1' AS DECIMAL(1, 1))");
+        assert_eq!(literal("0.95"), "CAST('0.95' AS DECIMAL(2, 2))");
+        assert_eq!(literal("-12.5"), "CAST('-12.5' AS DECIMAL(3, 1))");
+        assert_eq!(literal("3.0"), "CAST('3.0' AS DECIMAL(2, 1))");
+        assert_eq!(literal("500"), "500");
+        assert_eq!(literal("[0.5, 2]"), "CAST('0.5' AS DECIMAL(1, 1)), 2");
+        assert_eq!(literal("'0.5'"), "'0.5'");
+        // Not plain digits: left as the YAML wrote them.
+        assert_eq!(literal(".inf"), yaml_scalar_text(&serde_yaml::from_str(".inf").unwrap()));
+        assert_eq!(decimal_literal("1e-7"), None);
+        assert_eq!(decimal_literal("1."), None);
+    }
 }
