@@ -103,6 +103,12 @@ fn rules_check_reports_each_lint_problem_with_file_rule_and_field() {
             0,
         ),
         (
+            "fraction.yaml",
+            format!("id: T-8\n{HEAD}where: \"amount >= 0.95 * 500 AND mcc <> '0.5'\"\nmessage: m\n{CASES}"),
+            "warning: fraction.yaml:9:1: rule T-8: field `where`: `0.95` written in the SQL is a float",
+            0,
+        ),
+        (
             "no_basis.yaml",
             format!("id: T-6\ntitle: t\ntitle_zh: 测试\nmessage_zh: m\nfamily: transaction_limits\nseverity: low\nsource: transactions\nwhere: \"amount > 1\"\nmessage: m\n{CASES}"),
             "warning: no_basis.yaml:1:1: rule T-6: field `id`: no `basis`: findings will not say why they matter",

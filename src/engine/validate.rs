@@ -185,14 +185,17 @@ pub(crate) fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, rep
             }
         }
     }
-    let sql_texts: Vec<&str> = written
-        .where_
-        .iter()
-        .chain(written.having.iter())
-        .chain(written.peers.iter().map(|p| &p.when))
-        .map(String::as_str)
-        .chain(written.measures.values().map(String::as_str))
-        .collect();
+    let sql_texts: Vec<&str> = written_sql(written).into_iter().map(|(_, t)| t).collect();
+    for (field, text) in written_sql(written) {
+        if let Some(number) = inline_fraction(text) {
+            report.warnings.push(lr.issue(
+                Some(field),
+                format!(
+                    "`{number}` written in the SQL is a float: money compared with or multiplied by it is decided in binary floating point, not to the fen; make it a parameter (`params: {{share: {number}}}` and `${{share}}`), which goes in as an exact decimal"
+                ),
+            ));
+        }
+    }
     for name in written.params.keys() {
         let token = format!("${{{name}}}");
         if !sql_texts.iter().any(|t| t.contains(&token)) {
@@ -223,6 +226,47 @@ pub(crate) fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, rep
             }
         }
     }
+}
+
+/// A rule's SQL texts as written (before parameters), with their fields.
+fn written_sql(written: &crate::rules::model::Rule) -> Vec<(&'static str, &str)> {
+    let mut texts: Vec<(&'static str, &str)> = Vec::new();
+    texts.extend(written.where_.iter().map(|t| ("where", t.as_str())));
+    texts.extend(written.having.iter().map(|t| ("having", t.as_str())));
+    texts.extend(written.peers.iter().map(|p| ("peers.when", p.when.as_str())));
+    texts.extend(written.measures.values().map(|t| ("measures", t.as_str())));
+    texts
+}
+
+/// The first fraction written as a number in `sql` (`0.95`, not `'0.95'`
+/// nor `${near}`): polars reads it as a float.
+fn inline_fraction(sql: &str) -> Option<String> {
+    let number = regex::Regex::new(r"[0-9]+\.[0-9]+").expect("valid regex");
+    let mut quoted = false;
+    // Outside quotes only: text between quotes is a string.
+    let unquoted: String = sql
+        .chars()
+        .map(|c| {
+            if c == '\'' {
+                quoted = !quoted;
+            }
+            if quoted || c == '\'' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let found = number
+        .find_iter(&unquoted)
+        .find(|m| {
+            let before = unquoted[..m.start()].chars().next_back();
+            let after = unquoted[m.end()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        })
+        .map(|m| m.as_str().to_string());
+    found
 }
 
 /// Check every rule. `schemas` holds each source's full schema: every
@@ -256,4 +300,20 @@ pub fn contract_schemas(extras: &BTreeMap<InputKind, Vec<String>>, as_of: NaiveD
     let refs = crate::input::reference::empty_references();
     let prepared: Prepared = super::prepare::prepare(frames, &refs, as_of, &None)?;
     Ok(prepared.into_frames()?.iter().map(|(k, df)| (*k, df.schema().clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inline_fraction;
+
+    #[test]
+    fn a_fraction_is_found_outside_strings_and_names_only() {
+        assert_eq!(inline_fraction("amount >= 0.95 * limit").as_deref(), Some("0.95"));
+        assert_eq!(inline_fraction("x > ${near} * y AND z = 1.5").as_deref(), Some("1.5"));
+        assert_eq!(inline_fraction("SUM(amount) > 10.25").as_deref(), Some("10.25"));
+        assert_eq!(inline_fraction("amount > 500 AND mcc = '5.5'"), None);
+        assert_eq!(inline_fraction("col_1.5 > 2 AND v1.2 = 3"), None);
+        assert_eq!(inline_fraction("txn_time >= '2026-11-01 10:00:00.5'"), None);
+        assert_eq!(inline_fraction("amount > CAST('0.5' AS DECIMAL(1, 1))"), None);
+    }
 }
