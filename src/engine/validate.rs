@@ -185,8 +185,8 @@ pub(crate) fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, rep
             }
         }
     }
-    let sql_texts: Vec<&str> = written_sql(written).into_iter().map(|(_, t)| t).collect();
-    for (field, text) in written_sql(written) {
+    let sql_texts = written_sql(written);
+    for &(field, text) in &sql_texts {
         if let Some(number) = inline_fraction(text) {
             report.warnings.push(lr.issue(
                 Some(field),
@@ -198,7 +198,7 @@ pub(crate) fn check_rule(lr: &LoadedRule, schema: &Schema, as_of: NaiveDate, rep
     }
     for name in written.params.keys() {
         let token = format!("${{{name}}}");
-        if !sql_texts.iter().any(|t| t.contains(&token)) {
+        if !sql_texts.iter().any(|(_, t)| t.contains(&token)) {
             report.errors.push(lr.issue(
                 Some(&format!("params.{name}")),
                 format!("parameter `{name}` is not used by any condition (write it as ${{{name}}} in `where`, `having` or a measure)"),

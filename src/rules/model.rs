@@ -243,7 +243,7 @@ fn yaml_sql_literal(v: &serde_yaml::Value) -> String {
 }
 
 /// A fraction written in plain digits (`0.1`, `-12.50`) as an exact SQL
-/// decimal: `CAST('0.1' AS DECIMAL(2, 1))`. None for other text
+/// decimal: `CAST('0.1' AS DECIMAL(1, 1))`. None for other text
 /// (exponents, `.inf`), which stays as written.
 ///
 /// Why: polars reads a bare `0.1` as a float, and money times a float is
