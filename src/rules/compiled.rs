@@ -371,8 +371,8 @@ fn floor_value(v: &str) -> Option<f64> {
     let number = match v.strip_prefix("CAST('") {
         Some(rest) => {
             let (number, cast) = rest.split_once('\'')?;
-            cast.strip_prefix("ASDECIMAL(")?.strip_suffix("))")?;
-            number.to_string()
+            let to_decimal = cast.starts_with("ASDECIMAL(") && cast.ends_with("))");
+            to_decimal.then(|| number.to_string())?
         }
         None => v,
     };
