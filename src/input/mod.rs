@@ -307,14 +307,15 @@ pub(crate) fn read_file(
     mapping: &mapping::InputMapping,
     progress: &indicatif::ProgressBar,
 ) -> Result<read::ParsedFile, InputError> {
-    read_file_to(kind, path, display, src, header, mapping, progress, None, false)
+    read_file_to(kind, path, display, src, header, mapping, progress, None, false, 0)
 }
 
 /// As `read_file`; a CSV file read in parts has its rows handed to
 /// `on_part` part by part, if given (`read::read_csv`; a Parquet file's
 /// batches alike). With `coded`, a file's few-valued text columns are
 /// parsed as codes (`categories`): a CSV file's as it is parsed, a Parquet
-/// file's batch by batch.
+/// file's batch by batch. `scan_bytes`: the size of all the files read
+/// beside it (`read::read_csv`).
 #[allow(clippy::too_many_arguments)]
 fn read_file_to(
     kind: InputKind,
@@ -326,9 +327,10 @@ fn read_file_to(
     progress: &indicatif::ProgressBar,
     on_part: Option<&read::PartSink>,
     coded: bool,
+    scan_bytes: u64,
 ) -> Result<read::ParsedFile, InputError> {
     match read::FileFormat::of(path) {
-        read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress, on_part, coded),
+        read::FileFormat::Csv => read::read_csv(kind, path, display, src, header, mapping, progress, on_part, coded, scan_bytes),
         read::FileFormat::Parquet => {
             let count = |n: u64| progress.inc(n);
             parquet::read_parquet(kind, path, display, src, header, mapping, on_part, &count, coded)
@@ -361,6 +363,7 @@ pub(crate) fn load_with(
         .iter()
         .flat_map(|(k, files)| files.iter().zip(&headers[k]).map(move |(p, h)| (*k, p, h)))
         .collect();
+    let scan_bytes: u64 = jobs.iter().map(|(_, path, _)| std::fs::metadata(path).map_or(0, |m| m.len())).sum();
     // The window, then the sink: rows kept in memory, and rows the window left out.
     let through = |kind: InputKind, i: usize, df: DataFrame| -> Result<(Option<DataFrame>, u64), InputError> {
         let (df, out) = match (window, kind) {
@@ -396,7 +399,7 @@ pub(crate) fn load_with(
                 Ok(())
             };
             let on_part: Option<&read::PartSink> = if by_part { Some(&on_part) } else { None };
-            let parse = || read_file_to(*kind, path, &display, i as u32, header, m, progress, on_part, coded);
+            let parse = || read_file_to(*kind, path, &display, i as u32, header, m, progress, on_part, coded, scan_bytes);
             let mut file = match cache.filter(|_| !by_part) {
                 Some(c) => c.read_file(*kind, path, &display, i as u32, header, m, progress, coded, parse)?,
                 None => parse()?,

@@ -673,6 +673,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Read a CSV file, in parts on every thread when it is big. With
 /// `on_part`, the rows of a file read in parts go there part by part
 /// (`ParsedFile::streamed`); a file read in one piece is returned whole.
+/// `scan_bytes`: the size of all the files read beside this one
+/// (`parts_among`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn read_csv(
     kind: InputKind,
@@ -684,12 +686,13 @@ pub(crate) fn read_csv(
     progress: &indicatif::ProgressBar,
     on_part: Option<&PartSink>,
     coded: bool,
+    scan_bytes: u64,
 ) -> Result<ParsedFile, InputError> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
     let parts = match on_part {
         Some(_) => streamed_parts_of(size, mapping),
-        None => parts_of(size, mapping),
+        None => parts_among(size, scan_bytes, mapping),
     };
     if parts > 1 {
         let open = |start: u64, len: u64| -> std::io::Result<Box<dyn Read + Send + '_>> {
@@ -731,8 +734,26 @@ fn parts_of(size: u64, mapping: &InputMapping) -> usize {
     if mapping.has_frame() {
         1
     } else {
-        parts_for(size)
+        parts_for(size, part_bytes())
     }
+}
+
+/// How many parts a CSV file of `size` bytes is parsed in when it is one
+/// of files of `scan_bytes` in all, read side by side into memory: as
+/// `parts_of` says, in parts of at least an eighth of a thread's share of
+/// all the files. Files are read on every thread at once, so a month of
+/// daily files keeps the threads busy with a file each; cutting each file
+/// as well adds no thread, and every part enters each merchant, terminal
+/// and account it holds into the run's categories again (a daily file of
+/// a 10M-row month in four parts did so for 60,000 of each per part, a
+/// sixth of the read's time; `categories::shared_codes`). One big file is
+/// cut as `parts_of` cuts it.
+fn parts_among(size: u64, scan_bytes: u64, mapping: &InputMapping) -> usize {
+    if mapping.has_frame() {
+        return 1;
+    }
+    let share = scan_bytes / (8 * rayon::current_num_threads() as u64).max(1);
+    parts_for(size, part_bytes().max(share))
 }
 
 /// How many parts a CSV file whose parts go to a `PartSink` (a
@@ -781,10 +802,10 @@ fn part_bytes() -> u64 {
         .unwrap_or(PART_BYTES)
 }
 
-/// How many parts to parse a file of `size` bytes in.
-fn parts_for(size: u64) -> usize {
+/// How many parts to parse a file of `size` bytes in, in parts of about
+/// `part_bytes` (half to all of it; four per thread at most).
+fn parts_for(size: u64, part_bytes: u64) -> usize {
     let threads = rayon::current_num_threads();
-    let part_bytes = part_bytes();
     if threads < 2 || size < part_bytes {
         return 1;
     }
@@ -1396,6 +1417,30 @@ mod tests {
         // A mapped export with a title or a summary is read top to bottom.
         let wechat = Mapping::load(Path::new("preset:wechat")).unwrap();
         assert_eq!(pool(2).install(|| streamed_parts_of(big, wechat.get(InputKind::Transactions))), 1);
+    }
+
+    #[test]
+    fn a_file_among_many_is_read_whole_and_one_big_file_in_parts() {
+        let plain = Mapping::default();
+        let m = plain.get(InputKind::Transactions);
+        let pool = |n: usize| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let daily = 70 << 20;
+        let month = 30 * daily;
+        // A daily file of a month on two threads: the other files keep the
+        // second thread busy; read alone, it is cut.
+        assert_eq!(pool(2).install(|| parts_among(daily, month, m)), 1);
+        assert_eq!(pool(2).install(|| parts_among(daily, daily, m)), 4);
+        // On sixteen threads an eighth of a thread's share is under a part:
+        // cut as when read alone.
+        assert_eq!(pool(16).install(|| parts_among(daily, month, m)), 4);
+        // The month in one file is cut as `parts_of` cuts it.
+        let one = 2_100 << 20;
+        assert_eq!(pool(2).install(|| parts_among(one, one + (60 << 20), m)), 8);
+        // Three big files on two threads: still several parts each.
+        assert_eq!(pool(2).install(|| parts_among(700 << 20, 2_100 << 20, m)), 8);
+        // A mapped export with a title or a summary is read top to bottom.
+        let wechat = Mapping::load(Path::new("preset:wechat")).unwrap();
+        assert_eq!(pool(2).install(|| parts_among(one, one, wechat.get(InputKind::Transactions))), 1);
     }
 
     #[test]
