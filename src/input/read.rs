@@ -746,7 +746,7 @@ fn parts_of(size: u64, mapping: &InputMapping) -> usize {
 /// as well adds no thread, and every part enters each merchant, terminal
 /// and account it holds into the run's categories again (a daily file of
 /// a 10M-row month in four parts did so for 60,000 of each per part, a
-/// sixth of the read's time; `categories::shared_codes`). One big file is
+/// fifth of the read's samples; `categories::shared_codes`). One big file is
 /// cut as `parts_of` cuts it.
 fn parts_among(size: u64, scan_bytes: u64, mapping: &InputMapping) -> usize {
     if mapping.has_frame() {
