@@ -11,8 +11,9 @@
 //!
 //! The CSV parser builds these columns as codes directly (`CodeBuilder`):
 //! the text of a whole file is never held, and nothing converts it after.
-//! Inputs that arrive as text (Parquet, the parse cache, a partitioned
-//! scan's spilled rows) are coded by `code`. The engine decides how rules
+//! Inputs that arrive as text (Parquet, the parse cache) are coded by
+//! `code`; a partitioned scan spills the codes and reads them back into
+//! the same categories (`engine::narrow::to_codes`). The engine decides how rules
 //! read them (`engine::narrow`).
 //!
 //! Codes are 32-bit: polars' 8-bit categoricals need its `dtype-u8`
