@@ -13,8 +13,8 @@
 //! the text of a whole file is never held, and nothing converts it after.
 //! Inputs that arrive as text (Parquet, the parse cache) are coded by
 //! `code`; a partitioned scan spills the codes and reads them back into
-//! the same categories (`engine::narrow::to_codes`). The engine decides how rules
-//! read them (`engine::narrow`).
+//! the same categories (`engine::narrow::to_codes`). The engine decides
+//! how rules read them (`engine::narrow`).
 //!
 //! Codes are 32-bit: polars' 8-bit categoricals need its `dtype-u8`
 //! feature, which this build leaves out.

@@ -728,26 +728,23 @@ pub(crate) fn read_csv(
 }
 
 /// How many parts a CSV file of `size` bytes read through `mapping` is
-/// parsed in: a file with a title or a summary block is read top to
-/// bottom, in one.
+/// parsed in when it is read alone (`parts_among`).
 fn parts_of(size: u64, mapping: &InputMapping) -> usize {
-    if mapping.has_frame() {
-        1
-    } else {
-        parts_for(size, part_bytes())
-    }
+    parts_among(size, 0, mapping)
 }
 
-/// How many parts a CSV file of `size` bytes is parsed in when it is one
-/// of files of `scan_bytes` in all, read side by side into memory: as
-/// `parts_of` says, in parts of at least an eighth of a thread's share of
-/// all the files. Files are read on every thread at once, so a month of
-/// daily files keeps the threads busy with a file each; cutting each file
-/// as well adds no thread, and every part enters each merchant, terminal
-/// and account it holds into the run's categories again (a daily file of
-/// a 10M-row month in four parts did so for 60,000 of each per part, a
-/// fifth of the read's samples; `categories::shared_codes`). One big file is
-/// cut as `parts_of` cuts it.
+/// How many parts a CSV file of `size` bytes read through `mapping` is
+/// parsed in when it is one of files of `scan_bytes` in all, read side by
+/// side into memory. A file with a title or a summary block is read top
+/// to bottom, in one. Others are cut into parts of `part_bytes()`, or of
+/// an eighth of a thread's share of all the files when that is more.
+/// Files are read on every thread at once, so a month of daily files
+/// keeps the threads busy with a file each; cutting each file as well
+/// adds no thread, and every part enters each merchant, terminal and
+/// account it holds into the run's categories again (a daily file of a
+/// 10M-row month in four parts did so for 60,000 of each per part, a
+/// fifth of the read's samples; `categories::shared_codes`). One big file
+/// is cut as when read alone.
 fn parts_among(size: u64, scan_bytes: u64, mapping: &InputMapping) -> usize {
     if mapping.has_frame() {
         return 1;
