@@ -110,7 +110,7 @@ pub(crate) fn widen_where(mut df: DataFrame, wanted: impl Fn(&str) -> bool) -> P
 /// quality hash and a lookup in a concurrent map per value, about 150 ns a
 /// value on this project's machine: 9 s of a 10M scan for eleven columns);
 /// these columns repeat a few hundred thousand values at most, so each value
-/// is looked up in a small map of the column's own first, and only a value
+/// is numbered among the column's own first (`Numbering`), and only a value
 /// seen for the first time goes to the shared categories.
 pub(crate) fn to_categorical(c: &Column) -> PolarsResult<Column> {
     Ok(coded(c.name().clone(), c.len(), c.str()?.iter())?.into_column())
@@ -120,11 +120,46 @@ pub(crate) fn to_categorical(c: &Column) -> PolarsResult<Column> {
 /// `name`, built as `to_categorical` builds a column's: for values that
 /// are made, not read (a derived column), without a text column first.
 pub(crate) fn coded<'a>(name: PlSmallStr, n: usize, values: impl Iterator<Item = Option<&'a str>>) -> PolarsResult<Series> {
-    let mut codes = CodeBuilder::new(name, n);
+    let mut numbering = Numbering::with_capacity(n);
     for v in values {
-        codes.push(v);
+        let code = v.map_or(NULL, |v| numbering.number(v));
+        numbering.rows.push(code);
     }
-    codes.finish()
+    numbering.finish(name)
+}
+
+/// A column's values numbered among themselves by first appearance
+/// (`InlineCodes`), and each row's number (`NULL` for none): what a coded
+/// column is before its values enter the shared categories, once each, in
+/// the order of their numbers (`shared_codes`).
+struct Numbering<'a> {
+    table: InlineCodes,
+    values: Vec<&'a str>,
+    rows: Vec<u32>,
+}
+
+impl<'a> Numbering<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Numbering {
+            table: InlineCodes::new(),
+            values: Vec::new(),
+            rows: Vec::with_capacity(n),
+        }
+    }
+
+    /// The number of `value` (the next one if it is new); the caller
+    /// pushes it to `rows`.
+    fn number(&mut self, value: &'a str) -> u32 {
+        let code = self.table.code(value);
+        if code as usize == self.values.len() {
+            self.values.push(value);
+        }
+        code
+    }
+
+    fn finish(self, name: PlSmallStr) -> PolarsResult<Series> {
+        shared_codes(name, self.values.into_iter(), self.rows)
+    }
 }
 
 /// A column of codes built value by value (a CSV part's rows), the values
@@ -384,23 +419,14 @@ impl TextToCode {
         })
     }
 
-    /// The part's column of codes (`InlineCodes`).
+    /// The part's column of codes (`Numbering`).
     pub(crate) fn finish(self) -> PolarsResult<Series> {
-        let mut table = InlineCodes::new();
-        // Each value the first time it is seen: in the order of its number.
-        let mut values: Vec<&str> = Vec::new();
-        let rows: Vec<u32> = self
-            .values()
-            .map(|v| {
-                let Some(v) = v else { return NULL };
-                let code = table.code(v);
-                if code as usize == values.len() {
-                    values.push(v);
-                }
-                code
-            })
-            .collect();
-        shared_codes(self.name.clone(), values.into_iter(), rows)
+        let mut numbering = Numbering::with_capacity(self.lens.len());
+        for v in self.values() {
+            let code = v.map_or(NULL, |v| numbering.number(v));
+            numbering.rows.push(code);
+        }
+        numbering.finish(self.name.clone())
     }
 }
 
@@ -439,6 +465,43 @@ mod tests {
         assert!(ours.as_materialized_series().equals_missing(theirs.as_materialized_series()));
         let back = widen(DataFrame::new(ours.len(), vec![ours]).unwrap()).unwrap();
         assert!(back.column("merchant_id").unwrap().equals_missing(&text));
+    }
+
+    #[test]
+    fn values_gathered_from_a_few_in_two_chunks_code_as_polars_cast_codes_them() {
+        // Rows gathered from a few values share their views, as rows
+        // decoded from a Parquet page's dictionary do; a second chunk
+        // gathered from the same values stored again has other views for
+        // them; a long value that differs from another only after its
+        // prefix, and short values that differ in their last byte. (Coding
+        // by view, tried, was slower: plain-encoded ids have a view each.)
+        let dictionary = |order: &[usize]| -> StringChunked {
+            let all = [
+                "822100000000001",
+                "822100000000002",
+                "SN12345678901",
+                "SN12345678902",
+                "a",
+                "b",
+                "123456789012",
+                "123456789013",
+            ];
+            order.iter().map(|&i| Some(all[i])).collect()
+        };
+        let rows = |dict: &StringChunked, seed: u32| -> StringChunked {
+            let idx: Vec<Option<IdxSize>> = (0..3000u32)
+                .map(|i| (i % 17 != 0).then_some((i * 7 + seed) % dict.len() as u32))
+                .collect();
+            dict.take(&IdxCa::from_iter_options("i".into(), idx.into_iter())).unwrap()
+        };
+        let mut text = rows(&dictionary(&[0, 1, 2, 3, 4, 5, 6, 7]), 0);
+        text.append_owned(rows(&dictionary(&[7, 6, 5, 4, 3, 2, 1, 0]), 3)).unwrap();
+        assert_eq!(text.chunks().len(), 2);
+        let text = text.with_name("merchant_id".into()).into_column();
+        let ours = to_categorical(&text).unwrap();
+        let theirs = text.cast(&categories()).unwrap();
+        assert!(ours.as_materialized_series().equals_missing(theirs.as_materialized_series()));
+        assert!(ours.cast(&DataType::String).unwrap().equals_missing(&text));
     }
 
     #[test]
