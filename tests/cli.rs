@@ -1556,9 +1556,13 @@ fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitio
         err.contains(&format!("({chosen} partitions)")),
         "the scan did not run partitioned: {err}"
     );
-    // Where the partitioned run's time went, step by step: the merchant
-    // pass once per gathering of partitions.
+    // Where the partitioned run's time went, step by step: the peer pass
+    // (the pack has rules with peers) and the merchant pass, once per
+    // gathering of partitions.
     for step in [
+        "  peer pass: derived columns and joins: ",
+        "  peer pass: peer rules' groups: ",
+        "  peer statistics: ",
         "  merchant pass: spilled rows read back: ",
         "  merchant pass: derived columns and joins: ",
         "  merchant pass: rules: ",
