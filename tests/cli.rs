@@ -1563,6 +1563,7 @@ fn a_scan_too_big_for_the_memory_free_is_warned_before_reading_and_auto_partitio
         "  peer pass: derived columns and joins: ",
         "  peer pass: peer rules' groups: ",
         "  peer statistics: ",
+        "  peer pass: spilled rows read back: ",
         "  merchant pass: spilled rows read back: ",
         "  merchant pass: derived columns and joins: ",
         "  merchant pass: rules: ",

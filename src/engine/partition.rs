@@ -895,10 +895,14 @@ pub fn run(
         })
         .collect();
     let peered: Vec<&LoadedRule> = merchant_rules.rules.iter().filter(|lr| lr.compiled.peers().is_some()).collect();
-    let read_merchants = |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
-        let spilled = tally.time("merchant pass: spilled rows read back", || merchant_spilled(k))?;
-        let rows = app_rows.get(k).copied().unwrap_or(0) + spilled.values().map(DataFrame::height).sum::<usize>();
-        Ok((spilled, rows))
+    // Both passes read the spilled rows; each counts its reads as its own step.
+    let (spilled_of, app_rows) = (&merchant_spilled, &app_rows);
+    let read_merchants = |step: &'static str| {
+        move |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
+            let spilled = tally.time(step, || spilled_of(k))?;
+            let rows = app_rows.get(k).copied().unwrap_or(0) + spilled.values().map(DataFrame::height).sum::<usize>();
+            Ok((spilled, rows))
+        }
     };
     // The peer pass, before the merchant pass: each merchant partition
     // prepared for the peer rules' columns only, and their groups
@@ -913,7 +917,7 @@ pub fn run(
     } else {
         let peer_needed = Some(names_used(&sub_pack(peered.clone())));
         let mut peer_groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
-        in_gatherings(n, min_rows, read_merchants, |gathered| {
+        in_gatherings(n, min_rows, read_merchants("peer pass: spilled rows read back"), |gathered| {
             let prepared = tally.time("peer pass: derived columns and joins", || {
                 prepare_part(merchant_inputs(gathered)?, refs, as_of, &peer_needed, period_start, true)
             })?;
@@ -948,7 +952,7 @@ pub fn run(
     // were run on, as in the in-memory run.
     let mut not_carried: BTreeMap<(String, InputKind), usize> = BTreeMap::new();
     let mut schemas: BTreeMap<(String, InputKind), DataFrame> = BTreeMap::new();
-    in_gatherings(n, min_rows, read_merchants, |gathered| {
+    in_gatherings(n, min_rows, read_merchants("merchant pass: spilled rows read back"), |gathered| {
         // Carried rows are written under the first partition's number.
         let k = gathered.parts[0];
         let prepared = tally.time("merchant pass: derived columns and joins", || {
