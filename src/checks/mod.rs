@@ -209,15 +209,48 @@ pub(crate) fn derive_applications(df: &mut DataFrame, as_of: NaiveDate) -> Polar
     Ok(())
 }
 
-/// Add the transaction checks; `app` says each row's application, whose
-/// contract terms price the row.
-pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsResult<()> {
+/// The derived columns of a row's price under its contract: made only
+/// when a rule reads one, being the costliest of the transaction checks.
+const PRICED: &[&str] = &[
+    "expected_fee",
+    "expected_rate_fee",
+    "expected_fixed_fee",
+    "contract_rate_applied",
+    "fee_diff",
+];
+
+/// The derived columns of a refund's original (`derive_originals`).
+pub(crate) const ORIGINALS: &[&str] = &["original_found", "original_amount", "original_card_hash", "original_merchant_id"];
+
+/// Whether the transaction checks that make the columns `wanted` keeps
+/// read input column `c` (besides the merchant, time, type, status and
+/// amount, which findings and the per-merchant checks always read).
+pub(crate) fn transaction_checks_read(c: &str, wanted: &dyn Fn(&str) -> bool) -> bool {
+    let any = |names: &[&str]| names.iter().any(|n| wanted(n));
+    match c {
+        "txn_id" | "merchant_id" | "txn_time" | "txn_type" | "status" | "amount" => true,
+        "fee" => any(PRICED) || wanted("effective_rate"),
+        "payment_method" | "card_type" => any(PRICED),
+        "lat" | "lon" => wanted("distance_km"),
+        "original_txn_id" => any(ORIGINALS),
+        "card_hash" => wanted("original_card_hash"),
+        _ => false,
+    }
+}
+
+/// Add the transaction checks whose columns `wanted` keeps (every one
+/// for a pass of the whole pack; a peer pass reads a few); `app` says
+/// each row's application, whose contract terms price the row.
+pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows, wanted: &(dyn Fn(&str) -> bool + Sync)) -> PolarsResult<()> {
     let n = df.height();
+    let priced_wanted = PRICED.iter().any(|p| wanted(p));
     // One contract per application, read per row in one lookup: five
     // lookups a row, one per term, each missed the cache where the
     // merchants of consecutive rows are scattered (rows in input order):
     // a quarter of these checks' time at 10M rows.
-    let contracts = {
+    let contracts = if !priced_wanted {
+        app.column(None)
+    } else {
         let term = |name: &str| scaled(app.apps, name);
         let (rd, cap, rc, rq, fixed) = (
             term("contract_rate_debit"),
@@ -245,14 +278,20 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
     let mut add: Vec<Column> = {
         // Column extraction and building run in parallel: at millions of rows
         // each is a pass over memory, and they are independent.
-        let (amount, fee) = rayon::join(
-            || scaled(df, "amount").unwrap_or_else(|| vec![None; n]),
-            || scaled(df, "fee").unwrap_or_else(|| vec![None; n]),
-        );
+        // Read as units only where a check computes with them or the column
+        // is not held as units already.
+        let computed = priced_wanted || wanted("effective_rate");
+        let units = |name: &str| match computed || held_as(df, name, name).is_none() {
+            true => scaled(df, name).unwrap_or_else(|| vec![None; n]),
+            false => Vec::new(),
+        };
+        let (amount, fee) = rayon::join(|| units("amount"), || units("fee"));
         // How each row is priced, if it is: an approved sale, by card
         // (debit or credit) or not (QR). The enumerations are classified
         // once per value (`Texts::map_values`), a byte a row.
-        let priced_how: Vec<Option<fee::Priced>> = {
+        let priced_how: Vec<Option<fee::Priced>> = if !priced_wanted {
+            Vec::new()
+        } else {
             let class = |name: &str, f: fn(Option<&str>) -> u8| Texts::of_chunks(df, name).map(|t| t.map_values(f));
             let (sale, approved, method, card) = (
                 class("txn_type", |v| matches!(v, Some("purchase" | "preauth_complete")) as u8),
@@ -287,22 +326,32 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
                 _ => vec![None; n],
             }
         };
-        let priced: Vec<Option<fee::Expected>> = (0..n)
-            .into_par_iter()
-            .map(|i| fee::expected(amount[i]?, priced_how[i]?, &contracts.get(i).unwrap_or_default()))
-            .collect();
+        let priced: Vec<Option<fee::Expected>> = if !priced_wanted {
+            Vec::new()
+        } else {
+            (0..n)
+                .into_par_iter()
+                .map(|i| fee::expected(amount[i]?, priced_how[i]?, &contracts.get(i).unwrap_or_default()))
+                .collect()
+        };
         drop(priced_how);
         type Build<'a> = Box<dyn Fn() -> PolarsResult<Column> + Send + Sync + 'a>;
         let (priced, amount, fee) = (&priced, &amount, &fee);
-        let builds: Vec<Build> = vec![
+        let mut builds: Vec<Build> = vec![
             // The amount as held already (`held_as`), or from its units.
             Box::new(|| held_as(df, "amount", "amount_fen").unwrap_or_else(|| Ok(held::hold("amount_fen", n, |i| amount[i])))),
-            Box::new(|| Ok(held::hold("expected_fee", n, |i| priced[i].map(|e| e.total())))),
-            Box::new(|| Ok(held::hold("expected_rate_fee", n, |i| priced[i].map(|e| e.rate_part)))),
-            Box::new(|| Ok(held::hold("expected_fixed_fee", n, |i| priced[i].map(|e| e.fixed_part)))),
-            Box::new(|| Ok(held::hold("contract_rate_applied", n, |i| priced[i].map(|e| e.rate)))),
-            Box::new(|| Ok(held::hold("fee_diff", n, |i| Some(fee[i]? - priced[i]?.total())))),
-            Box::new(|| {
+        ];
+        if priced_wanted {
+            builds.extend([
+                Box::new(|| Ok(held::hold("expected_fee", n, |i| priced[i].map(|e| e.total())))) as Build,
+                Box::new(|| Ok(held::hold("expected_rate_fee", n, |i| priced[i].map(|e| e.rate_part)))),
+                Box::new(|| Ok(held::hold("expected_fixed_fee", n, |i| priced[i].map(|e| e.fixed_part)))),
+                Box::new(|| Ok(held::hold("contract_rate_applied", n, |i| priced[i].map(|e| e.rate)))),
+                Box::new(|| Ok(held::hold("fee_diff", n, |i| Some(fee[i]? - priced[i]?.total())))),
+            ]);
+        }
+        if wanted("effective_rate") {
+            builds.push(Box::new(|| {
                 let eff = fee.iter().zip(amount).map(|(f, a)| match (f, a) {
                     (Some(f), Some(a)) if *a != 0 => Some(*f as f64 / *a as f64),
                     _ => None,
@@ -310,8 +359,8 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
                 Ok(Float64Chunked::from_iter_options("effective_rate".into(), eff)
                     .into_series()
                     .into_column())
-            }),
-        ];
+            }));
+        }
         let mut add: Vec<Column> = builds.par_iter().map(|b| b()).collect::<PolarsResult<_>>()?;
         // From here on the amount and the fee are held as units (`held`),
         // the amount as the very buffer of `amount_fen`: 16-byte decimals
@@ -330,7 +379,8 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
         app.column(floats(app.apps, "install_lat")),
         app.column(floats(app.apps, "install_lon")),
     );
-    if let (Some(lat), Some(lon), Some(_), Some(_)) = (floats(df, "lat"), floats(df, "lon"), &ilat.per_app, &ilon.per_app) {
+    let lat_lon = || Some((floats(df, "lat")?, floats(df, "lon")?));
+    if let (true, Some((lat, lon)), Some(_), Some(_)) = (wanted("distance_km"), lat_lon(), &ilat.per_app, &ilon.per_app) {
         let d: Vec<Option<f64>> = (0..n)
             .into_par_iter()
             .map(|i| Some(calendar::haversine_km(lat[i]?, lon[i]?, ilat.get(i)?, ilon.get(i)?)))
@@ -342,7 +392,7 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
         );
     }
     let installed = app.column(times_ms(app.apps, "installed_at"));
-    if installed.per_app.is_some() {
+    if installed.per_app.is_some() && wanted("days_since_install") {
         let time = times_ms(df, "txn_time").unwrap_or_else(|| vec![None; n]);
         // Whole days, truncated toward zero, as polars' `total_days`.
         add.push(ints(
@@ -354,13 +404,20 @@ pub(crate) fn derive_transactions(df: &mut DataFrame, app: &AppRows) -> PolarsRe
         df.with_column(c)?;
     }
     // Calendar parts come from polars' own temporal kernels.
-    let exprs = vec![
-        col("txn_time").dt().date().alias("txn_date"),
-        col("txn_time").dt().hour().cast(DataType::Int32).alias("hour"),
-    ];
-    *df = std::mem::take(df).lazy().with_columns(exprs).collect()?;
-    let months = month_starts(df.column("txn_date")?.as_materialized_series().date()?.physical());
-    df.with_column(months.with_name("txn_month".into()).into_date().into_series().into_column())?;
+    let mut exprs = Vec::new();
+    if wanted("txn_date") || wanted("txn_month") {
+        exprs.push(col("txn_time").dt().date().alias("txn_date"));
+    }
+    if wanted("hour") {
+        exprs.push(col("txn_time").dt().hour().cast(DataType::Int32).alias("hour"));
+    }
+    if !exprs.is_empty() {
+        *df = std::mem::take(df).lazy().with_columns(exprs).collect()?;
+    }
+    if wanted("txn_month") {
+        let months = month_starts(df.column("txn_date")?.as_materialized_series().date()?.physical());
+        df.with_column(months.with_name("txn_month".into()).into_date().into_series().into_column())?;
+    }
     Ok(())
 }
 
@@ -659,6 +716,83 @@ fn deposit_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_wanting_some_checks_makes_those_alike_and_no_other() {
+        let money = DataType::Decimal(18, 2);
+        let apps = {
+            let mut a = df!(
+                "contract_rate_debit" => [Some(5_000i64), Some(3_800)],
+                "contract_debit_cap" => [Some(2_000i64), None],
+                "contract_rate_credit" => [Some(6_000i64), Some(6_000)],
+                "contract_rate_qr" => [Some(3_800i64), Some(3_000)],
+                "contract_fixed_fee" => [Some(0i64), Some(0)],
+                "install_lat" => [31.2f64, 39.9],
+                "install_lon" => [121.4f64, 116.4],
+                "installed_at" => [1_700_000_000_000i64, 1_690_000_000_000],
+            )
+            .unwrap();
+            for (name, dtype) in [
+                ("contract_rate_debit", DataType::Decimal(18, 6)),
+                ("contract_debit_cap", money.clone()),
+                ("contract_rate_credit", DataType::Decimal(18, 6)),
+                ("contract_rate_qr", DataType::Decimal(18, 6)),
+                ("contract_fixed_fee", money.clone()),
+                ("installed_at", DataType::Datetime(TimeUnit::Milliseconds, None)),
+            ] {
+                let c = a.column(name).unwrap().cast(&dtype).unwrap();
+                a.with_column(c).unwrap();
+            }
+            a
+        };
+        let rows = || {
+            let mut t = df!(
+                "txn_type" => ["purchase", "purchase", "refund", "purchase"],
+                "status" => ["approved", "approved", "approved", "declined"],
+                "payment_method" => ["card", "qr", "card", "card"],
+                "card_type" => [Some("debit"), None, Some("credit"), Some("credit")],
+                "amount" => [12_345i64, 500, 2_000, 99],
+                "fee" => [Some(62i64), Some(2), None, Some(1)],
+                "lat" => [Some(31.3f64), None, Some(40.0), Some(31.2)],
+                "lon" => [Some(121.5f64), None, Some(116.3), Some(121.4)],
+                "txn_time" => [1_701_000_000_000i64, 1_701_086_400_000, 1_701_200_000_000, 1_702_000_000_000],
+            )
+            .unwrap();
+            for (name, dtype) in [
+                ("amount", money.clone()),
+                ("fee", money.clone()),
+                ("txn_time", DataType::Datetime(TimeUnit::Milliseconds, None)),
+            ] {
+                let c = t.column(name).unwrap().cast(&dtype).unwrap();
+                t.with_column(c).unwrap();
+            }
+            t
+        };
+        let app = AppRows {
+            apps: &apps,
+            at: vec![Some(0), Some(1), Some(0), None],
+        };
+        let mut all = rows();
+        derive_transactions(&mut all, &app, &|_| true).unwrap();
+        let wanted = ["days_since_install", "txn_month"];
+        let mut some = rows();
+        derive_transactions(&mut some, &app, &|c| wanted.contains(&c)).unwrap();
+        for name in wanted.iter().chain(&["amount_fen", "amount", "fee"]) {
+            assert!(some.column(name).unwrap().equals_missing(all.column(name).unwrap()), "{name}");
+        }
+        for name in PRICED.iter().chain(&["effective_rate", "distance_km", "hour"]) {
+            assert!(all.column(name).is_ok(), "{name} made for a full pass");
+            assert!(some.column(name).is_err(), "{name} made though not wanted");
+        }
+        // The inputs only the checks not made read are not read.
+        let want = |c: &str| wanted.contains(&c);
+        for input in ["fee", "payment_method", "card_type", "lat", "lon", "original_txn_id", "card_hash"] {
+            assert!(!transaction_checks_read(input, &want), "{input}");
+            assert!(transaction_checks_read(input, &|_| true), "{input}");
+        }
+        assert!(transaction_checks_read("lat", &|c| c == "distance_km"));
+        assert!(transaction_checks_read("card_type", &|c| c == "fee_diff"));
+    }
 
     #[test]
     fn rows_bucketed_by_merchant_are_in_the_order_a_full_sort_gives() {

@@ -33,7 +33,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::prepare::Prepared;
-use super::prepare::{names_used, prepare_part};
+use super::prepare::{names_used, prepare_part, transaction_columns_read, Derived};
 use super::{RuleRun, RuleStatus};
 use crate::findings::model::finish;
 use crate::findings::Finding;
@@ -575,7 +575,12 @@ impl Spill {
 
     /// One partition of an input, its files in file order (None: no rows).
     pub fn read(&self, kind: InputKind, key: &str, k: usize) -> PolarsResult<Option<DataFrame>> {
-        let mut out = self.stacked(kind, key, k, None, None)?;
+        self.read_columns(kind, key, k, None)
+    }
+
+    /// As `read`, only `columns` (those the spill has) where given.
+    pub fn read_columns(&self, kind: InputKind, key: &str, k: usize, columns: Option<&[&str]>) -> PolarsResult<Option<DataFrame>> {
+        let mut out = self.stacked(kind, key, k, columns, None)?;
         if let Some(df) = &mut out {
             df.rechunk_mut_par();
         }
@@ -855,12 +860,14 @@ pub fn run(
     for p in &app_parts {
         app_rows[*p] += 1;
     }
-    // The spilled rows of merchant partition `k` (none: no row there).
-    let merchant_spilled = |k: usize| -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
+    // The spilled rows of merchant partition `k` (none: no row there),
+    // only `txn_columns` of the transactions where given.
+    let merchant_spilled = |k: usize, txn_columns: Option<&[&str]>| -> PolarsResult<BTreeMap<InputKind, DataFrame>> {
         let mut frames = BTreeMap::new();
         for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
             if present.contains(&kind) {
-                if let Some(df) = spill.read(kind, "merchant_id", k)? {
+                let columns = txn_columns.filter(|_| kind == InputKind::Transactions);
+                if let Some(df) = spill.read_columns(kind, "merchant_id", k, columns)? {
                     frames.insert(kind, df);
                 }
             }
@@ -897,9 +904,10 @@ pub fn run(
     let peered: Vec<&LoadedRule> = merchant_rules.rules.iter().filter(|lr| lr.compiled.peers().is_some()).collect();
     // Both passes read the spilled rows; each counts its reads as its own step.
     let (spilled_of, app_rows) = (&merchant_spilled, &app_rows);
-    let read_merchants = |step: &'static str| {
+    let read_merchants = |step: &'static str, txn_columns: Option<Vec<PlSmallStr>>| {
         move |k: usize| -> PolarsResult<(BTreeMap<InputKind, DataFrame>, usize)> {
-            let spilled = tally.time(step, || spilled_of(k))?;
+            let columns: Option<Vec<&str>> = txn_columns.as_ref().map(|c| c.iter().map(PlSmallStr::as_str).collect());
+            let spilled = tally.time(step, || spilled_of(k, columns.as_deref()))?;
             let rows = app_rows.get(k).copied().unwrap_or(0) + spilled.values().map(DataFrame::height).sum::<usize>();
             Ok((spilled, rows))
         }
@@ -916,23 +924,39 @@ pub fn run(
         super::PeerStats::new()
     } else {
         let peer_needed = Some(names_used(&sub_pack(peered.clone())));
+        // Only the transaction columns the peer rules and their derived
+        // columns read: a few of the spill's.
+        let peer_columns = peer_needed.as_ref().and_then(|needed| {
+            let names = needed.get(&InputKind::Transactions)?;
+            let schema = empty_of(InputKind::Transactions)?;
+            Some(transaction_columns_read(
+                schema.get_column_names(),
+                names,
+                &Derived::new(Some(names), refs),
+            ))
+        });
         let mut peer_groups: BTreeMap<String, Vec<DataFrame>> = BTreeMap::new();
-        in_gatherings(n, min_rows, read_merchants("peer pass: spilled rows read back"), |gathered| {
-            let prepared = tally.time("peer pass: derived columns and joins", || {
-                prepare_part(merchant_inputs(gathered)?, refs, as_of, &peer_needed, period_start, true)
-            })?;
-            tally.time("peer pass: peer rules' groups", || -> PolarsResult<()> {
-                for lr in &peered {
-                    if let Some(base) = prepared.frame(lr.compiled.source, Some(&lr.compiled.names))? {
-                        peer_groups
-                            .entry(lr.compiled.id.clone())
-                            .or_default()
-                            .push(peer_base(&lr.compiled, &base, as_of)?);
+        in_gatherings(
+            n,
+            min_rows,
+            read_merchants("peer pass: spilled rows read back", peer_columns),
+            |gathered| {
+                let prepared = tally.time("peer pass: derived columns and joins", || {
+                    prepare_part(merchant_inputs(gathered)?, refs, as_of, &peer_needed, period_start, true)
+                })?;
+                tally.time("peer pass: peer rules' groups", || -> PolarsResult<()> {
+                    for lr in &peered {
+                        if let Some(base) = prepared.frame(lr.compiled.source, Some(&lr.compiled.names))? {
+                            peer_groups
+                                .entry(lr.compiled.id.clone())
+                                .or_default()
+                                .push(peer_base(&lr.compiled, &base, as_of)?);
+                        }
                     }
-                }
-                Ok(())
-            })
-        })?;
+                    Ok(())
+                })
+            },
+        )?;
         tally.time("peer statistics", || peer_statistics(&peered, peer_groups))?
     };
     // The merchant pass: each merchant partition is read and prepared once
@@ -952,58 +976,63 @@ pub fn run(
     // were run on, as in the in-memory run.
     let mut not_carried: BTreeMap<(String, InputKind), usize> = BTreeMap::new();
     let mut schemas: BTreeMap<(String, InputKind), DataFrame> = BTreeMap::new();
-    in_gatherings(n, min_rows, read_merchants("merchant pass: spilled rows read back"), |gathered| {
-        // Carried rows are written under the first partition's number.
-        let k = gathered.parts[0];
-        let prepared = tally.time("merchant pass: derived columns and joins", || {
-            prepare_part(merchant_inputs(gathered)?, refs, as_of, &needed, period_start, true)
-        })?;
-        let (fs, rs) = tally.time("merchant pass: rules", || {
-            super::run_with_peers(&merchant_rules, &prepared, files, as_of, &|_| {}, &peer_stats, &probes)
-        });
-        absorb(fs, rs);
-        let carried: Vec<(String, &str, &RulePack)> = key_rules
-            .iter()
-            .map(|(key, sub)| (format!("prepared-{key}"), key.as_str(), sub))
-            .collect();
-        let mut estimates = BTreeMap::new();
-        for (dir, key, sub) in carried {
-            let names = names_used(sub);
-            for kind in prepared.frames.keys() {
-                let Some(names) = names.get(kind) else { continue };
-                let wanted: BTreeSet<String> = names.iter().cloned().collect();
-                let df = tally.time("merchant pass: carried columns taken", || -> PolarsResult<_> {
-                    match prepared.frame(*kind, Some(&wanted))? {
-                        Some(df) => super::prepare::carried(&df, *kind, names).map(Some),
-                        None => Ok(None),
-                    }
-                })?;
-                let Some(mut df) = df else { continue };
-                schemas.entry((dir.clone(), *kind)).or_insert_with(|| df.clear());
-                tally.time("merchant pass: carried rows cut to those that may hit", || -> PolarsResult<()> {
-                    let cut: Option<Vec<(Vec<String>, u64)>> = sub
-                        .rules
-                        .iter()
-                        .filter(|r| r.compiled.source == *kind)
-                        .map(|r| cut_of(&r.compiled))
-                        .collect();
-                    if let Some(keep) = cut
-                        .filter(|c| !c.is_empty())
-                        .and_then(|c| spill.may_reach(*kind, &df, &c, &mut estimates).transpose())
-                    {
-                        let keep = keep?;
-                        *not_carried.entry((dir.clone(), *kind)).or_default() += df.height() - keep.num_trues();
-                        df = df.filter(&keep)?;
-                    }
-                    Ok(())
-                })?;
-                tally.time("merchant pass: carried rows split and written", || {
-                    spill.write_prepared(*kind, &dir, Some(key), k, carried_parts, df)
-                })?;
+    in_gatherings(
+        n,
+        min_rows,
+        read_merchants("merchant pass: spilled rows read back", None),
+        |gathered| {
+            // Carried rows are written under the first partition's number.
+            let k = gathered.parts[0];
+            let prepared = tally.time("merchant pass: derived columns and joins", || {
+                prepare_part(merchant_inputs(gathered)?, refs, as_of, &needed, period_start, true)
+            })?;
+            let (fs, rs) = tally.time("merchant pass: rules", || {
+                super::run_with_peers(&merchant_rules, &prepared, files, as_of, &|_| {}, &peer_stats, &probes)
+            });
+            absorb(fs, rs);
+            let carried: Vec<(String, &str, &RulePack)> = key_rules
+                .iter()
+                .map(|(key, sub)| (format!("prepared-{key}"), key.as_str(), sub))
+                .collect();
+            let mut estimates = BTreeMap::new();
+            for (dir, key, sub) in carried {
+                let names = names_used(sub);
+                for kind in prepared.frames.keys() {
+                    let Some(names) = names.get(kind) else { continue };
+                    let wanted: BTreeSet<String> = names.iter().cloned().collect();
+                    let df = tally.time("merchant pass: carried columns taken", || -> PolarsResult<_> {
+                        match prepared.frame(*kind, Some(&wanted))? {
+                            Some(df) => super::prepare::carried(&df, *kind, names).map(Some),
+                            None => Ok(None),
+                        }
+                    })?;
+                    let Some(mut df) = df else { continue };
+                    schemas.entry((dir.clone(), *kind)).or_insert_with(|| df.clear());
+                    tally.time("merchant pass: carried rows cut to those that may hit", || -> PolarsResult<()> {
+                        let cut: Option<Vec<(Vec<String>, u64)>> = sub
+                            .rules
+                            .iter()
+                            .filter(|r| r.compiled.source == *kind)
+                            .map(|r| cut_of(&r.compiled))
+                            .collect();
+                        if let Some(keep) = cut
+                            .filter(|c| !c.is_empty())
+                            .and_then(|c| spill.may_reach(*kind, &df, &c, &mut estimates).transpose())
+                        {
+                            let keep = keep?;
+                            *not_carried.entry((dir.clone(), *kind)).or_default() += df.height() - keep.num_trues();
+                            df = df.filter(&keep)?;
+                        }
+                        Ok(())
+                    })?;
+                    tally.time("merchant pass: carried rows split and written", || {
+                        spill.write_prepared(*kind, &dir, Some(key), k, carried_parts, df)
+                    })?;
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     // The carried rows of the gathered partitions, with key codes made
     // afresh (a merchant partition's codes are its own).
     let carried_frames = |dir: &str, sub: &RulePack, mut gathered: Gathered| -> PolarsResult<Prepared> {

@@ -241,6 +241,7 @@ fn derive_per_merchant_and_keys(
     txns: &mut DataFrame,
     app: &checks::AppRows,
     period_start: Option<i64>,
+    derived: &Derived,
     needed: Option<Names>,
 ) -> PolarsResult<Vec<u32>> {
     let merchant_code = keys::code_column(&["merchant_id".to_string()]);
@@ -258,11 +259,17 @@ fn derive_per_merchant_and_keys(
         .ok_or_else(|| polars_err!(SchemaMismatch: "column merchant_id is not text"))?
         .first_codes();
     let (gaps, keyed) = rayon::join(
-        || checks::derive_gaps(rows, app, period_start, &codes),
+        || {
+            derived
+                .wants("days_since_prev_txn")
+                .then(|| checks::derive_gaps(rows, app, period_start, &codes))
+        },
         || keys::code_columns(rows, coded.iter().map(String::as_str), &[("merchant_id", &codes)]),
     );
     let keyed = keyed?;
-    txns.with_column(gaps)?;
+    if let Some(gaps) = gaps {
+        txns.with_column(gaps)?;
+    }
     if keep_merchant_code {
         txns.with_column(
             UInt32Chunked::from_slice(merchant_code.as_str().into(), &codes)
@@ -285,7 +292,7 @@ fn derive_per_merchant_and_keys(
 /// keys, which hash each row's text): through reordered rows the text's
 /// bytes are read all over memory, and those steps took 10.7 s instead of
 /// 3.4 s at 10M rows. Their columns are reordered with the others.
-fn in_merchant_and_time_order(df: &mut DataFrame, needed: &Option<Names>) -> PolarsResult<()> {
+fn in_merchant_and_time_order(df: &mut DataFrame, derived: &Derived) -> PolarsResult<()> {
     // Money as integer units (`checks::held`), as the transaction checks
     // hold it anyway: 4 or 8 bytes a row to move instead of 16.
     for name in ["amount", "fee"] {
@@ -295,11 +302,11 @@ fn in_merchant_and_time_order(df: &mut DataFrame, needed: &Option<Names>) -> Pol
             }
         }
     }
-    let wanted = |c: &str| needed.as_ref().is_none_or(|n| n.contains(c));
     // The text keys of the key sets rules group by (categorical keys are
     // coded from their codes, in any order).
-    let text_keys: BTreeSet<String> = needed
-        .iter()
+    let text_keys: BTreeSet<String> = derived
+        .names
+        .into_iter()
         .flatten()
         .filter_map(|n| n.strip_prefix(keys::KEY_PREFIX))
         .flat_map(|set| set.split(','))
@@ -308,7 +315,10 @@ fn in_merchant_and_time_order(df: &mut DataFrame, needed: &Option<Names>) -> Pol
         .collect();
     let rows: &DataFrame = df;
     let (originals, coded) = rayon::join(
-        || checks::derive_originals(rows, wanted),
+        || match checks::ORIGINALS.iter().any(|c| derived.wants(c)) {
+            true => checks::derive_originals(rows, |c| derived.wants(c)),
+            false => Ok(Vec::new()),
+        },
         || keys::code_columns(rows, text_keys.iter().map(String::as_str), &[]),
     );
     for c in originals?.into_iter().chain(coded?) {
@@ -464,6 +474,8 @@ pub(crate) fn prepare_part(
     // Each transaction's merchant as an integer, for the per-merchant passes.
     let mut merchant_codes: Vec<u32> = Vec::new();
     let mut txn_apps: Vec<Option<IdxSize>> = Vec::new();
+    let txn_names = needed_by(needed, InputKind::Transactions);
+    let derived = Derived::new(txn_names.as_ref(), refs);
     for kind in [InputKind::Transactions, InputKind::Fees, InputKind::FeeChanges] {
         if let Some(mut df) = inputs.remove(&kind) {
             if kind == InputKind::Transactions {
@@ -473,19 +485,13 @@ pub(crate) fn prepare_part(
                 // Columns neither a rule nor a derivation reads go now, not
                 // after the derivations: the masked card number alone is
                 // 340 MB at 10M rows, held through the derived columns' peak.
-                if let Some(names) = needed_by(needed, kind) {
-                    let keep: Vec<PlSmallStr> = df
-                        .get_column_names()
-                        .into_iter()
-                        .filter(|c| keeps(&names, kind, c) || derivations_read(&names, c))
-                        .cloned()
-                        .collect();
-                    df = df.select(keep)?;
+                if let Some(names) = &txn_names {
+                    df = df.select(transaction_columns_read(df.get_column_names(), names, &derived))?;
                 }
                 laps.lap("text columns as categoricals");
                 // Before the derivations, so that their columns are made in
                 // this order and need not be reordered (half the columns).
-                in_merchant_and_time_order(&mut df, &needed_by(needed, kind))?;
+                in_merchant_and_time_order(&mut df, &derived)?;
                 laps.lap("refund originals, text key codes; rows in merchant and time order");
             }
             let (apps_of_rows, at) = join_applications(&df, kind, &merchants, &needed_by(needed, kind))?;
@@ -495,15 +501,16 @@ pub(crate) fn prepare_part(
             match kind {
                 InputKind::Transactions => {
                     laps.lap("join applications to transactions");
-                    checks::derive_transactions(&mut joined, &app)?;
+                    checks::derive_transactions(&mut joined, &app, &|c| derived.wants(c))?;
                     laps.lap("transaction checks");
-                    merchant_codes = derive_per_merchant_and_keys(&mut joined, &app, period_start, needed_by(needed, kind))?;
+                    merchant_codes = derive_per_merchant_and_keys(&mut joined, &app, period_start, &derived, needed_by(needed, kind))?;
                     txn_apps = app.at;
                     laps.lap("gaps and key codes");
                     // The MCC the transaction was submitted under, classed too
                     // (when the export has one).
-                    if let (Some(mcc), true) = (refs.tables.iter().find(|t| t.key == "mcc"), joined.schema().contains("mcc")) {
-                        joined = join_reference(joined, mcc, "mcc", "txn_", true)?;
+                    let mcc_table = refs.tables.iter().find(|t| t.key == "mcc").filter(|_| derived.mcc_joined());
+                    if let (Some(mcc), true) = (mcc_table, joined.schema().contains("mcc")) {
+                        joined = join_reference(joined, mcc, "mcc", TXN_MCC_PREFIX, true)?;
                     }
                     laps.lap("join MCC table");
                 }
@@ -647,32 +654,76 @@ pub(crate) fn rule_names(r: &crate::rules::compiled::CompiledRule) -> Names {
     out
 }
 
-/// Whether the transaction derivations read column `c` (`checks`'
-/// derived columns, refund originals, gaps, deposit activity, the MCC
-/// join, and the key codes among `names`, which read their keys' text).
-fn derivations_read(names: &Names, c: &str) -> bool {
-    const READ: &[&str] = &[
-        "txn_id",
-        "merchant_id",
-        "txn_time",
-        "txn_type",
-        "status",
-        "amount",
-        "fee",
-        "payment_method",
-        "card_type",
-        "card_hash",
-        "lat",
-        "lon",
-        "original_txn_id",
-        "mcc",
-    ];
-    READ.contains(&c)
-        || names
-            .iter()
-            .filter_map(|n| n.strip_prefix(keys::KEY_PREFIX))
-            .any(|keys| keys.split(',').any(|k| k == c))
+/// The derived transaction columns a pass makes: those its rules read
+/// (`names`; every one without). A pass of a few rules (the peer pass of
+/// a partitioned scan) then reads and derives a few columns, not every
+/// fee, distance and gap of every row: that was half its time.
+pub(crate) struct Derived<'a> {
+    names: Option<&'a Names>,
+    /// The MCC table's value columns as joined onto transactions.
+    mcc_columns: Vec<String>,
 }
+
+impl<'a> Derived<'a> {
+    pub(crate) fn new(names: Option<&'a Names>, refs: &References) -> Self {
+        let mcc_columns = refs
+            .tables
+            .iter()
+            .filter(|t| t.key == "mcc")
+            .flat_map(|t| {
+                t.df.get_column_names()
+                    .into_iter()
+                    .filter(|c| c.as_str() != t.key)
+                    .map(|c| format!("{TXN_MCC_PREFIX}{c}"))
+            })
+            .collect();
+        Derived { names, mcc_columns }
+    }
+
+    /// Whether the pass makes derived column `c`.
+    pub(crate) fn wants(&self, c: &str) -> bool {
+        self.names.is_none_or(|n| n.contains(c))
+    }
+
+    /// Whether the transactions' MCC is looked up in the MCC table.
+    fn mcc_joined(&self) -> bool {
+        self.mcc_columns.iter().any(|c| self.wants(c))
+    }
+
+    /// Whether the pass's derivations read input column `c`: the
+    /// transaction checks it makes (`checks::transaction_checks_read`),
+    /// the MCC join, and the key codes among its names, which read their
+    /// keys' text.
+    pub(crate) fn reads(&self, c: &str) -> bool {
+        checks::transaction_checks_read(c, &|n| self.wants(n))
+            || (c == "mcc" && self.mcc_joined())
+            || self.names.is_none_or(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.strip_prefix(keys::KEY_PREFIX))
+                    .any(|keys| keys.split(',').any(|k| k == c))
+            })
+    }
+}
+
+/// Of the transactions' input columns `columns`, those a preparation for
+/// rules reading `names` reads: the rules' own, those findings need, and
+/// those its derivations read (`Derived`).
+pub(crate) fn transaction_columns_read<'c>(
+    columns: impl IntoIterator<Item = &'c PlSmallStr>,
+    names: &Names,
+    derived: &Derived,
+) -> Vec<PlSmallStr> {
+    columns
+        .into_iter()
+        .filter(|c| keeps(names, InputKind::Transactions, c) || derived.reads(c))
+        .cloned()
+        .collect()
+}
+
+/// The prefix of the MCC table's columns joined onto transactions by the
+/// MCC they were submitted under.
+const TXN_MCC_PREFIX: &str = "txn_";
 
 /// Whether a prepared `kind` frame keeps column `c` for rules using
 /// `names`: those, the columns findings need, and the input's time.
@@ -740,7 +791,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        in_merchant_and_time_order(&mut df, &Some(needed)).unwrap();
+        in_merchant_and_time_order(&mut df, &Derived::new(Some(&needed), &References::default())).unwrap();
         let texts = |name: &str| -> Vec<String> {
             let c = df.column(name).unwrap().cast(&DataType::String).unwrap();
             c.str().unwrap().iter().map(|v| v.unwrap().to_string()).collect()
