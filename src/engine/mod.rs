@@ -20,6 +20,7 @@ pub mod prepare;
 pub(crate) mod row_order;
 pub mod sealed;
 pub mod spill_folder;
+pub(crate) mod spill_parquet;
 pub mod validate;
 
 use std::time::Instant;
