@@ -7,6 +7,7 @@
 //! run up to 2N busy threads on N cores; one pool with work stealing keeps
 //! every core busy without oversubscribing.
 
+pub(crate) mod distinct;
 pub mod hits;
 pub mod hoist;
 pub mod key_counts;
@@ -159,7 +160,7 @@ fn run_one(
         Some(cut) => (cut.rows, cut.span),
         None => (base.height(), span_if_rolling(rule, &base)),
     };
-    let condition = &match &cut {
+    let mut condition = match &cut {
         None => Condition::Whole,
         Some(Cut {
             kept: Kept::Marked(mask),
@@ -171,14 +172,39 @@ fn run_one(
         },
         Some(cut) => Condition::Left(cut.rest.clone()),
     };
+    // A condition with a text function, over categoricals only, is
+    // applied here, once per distinct combination of its columns' values,
+    // instead of to every row (`distinct`). Nothing of it is left to the
+    // plan, which is then resolved apart: `resolve` keeps its answers by
+    // schema, which the cut keeps, and another partition may not be cut.
+    let mut applied_by_combination = false;
+    if let Some(Ok(keep)) = plan::applied_condition(rule, &condition, as_of)
+        .ok()
+        .flatten()
+        .filter(distinct::has_text_function)
+        .and_then(|c| distinct::kept(&base, &c))
+    {
+        if let Ok(kept) = base.filter(&keep) {
+            (base, condition, applied_by_combination) = (kept, Condition::Left(None), true);
+        }
+    }
+    let resolve_rule = |rule: &crate::rules::compiled::CompiledRule, ctx: &PlanContext, probes: &Probes| match applied_by_combination {
+        true => probe(rule, ctx.schema, ctx),
+        false => resolve(rule, ctx, probes),
+    };
     let mut schema = base.schema().clone();
-    let mut resolved = resolve(rule, &plan_context(rule, rows, span, &schema, as_of, peer_stats, condition), probes);
+    let mut resolved = resolve_rule(
+        rule,
+        &plan_context(rule, rows, span, &schema, as_of, peer_stats, &condition),
+        probes,
+    );
+    let condition = &condition;
     if matches!(resolved, Err((RuleStatus::Failed, _))) && narrow::is_narrowed(&schema) {
-        let resolves = |s: &Schema| resolve(rule, &plan_context(rule, rows, span, s, as_of, peer_stats, condition), probes).is_ok();
+        let resolves = |s: &Schema| resolve_rule(rule, &plan_context(rule, rows, span, s, as_of, peer_stats, condition), probes).is_ok();
         let as_text = narrow::read_as_text(&schema, &rule.names, resolves).unwrap_or_else(|| rule.names.clone());
         if let Ok(text) = narrow::widen_some(base.clone(), &as_text) {
             let text_schema = text.schema().clone();
-            let again = resolve(
+            let again = resolve_rule(
                 rule,
                 &plan_context(rule, rows, span, &text_schema, as_of, peer_stats, condition),
                 probes,

@@ -103,7 +103,7 @@ pub(crate) fn split_condition(rule: &CompiledRule, as_of: NaiveDate, readable: i
 /// conditions are made of (comparisons, arithmetic, `AND`/`OR`, `CASE`,
 /// `IN`, `IS NULL`, `NOT`, `COALESCE`, casts). Anything else
 /// (windows, aggregates, other functions) is not assumed to be.
-fn is_elementwise(e: &Expr) -> bool {
+pub(crate) fn is_elementwise(e: &Expr) -> bool {
     match e {
         Expr::Column(_) | Expr::Literal(_) | Expr::BinaryExpr { .. } | Expr::Cast { .. } | Expr::Ternary { .. } | Expr::Alias(..) => true,
         Expr::Function { function, .. } => matches!(
@@ -205,13 +205,18 @@ fn row_columns(rule: &CompiledRule, schema: &Schema) -> Vec<String> {
     cols
 }
 
+/// The part of `rule`'s condition a plan with `condition` applies to its
+/// rows; None if nothing is left to apply.
+pub(crate) fn applied_condition(rule: &CompiledRule, condition: &Condition, as_of: NaiveDate) -> Result<Option<Expr>, PlanError> {
+    match condition {
+        Condition::Whole => rule.filter.as_ref().map(|w| sql(w, as_of)).transpose(),
+        Condition::Left(rest) => Ok(rest.clone()),
+    }
+}
+
 pub(crate) fn build(rule: &CompiledRule, base: LazyFrame, ctx: &PlanContext) -> Result<LazyFrame, PlanError> {
     let mut lf = base;
-    let condition = match &ctx.condition {
-        Condition::Whole => rule.filter.as_ref().map(|w| sql(w, ctx.as_of)).transpose()?,
-        Condition::Left(rest) => rest.clone(),
-    };
-    if let Some(c) = condition {
+    if let Some(c) = applied_condition(rule, &ctx.condition, ctx.as_of)? {
         lf = lf.filter(c);
     }
     let (_, id_expr) = row_entity(rule.source);
