@@ -9,9 +9,9 @@
 //! 1.6 s apiece on the 10M month). A row-wise condition's value on a row
 //! depends on nothing but that row's values of the columns it reads, so
 //! where those are categoricals (a few hundred city codes each) the
-//! condition is evaluated on one row of each distinct combination, as
-//! text, exactly as the widened rule would, and each row takes its
-//! combination's answer.
+//! condition is evaluated on one row of each distinct combination (on the
+//! codes as the plan would, or as text where it fails on them, as the
+//! widened rule would), and each row takes its combination's answer.
 
 use polars::prelude::*;
 
@@ -23,9 +23,10 @@ const MAX_COLUMNS: usize = 2;
 
 /// The rows of `df` that `condition` keeps, evaluated once per distinct
 /// combination of the values it reads (see the module comment), as it
-/// would be on every row (null counts as not kept, as a filter does). None where that does not apply: the condition is not
-/// row-wise, reads no column, more than two, or one that is not a
-/// categorical; or it has as many combinations as a quarter of the rows.
+/// would be on every row (null counts as not kept, as a filter does).
+/// None where that does not apply: the condition is not row-wise, reads
+/// no column, more than two, or one that is not a categorical; or its
+/// combinations are more than a quarter of the rows.
 pub(crate) fn kept(df: &DataFrame, condition: &Expr) -> Option<PolarsResult<BooleanChunked>> {
     if !condition.into_iter().all(|e| is_elementwise(e) || is_text_function(e)) {
         return None;
@@ -64,7 +65,7 @@ pub(crate) fn has_text_function(condition: &Expr) -> bool {
     condition.into_iter().any(is_text_function)
 }
 
-/// The text functions that work row by row on literal arguments, beside
+/// The text functions that work row by row, beside
 /// the node kinds `plan::is_elementwise` accepts.
 fn is_text_function(e: &Expr) -> bool {
     matches!(
