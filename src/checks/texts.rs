@@ -79,14 +79,13 @@ impl Texts {
         match self {
             Texts::Plain(s) => s.iter().map(f).collect(),
             Texts::Coded(c, m) => {
-                // Slot 0 is null; a category's slot is its code + 1.
                 let mut table: Vec<Option<T>> = vec![None; m.num_cats_upper_bound() + 1];
-                c.iter()
-                    .map(|v| {
-                        let slot = &mut table[v.map_or(0, |v| v as usize + 1)];
-                        *slot.get_or_insert_with(|| f(v.and_then(|v| m.cat_to_str(v))))
-                    })
-                    .collect()
+                let mut out = Vec::with_capacity(c.len());
+                for_each_slot(c, |slot| {
+                    let value = || f(slot.checked_sub(1).and_then(|code| m.cat_to_str(code as u32)));
+                    out.push(*table[slot].get_or_insert_with(value));
+                });
+                out
             }
         }
     }
@@ -99,20 +98,37 @@ impl Texts {
         match self {
             Texts::Plain(s) => first_codes_of_text(s),
             Texts::Coded(c, m) => {
-                // Slot 0 is null; a category's slot is its code + 1.
                 let mut table = vec![u32::MAX; m.num_cats_upper_bound() + 1];
                 let mut next = 0u32;
-                c.iter()
-                    .map(|v| {
-                        let slot = &mut table[v.map_or(0, |v| v as usize + 1)];
-                        if *slot == u32::MAX {
-                            *slot = next;
-                            next += 1;
-                        }
-                        *slot
-                    })
-                    .collect()
+                let mut out = Vec::with_capacity(c.len());
+                for_each_slot(c, |slot| {
+                    let code = &mut table[slot];
+                    if *code == u32::MAX {
+                        *code = next;
+                        next += 1;
+                    }
+                    out.push(*code);
+                });
+                out
             }
+        }
+    }
+}
+
+/// `f` of each row's slot in a table of a categorical's values, in row
+/// order: 0 for null, a category's code + 1. Read array by array from the
+/// codes' buffers: the chunked array's own iterator of options cost about
+/// 100 ns a row (the merchant ids' first codes took 1.2 s of one thread
+/// at 10M rows, while the other waited).
+fn for_each_slot(codes: &UInt32Chunked, mut f: impl FnMut(usize)) {
+    for arr in codes.downcast_iter() {
+        match arr.validity().filter(|v| v.unset_bits() > 0) {
+            None => arr.values().iter().for_each(|&v| f(v as usize + 1)),
+            Some(valid) => arr
+                .values()
+                .iter()
+                .zip(valid.iter())
+                .for_each(|(&v, ok)| f(if ok { v as usize + 1 } else { 0 })),
         }
     }
 }
@@ -269,6 +285,30 @@ mod tests {
         let length = |v: Option<&str>| v.map_or(-1, |v| v.len() as i64 * if v == "b" { 10 } else { 1 });
         assert_eq!(plain.map_values(length), vec![10, 1, -1, 10, 1, -1, 1]);
         assert_eq!(coded.map_values(length), plain.map_values(length));
+    }
+
+    #[test]
+    fn a_categorical_in_chunks_with_and_without_nulls_reads_as_its_text() {
+        let dtype = crate::input::categories::categories();
+        let part = |values: &[Option<&str>]| Series::new("k".into(), values).cast(&dtype).unwrap();
+        let chunks: [&[Option<&str>]; 3] = [
+            &[Some("q1"), None, Some("q2"), Some("q1")],
+            &[Some("q3"), Some("q1")],
+            &[None, Some("q4"), Some("q2"), None],
+        ];
+        let mut s = part(chunks[0]);
+        s.append(&part(chunks[1])).unwrap();
+        s.append(&part(chunks[2])).unwrap();
+        assert_eq!(s.n_chunks(), 3);
+        let all: Vec<Option<&str>> = chunks.concat();
+        let coded = DataFrame::new(all.len(), vec![s.into_column()]).unwrap();
+        let coded = Texts::of_chunks(&coded, "k").unwrap();
+        let plain = Texts::Plain(StringChunked::from_iter_options("k".into(), all.iter().copied()));
+        assert!(matches!(coded, Texts::Coded(..)));
+        assert_eq!(coded.first_codes(), vec![0, 1, 2, 0, 3, 0, 1, 4, 2, 1]);
+        assert_eq!(coded.first_codes(), plain.first_codes());
+        let length = |v: Option<&str>| v.map_or(-1, |v| v.len() as i64 + v.ends_with('2') as i64 * 10);
+        assert_eq!(coded.map_values(length), vec![2, -1, 12, 2, 2, 2, -1, 2, 12, -1]);
     }
 
     #[test]
