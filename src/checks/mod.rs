@@ -560,7 +560,9 @@ const NO_TIME: i64 = i64::MIN;
 /// 8 bytes a row where `times_ms`' options are 16.
 fn times_ms_or_none(df: &DataFrame, name: &str) -> Option<Vec<i64>> {
     let c = df.column(name).ok()?.as_materialized_series().datetime().ok()?.physical().clone();
-    Some(c.iter().map(|v| v.unwrap_or(NO_TIME)).collect())
+    let mut ms = Vec::with_capacity(c.len());
+    crate::input::nullable::for_each_value(&c, |t, valid| ms.push(if valid { t } else { NO_TIME }));
+    Some(ms)
 }
 
 /// `rows` (ascending) in order of merchant, then time (none first: `NO_TIME`

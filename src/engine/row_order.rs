@@ -90,17 +90,13 @@ pub(crate) fn merchant_time_order(codes: &[u32], times: Option<&Int64Chunked>) -
 }
 
 /// `f(row, time)` for each row of `times` in order, a null as
-/// `i64::MIN`, read array by array: the chunked array's iterator of
-/// options took most of this module's second of one thread at 10M rows.
+/// `i64::MIN`.
 fn each_time(times: &Int64Chunked, mut f: impl FnMut(usize, i64)) {
     let mut row = 0;
-    for arr in times.downcast_iter() {
-        let valid = arr.validity().filter(|v| v.unset_bits() > 0);
-        for (i, &t) in arr.values().iter().enumerate() {
-            f(row, if valid.is_none_or(|v| v.get_bit(i)) { t } else { i64::MIN });
-            row += 1;
-        }
-    }
+    crate::input::nullable::for_each_value(times, |t, valid| {
+        f(row, if valid { t } else { i64::MIN });
+        row += 1;
+    });
 }
 
 /// `df`'s rows in `order`, column by column: each column's old buffers

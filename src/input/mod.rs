@@ -4,7 +4,7 @@
 pub mod cache;
 pub mod categories;
 pub mod mapping;
-mod nullable;
+pub(crate) mod nullable;
 mod parquet;
 pub mod read;
 pub mod records;

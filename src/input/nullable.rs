@@ -71,6 +71,20 @@ impl<T: Copy + Default> From<Vec<Option<T>>> for Nullable<T> {
     }
 }
 
+/// `f(value, valid)` for each row of `ca` in order (a null's value is
+/// whatever its slot holds), read array by array from the buffers. The
+/// chunked array's own iterator of options cost about 100 ns a row where
+/// a pass over 10M rows ran on one thread while the other waited (the
+/// merchants' first codes: 1.2 s; session 38).
+pub(crate) fn for_each_value<T: PolarsNumericType>(ca: &ChunkedArray<T>, mut f: impl FnMut(T::Native, bool)) {
+    for arr in ca.downcast_iter() {
+        match arr.validity().filter(|v| v.unset_bits() > 0) {
+            None => arr.values().iter().for_each(|&v| f(v, true)),
+            Some(valid) => arr.values().iter().zip(valid.iter()).for_each(|(&v, ok)| f(v, ok)),
+        }
+    }
+}
+
 impl<N> Nullable<N> {
     /// The column as polars' array of `T`, named `name`.
     pub(crate) fn finish<T: PolarsNumericType<Native = N>>(self, name: PlSmallStr) -> ChunkedArray<T> {
@@ -88,6 +102,17 @@ impl<N> Nullable<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_value_comes_in_row_order_across_chunks_with_its_validity() {
+        let mut ca = Int64Chunked::from_vec("t".into(), vec![4, 5]);
+        ca.append(&Int64Chunked::from_iter_options("t".into(), [None, Some(7), None].into_iter()))
+            .unwrap();
+        assert_eq!(ca.chunks().len(), 2);
+        let mut seen = Vec::new();
+        for_each_value(&ca, |v, valid| seen.push(valid.then_some(v)));
+        assert_eq!(seen, vec![Some(4), Some(5), None, Some(7), None]);
+    }
 
     #[test]
     fn values_and_nulls_reach_polars_as_pushed_and_set() {
