@@ -291,16 +291,17 @@ enum Kept {
 const KEPT: &str = "__kept";
 
 /// The rows of `rule`'s frame that the part of its condition over the
-/// frame's own columns keeps (`plan::split_condition`), with the rest of
-/// the condition. That part is evaluated once, here, not again in the
-/// plan. Where it is the whole condition, or keeps at most half of the
-/// rows, the rule's columns are cut to the rows it keeps: the copy the
-/// plan's filter would make, made once and in one piece, so the plan
-/// filters by the rest only (nothing, for most rules), and grouping does
-/// not join the pieces of a filtered frame into one. Where the rest
-/// (over application columns) is left and the part keeps most rows, the
-/// rows are marked instead: the rest may keep few of them, and a cut would
-/// copy most of the rule's own columns for nothing.
+/// frame's own columns, or over its application columns alone, keeps
+/// (`plan::split_condition`), with the rest of the condition. That part
+/// is evaluated once, here, not again in the plan. Where it is the whole
+/// condition, or keeps at most half of the rows, the rule's columns are
+/// cut to the rows it keeps: the copy the plan's filter would make, made
+/// once and in one piece, so the plan filters by the rest only (nothing,
+/// for most rules), and grouping does not join the pieces of a filtered
+/// frame into one. Where the rest (over both kinds of column) is left and
+/// the part keeps most rows, the rows are marked instead: the rest may
+/// keep few of them, and a cut would copy most of the rule's own columns
+/// for nothing.
 fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared, as_of: NaiveDate, masks: &Masks) -> Option<Cut> {
     let df = prepared.frames.get(&rule.source)?;
     if df.height() == 0 {
@@ -318,33 +319,69 @@ fn rows_to_keep(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepared
         None
     };
     let own = |c: &str| df.schema().contains(c);
-    let split = plan::split_condition(rule, as_of, own)?;
+    // A conjunct over application columns alone (`settlement_account_type
+    // = 'corporate'`) says the same of all a merchant's rows: it is
+    // evaluated per merchant (`Joined::rows_where`), and its columns are
+    // not gathered onto the rows unless the rule reads them elsewhere.
+    let joined = prepared.joined.get(&rule.source);
+    let of_application = |c: &str| !own(c) && joined.is_some_and(|j| j.has(c));
+    let split = plan::split_condition(rule, as_of, |c| own(c) || of_application(c))?;
+    let mut rest: Vec<Expr> = split.rest.into_iter().collect();
     let mut keep: Option<BooleanChunked> = None;
     let mut applied: std::collections::BTreeSet<PlSmallStr> = std::collections::BTreeSet::new();
     for part in split.pre {
-        applied.extend(part.clone().meta().root_names());
+        let names = part.clone().meta().root_names();
+        let part_keeps = if names.iter().all(|n| own(n)) {
+            match &keep {
+                None => masks.kept(rule.source, df, part.clone())?,
+                // A part no other rule has asked for yet, after parts that
+                // kept few rows, is evaluated on those rows only: `SUS-REF-02`
+                // compares refunds with their originals, which for all 10M
+                // rows widened a money column and compared two cards each.
+                Some(k) if k.num_trues() * FEW <= df.height() && !masks.has(rule.source, df, &part) => {
+                    let both = Masks::kept_among(df, part.clone(), k)?;
+                    applied.extend(names);
+                    keep = Some(both);
+                    continue;
+                }
+                Some(_) => masks.kept(rule.source, df, part.clone())?,
+            }
+        } else {
+            // Over application columns only, or (left to the plan) both.
+            let by_merchant = joined
+                .filter(|_| !names.is_empty() && names.iter().all(|n| of_application(n)))
+                .and_then(|j| {
+                    masks.kept_by(rule.source, df.height(), &part, || {
+                        j.rows_where(&names, |apps| evaluate(apps, part.clone()))
+                    })
+                });
+            match by_merchant {
+                Some(m) => m,
+                None => {
+                    rest.push(part);
+                    continue;
+                }
+            }
+        };
+        applied.extend(names);
         keep = Some(match keep {
-            None => masks.kept(rule.source, df, part)?,
-            // A part no other rule has asked for yet, after parts that
-            // kept few rows, is evaluated on those rows only: `SUS-REF-02`
-            // compares refunds with their originals, which for all 10M
-            // rows widened a money column and compared two cards each.
-            Some(k) if k.num_trues() * FEW <= df.height() && !masks.has(rule.source, df, &part) => Masks::kept_among(df, part, &k)?,
-            Some(k) => &k & &masks.kept(rule.source, df, part)?,
+            None => part_keeps,
+            Some(k) => &k & &part_keeps,
         });
     }
     let keep = keep?;
-    let unread = unread_after(rule, applied, split.rest.as_ref(), df.schema());
+    let rest = rest.into_iter().reduce(|a, b| a.and(b));
+    let unread = unread_after(rule, applied, rest.as_ref(), |c| own(c) || of_application(c));
     let kept = if keep.num_trues() == df.height() {
         Kept::All
-    } else if split.rest.is_none() || keep.num_trues() * 2 <= df.height() {
+    } else if rest.is_none() || keep.num_trues() * 2 <= df.height() {
         Kept::Cut(keep)
     } else {
         Kept::Marked(keep)
     };
     Some(Cut {
         kept,
-        rest: split.rest,
+        rest,
         unread,
         rows: df.height(),
         span,
@@ -364,17 +401,19 @@ fn others_columns(rule: &crate::rules::compiled::CompiledRule, prepared: &Prepar
     df.get_column_names().into_iter().filter(|c| !read.contains(c)).cloned().collect()
 }
 
-/// The columns of `schema` among `applied` (those the applied part of
-/// `rule`'s condition reads) that nothing after it reads: not the rest of
-/// the condition, the measures, keys, evidence or message, nor what the
-/// plan reads on its own (a grouped rule's `sum_amount` reads `amount`;
-/// calendar windows their day or month column; key codes), nor the
-/// columns every frame keeps (ids, source line, time).
+/// The columns among `applied` (those the applied part of `rule`'s
+/// condition reads) that the rule's frame can have (`present`: its own,
+/// and the application columns it can gather) and nothing after the
+/// applied part reads: not the rest of the condition, the measures,
+/// keys, evidence or message, nor what the plan reads on its own (a
+/// grouped rule's `sum_amount` reads `amount`; calendar windows their
+/// day or month column; key codes), nor the columns every frame keeps
+/// (ids, source line, time).
 fn unread_after(
     rule: &crate::rules::compiled::CompiledRule,
     applied: std::collections::BTreeSet<PlSmallStr>,
     rest: Option<&Expr>,
-    schema: &Schema,
+    present: impl Fn(&str) -> bool,
 ) -> Vec<PlSmallStr> {
     let mut read = rule.names_besides_condition();
     read.extend(rest.into_iter().flat_map(|r| r.clone().meta().root_names()).map(|n| n.to_string()));
@@ -384,7 +423,7 @@ fn unread_after(
     }
     applied
         .into_iter()
-        .filter(|c| !read.contains(c.as_str()) && schema.contains(c) && !prepare::keeps(&Default::default(), rule.source, c))
+        .filter(|c| !read.contains(c.as_str()) && present(c) && !prepare::keeps(&Default::default(), rule.source, c))
         .collect()
 }
 
@@ -424,19 +463,32 @@ impl Masks {
     /// the run's masks, or evaluated and kept for the next rule. None where
     /// it does not evaluate to one flag per row.
     fn kept(&self, kind: crate::input::InputKind, df: &DataFrame, part: Expr) -> Option<BooleanChunked> {
+        self.kept_by(kind, df.height(), &part, || evaluate(df, part.clone()))
+    }
+
+    /// The rows of the `kind` input's frame (`height` rows) that `part`
+    /// keeps: from the run's masks, or as `eval` says and kept for the
+    /// next rule.
+    fn kept_by(
+        &self,
+        kind: crate::input::InputKind,
+        height: usize,
+        part: &Expr,
+        eval: impl FnOnce() -> Option<BooleanChunked>,
+    ) -> Option<BooleanChunked> {
         let known = |masks: &Vec<(crate::input::InputKind, Expr, BooleanChunked)>| {
             masks
                 .iter()
-                .find(|(k, e, m)| *k == kind && *e == part && m.len() == df.height())
+                .find(|(k, e, m)| *k == kind && e == part && m.len() == height)
                 .map(|(_, _, m)| m.clone())
         };
         if let Some(m) = self.0.lock().ok().and_then(|masks| known(&masks)) {
             return Some(m);
         }
-        let kept = evaluate(df, part.clone())?;
+        let kept = eval().filter(|k| k.len() == height)?;
         if let Ok(mut masks) = self.0.lock() {
             if known(&masks).is_none() {
-                masks.push((kind, part, kept.clone()));
+                masks.push((kind, part.clone(), kept.clone()));
             }
         }
         Some(kept)
@@ -687,12 +739,14 @@ mod tests {
         let applied = |names: &[&str]| names.iter().map(|n| PlSmallStr::from(*n)).collect();
         let row = compiled("where: \"txn_type = 'purchase' AND status = 'approved' AND amount > 9\"\nmessage: \"{txn_id} {amount}\"\n");
         // The message reads the amount; the ids and time every frame keeps.
-        let unread = unread_after(&row, applied(&["txn_type", "status", "amount", "txn_id"]), None, &schema);
+        let unread = unread_after(&row, applied(&["txn_type", "status", "amount", "txn_id"]), None, |c| {
+            schema.contains(c)
+        });
         assert_eq!(unread, ["status", "txn_type"]);
         // What the rest of the condition reads stays.
         let rest = col("status").eq(lit("approved"));
         assert_eq!(
-            unread_after(&row, applied(&["txn_type", "status"]), Some(&rest), &schema),
+            unread_after(&row, applied(&["txn_type", "status"]), Some(&rest), |c| schema.contains(c)),
             ["txn_type"]
         );
         // A grouped rule's built-in sum reads the amount, its measures the MCC.
@@ -700,7 +754,7 @@ mod tests {
             "where: \"amount > 9 AND mcc = '5411' AND card_hash IS NOT NULL\"\ngroup_by: [merchant_id]\nwindow: 1d\n\
              measures:\n  mccs: \"COUNT(DISTINCT mcc)\"\nhaving: \"COUNT(*) > 2\"\nmessage: \"{merchant_id} {sum_amount}\"\n",
         );
-        let unread = unread_after(&grouped, applied(&["amount", "mcc", "card_hash"]), None, &schema);
+        let unread = unread_after(&grouped, applied(&["amount", "mcc", "card_hash"]), None, |c| schema.contains(c));
         assert_eq!(unread, ["card_hash"]);
     }
 

@@ -52,6 +52,30 @@ impl Joined {
     pub(crate) fn has(&self, name: &str) -> bool {
         self.columns.schema().contains(name)
     }
+
+    /// The rows for which `flags` says true: `flags` is given the
+    /// application columns `names`, one row per merchant and a last row of
+    /// nulls (what a row without an application reads), and answers one
+    /// flag per row of them. A condition over application columns alone
+    /// is so evaluated once per merchant (119,000 at the 10M month), not
+    /// once per row on columns gathered onto every row. None where `flags`
+    /// gives none, or not one per row.
+    pub(crate) fn rows_where(
+        &self,
+        names: &[PlSmallStr],
+        flags: impl FnOnce(&DataFrame) -> Option<BooleanChunked>,
+    ) -> Option<BooleanChunked> {
+        let apps = self.columns.select(names.iter().cloned()).ok()?;
+        let nulls: Vec<Column> = apps
+            .columns()
+            .iter()
+            .map(|c| Column::full_null(c.name().clone(), 1, c.dtype()))
+            .collect();
+        let apps = apps.vstack(&DataFrame::new(1, nulls).ok()?).ok()?;
+        let of_apps = flags(&apps).filter(|f| f.len() == apps.height())?;
+        let none = (apps.height() - 1) as IdxSize;
+        of_apps.take(&self.at.fill_null_with_values(none).ok()?).ok()
+    }
 }
 
 impl Prepared {
@@ -65,9 +89,9 @@ impl Prepared {
 
     /// As `frame`, of the rows `keep` marks only (a mask over the `kind`
     /// frame's rows): the application columns are gathered and the money
-    /// widened for those rows, not for all; without the frame's columns
-    /// `unread` names (read only by the part of a condition already
-    /// applied), which are not copied.
+    /// widened for those rows, not for all; without the columns `unread`
+    /// names, the frame's or the applications' (read only by the part of a
+    /// condition already applied), which are not copied.
     pub(crate) fn frame_of_rows(
         &self,
         kind: InputKind,
@@ -86,7 +110,7 @@ impl Prepared {
                 .columns
                 .get_column_names()
                 .into_iter()
-                .filter(|c| names.is_none_or(|n| n.contains(c.as_str())))
+                .filter(|c| names.is_none_or(|n| n.contains(c.as_str())) && !unread.contains(c))
                 .cloned()
                 .collect();
             if !wanted.is_empty() {
@@ -746,6 +770,41 @@ pub(crate) fn keeps(names: &Names, kind: InputKind, c: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_condition_over_application_columns_is_answered_per_merchant_for_each_row() {
+        // Three merchants' settlement account types (a categorical, as
+        // rules read it; the third unknown), and five rows, one of them of
+        // a merchant without an application.
+        let types = Series::new("settlement_account_type".into(), [Some("corporate"), Some("personal"), None])
+            .cast(&narrow::categories())
+            .unwrap();
+        let joined = Joined {
+            columns: DataFrame::new(3, vec![types.into_column()]).unwrap(),
+            at: IdxCa::new("at".into(), [Some(0), Some(1), None, Some(2), Some(0)]),
+        };
+        let names = [PlSmallStr::from("settlement_account_type")];
+        let rows_where = |e: Expr| {
+            let kept = joined.rows_where(&names, |apps| super::super::evaluate(apps, e)).unwrap();
+            kept.iter().map(|k| k.unwrap()).collect::<Vec<_>>()
+        };
+        let corporate = col("settlement_account_type").eq(lit("corporate"));
+        assert_eq!(rows_where(corporate.clone()), [true, false, false, false, true]);
+        // The same as the condition on the column gathered onto the rows.
+        let gathered = joined.columns.take(&joined.at).unwrap();
+        let on_rows = super::super::evaluate(&gathered, corporate).unwrap();
+        assert_eq!(
+            on_rows.iter().map(|k| k.unwrap()).collect::<Vec<_>>(),
+            [true, false, false, false, true]
+        );
+        // A row without an application reads nulls: unknown and none alike.
+        let unknown = col("settlement_account_type").is_null();
+        assert_eq!(rows_where(unknown), [false, false, true, true, false]);
+        // Not one flag per merchant: no answer.
+        assert!(joined
+            .rows_where(&names, |_| Some(BooleanChunked::full("k".into(), true, 1)))
+            .is_none());
+    }
 
     #[test]
     fn grouped_transaction_rules_have_their_keys_and_counted_columns_coded_the_row_id_too() {
