@@ -17,6 +17,7 @@ pub mod findings;
 pub mod input;
 pub mod mask;
 pub mod output;
+pub mod pool;
 pub mod rules;
 
 use std::path::PathBuf;

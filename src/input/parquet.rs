@@ -22,7 +22,7 @@ use super::categories;
 use super::mapping::InputMapping;
 use super::nullable::Nullable;
 use super::read::{
-    decimal_scale, finish_file, io_err, parse_cell, sha256_of, streamed_file, Builder, Cell, CellError, Header, ParsedFile, PartSink,
+    beside_digest, decimal_scale, finish_file, io_err, parse_cell, streamed_file, Builder, Cell, CellError, Header, ParsedFile, PartSink,
     RowParser,
 };
 use super::typed::{typed_column, TypedColumn, TypedValues};
@@ -137,43 +137,38 @@ fn read_in_batches(
         count(end - bytes_before(offset));
         Ok(batch)
     };
-    // The digest is of the whole file in order: one thread reads it while
-    // the others convert batches.
-    let (digest, read) = rayon::join(
-        || sha256_of(path).map_err(|e| io_err(path, e)),
-        || -> Result<(Option<DataFrame>, u64, Vec<RejectedRow>), InputError> {
-            let (mut all, mut accepted, mut rejected) = (None::<DataFrame>, 0u64, Vec::new());
-            // In waves of one batch per thread, taken in order: a batch's
-            // text is held only until its wave is coded or handed on.
-            for chunk in batches.chunks(rayon::current_num_threads().max(1)) {
-                let done: Vec<Result<Batch, InputError>> = chunk.par_iter().map(read_batch).collect();
-                for b in done {
-                    let mut b = b?;
-                    if coded {
-                        // In the file's order, as the whole file was coded:
-                        // each column's values get their codes in row order.
-                        categories::code(&mut b.df, kind, &[]).map_err(|e| InputError::Internal(e.to_string()))?;
-                    }
-                    accepted += b.df.height() as u64;
-                    rejected.extend(b.rejected);
-                    match (on_batch, &mut all) {
-                        (Some(sink), _) => sink(b.df)?,
-                        (None, None) => all = Some(b.df),
-                        (None, Some(acc)) => {
-                            acc.vstack_mut_owned(b.df).map_err(|e| InputError::Internal(e.to_string()))?;
-                        }
+    let (digest, read) = beside_digest(path, || -> Result<(Option<DataFrame>, u64, Vec<RejectedRow>), InputError> {
+        let (mut all, mut accepted, mut rejected) = (None::<DataFrame>, 0u64, Vec::new());
+        // In waves of one batch per thread, taken in order: a batch's
+        // text is held only until its wave is coded or handed on.
+        for chunk in batches.chunks(rayon::current_num_threads().max(1)) {
+            let done: Vec<Result<Batch, InputError>> = chunk.par_iter().map(read_batch).collect();
+            for b in done {
+                let mut b = b?;
+                if coded {
+                    // In the file's order, as the whole file was coded:
+                    // each column's values get their codes in row order.
+                    categories::code(&mut b.df, kind, &[]).map_err(|e| InputError::Internal(e.to_string()))?;
+                }
+                accepted += b.df.height() as u64;
+                rejected.extend(b.rejected);
+                match (on_batch, &mut all) {
+                    (Some(sink), _) => sink(b.df)?,
+                    (None, None) => all = Some(b.df),
+                    (None, Some(acc)) => {
+                        acc.vstack_mut_owned(b.df).map_err(|e| InputError::Internal(e.to_string()))?;
                     }
                 }
             }
-            if let Some(df) = &mut all {
-                df.rechunk_mut_par();
-            }
-            debug_assert!(on_batch.is_some() || all.as_ref().is_some_and(|df| df.height() as u64 == accepted));
-            Ok((all, accepted, rejected))
-        },
-    );
+        }
+        if let Some(df) = &mut all {
+            df.rechunk_mut_par();
+        }
+        debug_assert!(on_batch.is_some() || all.as_ref().is_some_and(|df| df.height() as u64 == accepted));
+        Ok((all, accepted, rejected))
+    });
     let (df, accepted, rejected) = read?;
-    let digest = digest?;
+    let digest = digest.map_err(|e| io_err(path, e))?;
     let read = metadata.num_rows as u64;
     Ok(match df {
         Some(df) => finish_file(kind, display, digest, read, df, rejected),
