@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// The library's top-level modules, bottom layer first. A module may use
 /// modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["alloc", "cleanup", "contract"],
+    &["alloc", "cleanup", "contract", "pool"],
     &["mask"],
     &["input"],
     &["checks", "rules"],
