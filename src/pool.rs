@@ -62,6 +62,22 @@ mod tests {
         assert_eq!(started, (0..40).collect::<Vec<_>>());
         let failed = pool.install(|| in_order_on_threads(40, |i| if i == 7 || i == 9 { Err(format!("part {i}")) } else { Ok(i) }));
         assert_eq!(failed, Err("part 7".to_string()));
+        // After an error no more are started (on one thread, where which
+        // were started before it does not depend on timing).
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        let ran = std::sync::Mutex::new(Vec::new());
+        let failed = one.install(|| {
+            in_order_on_threads(40, |i| {
+                ran.lock().unwrap().push(i);
+                if i == 7 {
+                    Err(i)
+                } else {
+                    Ok(i)
+                }
+            })
+        });
+        assert_eq!(failed, Err(7));
+        assert_eq!(ran.into_inner().unwrap(), (0..=7).collect::<Vec<_>>());
         assert_eq!(in_order_on_threads(0, Ok::<_, ()>), Ok(Vec::new()));
     }
 }
