@@ -7,26 +7,32 @@
 //! SIGKILL, a crash or a power cut leaves it behind, and nothing may reach
 //! disk in the clear (the parse cache is encrypted for the same reason).
 //!
-//! Each scan draws a fresh random key (ChaCha20-Poly1305) and keeps it in
+//! Each scan draws a fresh random key (AES-256-GCM) and keeps it in
 //! memory only; each file gets its own nonce from a counter, so no nonce is
 //! used twice under one key. What is left on disk after the process is
 //! gone cannot be read by anyone, the user included: the spill is of no use
 //! after its scan. A file changed on disk during the scan fails its tag and
 //! the scan stops with an error rather than read altered rows.
+//!
+//! Why ring's AES-GCM: a partitioned scan of the 10M month seals about
+//! 1.5 GB and unseals it two to three times; with ChaCha20-Poly1305 (the
+//! RustCrypto crate, 1.6-1.8 GB/s on this project's machine) that was 6%
+//! of the scan's CPU samples. ring's AES-256-GCM, on the processor's AES
+//! and carry-less multiply instructions, seals and opens at 8-9 GB/s on
+//! the same machine (RustCrypto's `aes-gcm`: 1.6 GB/s).
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit, OsRng};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
 
-const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
 /// A key for one scan's spill files, and the next nonce.
 pub struct Sealer {
-    cipher: ChaCha20Poly1305,
+    key: LessSafeKey,
     next: AtomicU64,
 }
 
@@ -37,9 +43,15 @@ impl Default for Sealer {
 }
 
 impl Sealer {
+    /// A sealer with a fresh random key. Panics if the operating system
+    /// gives no random bytes: no key can be drawn without them.
     pub fn new() -> Sealer {
+        let mut key = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut key)
+            .expect("the operating system's random number generator failed");
         Sealer {
-            cipher: ChaCha20Poly1305::new(&ChaCha20Poly1305::generate_key(&mut OsRng)),
+            key: LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).expect("a 32-byte key")),
             next: AtomicU64::new(0),
         }
     }
@@ -50,12 +62,12 @@ impl Sealer {
         let mut nonce = [0u8; NONCE_LEN];
         nonce[..8].copy_from_slice(&self.next.fetch_add(1, Ordering::Relaxed).to_le_bytes());
         let tag = self
-            .cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), b"", &mut plain)
+            .key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut plain)
             .map_err(|_| std::io::Error::other("encrypting a spill file failed"))?;
         let mut f = std::fs::File::create(path)?;
         f.write_all(&nonce)?;
-        f.write_all(&tag)?;
+        f.write_all(tag.as_ref())?;
         f.write_all(&plain)?;
         Ok(())
     }
@@ -69,8 +81,10 @@ impl Sealer {
         }
         let (head, body) = bytes.split_at_mut(NONCE_LEN + TAG_LEN);
         let (nonce, tag) = head.split_at(NONCE_LEN);
-        self.cipher
-            .decrypt_in_place_detached(Nonce::from_slice(nonce), b"", body, Tag::from_slice(tag))
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| changed(path))?;
+        let tag = Tag::try_from(tag).map_err(|_| changed(path))?;
+        self.key
+            .open_in_place_separate_tag(nonce, Aad::empty(), tag, body, 0..)
             .map_err(|_| changed(path))?;
         Ok(Plain(bytes))
     }
