@@ -14,12 +14,13 @@
 //! after its scan. A file changed on disk during the scan fails its tag and
 //! the scan stops with an error rather than read altered rows.
 //!
-//! Why ring's AES-GCM: a partitioned scan of the 10M month seals about
-//! 1.5 GB and unseals it two to three times; with ChaCha20-Poly1305 (the
-//! RustCrypto crate, 1.6-1.8 GB/s on this project's machine) that was 6%
-//! of the scan's CPU samples. ring's AES-256-GCM, on the processor's AES
-//! and carry-less multiply instructions, seals and opens at 8-9 GB/s on
-//! the same machine (RustCrypto's `aes-gcm`: 1.6 GB/s).
+//! Why ring's AES-GCM: a partitioned scan of the 10M month seals every
+//! spilled row once and unseals it in each pass that reads it back; with
+//! ChaCha20-Poly1305 (the RustCrypto crate, 1.6-1.8 GB/s on this
+//! project's machine) that was 6% of the scan's CPU samples, three
+//! quarters of them unsealing. ring's AES-256-GCM, on the processor's AES
+//! and carry-less multiply instructions, seals and opens 512 MiB at
+//! 8-9 GB/s on the same machine (RustCrypto's `aes-gcm`: 1.4-1.7 GB/s).
 
 use std::io::Write;
 use std::path::Path;
