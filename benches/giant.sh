@@ -3,6 +3,7 @@
 # rows spread over 2,000 ordinary merchants, on top of a generated month.
 #
 #   benches/giant.sh BASE_DIR AS_OF [WORK]
+#   BIN=/tmp/posaudit RUNS=3 THREADS=2 benches/giant.sh BASE_DIR AS_OF [WORK]
 #
 # BASE_DIR is a generated month (posaudit-gen ... --start 2026-10-01 --days
 # 30). The script generates the giant (one merchant, 6,667 transactions a
@@ -21,10 +22,17 @@ threads=${THREADS:-2}
 here=$(cd "$(dirname "$0")" && pwd)
 # The same packages as the tests and peer.sh build: any other selection
 # turns on other polars features and rebuilds polars (15-40 minutes here).
-cargo build --release --quiet --locked -p posaudit -p posaudit-gen
-target=${CARGO_TARGET_DIR:-$here/../target}
-bin=$target/release/posaudit
-gen=$target/release/posaudit-gen
+# BIN=/tmp/posaudit (and GEN, default posaudit-gen beside BIN): binaries
+# built before, no build (as peer.sh).
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+  gen=${GEN:-$(dirname "$BIN")/posaudit-gen}
+else
+  cargo build --release --quiet --locked -p posaudit -p posaudit-gen
+  target=${CARGO_TARGET_DIR:-$here/../target}
+  bin=$target/release/posaudit
+  gen=$target/release/posaudit-gen
+fi
 mkdir -p "$work"
 start=${START:-2026-10-01}
 [ -d "$work/giant" ] || "$gen" --out "$work/giant" --merchants 1 --days 30 --txns-per-day 6667 --seed 99 --violations 0 --start "$start" >/dev/null
