@@ -276,6 +276,12 @@ fn bad_type(path: &Path, s: &Series) -> InputError {
 
 /// A column as the text the parser reads, and the rows whose binary value
 /// is not UTF-8 (null in the text; they reject their rows only).
+///
+/// In the chunks polars read it in (one per row group): the column is
+/// read in order or by row, which chunks allow, and a file read whole is
+/// made one chunk once its batches are stacked. Made one chunk here as
+/// well, each text column of each batch was copied once more (10M rows of
+/// typed Parquet: the read 8.20 s with the copy, 7.37 s without).
 fn as_text(path: &Path, s: &Series) -> Result<(StringChunked, Vec<usize>), InputError> {
     let bad_type = || bad_type(path, s);
     let mut not_utf8 = Vec::new();
@@ -309,7 +315,7 @@ fn as_text(path: &Path, s: &Series) -> Result<(StringChunked, Vec<usize>), Input
             .map_err(|_| bad_type())?
             .clone(),
     };
-    Ok((text.rechunk().into_owned(), not_utf8))
+    Ok((text, not_utf8))
 }
 
 /// The rows of a mapping with kinds of row: each row's columns depend on
