@@ -243,17 +243,87 @@ fn shared_codes<'a>(name: PlSmallStr, values: impl Iterator<Item = &'a str>, mut
         unreachable!("categories() is a categorical")
     };
     let shared: Vec<u32> = values.map(|s| mapping.insert_cat(s)).collect::<PolarsResult<_>>()?;
+    for c in rows.iter_mut().filter(|c| **c != NULL) {
+        *c = shared[*c as usize];
+    }
+    Ok(categorical(name, rows))
+}
+
+/// A categorical of `categories()` named `name` from each row's code in
+/// them (`NULL` for a null).
+fn categorical(name: PlSmallStr, rows: Vec<u32>) -> Series {
     let ids: UInt32Chunked = if rows.contains(&NULL) {
-        rows.iter().map(|&c| (c != NULL).then(|| shared[c as usize])).collect()
+        rows.iter().map(|&c| (c != NULL).then_some(c)).collect()
     } else {
-        for c in rows.iter_mut() {
-            *c = shared[*c as usize];
-        }
         UInt32Chunked::from_vec(PlSmallStr::EMPTY, rows)
     };
-    // SAFETY: every code came from `mapping`, the categories of `dtype`.
-    let cat = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(ids.with_name(name), dtype.clone()) };
-    Ok(cat.into_series())
+    // SAFETY: every code came from the categories of `categories()`, the
+    // process's one object (`categories`): the caller's promise.
+    let cat = unsafe { Categorical32Chunked::from_cats_and_dtype_unchecked(ids.with_name(name), categories()) };
+    cat.into_series()
+}
+
+/// Columns whose parts' values are looked up in a table of the values
+/// entered before (`ENTERED`): a merchant's, terminal's or account's value
+/// comes back in part after part of one file, and in file after file of a
+/// month. Not the refunds' original ids: each comes once.
+const REPEATING: &[&str] = &["merchant_id", "terminal_sn", "settlement_account_number"];
+
+/// Values a table of `ENTERED` holds at most (64 MiB of slots); past that
+/// it starts again empty, so an input of millions of terminals is not kept
+/// whole. (The tests start again past a few thousand, to cover it.)
+const ENTERED_AT_MOST: usize = if cfg!(test) { 5_000 } else { 1 << 20 };
+
+/// Tables of the shared code of each value entered into `categories()`,
+/// each for one `REPEATING` column, until the inputs are read
+/// (`forget_entered`). A part takes its column's table out while it codes
+/// (parts coded at once on other threads take others, or make new ones)
+/// and puts it back. A code never changes (`categories` is never dropped),
+/// so a table holds wherever it is used.
+///
+/// Numbered afresh in each part, a 32 MB part's ~80,000 merchants
+/// (terminals, accounts) of the 10M-row month filled a new table and went
+/// into polars' shared map again, in each of 66 parts of one 2.1 GB file.
+/// (Tables per thread, emptied on every thread of the pool at the end of
+/// the read, were tried: a thread waiting for the others to empty theirs
+/// ran other scans' reads meanwhile, on its own stack, and the rule
+/// tests' many small scans overflowed it.)
+static ENTERED: std::sync::Mutex<Vec<(PlSmallStr, InlineCodes)>> = std::sync::Mutex::new(Vec::new());
+
+/// Drop the tables of values entered (`ENTERED`): when the inputs are
+/// read, so that they do not stay through the rules, where a scan's peak
+/// is. A part coding meanwhile (another scan of the process) puts its
+/// table back after.
+pub(crate) fn forget_entered() {
+    let dropped = std::mem::take(&mut *ENTERED.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(dropped);
+}
+
+/// The values (nulls as None) of `REPEATING` column `name` as a
+/// categorical of `categories()`, through a table of values entered
+/// before (`ENTERED`).
+fn coded_through_entered<'a>(name: PlSmallStr, n: usize, values: impl Iterator<Item = Option<&'a str>>) -> PolarsResult<Series> {
+    let dtype = categories();
+    let DataType::Categorical(_, mapping) = &dtype else {
+        unreachable!("categories() is a categorical")
+    };
+    let taken = {
+        let mut tables = ENTERED.lock().unwrap_or_else(|e| e.into_inner());
+        tables.iter().position(|(n, _)| *n == name).map(|at| tables.swap_remove(at).1)
+    };
+    let mut table = match taken {
+        Some(t) if t.len() <= ENTERED_AT_MOST => t,
+        _ => InlineCodes::new(),
+    };
+    let mut rows = Vec::with_capacity(n);
+    for v in values {
+        rows.push(match v {
+            None => NULL,
+            Some(v) => table.code_or_insert(v, || mapping.insert_cat(v))?,
+        });
+    }
+    ENTERED.lock().unwrap_or_else(|e| e.into_inner()).push((name.clone(), table));
+    Ok(categorical(name, rows))
 }
 
 /// Values numbered by first appearance in a table whose slots hold the
@@ -311,12 +381,32 @@ impl<S: std::hash::BuildHasher> InlineCodes<S> {
 
     /// The number of `value`: the next one if it is new.
     fn code(&mut self, value: &str) -> u32 {
+        let next = self.numbered;
+        let code = match self.code_or_insert(value, || Ok::<u32, std::convert::Infallible>(next)) {
+            Ok(code) => code,
+            Err(never) => match never {},
+        };
+        // Values held so far have numbers below `next`.
+        if code == next {
+            self.numbered += 1;
+        }
+        code
+    }
+
+    /// Values held.
+    fn len(&self) -> usize {
+        self.used + self.longer.len()
+    }
+
+    /// The code held for `value`, or else `new`'s, held from then on.
+    fn code_or_insert<E>(&mut self, value: &str, new: impl FnOnce() -> Result<u32, E>) -> Result<u32, E> {
         if value.len() > INLINE {
-            let code = *self.longer.entry(value.into()).or_insert(self.numbered);
-            if code == self.numbered {
-                self.numbered += 1;
+            if let Some(&code) = self.longer.get(value) {
+                return Ok(code);
             }
-            return code;
+            let code = new()?;
+            self.longer.insert(value.into(), code);
+            return Ok(code);
         }
         let hash = self.state.hash_one(value) as u32;
         let mask = self.slots.len() - 1;
@@ -327,12 +417,12 @@ impl<S: std::hash::BuildHasher> InlineCodes<S> {
                 break;
             }
             if slot.hash == hash && usize::from(slot.len) == value.len() && &slot.bytes[..value.len()] == value.as_bytes() {
-                return slot.code;
+                return Ok(slot.code);
             }
             at = (at + 1) & mask;
         }
-        let code = self.numbered;
-        self.numbered += 1;
+        let code = new()?;
+        debug_assert_ne!(code, NULL, "NULL marks an empty slot");
         let mut slot = Slot {
             hash,
             code,
@@ -346,7 +436,7 @@ impl<S: std::hash::BuildHasher> InlineCodes<S> {
         if 2 * self.used > self.slots.len() {
             self.grow();
         }
-        code
+        Ok(code)
     }
 
     fn grow(&mut self) {
@@ -419,8 +509,13 @@ impl TextToCode {
         })
     }
 
-    /// The part's column of codes (`Numbering`).
+    /// The part's column of codes: through the thread's table of values
+    /// entered before for a `REPEATING` column, else numbered in the part
+    /// (`Numbering`).
     pub(crate) fn finish(self) -> PolarsResult<Series> {
+        if REPEATING.contains(&self.name.as_str()) {
+            return coded_through_entered(self.name.clone(), self.lens.len(), self.values());
+        }
         let mut numbering = Numbering::with_capacity(self.lens.len());
         for v in self.values() {
             let code = v.map_or(NULL, |v| numbering.number(v));
@@ -661,5 +756,38 @@ mod tests {
             .equals_missing(&Series::new("terminal_sn".into(), &many)));
         let empty = TextToCode::new("merchant_id".into(), 0).finish().unwrap();
         assert_eq!((empty.len(), empty.dtype()), (0, &categories()));
+    }
+
+    #[test]
+    fn parts_coded_through_the_values_entered_before_code_as_polars_cast_codes_them() {
+        // Part after part, values coming back from earlier parts, long and
+        // short; the third part starts past the table's limit (a few
+        // thousand values in the tests), so the table starts again; then
+        // parts on two threads at once, and after the tables are dropped.
+        let part = |from: usize, n: usize| -> Vec<Option<String>> {
+            (from..from + n)
+                .map(|i| (i % 13 != 5).then(|| format!("{:0w$}", i % 6_007, w = 8 + i % 20)))
+                .collect()
+        };
+        let check = |values: &[Option<String>]| {
+            let mut later = TextToCode::new("settlement_account_number".into(), 0);
+            for v in values {
+                later.push(v.as_deref());
+            }
+            let ours = later.finish().unwrap();
+            let text = Series::new("settlement_account_number".into(), values);
+            let theirs = text.cast(&categories()).unwrap();
+            assert!(ours.equals_missing(&theirs));
+            assert!(ours.cast(&DataType::String).unwrap().equals_missing(&text));
+        };
+        for from in [0, 3_000, 9_000, 0] {
+            check(&part(from, 8_000));
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| check(&part(1_000, 8_000)));
+            s.spawn(|| check(&part(2_000, 8_000)));
+        });
+        forget_entered();
+        check(&part(500, 8_000));
     }
 }
