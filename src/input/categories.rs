@@ -295,6 +295,7 @@ static ENTERED: std::sync::Mutex<Vec<(PlSmallStr, InlineCodes)>> = std::sync::Mu
 /// is. A part coding meanwhile (another scan of the process) puts its
 /// table back after.
 pub(crate) fn forget_entered() {
+    // Freed after the lock is let go: other parts need not wait for it.
     let dropped = std::mem::take(&mut *ENTERED.lock().unwrap_or_else(|e| e.into_inner()));
     drop(dropped);
 }
@@ -509,9 +510,9 @@ impl TextToCode {
         })
     }
 
-    /// The part's column of codes: through the thread's table of values
-    /// entered before for a `REPEATING` column, else numbered in the part
-    /// (`Numbering`).
+    /// The part's column of codes: through a table of the values entered
+    /// before for a `REPEATING` column (`ENTERED`), else numbered in the
+    /// part (`Numbering`).
     pub(crate) fn finish(self) -> PolarsResult<Series> {
         if REPEATING.contains(&self.name.as_str()) {
             return coded_through_entered(self.name.clone(), self.lens.len(), self.values());
