@@ -91,7 +91,7 @@ const STREAMED_BATCH_ROWS: usize = 1 << 18;
 /// `on_batch` (a partitioned scan), each batch's accepted rows go there, in
 /// the file's order, as soon as the batches before it have; the file is
 /// never whole in memory. With `coded`, each batch's few-valued text is
-/// coded (`categories::code`) before the next is added: the file's text of
+/// coded (`categories::code_batch`) before the next is added: the file's text of
 /// them is never whole in memory (2.3 GB at 10M rows of text Parquet).
 #[allow(clippy::too_many_arguments)]
 fn read_in_batches(
@@ -154,7 +154,7 @@ fn read_in_batches(
                 if coded {
                     // In the file's order, as the whole file was coded:
                     // each column's values get their codes in row order.
-                    categories::code(&mut b.df, kind, &[]).map_err(|e| InputError::Internal(e.to_string()))?;
+                    categories::code_batch(&mut b.df, kind).map_err(|e| InputError::Internal(e.to_string()))?;
                 }
                 accepted += b.df.height() as u64;
                 rejected.extend(b.rejected);
