@@ -132,7 +132,10 @@ pub(crate) fn widen_where(mut df: DataFrame, wanted: impl Fn(&str) -> bool) -> P
 /// is numbered among the column's own first (`Numbering`), and only a value
 /// seen for the first time goes to the shared categories.
 pub(crate) fn to_categorical(c: &Column) -> PolarsResult<Column> {
-    Ok(coded(c.name().clone(), c.len(), c.str()?.iter())?.into_column())
+    let text = c.str()?;
+    let mut numbering = Numbering::with_capacity(text.len());
+    numbering.number_text(text);
+    Ok(numbering.finish(c.name().clone())?.into_column())
 }
 
 /// `n` values (nulls as None) as a categorical of `categories()` named
@@ -177,6 +180,45 @@ impl<'a> Numbering<'a> {
         );
         match numbered {
             Ok(()) => {}
+            Err(never) => match never {},
+        }
+    }
+
+    /// `number_all` of a text column's values, a value held whole in its
+    /// view (`views`) looked up by the view after its first row: the
+    /// columns coded here are mostly enumerations and codes of a few
+    /// bytes. Longer values are numbered one by one.
+    fn number_text(&mut self, text: &'a StringChunked) {
+        let mut by_view: PlHashMap<u128, u32> = PlHashMap::default();
+        super::views::for_each_row(text, |value, view| {
+            let Some(value) = value else {
+                self.rows.push(NULL);
+                return;
+            };
+            let code = match view.filter(|_| by_view.len() < super::views::REMEMBERED_AT_MOST) {
+                Some(v) => match by_view.get(&v) {
+                    Some(&code) => code,
+                    None => {
+                        let code = self.number(value);
+                        by_view.insert(v, code);
+                        code
+                    }
+                },
+                None => self.number(value),
+            };
+            self.rows.push(code);
+        });
+    }
+
+    /// The number of `value`, the next one if it is new.
+    fn number(&mut self, value: &'a str) -> u32 {
+        let Numbering { table, values, .. } = self;
+        let numbered = table.code_or_insert(value, table.hash_of(value), || {
+            values.push(value);
+            Ok::<u32, std::convert::Infallible>(values.len() as u32 - 1)
+        });
+        match numbered {
+            Ok(code) => code,
             Err(never) => match never {},
         }
     }

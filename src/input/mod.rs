@@ -11,6 +11,7 @@ pub mod records;
 pub mod reference;
 pub mod typed;
 pub mod values;
+pub(crate) mod views;
 pub mod window;
 
 use std::collections::BTreeMap;

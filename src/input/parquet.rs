@@ -512,7 +512,7 @@ fn whole(spec: &ColumnSpec, text: &StringChunked, mapping: &InputMapping) -> Opt
         return None;
     }
     let good = |v: &str| !v.is_empty() && values::clean(v).len() == v.len() && (allowed.is_empty() || allowed.contains(&v));
-    text.iter().flatten().all(good).then(|| text.clone())
+    super::views::all_values(text, good).then(|| text.clone())
 }
 
 #[cfg(test)]
