@@ -42,6 +42,7 @@ const PARSER_SOURCES: &[&str] = &[
     include_str!("typed.rs"),
     include_str!("records.rs"),
     include_str!("values.rs"),
+    include_str!("views.rs"),
     include_str!("mapping.rs"),
     include_str!("mod.rs"),
     include_str!("cache.rs"),
