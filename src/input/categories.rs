@@ -170,18 +170,7 @@ impl<'a> Numbering<'a> {
     /// it to `rows` (`NULL` for none).
     fn number_all(&mut self, values: impl Iterator<Item = Option<&'a str>>) {
         let Numbering { table, values: seen, rows } = self;
-        let numbered = table.code_all(
-            values,
-            |v| {
-                seen.push(v);
-                Ok::<u32, std::convert::Infallible>(seen.len() as u32 - 1)
-            },
-            rows,
-        );
-        match numbered {
-            Ok(()) => {}
-            Err(never) => match never {},
-        }
+        let Ok(()) = table.code_all(values, |v| next_number(seen, v), rows);
     }
 
     /// `number_all` of a text column's values, a value held whole in its
@@ -213,19 +202,20 @@ impl<'a> Numbering<'a> {
     /// The number of `value`, the next one if it is new.
     fn number(&mut self, value: &'a str) -> u32 {
         let Numbering { table, values, .. } = self;
-        let numbered = table.code_or_insert(value, table.hash_of(value), || {
-            values.push(value);
-            Ok::<u32, std::convert::Infallible>(values.len() as u32 - 1)
-        });
-        match numbered {
-            Ok(code) => code,
-            Err(never) => match never {},
-        }
+        let Ok(code) = table.code_or_insert(value, table.hash_of(value), || next_number(values, value));
+        code
     }
 
     fn finish(self, name: PlSmallStr) -> PolarsResult<Series> {
         shared_codes(name, self.values.into_iter(), self.rows)
     }
+}
+
+/// A value new to a `Numbering`: the next number, the value kept in
+/// `seen` at it.
+fn next_number<'a>(seen: &mut Vec<&'a str>, value: &'a str) -> Result<u32, std::convert::Infallible> {
+    seen.push(value);
+    Ok(seen.len() as u32 - 1)
 }
 
 /// A column of codes built value by value (a CSV part's rows), the values
