@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+use crate::checks::screen::IdScreen;
 use crate::findings::cases::{Case, ScoringFile};
 use crate::findings::Finding;
 use crate::rules::load::{self, RuleErrors, RulePack};
@@ -133,12 +134,12 @@ impl CaseData {
 
 /// Which rows' ids are among `needed`: one look per row (10.7M at the
 /// 10M-row month), spread over the thread pool in slices. Most rows are
-/// not named, and `Screen` tells most of those apart without hashing
+/// not named, and `IdScreen` tells most of those apart without hashing
 /// the whole id.
 pub(crate) fn rows_named(ids: &StringChunked, needed: &PlHashSet<&str>) -> BooleanChunked {
     use rayon::prelude::*;
     const SLICE: usize = 1 << 18;
-    let screen = Screen::of(needed.iter().copied());
+    let screen = IdScreen::of(needed.iter().copied());
     let slices: Vec<_> = ids
         .downcast_iter()
         .flat_map(|a| {
@@ -158,52 +159,6 @@ pub(crate) fn rows_named(ids: &StringChunked, needed: &PlHashSet<&str>) -> Boole
             .collect()
     });
     BooleanChunked::from_iter_values(ids.name().clone(), named.into_iter().flatten())
-}
-
-/// A first look for `rows_named`: one bit per hash of a named id's length
-/// and last eight bytes, about 64 bits per id. An id whose bit is clear is
-/// not named; one whose bit is set (the named ones, and about one in 64 of
-/// the others) is looked up. Transaction ids are long and begin alike
-/// (`T20261005...`, 19 bytes in the generator's exports; a bank's
-/// reference number is longer): hashing each whole to look it up took 1.7
-/// s of CPU at the 10M-row month, most of writing the cases, for a few
-/// thousand ids named.
-struct Screen {
-    bits: Vec<u64>,
-    /// 64 less the base-2 log of the number of bits.
-    shift: u32,
-}
-
-impl Screen {
-    fn of<'a>(named: impl ExactSizeIterator<Item = &'a str>) -> Screen {
-        // From 4,096 bits (a few ids) to 16M (2 MB, for 256K ids or more).
-        let n_bits = (named.len().max(1) * 64).next_power_of_two().clamp(1 << 12, 1 << 24);
-        let mut screen = Screen {
-            bits: vec![0; n_bits / 64],
-            shift: 64 - n_bits.trailing_zeros(),
-        };
-        for id in named {
-            let b = screen.bit(id);
-            screen.bits[b / 64] |= 1 << (b % 64);
-        }
-        screen
-    }
-
-    fn bit(&self, id: &str) -> usize {
-        let id = id.as_bytes();
-        let take = id.len().min(8);
-        let mut tail = [0u8; 8];
-        tail[..take].copy_from_slice(&id[id.len() - take..]);
-        let key = u64::from_le_bytes(tail).wrapping_add((id.len() as u64) << 58 | id.len() as u64);
-        // Fibonacci hashing: the top bits of the product.
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
-    }
-
-    /// False: `id` is not among the ids the screen was made of.
-    fn may_hold(&self, id: &str) -> bool {
-        let b = self.bit(id);
-        self.bits[b / 64] >> (b % 64) & 1 == 1
-    }
 }
 
 /// The run's cases, ranked.
@@ -239,28 +194,6 @@ mod tests {
         let rows: Vec<usize> = named.iter().enumerate().filter(|(_, m)| *m == Some(true)).map(|(r, _)| r).collect();
         // Rows 3 and 262146 (row % 7 == 3) are null: t3 and t262146 are not there.
         assert_eq!(rows, [5, 999, 1000, 262143, 262144, 599999]);
-    }
-
-    #[test]
-    fn the_screen_holds_every_named_id_and_lets_few_others_through() {
-        // Ids alike but for their last digits, as an export's are; some
-        // shorter than eight bytes, one empty.
-        let named: Vec<String> = (0..3000)
-            .map(|i| format!("T2026100500{:08}", i * 7))
-            .chain(["t1", "", "T12345678"].map(String::from))
-            .collect();
-        let screen = Screen::of(named.iter().map(String::as_str));
-        assert!(named.iter().all(|id| screen.may_hold(id)));
-        let through = (0..100_000)
-            .map(|i| format!("T2026100500{:08}", i * 7 + 1))
-            .filter(|id| screen.may_hold(id))
-            .count();
-        // About one in 64 expected; a screen that let through more than
-        // one in 16 would save little.
-        assert!(through < 100_000 / 16, "{through} of 100,000 let through");
-        // Short ids (held whole in the eight bytes) likewise.
-        let short = (2..1002).filter(|i| screen.may_hold(&format!("t{i}"))).count();
-        assert!(short < 1000 / 16, "{short} of 1,000 short ids let through");
     }
 
     #[test]
