@@ -31,13 +31,22 @@ pub(crate) fn named_by_position(rule: &CompiledRule, frame: &DataFrame) -> Optio
 }
 
 /// The positions of the rows `keep` marks, as the `AT` column.
+///
+/// The marks are read as bits, the set ones found a word at a time: row
+/// by row through polars' iterator of options this was 4% of the rules'
+/// CPU at the 10M-row month (a cut rule's 10M marks each).
 pub(crate) fn of_kept(keep: &BooleanChunked) -> Column {
-    let at: Vec<u32> = keep
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| *k == Some(true))
-        .map(|(i, _)| i as u32)
-        .collect();
+    let mut at: Vec<u32> = Vec::with_capacity(keep.sum().unwrap_or(0) as usize);
+    let mut start = 0usize;
+    for arr in keep.downcast_iter() {
+        let marks = arr.values();
+        match arr.validity().filter(|v| v.unset_bits() > 0) {
+            None => at.extend(marks.true_idx_iter().map(|i| (start + i) as u32)),
+            // A null mark keeps nothing, as a false one.
+            Some(valid) => at.extend(marks.true_idx_iter().filter(|&i| valid.get_bit(i)).map(|i| (start + i) as u32)),
+        }
+        start += arr.len();
+    }
     UInt32Chunked::from_vec(AT.into(), at).into_column()
 }
 
@@ -83,6 +92,22 @@ pub(crate) fn resolve(hits: &mut DataFrame, frame: &DataFrame, id: &str) -> Pola
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_positions_count_across_chunks_and_skip_nulls() {
+        // Three chunks: the second with null marks, the third a slice that
+        // starts inside its bitmap's bytes; more than 64 rows each.
+        let mark = |i: usize| i % 3 == 0 || i % 7 == 1;
+        let rows: Vec<Option<bool>> = (0..700).map(|i| (i % 11 != 5 || i < 100).then(|| mark(i))).collect();
+        let mut keep = BooleanChunked::from_iter_options("k".into(), rows[..100].iter().copied());
+        keep.append(&BooleanChunked::from_iter_options("k".into(), rows[100..400].iter().copied()))
+            .unwrap();
+        let whole = BooleanChunked::from_iter_options("k".into(), rows[395..].iter().copied());
+        keep.append(&whole.slice(5, 300)).unwrap();
+        assert_eq!(keep.chunks().len(), 3);
+        let want: Vec<Option<u32>> = (0..700u32).filter(|&i| rows[i as usize] == Some(true)).map(Some).collect();
+        assert_eq!(of_kept(&keep).u32().unwrap().to_vec(), want);
+    }
 
     #[test]
     fn positions_stand_for_the_ids_sources_and_lines_of_the_kept_rows() {
