@@ -97,7 +97,7 @@ mod tests {
     fn the_kept_positions_count_across_chunks_and_skip_nulls() {
         // Three chunks: the second with null marks, the third a slice that
         // starts inside its bitmap's bytes; more than 64 rows each.
-        let mark = |i: usize| i % 3 == 0 || i % 7 == 1;
+        let mark = |i: usize| i.is_multiple_of(3) || i % 7 == 1;
         let rows: Vec<Option<bool>> = (0..700).map(|i| (i % 11 != 5 || i < 100).then(|| mark(i))).collect();
         let mut keep = BooleanChunked::from_iter_options("k".into(), rows[..100].iter().copied());
         keep.append(&BooleanChunked::from_iter_options("k".into(), rows[100..400].iter().copied()))
