@@ -18,16 +18,20 @@ pub use mimalloc::MiMalloc;
 pub const PURGE_DELAY_MS: i64 = 100;
 
 /// Whether mimalloc asks the system for transparent huge pages (2 MB) for
-/// the memory it maps (its default: yes). Off, the 10M-row month's read
-/// took 9.5 s instead of 12.3 and its preparation 6.5 s instead of 8.4,
-/// and the peak fell from 4,714 to 4,549 MiB; the rules took 19.1 s
-/// instead of 16.2 (medians of three interleaved pairs; wall 35.9 against
-/// 37.6 s). The kernel zeroes a huge page whole at its first touch, which
-/// is most of a read's system time, and a page split by a partial purge
-/// stays resident. Asking again before the rules did not give them back
-/// their time (the columns they read were mapped before). Set
-/// `MIMALLOC_ALLOW_THP=1` to have them.
-pub const ALLOW_THP: bool = false;
+/// the memory it maps (its default: yes). A scan in memory reads its
+/// columns through random row numbers (a reorder of every column, groups'
+/// gathers, hash tables over 10M keys): with 4 KB pages each such read
+/// can miss the TLB, and the 3.5 GB a scan holds are faulted in 4 KB at a
+/// time. On the 10M-row month (session 49, interleaved pairs, 2 threads)
+/// huge pages made every in-memory scan faster: one CSV 33.2/36.8/40.8/
+/// 35.4 s → 30.9/33.2/34.0/29.5 s, typed Parquet 29.3/27.2/28.9 →
+/// 24.1/26.5/26.0 s, 30 daily CSVs 40.3/33.8/29.5 → 32.6/26.2/28.4 s;
+/// minor page faults 4.0M → 0.2M; peak 3.6 → 3.7-3.8 GB. (Measured when
+/// the scan peaked at 4.7 GB, commit e0fbf163, they had made the read and
+/// the preparation slower and only the rules faster: both have changed
+/// since.) A partitioned scan turns them off (`partitioned_memory`).
+/// Set `MIMALLOC_ALLOW_THP=0` to go without them.
+pub const ALLOW_THP: bool = true;
 
 /// Set the allocator's options (`PURGE_DELAY_MS`), unless the environment
 /// sets them (`MIMALLOC_PURGE_DELAY`, which mimalloc reads itself). Call
@@ -39,6 +43,20 @@ pub fn configure() {
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
         // SAFETY: as above.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, ALLOW_THP as _) };
+    }
+}
+
+/// Memory for a partitioned scan: no huge pages (unless the environment
+/// sets `MIMALLOC_ALLOW_THP`). Its passes allocate and free a partition's
+/// buffers one after another, and the purges between them split huge
+/// pages: `--partitions 8` on the 10M-row month took 42.0 and 46.0 s with
+/// them against 37.5 and 42.4 s without (two interleaved pairs, session
+/// 49). Call before the scan reads: mimalloc asks for huge pages when it
+/// maps memory.
+pub fn partitioned_memory() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: sets an integer option; mimalloc reads it at each map.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ALLOW_THP, 0) };
     }
 }
 

@@ -76,6 +76,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
         ));
     }
     let spill = if opts.partitions > 1 {
+        crate::alloc::partitioned_memory();
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
         Some(
             engine::partition::Spill::new(opts.partitions, Some(&opts.out))
