@@ -75,8 +75,9 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             memory::size(bytes)
         ));
     }
+    // A partitioned read goes without huge pages; its passes have them.
+    crate::alloc::huge_pages(opts.partitions <= 1 && crate::alloc::ALLOW_THP);
     let spill = if opts.partitions > 1 {
-        crate::alloc::partitioned_memory();
         std::fs::create_dir_all(&opts.out).map_err(|e| Error::Output(opts.out.clone(), e))?;
         Some(
             engine::partition::Spill::new(opts.partitions, Some(&opts.out))
@@ -134,6 +135,7 @@ pub fn scan_with(opts: &ScanOptions, progress: &Progress) -> Result<ScanOutcome,
             let present = inputs.plan.files.keys().copied().collect();
             let bar = progress.rules(pack.rules.len() as u64);
             let tally = engine::partition::Tally::default();
+            crate::alloc::huge_pages(crate::alloc::ALLOW_THP);
             let held = crate::alloc::HoldFreed::under_peak();
             super::evaluate::note_held(progress, &held);
             let r = engine::in_pool(|| {
