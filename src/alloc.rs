@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_options_configured_are_mimallocs_purge_delay_and_huge_pages() {
+    fn the_options_configured_are_mimallocs_purge_delay_and_huge_pages_which_a_partitioned_read_turns_off() {
         // mimalloc 3's purge delay is 1000 ms by default and its huge
         // pages are allowed (1), and no option next to either has that
         // default (the options at 42 and 44 are 16 and 0): the options at
@@ -211,5 +211,12 @@ mod tests {
                 assert_eq!((before[i], after[i]), (default, ours), "{var}");
             }
         }
+        // A partitioned scan's read turns huge pages off and its passes
+        // back on (`huge_pages`); the environment's choice stands.
+        let set = std::env::var_os("MIMALLOC_ALLOW_THP").is_none();
+        huge_pages(false);
+        assert_eq!(get(MI_OPTION_ALLOW_THP), if set { 0 } else { after[1] });
+        huge_pages(ALLOW_THP);
+        assert_eq!(get(MI_OPTION_ALLOW_THP), after[1]);
     }
 }
