@@ -214,4 +214,26 @@ mod tests {
             .as_materialized_series()
             .equals(expected.column("m").unwrap().as_materialized_series()));
     }
+
+    #[test]
+    fn columns_of_many_chunks_are_reordered_whole() {
+        // Three chunks, as a parsed file's columns come: ids longer than a
+        // view holds inline (their bytes in the chunks' buffers), a null
+        // id, an amount with nulls. Gathered after being made one chunk,
+        // each row keeps its own values.
+        let part = |ids: &[Option<&str>], amounts: &[Option<i64>]| df!("id" => ids.to_vec(), "amount" => amounts.to_vec()).unwrap();
+        let mut df = part(&[Some("T20261001000000000001"), None], &[Some(1), None]);
+        df.vstack_mut(&part(&[Some("T20261001000000000003")], &[Some(3)])).unwrap();
+        df.vstack_mut(&part(&[Some("x4"), Some("T20261001000000000005")], &[None, Some(5)]))
+            .unwrap();
+        assert_eq!(df.column("id").unwrap().n_chunks(), 3);
+        let order = IdxCa::from_vec("".into(), vec![4, 2, 0, 3, 1]);
+        reorder(&mut df, &order).unwrap();
+        let expected = df!(
+            "id" => [Some("T20261001000000000005"), Some("T20261001000000000003"), Some("T20261001000000000001"), Some("x4"), None],
+            "amount" => [Some(5i64), Some(3), Some(1), None, None],
+        )
+        .unwrap();
+        assert!(df.equals_missing(&expected));
+    }
 }
