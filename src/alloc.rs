@@ -213,9 +213,9 @@ mod tests {
         }
         // A partitioned scan's read turns huge pages off and its passes
         // back on (`huge_pages`); the environment's choice stands.
-        let set = std::env::var_os("MIMALLOC_ALLOW_THP").is_none();
+        let ours_to_set = std::env::var_os("MIMALLOC_ALLOW_THP").is_none();
         huge_pages(false);
-        assert_eq!(get(MI_OPTION_ALLOW_THP), if set { 0 } else { after[1] });
+        assert_eq!(get(MI_OPTION_ALLOW_THP), if ours_to_set { 0 } else { after[1] });
         huge_pages(ALLOW_THP);
         assert_eq!(get(MI_OPTION_ALLOW_THP), after[1]);
     }
