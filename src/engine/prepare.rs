@@ -349,6 +349,7 @@ fn in_merchant_and_time_order(df: &mut DataFrame, derived: &Derived) -> PolarsRe
         df.with_column(c)?;
     }
     let Some(merchants) = Texts::of_chunks(df, "merchant_id") else {
+        df.rechunk_mut();
         return Ok(());
     };
     let codes = merchants.first_codes();
@@ -359,8 +360,14 @@ fn in_merchant_and_time_order(df: &mut DataFrame, derived: &Derived) -> PolarsRe
     };
     let order = super::row_order::merchant_time_order(&codes, times.as_ref());
     drop((codes, times));
-    if let Some(order) = &order {
-        super::row_order::reorder(df, order)?;
+    // The input comes in its parts' chunks (`input::load_with`): the
+    // reorder makes one chunk of each column; rows already in order are
+    // made one chunk here.
+    match &order {
+        Some(order) => super::row_order::reorder(df, order)?,
+        None => {
+            df.rechunk_mut();
+        }
     }
     Ok(())
 }

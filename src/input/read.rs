@@ -1010,9 +1010,10 @@ fn parse_parts<'a>(
                 }
             }
         }
-        let mut df = all.unwrap_or_default();
-        df.rechunk_mut_par();
-        out.df = Some(df);
+        // Left in its parts' chunks: `input::load_with` makes one chunk of
+        // each column, and of the transactions' only those a rule reads,
+        // one at a time, when preparation reorders them (`row_order`).
+        out.df = Some(all.unwrap_or_default());
         return Ok(out);
     };
     let wave = rayon::current_num_threads().max(1);
