@@ -22,6 +22,7 @@ pub(crate) mod row_order;
 pub mod sealed;
 pub mod spill_folder;
 pub(crate) mod spill_parquet;
+pub(crate) mod units;
 pub mod validate;
 
 use std::time::Instant;
@@ -499,14 +500,23 @@ impl Masks {
 /// false or null); None where it does not give one flag per row.
 ///
 /// Only the columns the part reads are taken, with money held as integer
-/// units (`checks::held`) widened to the decimals rules read:
+/// units (`checks::held`) compared in those units where that is exact
+/// (`units`), else widened to the decimals rules read:
 /// `FEE-REC-01`'s condition reads two such columns, and the rule's whole
 /// frame widened (its evidence too) was five 16-byte columns of every row,
 /// 850 MB at 10M rows and the scan's peak.
 fn evaluate(rows: &DataFrame, part: Expr) -> Option<BooleanChunked> {
     let names: std::collections::BTreeSet<String> = part.clone().meta().root_names().iter().map(|n| n.to_string()).collect();
     let mut read = rows.select(names.iter().map(String::as_str)).ok()?;
-    crate::checks::held::as_read_named(&mut read, Some(&names)).ok()?;
+    // Money compared in the units it is held in, where that is exact
+    // (`units`); else widened to the decimals the part reads.
+    let part = match units::in_units(&part, read.schema()) {
+        Some(in_units) => in_units,
+        None => {
+            crate::checks::held::as_read_named(&mut read, Some(&names)).ok()?;
+            part
+        }
+    };
     let out = read.lazy().select([part.alias(KEPT)]).collect().ok()?;
     let kept = out.column(KEPT).ok()?.bool().ok()?.fill_null_with_values(false).ok()?;
     (kept.len() == rows.height()).then_some(kept)
