@@ -10,9 +10,10 @@
 //!
 //! Only what is exact in both forms is rewritten: comparisons of sums and
 //! differences of held columns of one scale and of literals that are
-//! whole numbers of that scale's units, joined by AND, OR and NOT. Anything
-//! else (a product, a function, a literal with more decimals than the
-//! columns, a column that is not held) leaves the part as it is.
+//! whole numbers of that scale's units, and null tests of held columns,
+//! joined by AND, OR and NOT. Anything else (a product, a function, a
+//! literal with more decimals than the columns, a column that is not
+//! held) leaves the part as it is.
 
 use std::sync::Arc;
 
@@ -31,6 +32,23 @@ pub(crate) fn in_units(part: &Expr, schema: &Schema) -> Option<Expr> {
             input,
             function: FunctionExpr::Boolean(BooleanFunction::Not),
         } if input.len() == 1 => return Some(in_units(&input[0], schema)?.not()),
+        // SQL's NOT casts its operand to Boolean first.
+        Expr::Cast {
+            expr,
+            dtype: dtype @ DataTypeExpr::Literal(DataType::Boolean),
+            options,
+        } => {
+            return Some(Expr::Cast {
+                expr: Arc::new(in_units(expr, schema)?),
+                dtype: dtype.clone(),
+                options: *options,
+            })
+        }
+        // Whether a held column has a value is the same in either form.
+        Expr::Function {
+            input,
+            function: FunctionExpr::Boolean(BooleanFunction::IsNull | BooleanFunction::IsNotNull),
+        } if matches!(input.as_slice(), [Expr::Column(_)]) && Term::of(&input[0], schema).is_some() => return Some(part.clone()),
         _ => return None,
     };
     match op {
@@ -209,6 +227,8 @@ mod tests {
             "fee <> 1",
             // A literal past 32 bits (3,000,000,000 fen) against Int32 fen.
             "fee < 30000000 AND expected_rate_fee > -30000000",
+            "expected_rate_fee IS NOT NULL",
+            "fee IS NULL OR NOT (fee_diff IS NOT NULL)",
         ] {
             let e = condition(sql);
             let units = in_units(&e, held().schema()).unwrap_or_else(|| panic!("{sql} is not rewritten: {e:?}"));
