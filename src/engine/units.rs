@@ -63,9 +63,10 @@ pub(crate) fn in_units(part: &Expr, schema: &Schema) -> Option<Expr> {
             let mut scales = Vec::new();
             l.scales(&mut scales);
             r.scales(&mut scales);
-            // Each held value is under 10^18 units (Decimal(18, _)): a sum
-            // of a few is far inside 64 bits.
-            if scales.len() > MOST_COLUMNS {
+            // Each held value is under 10^18 units (Decimal(18, _)), and
+            // so is each literal (`Term::expr`): a sum of a few is far
+            // inside 64 bits.
+            if l.leaves() + r.leaves() > MOST_LEAVES {
                 return None;
             }
             let scale = *scales.first()?;
@@ -82,9 +83,12 @@ pub(crate) fn in_units(part: &Expr, schema: &Schema) -> Option<Expr> {
     }
 }
 
-/// Held columns in one comparison, at most: nine values under 10^18 sum
-/// to under 2^63.
-const MOST_COLUMNS: usize = 9;
+/// Held columns and literals in one comparison, at most: nine values
+/// under 10^18 sum to under 2^63.
+const MOST_LEAVES: usize = 9;
+
+/// The bound on each held value (Decimal(18, _)) and literal, in units.
+const UNDER: u128 = 1_000_000_000_000_000_000;
 
 /// A side of a comparison: held columns and exact literals, added and
 /// subtracted.
@@ -137,6 +141,14 @@ impl Term {
         }
     }
 
+    /// The columns and literals in this term.
+    fn leaves(&self) -> usize {
+        match self {
+            Term::Held(..) | Term::Literal { .. } => 1,
+            Term::Add(l, r) | Term::Sub(l, r) => l.leaves() + r.leaves(),
+        }
+    }
+
     /// The scale of each held column in this term, into `out`.
     fn scales(&self, out: &mut Vec<usize>) {
         match self {
@@ -163,10 +175,13 @@ impl Term {
             Term::Held(..) => return None,
             Term::Literal { units, scale: own } => {
                 let units = rescale(*units, *own, scale)?;
-                // Bounded as the columns are: a literal past 64 bits is
-                // left to the decimals.
-                // A whole number as written, as the SQL's are (`dyn int`).
-                lit(i64::try_from(units).ok()?)
+                // Bounded as the columns are; a larger literal is left to
+                // the decimals. A whole number as written, as the SQL's
+                // are (`dyn int`).
+                if units.unsigned_abs() >= UNDER {
+                    return None;
+                }
+                lit(units as i64)
             }
             Term::Add(l, r) => l.expr(scale, false)? + r.expr(scale, false)?,
             Term::Sub(l, r) => l.expr(scale, false)? - r.expr(scale, false)?,
@@ -249,6 +264,8 @@ mod tests {
             "amount_fen > 1",
             // A function.
             "ABS(fee) > 1",
+            // A literal past the held values' bound (10^19 fen).
+            "fee < 100000000000000000",
         ] {
             assert!(in_units(&condition(sql), held().schema()).is_none(), "{sql}");
         }
