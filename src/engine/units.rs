@@ -204,8 +204,8 @@ mod tests {
     use super::*;
     use crate::checks::held::{as_read, hold};
 
-    /// Held `fee` and `expected_rate_fee` (fen) and `fee_diff`, with nulls
-    /// and values at both ends of 32 bits.
+    /// Held `fee` and `expected_rate_fee` (fen), `fee_diff` and
+    /// `amount_fen`, with nulls and values at both ends of 32 bits.
     fn held() -> DataFrame {
         let fee = [Some(150), Some(100), None, Some(i64::from(i32::MAX)), Some(-1), Some(0), Some(1)];
         let rate = [Some(50), Some(0), Some(10), Some(i64::from(i32::MIN)), None, Some(1), Some(0)];
@@ -216,6 +216,8 @@ mod tests {
                 hold("fee", fee.len(), |i| fee[i]),
                 hold("expected_rate_fee", rate.len(), |i| rate[i]),
                 hold("fee_diff", diff.len(), |i| diff[i]),
+                // Held, but read as its own units (Int64), not as yuan.
+                hold("amount_fen", fee.len(), |i| fee[i]),
             ],
         )
         .unwrap()
@@ -260,8 +262,10 @@ mod tests {
             "fee > CAST('0.005' AS DECIMAL(3, 3))",
             // A product.
             "fee > 2 * expected_rate_fee",
-            // No held column.
+            // A held column rules read as its units, not as yuan.
             "amount_fen > 1",
+            // A column the frame does not have.
+            "amount > 1",
             // A function.
             "ABS(fee) > 1",
             // A literal past the held values' bound (10^19 fen).
