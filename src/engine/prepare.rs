@@ -316,7 +316,7 @@ fn derive_per_merchant_and_keys(
 /// keys, which hash each row's text): through reordered rows the text's
 /// bytes are read all over memory, and those steps took 10.7 s instead of
 /// 3.4 s at 10M rows. Their columns are reordered with the others.
-fn in_merchant_and_time_order(df: &mut DataFrame, derived: &Derived) -> PolarsResult<()> {
+fn in_merchant_and_time_order(df: &mut DataFrame, derived: &Derived, laps: &mut Laps) -> PolarsResult<()> {
     // Money as integer units (`checks::held`), as the transaction checks
     // hold it anyway: 4 or 8 bytes a row to move instead of 16.
     for name in ["amount", "fee"] {
@@ -348,6 +348,7 @@ fn in_merchant_and_time_order(df: &mut DataFrame, derived: &Derived) -> PolarsRe
     for c in originals?.into_iter().chain(coded?) {
         df.with_column(c)?;
     }
+    laps.lap("refund originals, text key codes");
     let Some(merchants) = Texts::of_chunks(df, "merchant_id") else {
         df.rechunk_mut();
         return Ok(());
@@ -522,8 +523,8 @@ pub(crate) fn prepare_part(
                 laps.lap("text columns as categoricals");
                 // Before the derivations, so that their columns are made in
                 // this order and need not be reordered (half the columns).
-                in_merchant_and_time_order(&mut df, &derived)?;
-                laps.lap("refund originals, text key codes; rows in merchant and time order");
+                in_merchant_and_time_order(&mut df, &derived, &mut laps)?;
+                laps.lap("rows in merchant and time order");
             }
             let (apps_of_rows, at) = join_applications(&df, kind, &merchants, &needed_by(needed, kind))?;
             joined_columns.insert(kind, apps_of_rows);
@@ -857,7 +858,7 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        in_merchant_and_time_order(&mut df, &Derived::new(Some(&needed), &References::default())).unwrap();
+        in_merchant_and_time_order(&mut df, &Derived::new(Some(&needed), &References::default()), &mut Laps::new()).unwrap();
         let texts = |name: &str| -> Vec<String> {
             let c = df.column(name).unwrap().cast(&DataType::String).unwrap();
             c.str().unwrap().iter().map(|v| v.unwrap().to_string()).collect()
