@@ -131,6 +131,21 @@ pub(crate) fn hits_as_read(hits: &mut DataFrame) -> PolarsResult<()> {
     Ok(())
 }
 
+/// The measures a plan summed in units (`plan::measures_in_units`: name
+/// and scale) among a rule's hits, read as the decimals they sum: the sum
+/// of decimals of that scale, which polars makes 38 digits wide.
+pub(crate) fn measures_as_read(hits: &mut DataFrame, summed: &[(String, usize)]) -> PolarsResult<()> {
+    for (name, scale) in summed {
+        if let Ok(c) = hits.column(name) {
+            if matches!(c.dtype(), DataType::Int32 | DataType::Int64) {
+                let wide = c.cast(&DataType::Int128)?.as_materialized_series().i128()?.clone();
+                hits.with_column(wide.into_decimal(38, *scale)?.into_series().into_column())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The built-in measure that sums `amount` (`plan::BUILTIN_MEASURES`).
 const SUM_AMOUNT: &str = "sum_amount";
 

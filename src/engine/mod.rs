@@ -127,7 +127,18 @@ fn run_one(
     if let Some((id, _)) = by_position {
         unread.extend([id, SRC_COL, LINE_COL].map(PlSmallStr::from));
     }
-    let base = match prepared.frame_of_rows(rule.source, Some(&rule.names), cut_to, &unread) {
+    // Money the rule reads only through sums is left held for it, and
+    // its plan sums and compares it in units (`plan::held_for_sums`).
+    let summed = prepared
+        .frames
+        .get(&rule.source)
+        .map(|df| plan::held_for_sums(rule, df.schema(), as_of))
+        .unwrap_or_default();
+    let names = match summed.is_empty() {
+        true => std::borrow::Cow::Borrowed(&rule.names),
+        false => std::borrow::Cow::Owned(rule.names.difference(&summed).cloned().collect()),
+    };
+    let base = match prepared.frame_of_rows(rule.source, Some(&names), cut_to, &unread) {
         Ok(base) => base,
         Err(e) => {
             let v = vec![];
@@ -240,7 +251,11 @@ fn run_one(
                 Some((id, frame)) => positions::resolve(&mut hits, frame, id),
                 None => Ok(()),
             };
-            if let Err(e) = named.and_then(|_| crate::checks::held::hits_as_read(&mut hits)) {
+            let summed = plan::measures_in_units(rule, &schema, as_of);
+            let read = named
+                .and_then(|_| crate::checks::held::hits_as_read(&mut hits))
+                .and_then(|_| crate::checks::held::measures_as_read(&mut hits, &summed));
+            if let Err(e) = read {
                 let v = vec![];
                 let r = done(RuleStatus::Failed, Some(clean_polars_error(&e)), &v, rows);
                 return (v, r);

@@ -199,6 +199,217 @@ fn rescale(units: i128, from: usize, to: usize) -> Option<i128> {
     }
 }
 
+/// Whether `e` reads a column held as units that rules read as decimals
+/// (Int32 or Int64 in `schema`).
+pub(crate) fn reads_held(e: &Expr, schema: &Schema) -> bool {
+    e.clone().meta().root_names().iter().any(|n| held_scale(n, schema).is_some())
+}
+
+/// The scale of held column `name` in `schema` (its units), None where it
+/// is not held there.
+fn held_scale(name: &str, schema: &Schema) -> Option<usize> {
+    match (read_as(name), schema.get(name)) {
+        (Some(ReadAs::Decimal(scale)), Some(DataType::Int32 | DataType::Int64)) => Some(scale),
+        _ => None,
+    }
+}
+
+/// A measure of a grouped rule in units: `SUM(c)` or `SUM(CASE WHEN p
+/// THEN c ELSE 0 END)` (either branch) over a held column `c` held as
+/// Int32, summed as Int64 fen, and its scale; None where the measure
+/// reads a held column otherwise. The sum keeps SQL's null for a group
+/// of nulls. Exact: a sum of fewer than 2^32 values under 2^31 is under
+/// 2^63 (a frame has fewer rows than 2^32).
+pub(crate) fn sum_in_units(e: &Expr, schema: &Schema) -> Option<(Expr, usize)> {
+    // polars' SQL `SUM(x)`: null where every x is null, else their sum.
+    let Expr::Ternary { predicate, truthy, falsy } = e else {
+        return None;
+    };
+    let Expr::Agg(AggExpr::Sum(x)) = truthy.as_ref() else { return None };
+    let sql_sum = |x: Expr| (x.clone().null_count().lt(x.clone().len()), x.sum());
+    if (predicate.as_ref(), falsy.as_ref()) != (&sql_sum(x.as_ref().clone()).0, &Expr::Literal(LiteralValue::untyped_null())) {
+        return None;
+    }
+    let (units, scale) = summand_in_units(x, schema)?;
+    let (has_values, sum) = sql_sum(units);
+    Some((when(has_values).then(sum).otherwise(lit(NULL).cast(DataType::Int64)), scale))
+}
+
+/// What `SUM` adds, as Int64 units: a held Int32 column, or a `CASE`
+/// choosing between one and 0 by a condition that reads no held column.
+fn summand_in_units(x: &Expr, schema: &Schema) -> Option<(Expr, usize)> {
+    let held32 = |e: &Expr| match e {
+        Expr::Column(name) if schema.get(name) == Some(&DataType::Int32) => {
+            Some((col(name.clone()).cast(DataType::Int64), held_scale(name, schema)?))
+        }
+        _ => None,
+    };
+    let zero = |e: &Expr| matches!(e, Expr::Literal(v) if v.get_datatype() == DataType::Unknown(UnknownKind::Int(0)));
+    match x {
+        Expr::Column(_) => held32(x),
+        Expr::Ternary { predicate, truthy, falsy } if !reads_held(predicate, schema) => {
+            let (p, zero_i64) = (predicate.as_ref().clone(), lit(0i64));
+            if zero(falsy) {
+                let (c, scale) = held32(truthy)?;
+                Some((when(p).then(c).otherwise(zero_i64), scale))
+            } else if zero(truthy) {
+                let (c, scale) = held32(falsy)?;
+                Some((when(p).then(zero_i64).otherwise(c), scale))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A `having` condition over sums of held money (`sum_in_units`) in
+/// units: comparisons of sums, their sums and differences, and exact
+/// literals and literal multiples of them (`0.1 * SUM(amount)`), joined by
+/// AND, OR and NOT, compared as 128-bit integers at the finest scale among
+/// them. A comparison that reads no held column is left as it is; None
+/// where one reads a held column otherwise.
+pub(crate) fn having_in_units(e: &Expr, schema: &Schema) -> Option<Expr> {
+    if !reads_held(e, schema) {
+        return Some(e.clone());
+    }
+    let (left, op, right) = match e {
+        Expr::BinaryExpr { left, op, right } => (left, op, right),
+        Expr::Function {
+            input,
+            function: FunctionExpr::Boolean(BooleanFunction::Not),
+        } if input.len() == 1 => return Some(having_in_units(&input[0], schema)?.not()),
+        Expr::Cast {
+            expr,
+            dtype: dtype @ DataTypeExpr::Literal(DataType::Boolean),
+            options,
+        } => {
+            return Some(Expr::Cast {
+                expr: Arc::new(having_in_units(expr, schema)?),
+                dtype: dtype.clone(),
+                options: *options,
+            })
+        }
+        _ => return None,
+    };
+    match op {
+        Operator::And | Operator::LogicalAnd | Operator::Or | Operator::LogicalOr => Some(Expr::BinaryExpr {
+            left: Arc::new(having_in_units(left, schema)?),
+            op: *op,
+            right: Arc::new(having_in_units(right, schema)?),
+        }),
+        Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
+            let (l, r) = (Summed::of(left, schema)?, Summed::of(right, schema)?);
+            if l.leaves() + r.leaves() > MOST_LEAVES {
+                return None;
+            }
+            let scale = l.scale().max(r.scale());
+            Some(Expr::BinaryExpr {
+                left: Arc::new(l.expr(scale)?),
+                op: *op,
+                right: Arc::new(r.expr(scale)?),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The largest factor a multiplier literal may have in units, and the
+/// largest a side may be scaled up by: a sum under 2^63 times both is
+/// under 2^113, and nine such terms are far inside 128 bits.
+const MOST_MULTIPLIER: u128 = 1_000_000_000;
+const MOST_RESCALE: usize = 6;
+
+/// A side of a `having` comparison over sums of held money.
+enum Summed {
+    /// A sum in Int64 units of this scale (`sum_in_units`).
+    Sum(Expr, usize),
+    /// An exact literal (`Term::of`'s).
+    Literal {
+        units: i128,
+        scale: usize,
+    },
+    /// A literal times a side: its scales add.
+    Times {
+        units: i128,
+        scale: usize,
+        of: Box<Summed>,
+    },
+    Add(Box<Summed>, Box<Summed>),
+    Sub(Box<Summed>, Box<Summed>),
+}
+
+impl Summed {
+    fn of(e: &Expr, schema: &Schema) -> Option<Summed> {
+        if let Some((sum, scale)) = sum_in_units(e, schema) {
+            return Some(Summed::Sum(sum, scale));
+        }
+        if let Some(Term::Literal { units, scale }) = Term::of(e, schema) {
+            return (units.unsigned_abs() < UNDER).then_some(Summed::Literal { units, scale });
+        }
+        let Expr::BinaryExpr { left, op, right } = e else { return None };
+        match op {
+            Operator::Plus => Some(Summed::Add(
+                Box::new(Summed::of(left, schema)?),
+                Box::new(Summed::of(right, schema)?),
+            )),
+            Operator::Minus => Some(Summed::Sub(
+                Box::new(Summed::of(left, schema)?),
+                Box::new(Summed::of(right, schema)?),
+            )),
+            Operator::Multiply => {
+                let (factor, of) = match (Term::of(left, schema), Term::of(right, schema)) {
+                    (Some(Term::Literal { units, scale }), _) => ((units, scale), right),
+                    (_, Some(Term::Literal { units, scale })) => ((units, scale), left),
+                    _ => return None,
+                };
+                if factor.0.unsigned_abs() >= MOST_MULTIPLIER {
+                    return None;
+                }
+                Some(Summed::Times {
+                    units: factor.0,
+                    scale: factor.1,
+                    of: Box::new(Summed::of(of, schema)?),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn leaves(&self) -> usize {
+        match self {
+            Summed::Sum(..) | Summed::Literal { .. } => 1,
+            Summed::Times { of, .. } => of.leaves(),
+            Summed::Add(l, r) | Summed::Sub(l, r) => l.leaves() + r.leaves(),
+        }
+    }
+
+    /// The scale this side is exact at.
+    fn scale(&self) -> usize {
+        match self {
+            Summed::Sum(_, s) | Summed::Literal { scale: s, .. } => *s,
+            Summed::Times { scale, of, .. } => scale + of.scale(),
+            Summed::Add(l, r) | Summed::Sub(l, r) => l.scale().max(r.scale()),
+        }
+    }
+
+    /// This side as Int128 units of 10^-`to` (`to` at least its scale).
+    fn expr(&self, to: usize) -> Option<Expr> {
+        let up = to.checked_sub(self.scale())?;
+        if up > MOST_RESCALE {
+            return None;
+        }
+        let int128 = |v: i128| lit(Scalar::new(DataType::Int128, AnyValue::Int128(v)));
+        Some(match self {
+            Summed::Sum(sum, s) => sum.clone().cast(DataType::Int128) * int128(10i128.pow(u32::try_from(to - s).ok()?)),
+            Summed::Literal { units, scale } => int128(rescale(*units, *scale, to)?),
+            Summed::Times { units, scale, of } => of.expr(to - scale)? * int128(*units),
+            Summed::Add(l, r) => l.expr(to)? + r.expr(to)?,
+            Summed::Sub(l, r) => l.expr(to)? - r.expr(to)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +488,122 @@ mod tests {
         let mut decimals = held();
         as_read(&mut decimals, |_| true).unwrap();
         assert!(in_units(&condition("fee > 1"), decimals.schema()).is_none());
+    }
+
+    /// Groups `g` of held `amount` and `fee` (fen), with a group of nulls
+    /// only and values at both ends of 32 bits, and a refund flag.
+    fn groups() -> DataFrame {
+        let amount = [
+            Some(100_000),
+            Some(5),
+            None,
+            Some(i64::from(i32::MAX)),
+            Some(i64::from(i32::MAX)),
+            None,
+            Some(-7),
+            Some(1),
+        ];
+        let fee = [Some(10), None, Some(3), Some(1), Some(i64::from(i32::MIN)), None, Some(0), Some(2)];
+        DataFrame::new(
+            amount.len(),
+            vec![
+                Column::new("g".into(), [1, 1, 1, 2, 2, 3, 4, 4]),
+                Column::new(
+                    "txn_type".into(),
+                    [
+                        "refund", "purchase", "refund", "purchase", "purchase", "refund", "refund", "purchase",
+                    ],
+                ),
+                hold("amount", amount.len(), |i| amount[i]),
+                hold("fee", fee.len(), |i| fee[i]),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// `e` per group of `df`, as text (decimals and integers alike).
+    fn per_group(df: DataFrame, e: Expr) -> Vec<String> {
+        let out = df
+            .lazy()
+            .group_by([col("g")])
+            .agg([e.alias("v")])
+            .sort(["g"], Default::default())
+            .collect()
+            .unwrap();
+        let v = out.column("v").unwrap();
+        (0..v.len()).map(|i| v.get(i).unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn sums_of_held_money_in_units_are_the_sums_of_the_decimals() {
+        for sql in [
+            "SUM(amount)",
+            "SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END)",
+            "SUM(CASE WHEN txn_type = 'refund' THEN 0 ELSE fee END)",
+        ] {
+            let e = condition(sql);
+            let (units, scale) = sum_in_units(&e, groups().schema()).unwrap_or_else(|| panic!("{sql} is not rewritten: {e:?}"));
+            assert_eq!(scale, 2);
+            let mut summed = groups()
+                .lazy()
+                .group_by([col("g")])
+                .agg([units.alias("v")])
+                .sort(["g"], Default::default())
+                .collect()
+                .unwrap();
+            crate::checks::held::measures_as_read(&mut summed, &[("v".to_string(), 2)]).unwrap();
+            let mut read = groups();
+            as_read(&mut read, |_| true).unwrap();
+            let decimals = per_group(read, e);
+            let v = summed.column("v").unwrap();
+            let ours: Vec<String> = (0..v.len()).map(|i| v.get(i).unwrap().to_string()).collect();
+            assert_eq!(ours, decimals, "{sql}");
+        }
+        // A group of nulls sums to null, as in SQL.
+        let (units, _) = sum_in_units(&condition("SUM(amount)"), groups().schema()).unwrap();
+        assert_eq!(per_group(groups(), units)[2], "null");
+        {}
+    }
+
+    #[test]
+    fn conditions_over_sums_in_units_keep_the_groups_the_decimals_keep() {
+        for sql in [
+            "SUM(amount) >= 1000",
+            "SUM(amount) >= CAST('1000.05' AS DECIMAL(6, 2))",
+            "SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END) > CAST('0.1' AS DECIMAL(1, 1)) * SUM(amount)",
+            "SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END) * 10 > SUM(amount) OR SUM(fee) < 0",
+            "COUNT(*) >= 2 AND SUM(amount) - SUM(fee) > CAST('0.005' AS DECIMAL(3, 3))",
+            "NOT (SUM(fee) + 1 = SUM(amount))",
+            // Compared at a scale of 5: both sides scaled up.
+            "CAST('0.001' AS DECIMAL(3, 3)) * SUM(amount) > 4294967",
+        ] {
+            let e = condition(sql);
+            let units = having_in_units(&e, groups().schema()).unwrap_or_else(|| panic!("{sql} is not rewritten: {e:?}"));
+            let mut read = groups();
+            as_read(&mut read, |_| true).unwrap();
+            assert_eq!(per_group(groups(), units), per_group(read, e), "{sql}");
+        }
+        // What reads no held column is left as it is.
+        let count = condition("COUNT(*) >= 2");
+        assert_eq!(having_in_units(&count, groups().schema()), Some(count));
+        for sql in [
+            // Not a sum.
+            "MEDIAN(amount) > 1",
+            "AVG(amount) > 1",
+            "MAX(CASE WHEN txn_type = 'refund' THEN amount ELSE 0 END) > 1",
+            // A product of sums, and a multiplier past the bound.
+            "SUM(amount) * SUM(fee) > 1",
+            "SUM(amount) > 1000000000 * SUM(fee)",
+            // A CASE whose condition reads money, or whose other branch is not 0.
+            "SUM(CASE WHEN fee > 1 THEN amount ELSE 0 END) > 1",
+            "SUM(CASE WHEN txn_type = 'refund' THEN amount ELSE fee END) > 1",
+            // A sum of a row-level product.
+            "SUM(amount * 2) > 1",
+            // Compared at a scale past the bound (8: both sides scaled up
+            // by more than 10^6).
+            "CAST('0.000001' AS DECIMAL(6, 6)) * SUM(amount) > 42949672",
+        ] {
+            assert!(having_in_units(&condition(sql), groups().schema()).is_none(), "{sql}");
+        }
     }
 }

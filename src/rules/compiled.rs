@@ -142,6 +142,27 @@ impl CompiledRule {
         names_besides_condition(self)
     }
 
+    /// The names the rule reads outside its measures and `having`: its
+    /// condition, keys, evidence, messages, time column and peers. A
+    /// column none of these name is read only through aggregates
+    /// (`engine::units::sums_in_units`).
+    pub(crate) fn names_outside_aggregates(&self) -> BTreeSet<String> {
+        let mut names: BTreeSet<String> = self.filter.iter().flat_map(|s| identifiers(&s.text)).collect();
+        names.extend(self.keys().iter().cloned());
+        names.extend(self.evidence.iter().cloned());
+        names.extend(placeholders(&self.message));
+        names.extend(self.message_zh.iter().flat_map(|m| placeholders(m)));
+        if let Some(g) = &self.grouping {
+            names.insert(g.time_column.clone());
+            if let Some(p) = &g.peers {
+                names.extend(p.by.iter().cloned());
+                names.insert(p.of.clone());
+                names.extend(identifiers(&p.when.text));
+            }
+        }
+        names
+    }
+
     /// Every SQL text of the rule.
     pub(crate) fn sql(&self) -> impl Iterator<Item = &Sql> {
         let g = self.grouping.as_ref();
