@@ -133,6 +133,7 @@ fn row_level(e: &Expr) -> bool {
             FunctionExpr::Boolean(
                 BooleanFunction::IsNull | BooleanFunction::IsNotNull | BooleanFunction::Not | BooleanFunction::IsIn { .. }
             ) | FunctionExpr::TemporalExpr(_)
+                | FunctionExpr::ToPhysical
                 | FunctionExpr::Abs
                 | FunctionExpr::Negate
                 | FunctionExpr::FillNull

@@ -129,10 +129,20 @@ fn run_one(
     }
     // Money the rule reads only through sums is left held for it, and
     // its plan sums and compares it in units (`plan::held_for_sums`).
+    // With the application columns the rule's frame will have (a limit
+    // its sums compare amounts with).
     let summed = prepared
         .frames
         .get(&rule.source)
-        .map(|df| plan::held_for_sums(rule, df.schema(), as_of))
+        .map(|df| {
+            let mut schema = df.schema().as_ref().clone();
+            for (name, dtype) in prepared.joined.get(&rule.source).map(|j| j.schema().iter()).into_iter().flatten() {
+                if !schema.contains(name) {
+                    schema.with_column(name.clone(), dtype.clone());
+                }
+            }
+            plan::held_for_sums(rule, &schema, as_of)
+        })
         .unwrap_or_default();
     let names = match summed.is_empty() {
         true => std::borrow::Cow::Borrowed(&rule.names),

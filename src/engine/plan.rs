@@ -542,13 +542,18 @@ pub(crate) fn held_for_sums(rule: &CompiledRule, schema: &Schema, as_of: NaiveDa
 }
 
 /// The columns of `schema` (a rule's frame's) left held for `rule`'s sums
-/// (`held_for_sums`): what its plan computes in units. The same columns
-/// `run_one` left held, as the frame's other money was widened.
+/// (`held_for_sums`): what its plan computes in units (the same columns
+/// `run_one` left held, as the frame's other money was widened), and the
+/// decimal columns a condition inside a sum may compare them with. Empty
+/// where none is held.
 fn held_sums(rule: &CompiledRule, schema: &Schema, as_of: NaiveDate) -> Schema {
     let summed = held_for_sums(rule, schema, as_of);
+    if summed.is_empty() {
+        return Schema::default();
+    }
     schema
         .iter()
-        .filter(|(name, _)| summed.contains(name.as_str()))
+        .filter(|(name, dtype)| summed.contains(name.as_str()) || matches!(dtype, DataType::Decimal(..)))
         .map(|(n, d)| Field::new(n.clone(), d.clone()))
         .collect()
 }
@@ -564,7 +569,7 @@ pub(crate) fn measures_in_units(rule: &CompiledRule, schema: &Schema, as_of: Nai
         .filter_map(|(name, text)| {
             let e = sql(text, as_of).ok()?;
             units::reads_held(&e, &held).then_some(())?;
-            Some((name.clone(), units::sum_in_units(&e, &held)?.1))
+            Some((name.clone(), units::sum_in_units(&e, &held)?.1?))
         })
         .collect()
 }
@@ -1138,6 +1143,9 @@ mod tests {
         assert_eq!(held("SUS-CASH-03"), ["amount"]);
         assert_eq!(held("LIM-AML-02"), ["amount"]);
         assert_eq!(held("SUS-DORM-01"), ["amount"]);
+        // Counts of amounts just under a limit (a decimal of the
+        // applications), their condition compared in units.
+        assert_eq!(held("SUS-UNDER-02"), ["amount"]);
         // Peers (a median of sums); the amount in the condition and the
         // evidence; a sum against a decimal the applications hold.
         assert!(held("SUS-NEW-02").is_empty());

@@ -53,6 +53,11 @@ impl Joined {
         self.columns.schema().contains(name)
     }
 
+    /// The application columns the rows can have gathered, and their types.
+    pub(crate) fn schema(&self) -> &Schema {
+        self.columns.schema()
+    }
+
     /// The rows for which `flags` says true: `flags` is given the
     /// application columns `names`, one row per merchant and a last row of
     /// nulls (what a row without an application reads), and answers one
