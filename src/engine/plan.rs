@@ -516,18 +516,7 @@ pub(crate) fn held_for_sums(rule: &CompiledRule, schema: &Schema, as_of: NaiveDa
     }
     // The schema the rule's frame would have: these held, the other held
     // columns widened as it reads them.
-    let mut held = schema.clone();
-    for (name, dtype) in schema.iter() {
-        if units::reads_held(&col(name.clone()), schema) && !summed.contains(name.as_str()) {
-            held.with_column(
-                name.clone(),
-                match dtype {
-                    DataType::Int32 | DataType::Int64 => DataType::Decimal(18, 2),
-                    other => other.clone(),
-                },
-            );
-        }
-    }
+    let held = units::widened_but(schema, &summed);
     let all_in_units = g
         .measures
         .values()

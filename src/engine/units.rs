@@ -218,6 +218,18 @@ pub(crate) fn reads_held(e: &Expr, schema: &Schema) -> bool {
     e.clone().meta().root_names().iter().any(|n| held_scale(n, schema).is_some())
 }
 
+/// `schema` with its held columns other than `keep` as the decimals
+/// rules read them as (`checks::held::as_read`: Decimal(18, scale)).
+pub(crate) fn widened_but(schema: &Schema, keep: &std::collections::BTreeSet<String>) -> Schema {
+    schema
+        .iter()
+        .map(|(name, dtype)| match held_scale(name, schema) {
+            Some(scale) if !keep.contains(name.as_str()) => Field::new(name.clone(), DataType::Decimal(18, scale)),
+            _ => Field::new(name.clone(), dtype.clone()),
+        })
+        .collect()
+}
+
 /// The scale of held column `name` in `schema` (its units), None where it
 /// is not held there.
 fn held_scale(name: &str, schema: &Schema) -> Option<usize> {

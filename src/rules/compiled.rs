@@ -145,7 +145,7 @@ impl CompiledRule {
     /// The names the rule reads outside its measures and `having`: its
     /// condition, keys, evidence, messages, time column and peers. A
     /// column none of these name is read only through aggregates
-    /// (`engine::units::sums_in_units`).
+    /// (`engine::plan::held_for_sums`).
     pub(crate) fn names_outside_aggregates(&self) -> BTreeSet<String> {
         let mut names: BTreeSet<String> = self.filter.iter().flat_map(|s| identifiers(&s.text)).collect();
         names.extend(self.keys().iter().cloned());
