@@ -38,62 +38,96 @@ use crate::input::values::parse_fixed;
 /// `part` over the held columns of `schema` in their units, or None where
 /// it is not only what this module rewrites (above).
 pub(crate) fn in_units(part: &Expr, schema: &Schema) -> Option<Expr> {
-    let (left, op, right) = match part {
+    logical(
+        part,
+        &Walk {
+            schema,
+            unheld_as_is: false,
+            // Whether a held column has a value is the same in either form.
+            null_test: |c, schema| Term::of(c, schema).is_some(),
+            compare: held_compared,
+        },
+    )
+}
+
+/// How `logical` rewrites the parts of a condition.
+struct Walk<'a> {
+    schema: &'a Schema,
+    /// A part that reads no held column is left as it is (else it is
+    /// not rewritten, and neither is the condition).
+    unheld_as_is: bool,
+    /// Whether a null test of this column is kept as it is.
+    null_test: fn(&Expr, &Schema) -> bool,
+    /// A comparison `left op right` rewritten, or None.
+    compare: fn(&Expr, Operator, &Expr, &Schema) -> Option<Expr>,
+}
+
+/// A condition rewritten by `walk` through its AND, OR and NOT (SQL's
+/// `<>` is `NOT (a = b)` here, and SQL's NOT casts its operand to Boolean
+/// first), down to its comparisons and null tests; None where a part is
+/// anything else.
+fn logical(e: &Expr, walk: &Walk) -> Option<Expr> {
+    if walk.unheld_as_is && !reads_held(e, walk.schema) {
+        return Some(e.clone());
+    }
+    let (left, op, right) = match e {
         Expr::BinaryExpr { left, op, right } => (left, op, right),
-        // `a <> b` in SQL is `NOT (a = b)` here.
         Expr::Function {
             input,
             function: FunctionExpr::Boolean(BooleanFunction::Not),
-        } if input.len() == 1 => return Some(in_units(&input[0], schema)?.not()),
-        // SQL's NOT casts its operand to Boolean first.
+        } if input.len() == 1 => return Some(logical(&input[0], walk)?.not()),
         Expr::Cast {
             expr,
             dtype: dtype @ DataTypeExpr::Literal(DataType::Boolean),
             options,
         } => {
             return Some(Expr::Cast {
-                expr: Arc::new(in_units(expr, schema)?),
+                expr: Arc::new(logical(expr, walk)?),
                 dtype: dtype.clone(),
                 options: *options,
             })
         }
-        // Whether a held column has a value is the same in either form.
         Expr::Function {
             input,
             function: FunctionExpr::Boolean(BooleanFunction::IsNull | BooleanFunction::IsNotNull),
-        } if matches!(input.as_slice(), [Expr::Column(_)]) && Term::of(&input[0], schema).is_some() => return Some(part.clone()),
+        } if matches!(input.as_slice(), [Expr::Column(_)]) && (walk.null_test)(&input[0], walk.schema) => return Some(e.clone()),
         _ => return None,
     };
     match op {
         Operator::And | Operator::LogicalAnd | Operator::Or | Operator::LogicalOr => Some(Expr::BinaryExpr {
-            left: Arc::new(in_units(left, schema)?),
+            left: Arc::new(logical(left, walk)?),
             op: *op,
-            right: Arc::new(in_units(right, schema)?),
+            right: Arc::new(logical(right, walk)?),
         }),
         Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
-            let (l, r) = (Term::of(left, schema)?, Term::of(right, schema)?);
-            // The held columns compared, and their one scale.
-            let mut scales = Vec::new();
-            l.scales(&mut scales);
-            r.scales(&mut scales);
-            // Each held value is under 10^18 units (Decimal(18, _)), and
-            // so is each literal (`Term::expr`): a sum of a few is far
-            // inside 64 bits.
-            if l.leaves() + r.leaves() > MOST_LEAVES {
-                return None;
-            }
-            let scale = *scales.first()?;
-            if scales.iter().any(|s| *s != scale) {
-                return None;
-            }
-            Some(Expr::BinaryExpr {
-                left: Arc::new(l.expr(scale, true)?),
-                op: *op,
-                right: Arc::new(r.expr(scale, true)?),
-            })
+            (walk.compare)(left, *op, right, walk.schema)
         }
         _ => None,
     }
+}
+
+/// `left op right` over held columns of one scale and exact literals, in
+/// that scale's units (`in_units`).
+fn held_compared(left: &Expr, op: Operator, right: &Expr, schema: &Schema) -> Option<Expr> {
+    let (l, r) = (Term::of(left, schema)?, Term::of(right, schema)?);
+    // The held columns compared, and their one scale.
+    let mut scales = Vec::new();
+    l.scales(&mut scales);
+    r.scales(&mut scales);
+    // Each held value is under 10^18 units (Decimal(18, _)), and so is
+    // each literal (`Term::expr`): a sum of a few is far inside 64 bits.
+    if l.leaves() + r.leaves() > MOST_LEAVES {
+        return None;
+    }
+    let scale = *scales.first()?;
+    if scales.iter().any(|s| *s != scale) {
+        return None;
+    }
+    Some(Expr::BinaryExpr {
+        left: Arc::new(l.expr(scale, true)?),
+        op,
+        right: Arc::new(r.expr(scale, true)?),
+    })
 }
 
 /// Held columns and literals in one comparison, at most: nine values
@@ -314,43 +348,15 @@ fn summand_in_units(x: &Expr, schema: &Schema) -> Option<(Expr, Option<usize>)> 
 /// reads no held column is left as it is; None where a part reads one
 /// otherwise.
 fn predicate_in_units(e: &Expr, schema: &Schema) -> Option<Expr> {
-    if !reads_held(e, schema) {
-        return Some(e.clone());
-    }
-    let (left, op, right) = match e {
-        Expr::BinaryExpr { left, op, right } => (left, op, right),
-        Expr::Function {
-            input,
-            function: FunctionExpr::Boolean(BooleanFunction::Not),
-        } if input.len() == 1 => return Some(predicate_in_units(&input[0], schema)?.not()),
-        Expr::Cast {
-            expr,
-            dtype: dtype @ DataTypeExpr::Literal(DataType::Boolean),
-            options,
-        } => {
-            return Some(Expr::Cast {
-                expr: Arc::new(predicate_in_units(expr, schema)?),
-                dtype: dtype.clone(),
-                options: *options,
-            })
-        }
-        Expr::Function {
-            input,
-            function: FunctionExpr::Boolean(BooleanFunction::IsNull | BooleanFunction::IsNotNull),
-        } if matches!(input.as_slice(), [Expr::Column(_)]) => return Some(e.clone()),
-        _ => return None,
-    };
-    match op {
-        Operator::And | Operator::LogicalAnd | Operator::Or | Operator::LogicalOr => Some(Expr::BinaryExpr {
-            left: Arc::new(predicate_in_units(left, schema)?),
-            op: *op,
-            right: Arc::new(predicate_in_units(right, schema)?),
-        }),
-        Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
-            compared(left, *op, right, schema, Leaves::Rows)
-        }
-        _ => None,
-    }
+    logical(
+        e,
+        &Walk {
+            schema,
+            unheld_as_is: true,
+            null_test: |_, _| true,
+            compare: |left, op, right, schema| compared(left, op, right, schema, Leaves::Rows),
+        },
+    )
 }
 
 /// `left op right` with both sides as `Summed` of `leaves`, compared as
@@ -383,48 +389,29 @@ enum Leaves {
 /// them. A comparison that reads no held column is left as it is; None
 /// where one reads a held column otherwise.
 pub(crate) fn having_in_units(e: &Expr, schema: &Schema) -> Option<Expr> {
-    if !reads_held(e, schema) {
-        return Some(e.clone());
-    }
-    let (left, op, right) = match e {
-        Expr::BinaryExpr { left, op, right } => (left, op, right),
-        Expr::Function {
-            input,
-            function: FunctionExpr::Boolean(BooleanFunction::Not),
-        } if input.len() == 1 => return Some(having_in_units(&input[0], schema)?.not()),
-        Expr::Cast {
-            expr,
-            dtype: dtype @ DataTypeExpr::Literal(DataType::Boolean),
-            options,
-        } => {
-            return Some(Expr::Cast {
-                expr: Arc::new(having_in_units(expr, schema)?),
-                dtype: dtype.clone(),
-                options: *options,
-            })
-        }
-        _ => return None,
-    };
-    match op {
-        Operator::And | Operator::LogicalAnd | Operator::Or | Operator::LogicalOr => Some(Expr::BinaryExpr {
-            left: Arc::new(having_in_units(left, schema)?),
-            op: *op,
-            right: Arc::new(having_in_units(right, schema)?),
+    logical(
+        e,
+        &Walk {
+            schema,
+            unheld_as_is: true,
+            null_test: |_, _| false,
+            compare: sums_compared,
+        },
+    )
+}
+
+/// A comparison in `having` (`having_in_units`). Counts whose condition
+/// reads money (`SUM(CASE WHEN amount >= ... THEN 1 ELSE 0 END) > 0.2 *
+/// COUNT(*)`) are compared as they are, their conditions in units; sums of
+/// money in units.
+fn sums_compared(left: &Expr, op: Operator, right: &Expr, schema: &Schema) -> Option<Expr> {
+    match (counted(left, schema), counted(right, schema)) {
+        (Some(l), Some(r)) => Some(Expr::BinaryExpr {
+            left: Arc::new(l),
+            op,
+            right: Arc::new(r),
         }),
-        Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => {
-            // Counts whose condition reads money (`SUM(CASE WHEN amount >=
-            // ... THEN 1 ELSE 0 END) > 0.2 * COUNT(*)`) are compared as they
-            // are, their conditions in units; sums of money in units.
-            match (counted(left, schema), counted(right, schema)) {
-                (Some(l), Some(r)) => Some(Expr::BinaryExpr {
-                    left: Arc::new(l),
-                    op: *op,
-                    right: Arc::new(r),
-                }),
-                _ => compared(left, *op, right, schema, Leaves::Sums),
-            }
-        }
-        _ => None,
+        _ => compared(left, op, right, schema, Leaves::Sums),
     }
 }
 
