@@ -147,18 +147,11 @@ impl CompiledRule {
     /// column none of these name is read only through aggregates
     /// (`engine::plan::held_for_sums`).
     pub(crate) fn names_outside_aggregates(&self) -> BTreeSet<String> {
-        let mut names: BTreeSet<String> = self.filter.iter().flat_map(|s| identifiers(&s.text)).collect();
-        names.extend(self.keys().iter().cloned());
-        names.extend(self.evidence.iter().cloned());
-        names.extend(placeholders(&self.message));
-        names.extend(self.message_zh.iter().flat_map(|m| placeholders(m)));
-        if let Some(g) = &self.grouping {
-            names.insert(g.time_column.clone());
-            if let Some(p) = &g.peers {
-                names.extend(p.by.iter().cloned());
-                names.insert(p.of.clone());
-                names.extend(identifiers(&p.when.text));
-            }
+        let mut names = names_outside_sql(self);
+        names.extend(self.filter.iter().flat_map(|s| identifiers(&s.text)));
+        if let Some(p) = self.peers() {
+            names.insert(p.of.clone());
+            names.extend(identifiers(&p.when.text));
         }
         names
     }
@@ -576,20 +569,25 @@ fn names_of(rule: &CompiledRule) -> BTreeSet<String> {
 fn names_besides_condition(rule: &CompiledRule) -> BTreeSet<String> {
     let condition = |s: &&Sql| rule.filter.as_ref().is_some_and(|f| std::ptr::eq(*s, f));
     let mut names: BTreeSet<String> = rule.sql().filter(|s| !condition(s)).flat_map(|s| identifiers(&s.text)).collect();
-    names.extend(rule.keys().iter().cloned());
+    names.extend(names_outside_sql(rule));
+    // Peer statistics of the amounts' sum read `amount` in yuan
+    // (`prepare::frame_of_rows` widens it for a rule naming it).
+    if let Some(p) = rule.peers().filter(|p| p.of == "sum_amount") {
+        names.insert(p.of.clone());
+    }
+    names
+}
+
+/// The names a rule reads outside its SQL texts: keys, evidence,
+/// messages, time column and peer groups.
+fn names_outside_sql(rule: &CompiledRule) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = rule.keys().iter().cloned().collect();
     names.extend(rule.evidence.iter().cloned());
     names.extend(placeholders(&rule.message));
     names.extend(rule.message_zh.iter().flat_map(|m| placeholders(m)));
     if let Some(g) = &rule.grouping {
         names.insert(g.time_column.clone());
-        if let Some(p) = &g.peers {
-            names.extend(p.by.iter().cloned());
-            // Peer statistics of the amounts' sum read `amount` in yuan
-            // (`prepare::frame_of_rows` widens it for a rule naming it).
-            if p.of == "sum_amount" {
-                names.insert(p.of.clone());
-            }
-        }
+        names.extend(g.peers.iter().flat_map(|p| p.by.iter().cloned()));
     }
     names
 }
