@@ -436,7 +436,11 @@ fn counted(side: &Expr, schema: &Schema) -> Option<Expr> {
 const MOST_MULTIPLIER: u128 = 1_000_000_000;
 const MOST_RESCALE: usize = 6;
 
-/// A side of a `having` comparison over sums of held money.
+/// A side of a comparison in 128-bit units: over a group's sums of held
+/// money (`having`) or a row's held and decimal columns (a `CASE`
+/// condition), with literal multiples and rescaling. `Term` stays apart:
+/// the masks compare held Int32 columns as they are, without the casts
+/// to 128 bits this needs.
 enum Summed {
     /// A sum in Int64 units of this scale (`sum_in_units`), or a row's
     /// held or decimal column in 128-bit units of its scale.
